@@ -1,0 +1,1 @@
+"""The apsis connector for syncd."""

@@ -1,0 +1,1 @@
+"""The tribe connector for syncd."""

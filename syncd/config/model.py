@@ -1,0 +1,98 @@
+"""The validated config, as the rest of syncd sees it: frozen dataclasses.
+
+The loader (:mod:`syncd.config.loader`) builds these from a TOML file, or reports every
+problem with the file, the key and the fix. Nothing else reads TOML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    state_dir: str = "/var/lib/syncd"
+    log_level: str = "info"  # debug | info | warning | error
+    log_format: str = "auto"  # auto | json | console
+    stop_timeout: float = 30.0  # seconds to finish in-flight work on SIGTERM
+    restart_backoff_max: float = 60.0  # seconds: cap of a crashed actor's restart back-off
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    host: str = "127.0.0.1"
+    port: int = 8470
+    #: The URL partners reach the receiver at (behind the TLS proxy); webhooks are
+    #: registered as ``{public_url}/webhooks/{connection}``. Empty: no registration.
+    public_url: str = ""
+    max_body_bytes: int = 1_048_576
+    threads: int = 8
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    host: str = "127.0.0.1"  # loopback only: the loader refuses anything else
+    port: int = 8471
+    #: File holding the bearer token of the admin endpoint (mode 0600). Empty:
+    #: ``{state_dir}/admin.token``, created on first start.
+    token_file: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    name: str
+    kind: str
+    #: The connector's own options, validated against its ``options``, defaults filled,
+    #: secrets as :class:`syncd.config.schema.Secret`.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class ConsentMapping:
+    label: str  # the CRM's opt-in label (Tribe) or consent type (Lime)
+    topic: str  # the destination's subscription / topic
+    channel: str  # "email" | "sms"
+
+
+@dataclass(frozen=True)
+class IntegrationConfig:
+    name: str
+    source: str  # connection name
+    destination: str  # connection name
+    #: All must hold for a record to be synced (``field = value``).
+    conditions: tuple[Condition, ...] = ()
+    #: Source field path -> destination attribute. E-mail and id are mapped automatically.
+    fields: dict[str, str] = field(default_factory=dict)
+    consents: tuple[ConsentMapping, ...] = ()
+    #: Source selection name -> destination tag.
+    selections: dict[str, str] = field(default_factory=dict)
+    page_size: int = 200
+    batch_size: int = 100
+    enabled: bool = True
+    delete_unmatched: bool = False
+    full_sync_on_mapping_change: bool = False
+    #: Stop a run that would opt in/out or delete more than this share of profiles.
+    confirm_share: float = 0.1
+    #: Attempts before a real-time event goes to the dead letters.
+    max_attempts: int = 8
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    receiver: ReceiverConfig = field(default_factory=ReceiverConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    connections: dict[str, ConnectionConfig] = field(default_factory=dict)
+    integrations: dict[str, IntegrationConfig] = field(default_factory=dict)
+
+    def integrations_from(self, connection: str) -> list[IntegrationConfig]:
+        """The enabled integrations whose source is ``connection``."""
+        return [i for i in self.integrations.values() if i.enabled and i.source == connection]

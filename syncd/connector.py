@@ -1,0 +1,191 @@
+"""The connector API a plugin implements, and the actor that runs one connection.
+
+A connector is a plain class (no actor, no threads of its own needed). It declares:
+
+- ``kind``: the word used in ``[connections.NAME] kind = "..."``;
+- ``options``: the keys of its connection section (:class:`syncd.config.schema.Option`);
+- ``capabilities``: what it can do, from :class:`Capability`. The core only calls a method
+  whose capability the connector declares, and the config is checked against them (a
+  destination must ``write_profiles``, a source must ``read_records`` ...).
+
+The core runs each configured connection as a :class:`ConnectionActor`: the actor owns the
+connector instance, so the connector's HTTP session, auth and budgets are used from one place.
+Methods are called with ``ask`` (``proxy.method(...)`` returns a future); a connector may use
+threads inside a call (e.g. to write a batch concurrently within its rate budget).
+
+Webhook parsing is the exception: it runs in the receiver's threads, before anything is
+stored, through :meth:`Connector.webhook_parser`, which must be cheap and thread-safe.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import pykka
+import structlog
+
+from syncd.config.schema import Option
+from syncd.records import Event, Page, Profile, Record, WriteResult
+
+log = structlog.get_logger("syncd.connector")
+
+
+class Capability(enum.StrEnum):
+    """What a connector can do. Each names the methods it obliges the connector to have."""
+
+    #: ``read_page(cursor, page_size, since=None) -> Page`` and
+    #: ``read_records(events) -> list[Record]`` (read back what webhooks name).
+    READ_RECORDS = "read_records"
+    #: ``webhook_parser(name, config)`` (a classmethod) and optionally
+    #: ``ensure_webhook(url) -> str`` (register the receiver's URL with the partner).
+    PARSE_WEBHOOKS = "parse_webhooks"
+    #: ``write_profiles(profiles, known) -> list[WriteResult]``.
+    WRITE_PROFILES = "write_profiles"
+    #: ``delete_profiles(keys) -> list[WriteResult]``.
+    DELETE_PROFILES = "delete_profiles"
+    #: ``read_consent_changes(cursor) -> (list[(key, Consent)], cursor)``: opt-outs made in
+    #: the destination, to write back to the source.
+    READ_CONSENT_CHANGES = "read_consent_changes"
+    #: ``write_consents(record_id, consents) -> WriteResult`` (back to a CRM).
+    WRITE_CONSENTS = "write_consents"
+    #: ``read_responses(cursor) -> (list[dict], cursor)``: e-mail and SMS events.
+    READ_RESPONSES = "read_responses"
+    #: ``write_responses(record_id, responses) -> WriteResult`` (back to a CRM).
+    WRITE_RESPONSES = "write_responses"
+    #: ``create_task(task: dict) -> str``.
+    CREATE_TASKS = "create_tasks"
+    #: ``read_group(name) -> list[str]``: the record ids of a selection or overview.
+    READ_GROUPS = "read_groups"
+
+
+#: The methods each capability requires, checked when a plugin is loaded.
+REQUIRED_METHODS: dict[Capability, tuple[str, ...]] = {
+    Capability.READ_RECORDS: ("read_page", "read_records"),
+    Capability.PARSE_WEBHOOKS: ("webhook_parser",),
+    Capability.WRITE_PROFILES: ("write_profiles",),
+    Capability.DELETE_PROFILES: ("delete_profiles",),
+    Capability.READ_CONSENT_CHANGES: ("read_consent_changes",),
+    Capability.WRITE_CONSENTS: ("write_consents",),
+    Capability.READ_RESPONSES: ("read_responses",),
+    Capability.WRITE_RESPONSES: ("write_responses",),
+    Capability.CREATE_TASKS: ("create_task",),
+    Capability.READ_GROUPS: ("read_group",),
+}
+
+#: Parses one webhook delivery: ``(headers, raw_body) -> events``. Raises
+#: :class:`syncd.exceptions.WebhookRejected` (401 bad signature, 400 bad body ...).
+WebhookParser = Callable[[Mapping[str, str], bytes], list[Event]]
+
+
+class Connector:
+    """Base class of connectors. Subclass it, set the class attributes, implement the methods
+    your capabilities name."""
+
+    kind: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    options: ClassVar[tuple[Option, ...]] = ()
+    #: For destinations: how the e-mail and source-id attributes are called there. The
+    #: rules put ``email`` and the record id into these automatically.
+    email_attribute: ClassVar[str | None] = None
+    id_attribute: ClassVar[str | None] = None
+    #: The import path of the emulator class of the partner's API (for ``syncd emulate`` and
+    #: the sandbox), e.g. ``"syncd_tribe.emulator:TribeEmulator"``. Loaded only on demand.
+    emulator: ClassVar[str | None] = None
+
+    def __init__(self, name: str, config: Mapping[str, Any]):
+        #: The connection's name (the key under ``[connections]``).
+        self.name = name
+        #: The validated section, with defaults filled and secrets as ``Secret``.
+        self.config = config
+        self.log = log.bind(connection=name, kind=self.kind)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Called once in the actor's thread before any other call (open sessions here)."""
+
+    def stop(self) -> None:
+        """Called once when the actor stops (close sessions here)."""
+
+    def check(self) -> dict[str, Any]:
+        """A cheap call that proves the connection works (auth included). Returns facts to
+        show in ``syncd status``."""
+        return {}
+
+    def stats(self) -> dict[str, Any]:
+        """Counters to show in ``syncd status`` (requests, retries ...)."""
+        return {}
+
+    @classmethod
+    def validate(cls, name: str, config: Mapping[str, Any]) -> list[str]:
+        """Cross-key checks beyond the option types; returns problems as
+        ``"key: message (fix: ...)"`` strings."""
+        return []
+
+    @classmethod
+    def sandbox_config(cls, emulator: Any) -> dict[str, Any]:
+        """The connection section that points this connector at a running emulator."""
+        raise NotImplementedError
+
+    def has(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+
+def missing_methods(cls: type[Connector]) -> list[str]:
+    """The methods ``cls``'s capabilities require and that it does not define."""
+    missing = []
+    for cap in cls.capabilities:
+        for method in REQUIRED_METHODS.get(Capability(cap), ()):
+            if not callable(getattr(cls, method, None)):
+                missing.append(f"{method} (for {cap})")
+    return missing
+
+
+class ConnectionActor(pykka.ThreadingActor):
+    """Runs one connection: owns the connector and calls it in the actor's thread."""
+
+    def __init__(self, connector: Connector, on_failure: Callable[[str, BaseException], None]
+                 | None = None):
+        super().__init__()
+        self.connector = connector
+        self._on_failure_cb = on_failure
+
+    def on_start(self) -> None:
+        self.connector.start()
+
+    def on_stop(self) -> None:
+        try:
+            self.connector.stop()
+        except Exception:  # stopping must go on
+            log.exception("connection.stop_failed", connection=self.connector.name)
+
+    def on_failure(self, exception_type, exception_value, traceback) -> None:
+        log.error("connection.crashed", connection=self.connector.name,
+                  error=f"{exception_type.__name__}: {exception_value}")
+        if self._on_failure_cb is not None:
+            self._on_failure_cb(self.connector.name, exception_value)
+
+    # Everything the core calls goes through here, so a connector needs no actor code.
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.connector, method)(*args, **kwargs)
+
+    def ping(self) -> str:
+        return self.connector.name
+
+    def read_page(self, cursor: str | None, page_size: int, since: str | None = None) -> Page:
+        return self.connector.read_page(cursor, page_size, since=since)
+
+    def read_records(self, events: Sequence[Event]) -> list[Record]:
+        return self.connector.read_records(list(events))
+
+    def write_profiles(self, profiles: Sequence[Profile], known: Iterable[str]) -> list[WriteResult]:
+        return self.connector.write_profiles(list(profiles), set(known))
+
+    def check(self) -> dict[str, Any]:
+        return self.connector.check()
+
+    def stats(self) -> dict[str, Any]:
+        return self.connector.stats()

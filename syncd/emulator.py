@@ -1,0 +1,284 @@
+"""The common ground of the partner emulators that connectors ship.
+
+An emulator is a real HTTP server on loopback that plays a partner's API as ``apis.md``
+documents it. This module gives them what they share, with no vendor in it:
+
+- :class:`Emulator`: a WSGI app served by waitress in a thread, with a router, a request log,
+  faults on demand and a control API under ``/_emulator/``;
+- :class:`Faults`: random or scheduled 5xx, 429 with ``Retry-After``, hangs and latency;
+- Retry-After accounting: a client that sends a request before a ``Retry-After`` it was given
+  has passed is counted as a violation (``stats()["retry_after_violations"]``);
+- :class:`TokenIssuer`: expiring bearer tokens for OAuth token endpoints.
+
+Control API (JSON): ``GET /_emulator/stats``, ``POST /_emulator/faults`` with any of
+``error_rate``, ``throttle_rate``, ``retry_after``, ``hang_rate``, ``hang_seconds``,
+``latency``, ``fail_next`` (a list of statuses for the next requests), ``POST
+/_emulator/reset-stats``. Faults never apply to ``/_emulator/`` itself.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from syncd.wsgi import HTTPError, Request, Router, ServerThread, respond
+
+
+@dataclass
+class Faults:
+    error_rate: float = 0.0  # share of requests answered 500/502/503
+    throttle_rate: float = 0.0  # share answered 429 with Retry-After
+    retry_after: float = 1.0  # seconds given in Retry-After
+    hang_rate: float = 0.0  # share that hang for hang_seconds, then answer 504
+    hang_seconds: float = 30.0
+    latency: float = 0.0  # seconds added to every answer
+    fail_next: list[int] = field(default_factory=list)  # statuses for the next requests
+
+
+class TokenIssuer:
+    """Bearer tokens with a lifetime. ``lifetime`` may be changed at any time."""
+
+    def __init__(self, lifetime: float = 3600.0, prefix: str = "tok"):
+        self.lifetime = lifetime
+        self.prefix = prefix
+        self._tokens: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.issued = 0
+
+    def issue(self) -> tuple[str, float]:
+        token = f"{self.prefix}_{secrets.token_urlsafe(24)}"
+        with self._lock:
+            self._tokens[token] = time.time() + self.lifetime
+            self.issued += 1
+        return token, self.lifetime
+
+    def valid(self, token: str | None) -> bool:
+        if not token:
+            return False
+        with self._lock:
+            expires = self._tokens.get(token)
+        return expires is not None and time.time() < expires
+
+    def expire_all(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    @staticmethod
+    def bearer(request: Request) -> str | None:
+        value = request.header("Authorization") or ""
+        if value[:7].lower() == "bearer ":
+            return value[7:].strip()
+        return None
+
+
+class Emulator:
+    """Base class of partner emulators. Subclasses add routes in ``setup_routes``."""
+
+    kind = ""
+    #: Paths (prefixes) where faults are never injected (e.g. health checks).
+    fault_free_prefixes: tuple[str, ...] = ("/_emulator/",)
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None,
+                 threads: int = 16, max_body: int = 10 * 1024 * 1024):
+        self.host = host
+        self.port = port
+        self.threads = threads
+        self.max_body = max_body
+        self.rng = random.Random(seed)
+        self.faults = Faults()
+        self.router = Router()
+        self.lock = threading.RLock()
+        self._server: ServerThread | None = None
+        self._stats_lock = threading.Lock()
+        self._not_before: dict[str, tuple[float, float]] = {}
+        self.requests: deque[tuple[float, str, str, int]] = deque(maxlen=10_000)
+        self.counts: dict[str, int] = {}
+        self.retry_after_violations = 0
+        self.router.add("GET", "/_emulator/stats", lambda r: self.stats())
+        self.router.add("POST", "/_emulator/faults", self._set_faults)
+        self.router.add("POST", "/_emulator/reset-stats", lambda r: self.reset_stats() or {})
+        self.setup_routes(self.router)
+
+    # -- to override ----------------------------------------------------------------------
+
+    def setup_routes(self, router: Router) -> None:
+        raise NotImplementedError
+
+    def error_body(self, status: int, message: str) -> tuple[Any, str]:
+        """The partner's error body and content type for ``status``."""
+        return {"error": {"code": str(status), "message": message}}, "application/json"
+
+    # -- what the sandbox and the tests ask of an emulator (override what applies) ----------
+
+    def seed(self, count: int, seed: int = 0) -> None:
+        """Source emulators: create ``count`` people (deterministic for a ``seed``)."""
+        raise NotImplementedError
+
+    def mutate(self, rng: random.Random) -> str:
+        """Source emulators: make one change *through the public API* (so webhooks fire, as
+        a user's edit in the partner's UI would) and return a line describing it."""
+        raise NotImplementedError
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Destination emulators: every profile, by the source id it is keyed on, as a mapping
+        of the destination's attribute names to values."""
+        raise NotImplementedError
+
+    def client_of(self, request: Request) -> str:
+        """Who is asking, for Retry-After accounting and budgets."""
+        return request.header("Authorization") or request.environ.get("REMOTE_ADDR", "?")
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        self._server = ServerThread(self, self.host, self.port, threads=self.threads,
+                                    name=f"emulator-{self.kind}")
+        self.port = self._server.port
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(timeout=2.0)
+            self._server = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def serve_forever(self) -> None:
+        """Serve in the foreground until interrupted (``syncd emulate``)."""
+        self.start()
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    # -- faults and stats ------------------------------------------------------------------
+
+    def set_faults(self, **values: Any) -> None:
+        with self._stats_lock:
+            for key, value in values.items():
+                if not hasattr(self.faults, key):
+                    raise ValueError(f"unknown fault {key!r}")
+                setattr(self.faults, key, list(value) if key == "fail_next" else value)
+
+    def _set_faults(self, request: Request) -> dict:
+        try:
+            self.set_faults(**(request.json() or {}))
+        except (TypeError, ValueError) as exc:
+            raise HTTPError(400, {"error": str(exc)}) from None
+        return asdict(self.faults)
+
+    def stats(self) -> dict[str, Any]:
+        with self._stats_lock:
+            return {
+                "requests": sum(self.counts.values()),
+                "by_status": {str(k): v for k, v in sorted(self.counts.items())},
+                "retry_after_violations": self.retry_after_violations,
+                "faults": asdict(self.faults),
+            }
+
+    def reset_stats(self) -> None:
+        with self._stats_lock:
+            self.counts.clear()
+            self.requests.clear()
+            self.retry_after_violations = 0
+
+    def throttle(self, request: Request, retry_after: float) -> HTTPError:
+        """An HTTPError 429 with Retry-After, recorded for violation accounting."""
+        self._remember_retry_after(request, retry_after)
+        body, ctype = self.error_body(429, "Too Many Requests")
+        return HTTPError(429, body, {"Retry-After": _fmt_seconds(retry_after)}, ctype)
+
+    def _remember_retry_after(self, request: Request, seconds: float) -> None:
+        now = time.monotonic()
+        with self._stats_lock:
+            issued, until = self._not_before.get(self.client_of(request), (0.0, 0.0))
+            self._not_before[self.client_of(request)] = (now, max(until, now + seconds))
+
+    def _check_retry_after(self, request: Request) -> None:
+        client = self.client_of(request)
+        now = time.monotonic()
+        with self._stats_lock:
+            issued, until = self._not_before.get(client, (0.0, 0.0))
+            # requests already in flight when the 429 left are not violations: 50 ms grace
+            if issued + 0.05 < now < until - 0.01:
+                self.retry_after_violations += 1
+
+    def _inject(self, request: Request) -> None:
+        f = self.faults
+        with self._stats_lock:
+            forced = f.fail_next.pop(0) if f.fail_next else None
+            roll = self.rng.random()
+        if forced is not None:
+            if forced == 429:
+                raise self.throttle(request, f.retry_after)
+            body, ctype = self.error_body(forced, "injected fault")
+            raise HTTPError(forced, body, content_type=ctype)
+        if roll < f.error_rate:
+            status = self.rng.choice((500, 502, 503))
+            body, ctype = self.error_body(status, "injected fault")
+            raise HTTPError(status, body, content_type=ctype)
+        roll -= f.error_rate
+        if roll < f.throttle_rate:
+            raise self.throttle(request, f.retry_after)
+        roll -= f.throttle_rate
+        if roll < f.hang_rate:
+            time.sleep(f.hang_seconds)
+            body, ctype = self.error_body(504, "injected hang")
+            raise HTTPError(504, body, content_type=ctype)
+
+    # -- WSGI ------------------------------------------------------------------------------
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, max_body=self.max_body)
+        control = request.path.startswith(self.fault_free_prefixes)
+        status = 500
+        try:
+            if not control:
+                self._check_retry_after(request)
+                if self.faults.latency:
+                    time.sleep(self.faults.latency)
+                self._inject(request)
+            handler, params = self.router.match(request.method, request.path)
+            request.params = params
+            result = handler(request)
+            if isinstance(result, tuple):  # (status, body[, headers[, content_type]])
+                status, body, *rest = result
+                headers = rest[0] if rest else None
+                ctype = rest[1] if len(rest) > 1 else "application/json"
+            else:
+                status, body, headers, ctype = 200, result, None, "application/json"
+            return respond(start_response, status, body, headers, ctype)
+        except HTTPError as exc:
+            status = exc.status
+            body, ctype = exc.body, exc.content_type
+            if body is None or (isinstance(body, dict) and set(body) == {"error"}
+                                and isinstance(body["error"], str)):
+                message = body["error"] if body else ""
+                body, ctype = self.error_body(exc.status, message)
+            return respond(start_response, exc.status, body, exc.headers, ctype)
+        finally:
+            if not control:
+                with self._stats_lock:
+                    self.counts[status] = self.counts.get(status, 0) + 1
+                    self.requests.append((time.time(), request.method, request.path, status))
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:.3f}"

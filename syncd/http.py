@@ -1,0 +1,400 @@
+"""The HTTP machinery every connector shares: sessions, auth, rate budgets and retries.
+
+A connector builds one :class:`HttpClient` per connection. The client
+
+- keeps one pooled ``requests.Session`` (sized for the connector's concurrency);
+- spends a :class:`RateBudget` before each request, so syncd never exceeds a partner's limit;
+- honours ``Retry-After`` globally: after a 429 or 503 that names a delay, *no* request of this
+  connection (from any thread) leaves before the delay has passed;
+- retries 429, 5xx, timeouts and connection errors with exponential back-off and jitter
+  (tenacity), and refreshes the token once on a 401;
+- never logs a secret: headers and bodies are not logged, only method, path and status.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+import structlog
+from requests.adapters import HTTPAdapter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from syncd.config.schema import Secret
+from syncd.exceptions import AuthError, RemoteError
+
+log = structlog.get_logger("syncd.http")
+
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class RateBudget:
+    """A token bucket shared by the threads of one connection: ``rate`` per second, ``burst``."""
+
+    def __init__(self, rate: float, burst: float | None = None, clock=time.monotonic):
+        self.rate = float(rate)
+        self.burst = float(burst if burst is not None else max(1.0, rate))
+        self._tokens = self.burst
+        self._clock = clock
+        self._stamp = clock()
+        self._lock = threading.Lock()
+
+    def reserve(self, cost: float = 1.0) -> float:
+        """Take ``cost`` tokens; return how long the caller must wait before using them."""
+        if self.rate <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= cost
+            if self._tokens >= 0:
+                return 0.0
+            return -self._tokens / self.rate
+
+    def acquire(self, cost: float = 1.0) -> None:
+        delay = self.reserve(cost)
+        if delay > 0:
+            time.sleep(delay)
+
+
+class KeyedRateBudget:
+    """One :class:`RateBudget` per key (e.g. APSIS' 10 requests/s per profile key)."""
+
+    def __init__(self, rate: float, burst: float | None = None, max_keys: int = 10_000):
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self._budgets: dict[str, RateBudget] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str, cost: float = 1.0) -> None:
+        with self._lock:
+            budget = self._budgets.get(key)
+            if budget is None:
+                if len(self._budgets) >= self.max_keys:
+                    self._budgets.clear()  # idle buckets are full anyway: forgetting is safe
+                budget = self._budgets[key] = RateBudget(self.rate, self.burst)
+        budget.acquire(cost)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Auth:
+    """Adds credentials to a request; ``invalidate`` forgets a token the server refused."""
+
+    def headers(self, client: HttpClient) -> dict[str, str]:
+        return {}
+
+    def invalidate(self) -> None:
+        pass
+
+
+class StaticToken(Auth):
+    def __init__(self, token: Secret, header: str = "Authorization", scheme: str = "Bearer"):
+        self.token, self.header, self.scheme = token, header, scheme
+
+    def headers(self, client: HttpClient) -> dict[str, str]:
+        value = self.token.reveal()
+        return {self.header: f"{self.scheme} {value}" if self.scheme else value}
+
+
+class ClientCredentials(Auth):
+    """OAuth2 client credentials, cached until shortly before expiry.
+
+    ``body`` is ``"form"`` (RFC 6749, Tribe) or ``"json"`` (APSIS One).
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: Secret,
+        *,
+        body: str = "form",
+        scope: str | None = None,
+        extra: Mapping[str, str] | None = None,
+        refresh_margin: float = 60.0,
+        default_lifetime: float = 3600.0,
+    ):
+        self.token_url = token_url
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.body = body
+        self.scope = scope
+        self.extra = dict(extra or {})
+        self.refresh_margin = refresh_margin
+        self.default_lifetime = default_lifetime
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = threading.Lock()
+        self.fetches = 0
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._token = None
+
+    def headers(self, client: HttpClient) -> dict[str, str]:
+        with self._lock:
+            if self._token is None or time.monotonic() >= self._expires_at:
+                self._fetch(client)
+            return {"Authorization": f"Bearer {self._token}"}
+
+    def _fetch(self, client: HttpClient) -> None:
+        data = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret.reveal(),
+            **self.extra,
+        }
+        if self.scope:
+            data["scope"] = self.scope
+        kwargs: dict[str, Any] = {"json": data} if self.body == "json" else {"data": data}
+        response = client.send_raw("POST", self.token_url, auth=False, **kwargs)
+        if response.status_code >= 400:
+            raise AuthError(
+                f"token request to {self.token_url} failed with {response.status_code}: "
+                f"{_error_text(response)}",
+                status=response.status_code,
+                retryable=response.status_code in RETRY_STATUSES,
+            )
+        payload = response.json()
+        self.fetches += 1
+        self._token = payload["access_token"]
+        lifetime = float(payload.get("expires_in") or self.default_lifetime)
+        margin = min(self.refresh_margin, lifetime / 4)
+        self._expires_at = time.monotonic() + lifetime - margin
+
+
+def _error_text(response: requests.Response, limit: int = 300) -> str:
+    """A short, secret-free description of an error body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or response.reason or "")[:limit]
+    if isinstance(body, dict):
+        if "error_description" in body:
+            return str(body.get("error_description"))[:limit]
+        if isinstance(body.get("error"), dict):
+            err = body["error"]
+            return str(err.get("message") or err.get("code"))[:limit]
+        if "title" in body or "detail" in body:
+            return " - ".join(str(body[k]) for k in ("title", "detail") if body.get(k))[:limit]
+        if "error" in body:
+            return str(body["error"])[:limit]
+    return str(body)[:limit]
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, delay: float | None = None, response=None):
+        super().__init__(reason)
+        self.delay = delay
+        self.response = response
+
+
+class HttpClient:
+    """A connection's HTTP client. Thread-safe; one per connection."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: Auth | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        max_attempts: int = 6,
+        max_retry_time: float = 300.0,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        budget: RateBudget | None = None,
+        pool_size: int = 16,
+        user_agent: str = "syncd",
+        name: str = "",
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth or Auth()
+        self.timeout = (connect_timeout, timeout)
+        self.max_attempts = max_attempts
+        self.max_retry_time = max_retry_time
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.budget = budget
+        self.name = name
+        self._sleep = sleep
+        self._not_before = 0.0  # time.time() before which no request may leave
+        self._gate = threading.Lock()
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = user_agent
+        self.requests_sent = 0
+        self.retries = 0
+
+    def close(self) -> None:
+        self.session.close()
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    # -- the gate that honours Retry-After for every thread of this connection ---------------
+
+    def _wait_gate(self) -> None:
+        while True:
+            with self._gate:
+                delay = self._not_before - time.time()
+            if delay <= 0:
+                return
+            self._sleep(delay)
+
+    def _hold(self, seconds: float) -> None:
+        with self._gate:
+            self._not_before = max(self._not_before, time.time() + seconds)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send_raw(self, method: str, url: str, *, auth: bool = True, **kwargs) -> requests.Response:
+        """One attempt: waits for the gate and the budget, sends, returns whatever came back."""
+        self._wait_gate()
+        if self.budget is not None:
+            self.budget.acquire()
+        headers = dict(kwargs.pop("headers", None) or {})
+        if auth:
+            headers.update(self.auth.headers(self))
+        kwargs.setdefault("timeout", self.timeout)
+        self.requests_sent += 1
+        response = self.session.request(method, self.url(url), headers=headers, **kwargs)
+        if response.status_code in (429, 503):
+            delay = parse_retry_after(response.headers.get("Retry-After"))
+            if delay is not None:
+                self._hold(delay)
+        return response
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        ok: tuple[int, ...] = (),
+        retry_statuses: frozenset[int] = RETRY_STATUSES,
+        **kwargs,
+    ) -> requests.Response:
+        """Send with retries. Returns the response for any status below 400 or listed in ``ok``;
+        raises :class:`RemoteError` for any other, after retrying what can be retried."""
+
+        refreshed = False
+
+        def attempt() -> requests.Response:
+            nonlocal refreshed
+            try:
+                response = self.send_raw(method, path, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise _Retry(f"{type(exc).__name__}") from None
+            except AuthError as exc:
+                if exc.retryable:
+                    raise _Retry(str(exc)) from None
+                raise
+            status = response.status_code
+            if status < 400 or status in ok:
+                return response
+            if status == 401 and not refreshed:
+                refreshed = True
+                self.auth.invalidate()
+                raise _Retry("401, token refreshed", delay=0.0)
+            if status in retry_statuses:
+                delay = parse_retry_after(response.headers.get("Retry-After"))
+                raise _Retry(f"HTTP {status}", delay=delay, response=response)
+            raise RemoteError(
+                f"{method} {_path_of(path)} failed with {status}: {_error_text(response)}",
+                status=status,
+                retryable=False,
+            )
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, _Retry) and exc.delay is not None:
+                return exc.delay  # the gate already holds every thread until then
+            return wait_random_exponential(multiplier=self.backoff, max=self.max_backoff)(state)
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.debug(
+                "http.retry",
+                connection=self.name,
+                method=method,
+                path=_path_of(path),
+                reason=str(exc),
+                attempt=state.attempt_number,
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, _Retry)),
+            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_retry_time),
+            wait=wait,
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Retry as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            detail = _error_text(exc.response) if exc.response is not None else str(exc)
+            raise RemoteError(
+                f"{method} {_path_of(path)} still failing after {self.max_attempts} attempts: "
+                f"{detail}",
+                status=status,
+                retryable=True,
+            ) from None
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs) -> requests.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+
+def _path_of(url: str) -> str:
+    """The path of a URL without its query string (queries may carry filters with e-mails)."""
+    if "://" in url:
+        url = url.split("://", 1)[1]
+        url = "/" + url.split("/", 1)[1] if "/" in url else "/"
+    return url.split("?", 1)[0]

@@ -1,0 +1,108 @@
+"""The plain values that travel between connectors, rules and the coordinator.
+
+They are deliberately small, immutable and free of any vendor notion, so that the rules
+can be pure functions over them and so that they can cross actor boundaries safely.
+
+A *record* is what a source system (a CRM, an address book) holds about one person: an id
+and a flat mapping of dotted field paths to scalar values, e.g.::
+
+    Record(id="8c0...", fields={"FirstName": "Jan", "Contact.EmailAddress": "jan@x.nl",
+                                "Contact.Organization.Name": "Acme"},
+           labels=frozenset({"Newsletter"}), selections=frozenset({"VIP"}))
+
+A *profile* is what the rules make of a record for a destination: a stable key (the source
+id), the e-mail address, the mapped attributes, consents and tags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+Scalar = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One person as a source system holds it, flattened to dotted field paths."""
+
+    id: str
+    fields: dict[str, Scalar] = field(default_factory=dict)
+    #: Labels on the record (Tribe opt-in labels, Lime consent types that are approved...).
+    labels: frozenset[str] = frozenset()
+    #: Named groups the record belongs to (Tribe selections, overviews...).
+    selections: frozenset[str] = frozenset()
+    #: When the source last changed the record (ISO-8601), if the source says.
+    modified_at: str | None = None
+    #: True when the source says the record was deleted.
+    deleted: bool = False
+
+    def get(self, path: str, default: Scalar = None) -> Scalar:
+        return self.fields.get(path, default)
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """A subscription state for one topic on one channel."""
+
+    topic: str
+    channel: str  # "email" or "sms"
+    opted_in: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a destination should hold for one record after the rules ran."""
+
+    key: str  # the source record id: stable when the e-mail address changes
+    email: str | None
+    attributes: dict[str, Scalar] = field(default_factory=dict)
+    consents: tuple[Consent, ...] = ()
+    tags: dict[str, bool] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """A stable fingerprint, used to tell an unchanged profile from a changed one."""
+        payload = {
+            "k": self.key,
+            "e": self.email,
+            "a": sorted(self.attributes.items()),
+            "c": sorted((c.topic, c.channel, c.opted_in) for c in self.consents),
+            "t": sorted(self.tags.items()),
+        }
+        raw = json.dumps(payload, separators=(",", ":"), default=str).encode()
+        return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a paged read. ``cursor`` is opaque; ``None`` means there is no next page."""
+
+    records: tuple[Record, ...]
+    cursor: str | None
+    #: The total number of records, when the source can tell (for progress bars).
+    total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A real-time change as parsed from a webhook: what changed, not its content."""
+
+    record_id: str
+    kind: str = "changed"  # "created" | "changed" | "deleted" | a connector-specific word
+    entity: str | None = None  # the source's entity type, when it says
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The outcome of writing one profile."""
+
+    key: str
+    outcome: str  # "created" | "updated" | "unchanged" | "deleted" | "failed"
+    reason: str | None = None
+    #: True when a failure may succeed later (5xx, timeouts, exhausted retries).
+    retryable: bool = False
+    #: What the destination calls the profile, if different from the key.
+    remote_id: str | None = None

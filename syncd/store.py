@@ -1,0 +1,428 @@
+"""syncd's state: one SQLite database (WAL) in the state directory.
+
+- ``inbox``: real-time events, written by the receiver *before* it answers 2xx, applied by
+  the coordinators in order, kept as dead letters when they fail for good;
+- ``links``: which destination profile a source record became, and the digest of what was
+  last written (so an unchanged record is not written again);
+- ``cursors``: named positions (daily-job windows, partners' change cursors);
+- ``runs`` and ``run_errors``: the history of full syncs and jobs, with a reason per failed
+  record.
+
+Every thread gets its own connection. Each write is one transaction; ``synchronous=NORMAL``
+in WAL mode survives a killed process (``durability = "full"`` also survives power loss).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from syncd.records import Event
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        integration TEXT NOT NULL,
+        connection TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        entity TEXT,
+        data TEXT,
+        received_at REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        last_error TEXT,
+        done_at REAL
+    );
+    CREATE INDEX inbox_pending ON inbox (integration, status, id);
+    CREATE TABLE links (
+        integration TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        dest_key TEXT NOT NULL,
+        digest TEXT,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (integration, source_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE cursors (
+        integration TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (integration, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        integration TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        total INTEGER,
+        processed INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL DEFAULT 0,
+        updated INTEGER NOT NULL DEFAULT 0,
+        unchanged INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        cursor TEXT,
+        error TEXT,
+        resumed_from INTEGER
+    );
+    CREATE INDEX runs_integration ON runs (integration, id);
+    CREATE TABLE run_errors (
+        run_id INTEGER NOT NULL,
+        record_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        retryable INTEGER NOT NULL DEFAULT 0,
+        at REAL NOT NULL
+    );
+    CREATE INDEX run_errors_run ON run_errors (run_id);
+    """,
+}
+
+COUNTERS = ("processed", "created", "updated", "unchanged", "skipped", "failed")
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    id: int
+    integration: str
+    connection: str
+    event: Event
+    received_at: float
+    status: str
+    attempts: int
+    last_error: str | None
+
+
+class StoreError(Exception):
+    """The state database could not be read or written."""
+
+
+class Store:
+    """Thread-safe access to the state database at ``path``."""
+
+    def __init__(self, path: str, *, durability: str = "normal", timeout: float = 5.0):
+        self.path = path
+        self.durability = durability
+        self.timeout = timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        self._migrate()
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            sync = "FULL" if self.durability == "full" else "NORMAL"
+            conn.execute(f"PRAGMA synchronous={sync}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _tx(self):
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise StoreError(str(exc)) from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._conn().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    def _migrate(self) -> None:
+        conn = self._conn()
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this syncd "
+                f"({SCHEMA_VERSION}); upgrade syncd or use another state_dir"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (str(target),))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        row = self._read("SELECT value FROM meta WHERE key='schema_version'")
+        return int(row[0][0]) if row else 0
+
+    # -- inbox -----------------------------------------------------------------------------
+
+    def enqueue(self, items: Iterable[tuple[str, str, Event]]) -> list[int]:
+        """Store events for ``(integration, connection, event)`` in one transaction and
+        return their ids. Raises :class:`StoreError` when they could not be stored."""
+        now = time.time()
+        ids = []
+        with self._tx() as conn:
+            for integration, connection, event in items:
+                cur = conn.execute(
+                    "INSERT INTO inbox (integration, connection, record_id, kind, entity, data,"
+                    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (integration, connection, event.record_id, event.kind, event.entity,
+                     json.dumps(event.data) if event.data else None, now),
+                )
+                ids.append(cur.lastrowid)
+        return ids
+
+    def pending(self, integration: str, limit: int = 500, now: float | None = None
+                ) -> list[InboxItem]:
+        """Pending events due now, oldest first."""
+        now = time.time() if now is None else now
+        rows = self._read(
+            "SELECT * FROM inbox WHERE integration=? AND status='pending' AND next_attempt_at<=?"
+            " ORDER BY id LIMIT ?", (integration, now, limit))
+        return [_item(r) for r in rows]
+
+    def pending_count(self, integration: str | None = None) -> int:
+        if integration is None:
+            rows = self._read("SELECT count(*) FROM inbox WHERE status='pending'")
+        else:
+            rows = self._read("SELECT count(*) FROM inbox WHERE integration=? AND status='pending'",
+                              (integration,))
+        return rows[0][0]
+
+    def next_due(self, integration: str) -> float | None:
+        rows = self._read("SELECT min(next_attempt_at) FROM inbox WHERE integration=? AND "
+                          "status='pending'", (integration,))
+        return rows[0][0]
+
+    def mark_done(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        now = time.time()
+        with self._tx() as conn:
+            conn.executemany("UPDATE inbox SET status='done', done_at=? WHERE id=?",
+                             [(now, i) for i in ids])
+
+    def mark_retry(self, ids: Sequence[int], error: str, delay: float) -> None:
+        when = time.time() + delay
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE inbox SET attempts=attempts+1, last_error=?, next_attempt_at=? WHERE id=?",
+                [(error, when, i) for i in ids])
+
+    def mark_dead(self, ids: Sequence[int], error: str) -> None:
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE inbox SET status='dead', attempts=attempts+1, last_error=?, done_at=?"
+                " WHERE id=?", [(error, time.time(), i) for i in ids])
+
+    def dead_letters(self, integration: str | None = None, limit: int = 1000) -> list[InboxItem]:
+        if integration:
+            rows = self._read("SELECT * FROM inbox WHERE status='dead' AND integration=? "
+                              "ORDER BY id LIMIT ?", (integration, limit))
+        else:
+            rows = self._read("SELECT * FROM inbox WHERE status='dead' ORDER BY id LIMIT ?",
+                              (limit,))
+        return [_item(r) for r in rows]
+
+    def retry_dead(self, ids: Sequence[int] | None = None, integration: str | None = None) -> int:
+        """Put dead letters back in the queue (all of them, or ``ids``); returns how many."""
+        with self._tx() as conn:
+            if ids:
+                cur = conn.executemany(
+                    "UPDATE inbox SET status='pending', attempts=0, next_attempt_at=0 "
+                    "WHERE id=? AND status='dead'", [(i,) for i in ids])
+            elif integration:
+                cur = conn.execute("UPDATE inbox SET status='pending', attempts=0, "
+                                   "next_attempt_at=0 WHERE status='dead' AND integration=?",
+                                   (integration,))
+            else:
+                cur = conn.execute("UPDATE inbox SET status='pending', attempts=0, "
+                                   "next_attempt_at=0 WHERE status='dead'")
+            return cur.rowcount
+
+    def prune_done(self, older_than: float) -> int:
+        with self._tx() as conn:
+            cur = conn.execute("DELETE FROM inbox WHERE status='done' AND done_at<?",
+                               (time.time() - older_than,))
+            return cur.rowcount
+
+    def inbox_counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for row in self._read("SELECT integration, status, count(*) FROM inbox "
+                              "GROUP BY integration, status"):
+            out.setdefault(row[0], {})[row[1]] = row[2]
+        return out
+
+    # -- links -----------------------------------------------------------------------------
+
+    def links(self, integration: str, source_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """``source_id -> (dest_key, digest)`` for the ids that have a link."""
+        out: dict[str, tuple[str, str]] = {}
+        ids = list(source_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._read(
+                    f"SELECT source_id, dest_key, digest FROM links WHERE integration=? AND "
+                    f"source_id IN ({marks})", (integration, *chunk)):
+                out[row[0]] = (row[1], row[2])
+        return out
+
+    def save_links(self, integration: str, rows: Iterable[tuple[str, str, str | None]]) -> None:
+        """Upsert ``(source_id, dest_key, digest)`` rows."""
+        now = time.time()
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT INTO links (integration, source_id, dest_key, digest, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(integration, source_id) DO UPDATE SET "
+                "dest_key=excluded.dest_key, digest=excluded.digest, updated_at=excluded.updated_at",
+                [(integration, s, k, d, now) for s, k, d in rows])
+
+    def delete_links(self, integration: str, source_ids: Sequence[str]) -> None:
+        with self._tx() as conn:
+            conn.executemany("DELETE FROM links WHERE integration=? AND source_id=?",
+                             [(integration, s) for s in source_ids])
+
+    def forget_digests(self, integration: str) -> None:
+        """Make the next full sync rewrite every profile (after a mapping change)."""
+        with self._tx() as conn:
+            conn.execute("UPDATE links SET digest=NULL WHERE integration=?", (integration,))
+
+    def link_count(self, integration: str) -> int:
+        return self._read("SELECT count(*) FROM links WHERE integration=?", (integration,))[0][0]
+
+    # -- cursors ---------------------------------------------------------------------------
+
+    def cursor(self, integration: str, name: str) -> str | None:
+        rows = self._read("SELECT value FROM cursors WHERE integration=? AND name=?",
+                          (integration, name))
+        return rows[0][0] if rows else None
+
+    def set_cursor(self, integration: str, name: str, value: str | None) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO cursors (integration, name, value, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(integration, name) DO UPDATE SET value=excluded.value, "
+                "updated_at=excluded.updated_at", (integration, name, value, time.time()))
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def start_run(self, integration: str, kind: str, *, resumed_from: int | None = None,
+                  cursor: str | None = None) -> int:
+        with self._tx() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (integration, kind, status, started_at, resumed_from, cursor)"
+                " VALUES (?, ?, 'running', ?, ?, ?)",
+                (integration, kind, time.time(), resumed_from, cursor))
+            return cur.lastrowid
+
+    def progress_run(self, run_id: int, counts: dict[str, int], *, cursor: str | None = None,
+                     total: int | None = None,
+                     errors: Sequence[tuple[str, str, bool]] = ()) -> None:
+        """Add ``counts`` to the run's counters, move its cursor and record errors, at once."""
+        sets = ", ".join(f"{k}={k}+?" for k in COUNTERS)
+        args = [int(counts.get(k, 0)) for k in COUNTERS]
+        now = time.time()
+        with self._tx() as conn:
+            conn.execute(f"UPDATE runs SET {sets}, cursor=coalesce(?, cursor), "
+                         f"total=coalesce(?, total) WHERE id=?", (*args, cursor, total, run_id))
+            if errors:
+                conn.executemany(
+                    "INSERT INTO run_errors (run_id, record_id, reason, retryable, at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(run_id, rid, reason, int(bool(retry)), now) for rid, reason, retry in errors])
+
+    def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE runs SET status=?, ended_at=?, error=? WHERE id=?",
+                         (status, time.time(), error, run_id))
+
+    def interrupt_running(self) -> list[dict[str, Any]]:
+        """Mark runs left 'running' by a stopped process as 'interrupted'; return them."""
+        with self._tx() as conn:
+            rows = conn.execute("SELECT * FROM runs WHERE status='running'").fetchall()
+            conn.execute("UPDATE runs SET status='interrupted', ended_at=? WHERE status='running'",
+                         (time.time(),))
+        return [dict(r) for r in rows]
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM runs WHERE id=?", (run_id,))
+        return dict(rows[0]) if rows else None
+
+    def runs(self, integration: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        if integration:
+            rows = self._read("SELECT * FROM runs WHERE integration=? ORDER BY id DESC LIMIT ?",
+                              (integration, limit))
+        else:
+            rows = self._read("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
+
+    def run_errors(self, run_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = self._read("SELECT record_id, reason, retryable, at FROM run_errors WHERE run_id=?"
+                          " ORDER BY rowid LIMIT ?", (run_id, limit))
+        return [dict(r) for r in rows]
+
+
+def _item(row: sqlite3.Row) -> InboxItem:
+    data = json.loads(row["data"]) if row["data"] else {}
+    return InboxItem(
+        id=row["id"],
+        integration=row["integration"],
+        connection=row["connection"],
+        event=Event(record_id=row["record_id"], kind=row["kind"], entity=row["entity"], data=data),
+        received_at=row["received_at"],
+        status=row["status"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+    )
