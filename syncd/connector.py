@@ -130,6 +130,13 @@ class Connector:
         """The connection section that points this connector at a running emulator."""
         raise NotImplementedError
 
+    @classmethod
+    def canonical_attribute(cls, name: str) -> str:
+        """The destination's full name for an attribute named ``name`` in the config (a
+        destination may accept short names, e.g. APSIS ``firstname`` for
+        ``com.apsis1.attributes.firstname``)."""
+        return name
+
     def has(self, capability: Capability) -> bool:
         return capability in self.capabilities
 

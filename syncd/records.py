@@ -30,6 +30,9 @@ class Record:
 
     id: str
     fields: dict[str, Scalar] = field(default_factory=dict)
+    #: The address that goes to e-mail-keyed systems; the connector decides which of the
+    #: record's addresses it is (Tribe: the contact's business address, else the private one).
+    email: str | None = None
     #: Labels on the record (Tribe opt-in labels, Lime consent types that are approved...).
     labels: frozenset[str] = frozenset()
     #: Named groups the record belongs to (Tribe selections, overviews...).
