@@ -131,6 +131,12 @@ class Connector:
         raise NotImplementedError
 
     @classmethod
+    def sandbox_rules(cls) -> dict[str, Any]:
+        """Source connectors: the integration settings the sandbox demo uses with this
+        source (``conditions``, ``fields`` ... as in ``[integrations.NAME]``)."""
+        return {}
+
+    @classmethod
     def canonical_attribute(cls, name: str) -> str:
         """The destination's full name for an attribute named ``name`` in the config (a
         destination may accept short names, e.g. APSIS ``firstname`` for

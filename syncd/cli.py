@@ -1,0 +1,401 @@
+"""The ``syncd`` command. Commands that act on a running daemon talk to its admin endpoint
+(loopback only, with the bearer token from the state directory)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+import tomllib
+from typing import Any
+
+DEFAULT_CONFIG = "/etc/syncd/syncd.toml"
+
+
+def _config_path(args) -> str:
+    return args.config or os.environ.get("SYNCD_CONFIG") or DEFAULT_CONFIG
+
+
+# -- talking to the daemon ----------------------------------------------------------------------
+
+
+def _admin_client(args):
+    """An AdminClient from the config's [daemon] and [admin] sections. Read leniently: a
+    daemon may be running on an older, valid config while the file has errors."""
+    from syncd.admin import AdminClient
+    from syncd.exceptions import AdminError
+
+    path = _config_path(args)
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        raise AdminError(f"cannot read {path}: {exc.strerror} (fix: pass -c FILE or set "
+                         f"SYNCD_CONFIG)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise AdminError(f"{path}: {exc}") from None
+    base = os.path.dirname(os.path.abspath(path))
+    daemon = raw.get("daemon", {}) if isinstance(raw.get("daemon"), dict) else {}
+    admin = raw.get("admin", {}) if isinstance(raw.get("admin"), dict) else {}
+    state_dir = os.path.join(base, str(daemon.get("state_dir", "/var/lib/syncd")))
+    token_file = admin.get("token_file") or os.path.join(state_dir, "admin.token")
+    token_file = os.path.join(base, str(token_file))
+    try:
+        with open(token_file) as fh:
+            token = fh.read().strip()
+    except OSError as exc:
+        raise AdminError(f"cannot read the admin token {token_file}: {exc.strerror} (is syncd "
+                         f"running with this config, and are you its user or root?)") from None
+    return AdminClient(str(admin.get("host", "127.0.0.1")), int(admin.get("port", 8471)), token)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _fmt_time(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_run(args) -> int:
+    from syncd.daemon import Daemon
+
+    path = _config_path(args)
+    if not os.path.exists(path):
+        print(f"syncd: {path}: no such file (fix: pass -c FILE)", file=sys.stderr)
+        return 78
+    return Daemon(path).run()
+
+
+def cmd_check_config(args) -> int:
+    from syncd import config, plugins
+
+    path = _config_path(args)
+    errors = config.check(path, plugins.load())
+    if errors:
+        for line in errors:
+            print(line, file=sys.stderr)
+        print(f"{path}: {len(errors)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{path}: OK")
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from syncd import plugins
+
+    registry = plugins.load()
+    if args.json:
+        _print_json([vars(p) for p in registry.plugins])
+        return 0
+    table = Table("plugin", "status", "kinds", "capabilities", "version", "reason")
+    for p in registry.plugins:
+        caps = ", ".join(sorted(str(c) for k in p.kinds for c in registry.connectors[k]
+                                .capabilities))
+        table.add_row(p.name, p.status, ", ".join(p.kinds), caps, p.version or "-",
+                      p.reason or "")
+    Console().print(table)
+    return 0 if all(p.status == "loaded" for p in registry.plugins) else 1
+
+
+def cmd_status(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    status = _admin_client(args).status()
+    if args.json:
+        _print_json(status)
+        return 0
+    console = Console()
+    console.print(f"syncd pid {status['pid']}, up {status['uptime']:.0f} s, "
+                  f"config {status['config']}, receiver {status['receiver']}")
+    if status.get("reload_errors"):
+        console.print("[red]last reload was rejected; running on the previous config:[/red]")
+        for line in status["reload_errors"]:
+            console.print(f"  {line}")
+    table = Table("connection", "kind", "state", "restarts", "last failure")
+    for name, c in status["connections"].items():
+        table.add_row(name, c["kind"], c["state"], str(c["restarts"]), c["last_failure"] or "")
+    console.print(table)
+    table = Table("integration", "state", "progress", "inbox", "dead", "needs full sync",
+                  "last run", "last error")
+    for name, i in status["integrations"].items():
+        progress = ""
+        if i["state"] == "full_sync":
+            progress = f"{i['processed']}/{i['total'] or '?'}"
+        last = i.get("last_run")
+        last_run = f"#{last['id']} {last['status']}" if last else "-"
+        table.add_row(name, i["state"], progress, str(i["inbox"].get("pending", 0)),
+                      str(i["dead_letters"]), "yes" if i["needs_full_sync"] else "no",
+                      last_run, i["last_error"] or "")
+    console.print(table)
+    if status.get("jobs"):
+        table = Table("job", "next run")
+        for job in status["jobs"]:
+            table.add_row(job["id"], job.get("next_run") or "paused")
+        console.print(table)
+    return 0
+
+
+def _wait_with_progress(client, integration: str, run_id: int) -> dict:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), transient=False) as bar:
+        task = bar.add_task(f"full sync {integration} #{run_id}", total=None)
+        while True:
+            run = client.run(run_id)
+            bar.update(task, completed=run["processed"], total=run["total"])
+            if run["status"] != "running":
+                return run
+            time.sleep(0.25)
+
+
+def _print_run(run: dict) -> None:
+    print(f"run #{run['id']} {run['integration']} {run['kind']}: {run['status']}")
+    print(f"  started {_fmt_time(run['started_at'])}, ended {_fmt_time(run['ended_at'])}")
+    print(f"  processed {run['processed']} of {run['total'] if run['total'] is not None else '?'}"
+          f": created {run['created']}, updated {run['updated']}, unchanged "
+          f"{run['unchanged']}, skipped by conditions {run['skipped']}, failed {run['failed']}")
+    if run.get("error"):
+        print(f"  error: {run['error']}")
+    for err in run.get("errors", [])[:50]:
+        print(f"  failed {err['record_id']}: {err['reason']}")
+    if len(run.get("errors", [])) > 50:
+        print(f"  ... and {len(run['errors']) - 50} more")
+
+
+def cmd_sync_start(args) -> int:
+    client = _admin_client(args)
+    result = client.start_sync(args.integration, confirm=args.confirm)
+    run_id = result["run_id"]
+    print(f"full sync of {args.integration} started: run #{run_id}")
+    if not args.wait:
+        return 0
+    run = _wait_with_progress(client, args.integration, run_id)
+    _print_run(client.run(run_id))
+    return 0 if run["status"] == "completed" else 1
+
+
+def cmd_sync_cancel(args) -> int:
+    result = _admin_client(args).cancel_sync(args.integration)
+    print(f"cancelling run #{result['run_id']} of {args.integration}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    client = _admin_client(args)
+    if args.integration == "show":
+        if args.run_id is None:
+            print("syncd runs show RUN: give a run id", file=sys.stderr)
+            return 2
+        run = client.run(args.run_id)
+        if args.json:
+            _print_json(run)
+        else:
+            _print_run(run)
+        return 0
+    runs = client.runs(args.integration, args.limit)
+    if args.json:
+        _print_json(runs)
+        return 0
+    table = Table("run", "integration", "kind", "status", "started", "processed", "created",
+                  "updated", "unchanged", "skipped", "failed")
+    for r in runs:
+        table.add_row(str(r["id"]), r["integration"], r["kind"], r["status"],
+                      _fmt_time(r["started_at"]), str(r["processed"]), str(r["created"]),
+                      str(r["updated"]), str(r["unchanged"]), str(r["skipped"]),
+                      str(r["failed"]))
+    Console().print(table)
+    return 0
+
+
+def cmd_events_list(args) -> int:
+    events = _admin_client(args).events(failed=True, integration=args.integration)
+    if args.json:
+        _print_json(events)
+        return 0
+    if not events:
+        print("no failed events")
+    for e in events:
+        print(f"#{e['id']} {e['integration']} {e['kind']} {e['record_id']} "
+              f"(received {_fmt_time(e['received_at'])}, {e['attempts']} attempts): {e['error']}")
+    return 0
+
+
+def cmd_events_retry(args) -> int:
+    result = _admin_client(args).retry_events(args.ids or None, args.integration)
+    print(f"{result['requeued']} event(s) queued again")
+    return 0
+
+
+def cmd_reload(args) -> int:
+    result = _admin_client(args).reload()
+    if result.get("ok"):
+        print("config reloaded")
+        return 0
+    print("the new config was rejected; syncd runs on with the previous one:", file=sys.stderr)
+    for line in result.get("errors", []):
+        print(f"  {line}", file=sys.stderr)
+    return 1
+
+
+def cmd_emulate(args) -> int:
+    from syncd import plugins
+
+    registry = plugins.load()
+    cls = registry.connector(args.kind)
+    if cls is None or not cls.emulator:
+        kinds = sorted(k for k, c in registry.connectors.items() if c.emulator)
+        print(f"syncd: no emulator for kind {args.kind!r} (available: {', '.join(kinds)})",
+              file=sys.stderr)
+        return 2
+    module, _, name = cls.emulator.partition(":")
+    emulator_cls = getattr(importlib.import_module(module), name)
+    emulator = emulator_cls(host=args.host, port=args.port, seed=args.seed)
+    if args.contacts:
+        emulator.seed(args.contacts, seed=args.seed)
+    print(f"{args.kind} emulator on {emulator.url if emulator.port else '...'} "
+          f"(Ctrl-C stops it)", flush=True)
+    emulator.start()
+    print(f"listening on {emulator.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+def cmd_sandbox(args) -> int:
+    from syncd.sandbox import main as sandbox_main
+
+    return sandbox_main(contacts=args.contacts, once=args.once, changes=args.changes,
+                        keep=args.keep)
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syncd",
+        description="Keeps contacts in step between CRMs, APSIS One and Outlook address books.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, func, help_text: str, config: bool = True, **kw):
+        p = sub.add_parser(name, help=help_text, description=help_text, **kw)
+        if config:
+            p.add_argument("-c", "--config", metavar="FILE",
+                           help=f"config file (default: $SYNCD_CONFIG or {DEFAULT_CONFIG})")
+        p.set_defaults(func=func)
+        return p
+
+    add("run", cmd_run, "run the daemon in the foreground (SIGHUP reloads, SIGTERM stops)")
+    add("check-config", cmd_check_config, "validate a config file; each problem names its key "
+        "and the fix")
+    p = add("plugins", cmd_plugins, "list connector plugins and their status", config=False)
+    p.add_argument("--json", action="store_true")
+    p = add("status", cmd_status, "show the running daemon's connections, integrations and jobs")
+    p.add_argument("--json", action="store_true")
+
+    p = add("sync", None, "start or cancel a full sync", config=False)
+    sync_sub = p.add_subparsers(dest="sync_command", metavar="ACTION", required=True)
+    s = sync_sub.add_parser("start", help="start a full sync of an integration")
+    s.add_argument("integration")
+    s.add_argument("--wait", action="store_true", help="show a progress bar until it ends")
+    s.add_argument("--confirm", action="store_true",
+                   help="go ahead even if the run changes more consents than the set share")
+    s.add_argument("-c", "--config", metavar="FILE")
+    s.set_defaults(func=cmd_sync_start)
+    s = sync_sub.add_parser("cancel", help="cancel a running full sync")
+    s.add_argument("integration")
+    s.add_argument("-c", "--config", metavar="FILE")
+    s.set_defaults(func=cmd_sync_cancel)
+
+    p = add("runs", cmd_runs, "list runs (syncd runs [INTEGRATION]) or show one "
+            "(syncd runs show RUN)")
+    p.add_argument("integration", nargs="?", help="an integration, or 'show'")
+    p.add_argument("run_id", nargs="?", type=int, help="with 'show': the run id")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+
+    p = add("events", None, "list or retry real-time events that failed for good", config=False)
+    ev_sub = p.add_subparsers(dest="events_command", metavar="ACTION", required=True)
+    s = ev_sub.add_parser("list", help="list dead letters (use --failed)")
+    s.add_argument("--failed", action="store_true", default=True)
+    s.add_argument("--integration")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-c", "--config", metavar="FILE")
+    s.set_defaults(func=cmd_events_list)
+    s = ev_sub.add_parser("retry", help="queue dead letters again (all, or the ids given)")
+    s.add_argument("ids", nargs="*", type=int)
+    s.add_argument("--integration")
+    s.add_argument("-c", "--config", metavar="FILE")
+    s.set_defaults(func=cmd_events_retry)
+
+    add("reload", cmd_reload, "ask the running daemon to reload its config (like SIGHUP)")
+
+    p = add("emulate", cmd_emulate, "serve one connector's partner emulator in the foreground",
+            config=False)
+    p.add_argument("kind", help="connector kind, e.g. tribe or apsis")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--contacts", type=int, default=0, help="seed this many contacts")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = add("sandbox", cmd_sandbox, "run the demo: emulators and a daemon on loopback",
+            config=False)
+    p.add_argument("--contacts", type=int, default=2000)
+    p.add_argument("--changes", type=int, default=5)
+    p.add_argument("--once", action="store_true",
+                   help="run the scenario, check the result and exit (0 only if it holds)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary state directory")
+    return parser
+
+
+def _version() -> str:
+    from syncd import __version__
+
+    return f"syncd {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from syncd.exceptions import AdminError, SyncdError
+
+    try:
+        return args.func(args) or 0
+    except AdminError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return 1
+    except SyncdError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

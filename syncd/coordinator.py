@@ -1,0 +1,355 @@
+"""One actor per integration: it sequences full syncs against the queued real-time events.
+
+- Real-time: the receiver stores events in the inbox and tells the coordinator; the
+  coordinator reads the records back from the source, applies the rules and writes the
+  profiles. Failures are retried with back-off; an event that fails for good (a 4xx that
+  retrying cannot fix, or ``max_attempts`` spent) becomes a dead letter with its reason.
+- Full sync: the coordinator pages through the source, one page per message to itself, so
+  a cancel or a status request is handled between pages. The next page is read while the
+  current one is written (source and destination are separate actors). Progress, cursor
+  and per-record errors are committed after every page, so an interrupted run can resume.
+- While a full sync runs, real-time events are accepted and stored but not applied; they
+  are applied after it ends (seed 001), so that the end state matches the source.
+
+The coordinator never ``.get()``s anything that can call it back: connection actors only
+answer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+import structlog
+
+from syncd import rules as R
+from syncd.config.model import IntegrationConfig
+from syncd.exceptions import RemoteError
+from syncd.records import Record, WriteResult
+from syncd.store import InboxItem, Store
+
+log = structlog.get_logger("syncd.coordinator")
+
+#: How long a coordinator waits for one call of a connection actor.
+CALL_TIMEOUT = 600.0
+
+
+@dataclass
+class Progress:
+    """What a coordinator is doing, readable from any thread without asking the actor."""
+
+    state: str = "idle"  # idle | full_sync | stopped
+    run_id: int | None = None
+    total: int | None = None
+    processed: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    events_applied: int = 0
+    events_failed: int = 0
+    dead_letters: int = 0
+    last_error: str | None = None
+    needs_full_sync: bool = False
+
+
+class Coordinator(pykka.ThreadingActor):
+    def __init__(
+        self,
+        integration: IntegrationConfig,
+        rules: R.Rules,
+        store: Store,
+        connection: Callable[[str], Any],
+        *,
+        progress: Progress | None = None,
+        on_failure: Callable[[str, BaseException], None] | None = None,
+    ):
+        super().__init__()
+        self.integration = integration
+        self.name = integration.name
+        self.rules = rules
+        self.store = store
+        #: ``connection(name)`` returns the current proxy of a connection actor (it changes
+        #: when the daemon restarts a crashed one).
+        self._connection = connection
+        self.progress = progress or Progress()
+        self.cancel_requested = threading.Event()
+        self._on_failure_cb = on_failure
+        self._cursor: str | None = None
+        self._prefetch: pykka.Future | None = None
+        self._drain_timer: threading.Timer | None = None
+        self._drain_scheduled = False
+        self.log = log.bind(integration=self.name)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._self = self.actor_ref.proxy()
+
+    def on_stop(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+        if self.progress.state == "full_sync" and self.progress.run_id is not None:
+            # Left as 'running' on purpose: the next start sees it as interrupted and resumes.
+            self.log.info("full_sync.paused_by_stop", run_id=self.progress.run_id)
+        self.progress.state = "stopped"
+
+    def on_failure(self, exc_type, exc_value, tb) -> None:
+        self.log.error("coordinator.crashed", error=f"{exc_type.__name__}: {exc_value}")
+        if self._on_failure_cb is not None:
+            self._on_failure_cb(self.name, exc_value)
+
+    @property
+    def source(self):
+        return self._connection(self.integration.source)
+
+    @property
+    def destination(self):
+        return self._connection(self.integration.destination)
+
+    # -- the public messages ---------------------------------------------------------------
+
+    def set_rules(self, rules: R.Rules, integration: IntegrationConfig) -> None:
+        """A reload changed conditions, mappings or settings of this integration."""
+        self.rules = rules
+        self.integration = integration
+
+    def notify(self) -> None:
+        """New events are in the inbox (told by the receiver)."""
+        self._schedule_drain()
+
+    def start_full_sync(self, resume: dict[str, Any] | None = None) -> int:
+        """Start a full sync and return its run id; refuses if one is running."""
+        if self.progress.state == "full_sync":
+            raise ValueError(f"a full sync of {self.name} is already running "
+                             f"(run {self.progress.run_id})")
+        cursor = resume.get("cursor") if resume else None
+        run_id = self.store.start_run(self.name, "full", cursor=cursor,
+                                      resumed_from=resume.get("id") if resume else None)
+        self.cancel_requested.clear()
+        self._cursor = cursor
+        self._prefetch = None
+        done = int(resume.get("processed") or 0) if resume else 0
+        self.progress = Progress(state="full_sync", run_id=run_id, processed=done,
+                                 total=resume.get("total") if resume else None,
+                                 needs_full_sync=False)
+        self.log.info("full_sync.started", run_id=run_id, resumed_from=resume and resume["id"])
+        self._self.full_sync_step.defer()
+        return run_id
+
+    def cancel_full_sync(self) -> int | None:
+        """Ask a running full sync to stop after the current page; returns its run id."""
+        if self.progress.state != "full_sync":
+            return None
+        self.cancel_requested.set()
+        return self.progress.run_id
+
+    def drain(self) -> None:
+        self._drain_scheduled = False
+        if self.progress.state == "full_sync":
+            return  # held until the full sync ends
+        try:
+            busy = self._drain_batch()
+        except Exception as exc:  # never let a bug in one batch stop the actor
+            self.log.exception("realtime.batch_crashed")
+            self.progress.last_error = f"{type(exc).__name__}: {exc}"
+            busy = False
+            self._schedule_drain(delay=5.0)
+        if busy:
+            self._schedule_drain()
+        else:
+            due = self.store.next_due(self.name)
+            if due is not None:
+                self._schedule_drain(delay=max(0.05, due - time.time()))
+
+    def ping(self) -> str:
+        return self.name
+
+    # -- full sync -------------------------------------------------------------------------
+
+    def _read(self, cursor: str | None) -> pykka.Future:
+        return self.source.read_page(cursor, self.integration.page_size)
+
+    def full_sync_step(self) -> None:
+        if self.progress.state != "full_sync":
+            return
+        run_id = self.progress.run_id
+        try:
+            if self.cancel_requested.is_set():
+                self._finish("cancelled")
+                return
+            future = self._prefetch or self._read(self._cursor)
+            self._prefetch = None
+            page = future.get(timeout=CALL_TIMEOUT)
+            if page.cursor is not None and not self.cancel_requested.is_set():
+                self._prefetch = self._read(page.cursor)  # overlaps the writes below
+            counts, errors = self._apply(list(page.records), full_sync=True)
+            self._cursor = page.cursor
+            if page.total is not None:
+                self.progress.total = page.total
+            self.store.progress_run(run_id, counts, cursor=page.cursor, total=page.total,
+                                    errors=errors)
+            self.progress.processed += counts.get("processed", 0)
+            for key, value in counts.items():
+                self.progress.counts[key] = self.progress.counts.get(key, 0) + value
+        except Exception as exc:
+            self.log.exception("full_sync.failed", run_id=run_id)
+            self._prefetch = None
+            self._finish("failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        if page.cursor is None:
+            self._finish("completed")
+        elif self.cancel_requested.is_set():
+            self._finish("cancelled")
+        else:
+            self._self.full_sync_step.defer()
+
+    def _finish(self, status: str, error: str | None = None) -> None:
+        run_id = self.progress.run_id
+        if self._prefetch is not None:
+            try:
+                self._prefetch.get(timeout=CALL_TIMEOUT)  # let the source finish quietly
+            except Exception:
+                pass
+            self._prefetch = None
+        self.store.finish_run(run_id, status, error)
+        self.progress.state = "idle"
+        self.progress.last_error = error
+        self.cancel_requested.clear()
+        self.log.info(f"full_sync.{status}", run_id=run_id, **self.progress.counts)
+        self._schedule_drain()  # apply what arrived during the run
+
+    # -- applying records ------------------------------------------------------------------
+
+    def _apply(self, records: list[Record], *, full_sync: bool
+               ) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
+        """Decide and write a batch of records; returns counts and per-record errors."""
+        counts = {"processed": len(records)}
+        errors: list[tuple[str, str, bool]] = []
+        if not records:
+            return counts, errors
+        links = self.store.links(self.name, [r.id for r in records])
+        writes: list[R.Write] = []
+        deletes: list[R.Delete] = []
+        for record in records:
+            decision = R.decide(self.rules, record, links.get(record.id))
+            if isinstance(decision, R.Write):
+                writes.append(decision)
+            elif isinstance(decision, R.Unchanged):
+                counts["unchanged"] = counts.get("unchanged", 0) + 1
+            elif isinstance(decision, R.Skip):
+                counts["skipped"] = counts.get("skipped", 0) + 1
+            else:
+                deletes.append(decision)
+        new_links: list[tuple[str, str, str | None]] = []
+        if writes:
+            results: list[WriteResult] = self.destination.write_profiles(
+                [w.profile for w in writes], [w.profile.key for w in writes if w.known]
+            ).get(timeout=CALL_TIMEOUT)
+            for write, result in zip(writes, results, strict=True):
+                if result.outcome == "failed":
+                    counts["failed"] = counts.get("failed", 0) + 1
+                    errors.append((write.profile.key, result.reason or "failed",
+                                   result.retryable))
+                else:
+                    counts[result.outcome] = counts.get(result.outcome, 0) + 1
+                    new_links.append((write.profile.key, result.remote_id or write.profile.key,
+                                      write.digest))
+        if deletes:
+            results = self.destination.call("delete_profiles", [d.key for d in deletes]
+                                            ).get(timeout=CALL_TIMEOUT)
+            gone = []
+            for delete, result in zip(deletes, results, strict=True):
+                if result.outcome == "failed":
+                    counts["failed"] = counts.get("failed", 0) + 1
+                    errors.append((delete.key, result.reason or "delete failed",
+                                   result.retryable))
+                else:
+                    counts["deleted"] = counts.get("deleted", 0) + 1
+                    gone.append(delete.key)
+            if gone:
+                self.store.delete_links(self.name, gone)
+        if new_links:
+            self.store.save_links(self.name, new_links)
+        for key, reason, _ in errors:
+            self.log.warning("record.failed", record_id=key, reason=reason,
+                             full_sync=full_sync)
+        return counts, errors
+
+    # -- real-time -------------------------------------------------------------------------
+
+    def _schedule_drain(self, delay: float = 0.0) -> None:
+        if delay <= 0:
+            if not self._drain_scheduled:
+                self._drain_scheduled = True
+                self._self.drain.defer()
+            return
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+        proxy = self._self
+
+        def fire():
+            try:
+                proxy.drain.defer()
+            except pykka.ActorDeadError:
+                pass
+
+        self._drain_timer = threading.Timer(delay, fire)
+        self._drain_timer.daemon = True
+        self._drain_timer.start()
+
+    def _drain_batch(self) -> bool:
+        """Apply one batch of pending events; True if more may be waiting."""
+        items = self.store.pending(self.name, limit=self.integration.batch_size)
+        if not items:
+            return False
+        events = [item.event for item in items]
+        try:
+            records = self.source.read_records(events).get(timeout=CALL_TIMEOUT)
+        except RemoteError as exc:
+            self._fail(items, f"reading back from {self.integration.source}: {exc}",
+                       retryable=exc.retryable)
+            return True
+        except Exception as exc:
+            self._fail(items, f"reading back from {self.integration.source}: "
+                              f"{type(exc).__name__}: {exc}", retryable=True)
+            return True
+        latest: dict[str, Record] = {}
+        for record in records:
+            latest[record.id] = record
+        counts, errors = self._apply(list(latest.values()), full_sync=False)
+        failed = {key: (reason, retryable) for key, reason, retryable in errors}
+        done, by_error = [], {}
+        for item in items:
+            problem = failed.get(item.event.record_id)
+            if problem is None and failed and item.event.record_id not in latest:
+                # an event we cannot tie to one record (e.g. a relationship): retrying is
+                # harmless (the write is idempotent), losing it is not
+                problem = next(iter(failed.values()))
+            if problem is None:
+                done.append(item.id)
+            else:
+                by_error.setdefault(problem, []).append(item)
+        self.store.mark_done(done)
+        self.progress.events_applied += len(done)
+        for (reason, retryable), failed_items in by_error.items():
+            self._fail(failed_items, reason, retryable=retryable)
+        self.log.debug("realtime.applied", events=len(items), **counts)
+        return len(items) >= self.integration.batch_size
+
+    def _fail(self, items: list[InboxItem], reason: str, *, retryable: bool) -> None:
+        self.progress.events_failed += len(items)
+        self.progress.last_error = reason
+        dead = [i.id for i in items if not retryable
+                or i.attempts + 1 >= self.integration.max_attempts]
+        retry = [i for i in items if i.id not in set(dead)]
+        if dead:
+            self.store.mark_dead(dead, reason)
+            self.progress.dead_letters += len(dead)
+            self.log.error("event.dead_letter", events=dead, reason=reason)
+        for item in retry:
+            delay = min(300.0, 2.0 ** item.attempts)
+            self.store.mark_retry([item.id], reason, delay)
+            self.log.warning("event.retry", event=item.id, record_id=item.event.record_id,
+                             reason=reason, delay=delay)

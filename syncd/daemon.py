@@ -1,0 +1,525 @@
+"""The daemon: start order, signals, reload, supervision, stop order, systemd notifications.
+
+Start order: plugins → config → logs → state → connection actors (pinged) → coordinators
+(pinged) → receiver → admin endpoint → interrupted runs resumed → READY. Stop order is the
+reverse, inside one ``finally``: the receiver drains first (new webhooks get 503, so their
+senders retry), then coordinators finish their current step, then connections close.
+
+Signal handlers only set flags; the main thread acts on them:
+
+- SIGHUP: reload. The new config is validated whole; on any error the daemon logs each
+  problem with file and key and runs on with the old config. Only what changed restarts.
+- SIGTERM / SIGINT: stop.
+
+A connection or coordinator actor that dies is restarted with back-off by the main loop;
+its failures and restarts show in ``syncd status``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+import structlog
+
+from syncd import config as config_mod
+from syncd import logs, plugins, systemd
+from syncd.admin import AdminApp, ensure_token
+from syncd.config.model import Config, IntegrationConfig
+from syncd.connector import Capability, ConnectionActor
+from syncd.coordinator import Coordinator, Progress
+from syncd.exceptions import ConfigErrors, NeedsConfirmation, SyncdError
+from syncd.receiver import Route, WebhookApp
+from syncd.rules import Rules
+from syncd.store import Store
+from syncd.wsgi import ServerThread
+
+log = structlog.get_logger("syncd.daemon")
+
+ASK_TIMEOUT = 30.0
+
+
+@dataclass
+class Supervised:
+    """One actor the daemon keeps alive."""
+
+    name: str
+    kind: str  # "connection" | "coordinator"
+    start: Callable[[], pykka.ActorRef]
+    ref: pykka.ActorRef | None = None
+    restarts: int = 0
+    last_failure: str | None = None
+    next_restart: float = 0.0
+    started_at: float = field(default_factory=time.time)
+
+    def alive(self) -> bool:
+        return self.ref is not None and self.ref.is_alive()
+
+
+class Daemon:
+    def __init__(self, config_path: str, *, registry: plugins.Registry | None = None,
+                 install_signals: bool = True, configure_logging: bool = True):
+        self.config_path = config_path
+        self.registry = registry
+        self.install_signals = install_signals
+        self.configure_logging = configure_logging
+        self.config: Config | None = None
+        self.store: Store | None = None
+        self.connections: dict[str, Supervised] = {}
+        self.coordinators: dict[str, Supervised] = {}
+        self.progress: dict[str, Progress] = {}
+        self.needs_full_sync: dict[str, str] = {}
+        self.receiver_app: WebhookApp | None = None
+        self.receiver: ServerThread | None = None
+        self.admin: ServerThread | None = None
+        self.admin_token: str | None = None
+        self.started = threading.Event()
+        self.stopped = threading.Event()
+        self._stop_flag = threading.Event()
+        self._reload_flag = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.RLock()
+        self.started_at = time.time()
+        self.reload_errors: list[str] = []
+        self.last_reload: dict[str, Any] | None = None
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stopped. Returns the process exit code."""
+        if self.registry is None:
+            self.registry = plugins.load()
+        try:
+            self.config = config_mod.load(self.config_path, self.registry)
+        except ConfigErrors as exc:
+            for error in exc.errors:
+                log.error("config.invalid", error=str(error))
+            self.stopped.set()
+            return 78  # EX_CONFIG
+        if self.configure_logging:
+            logs.configure(self.config.daemon.log_level, self.config.daemon.log_format)
+        if self.install_signals:
+            self._install_signals()
+        try:
+            self._start()
+            self.started.set()
+            systemd.ready()
+            log.info("daemon.ready", receiver=self.receiver.url if self.receiver else None,
+                     integrations=sorted(self.coordinators))
+            self._main_loop()
+        except Exception:
+            log.exception("daemon.failed")
+            return 1
+        finally:
+            systemd.stopping()
+            self._stop_all()
+            self.stopped.set()
+        return 0
+
+    def request_stop(self) -> None:
+        self._stop_flag.set()
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        self._reload_flag.set()
+        self._wake.set()
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+        try:
+            from pykka.debug import log_thread_tracebacks
+            signal.signal(signal.SIGUSR1, log_thread_tracebacks)
+        except (ImportError, ValueError):
+            pass
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        cfg = self.config
+        os.makedirs(cfg.daemon.state_dir, mode=0o700, exist_ok=True)
+        self.store = Store(os.path.join(cfg.daemon.state_dir, "syncd.db"))
+        for name in cfg.connections:
+            self._start_connection(name)
+        for name, integration in cfg.integrations.items():
+            if integration.enabled:
+                self._start_coordinator(integration)
+        self.receiver_app = WebhookApp(store=self.store, max_body=cfg.receiver.max_body_bytes,
+                                       notify=self._notify_coordinators)
+        self.receiver_app.set_routes(self._routes(cfg))
+        self.receiver = ServerThread(self.receiver_app, cfg.receiver.host, cfg.receiver.port,
+                                     threads=cfg.receiver.threads, name="receiver").start()
+        token_file = cfg.admin.token_file or os.path.join(cfg.daemon.state_dir, "admin.token")
+        self.admin_token = ensure_token(token_file)
+        self.admin = ServerThread(AdminApp(self, self.admin_token), cfg.admin.host,
+                                  cfg.admin.port, threads=4, name="admin").start()
+        self._resume_interrupted()
+        self._notify_coordinators(list(self.coordinators))  # apply what was left in the inbox
+        if cfg.receiver.public_url:
+            threading.Thread(target=self._register_webhooks, args=(cfg,), daemon=True,
+                             name="webhook-registration").start()
+
+    def _start_connection(self, name: str) -> None:
+        conn_cfg = self.config.connections[name]
+        cls = self.registry.connector(conn_cfg.kind)
+
+        def start() -> pykka.ActorRef:
+            connector = cls(name, conn_cfg.options)
+            ref = ConnectionActor.start(connector, on_failure=self._actor_failed)
+            ref.proxy().ping().get(timeout=ASK_TIMEOUT)
+            return ref
+
+        sup = Supervised(name, "connection", start)
+        sup.ref = start()
+        self.connections[name] = sup
+
+    def connection(self, name: str):
+        sup = self.connections[name]
+        if sup.ref is None or not sup.ref.is_alive():
+            raise pykka.ActorDeadError(f"connection {name} is restarting")
+        return sup.ref.proxy()
+
+    def _rules(self, integration: IntegrationConfig) -> Rules:
+        dest_kind = self.config.connections[integration.destination].kind
+        dest_cls = self.registry.connector(dest_kind)
+        return Rules.from_integration(integration, dest_cls.canonical_attribute)
+
+    def _start_coordinator(self, integration: IntegrationConfig) -> None:
+        name = integration.name
+        progress = self.progress.setdefault(name, Progress())
+
+        def start() -> pykka.ActorRef:
+            current = self.config.integrations[name]
+            ref = Coordinator.start(current, self._rules(current), self.store, self.connection,
+                                    progress=progress, on_failure=self._actor_failed)
+            ref.proxy().ping().get(timeout=ASK_TIMEOUT)
+            return ref
+
+        sup = Supervised(name, "coordinator", start)
+        sup.ref = start()
+        self.coordinators[name] = sup
+
+    def _routes(self, cfg: Config) -> dict[str, Route]:
+        routes = {}
+        for name, conn in cfg.connections.items():
+            cls = self.registry.connector(conn.kind)
+            if Capability.PARSE_WEBHOOKS not in cls.capabilities:
+                continue
+            consumers = tuple(i.name for i in cfg.integrations_from(name))
+            routes[name] = Route(name, cls.webhook_parser(name, conn.options), consumers)
+        return routes
+
+    def _register_webhooks(self, cfg: Config) -> None:
+        for name, conn in cfg.connections.items():
+            cls = self.registry.connector(conn.kind)
+            if (Capability.PARSE_WEBHOOKS not in cls.capabilities
+                    or not callable(getattr(cls, "ensure_webhook", None))):
+                continue
+            url = f"{cfg.receiver.public_url.rstrip('/')}/webhooks/{name}"
+            try:
+                self.connection(name).call("ensure_webhook", url).get(timeout=120)
+                log.info("webhook.registered", connection=name, url=url)
+            except Exception as exc:
+                log.error("webhook.registration_failed", connection=name,
+                          error=f"{type(exc).__name__}: {exc}")
+
+    def _resume_interrupted(self) -> None:
+        for run in self.store.interrupt_running():
+            name = run["integration"]
+            if run["kind"] != "full" or name not in self.coordinators:
+                continue
+            log.warning("full_sync.interrupted", integration=name, run_id=run["id"],
+                        processed=run["processed"])
+            try:
+                self._coordinator(name).start_full_sync(run).get(timeout=ASK_TIMEOUT)
+            except Exception as exc:
+                log.error("full_sync.resume_failed", integration=name, error=str(exc))
+
+    # -- the main loop -------------------------------------------------------------------------
+
+    def _main_loop(self) -> None:
+        interval = systemd.watchdog_interval()
+        period = min(1.0, interval / 2) if interval else 1.0
+        while not self._stop_flag.is_set():
+            self._wake.wait(period)
+            self._wake.clear()
+            if self._stop_flag.is_set():
+                break
+            if self._reload_flag.is_set():
+                self._reload_flag.clear()
+                self.reload()
+            self._supervise()
+            systemd.watchdog()
+
+    def _actor_failed(self, name: str, exc: BaseException) -> None:
+        for sup in (*self.connections.values(), *self.coordinators.values()):
+            if sup.name == name:
+                sup.last_failure = f"{type(exc).__name__}: {exc}"
+        self._wake.set()
+
+    def _supervise(self) -> None:
+        now = time.time()
+        for sup in (*self.connections.values(), *self.coordinators.values()):
+            if sup.alive() or now < sup.next_restart:
+                continue
+            if sup.ref is not None and sup.next_restart == 0.0:
+                # first notice of the death: wait before restarting, doubling each time
+                delay = min(self.config.daemon.restart_backoff_max, 2.0 ** sup.restarts)
+                sup.next_restart = now + delay
+                log.error("actor.died", actor=sup.name, kind=sup.kind, restart_in=delay,
+                          reason=sup.last_failure)
+                continue
+            try:
+                sup.ref = sup.start()
+                sup.restarts += 1
+                sup.next_restart = 0.0
+                sup.started_at = time.time()
+                log.warning("actor.restarted", actor=sup.name, kind=sup.kind,
+                            restarts=sup.restarts)
+                if sup.kind == "coordinator":
+                    self._notify_coordinators([sup.name])
+            except Exception as exc:
+                sup.last_failure = f"{type(exc).__name__}: {exc}"
+                sup.next_restart = now + min(self.config.daemon.restart_backoff_max,
+                                             2.0 ** (sup.restarts + 1))
+                sup.restarts += 1
+                log.error("actor.restart_failed", actor=sup.name, reason=sup.last_failure)
+
+    def _coordinator(self, name: str):
+        sup = self.coordinators.get(name)
+        if sup is None:
+            raise KeyError(f"no integration named {name!r}")
+        if not sup.alive():
+            raise SyncdError(f"integration {name} is restarting after a failure")
+        return sup.ref.proxy()
+
+    def _notify_coordinators(self, names: list[str]) -> None:
+        for name in names:
+            sup = self.coordinators.get(name)
+            if sup is not None and sup.alive():
+                try:
+                    sup.ref.proxy().notify.defer()
+                except pykka.ActorDeadError:
+                    pass
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def reload(self) -> dict[str, Any]:
+        """Validate the config file again; apply it if valid, keep the old one if not."""
+        with self._lock:
+            systemd.reloading()
+            try:
+                try:
+                    new = config_mod.load(self.config_path, self.registry)
+                except ConfigErrors as exc:
+                    self.reload_errors = [str(e) for e in exc.errors]
+                    for error in exc.errors:
+                        log.error("reload.rejected", error=str(error))
+                    log.error("reload.kept_old_config", problems=len(exc.errors))
+                    self.last_reload = {"ok": False, "errors": self.reload_errors,
+                                        "at": time.time()}
+                    return self.last_reload
+                except Exception as exc:  # unreadable file and the like
+                    self.reload_errors = [f"{self.config_path}: {exc}"]
+                    log.error("reload.rejected", error=self.reload_errors[0])
+                    self.last_reload = {"ok": False, "errors": self.reload_errors,
+                                        "at": time.time()}
+                    return self.last_reload
+                changes = self._apply_config(new)
+                self.reload_errors = []
+                self.last_reload = {"ok": True, "changes": changes, "at": time.time()}
+                log.info("reload.applied", **changes)
+                return self.last_reload
+            finally:
+                systemd.ready()
+
+    def _apply_config(self, new: Config) -> dict[str, Any]:
+        old = self.config
+        d = config_mod.diff(old, new, self.registry)
+        if d.restart_listeners:
+            log.warning("reload.restart_needed", reason="the [receiver] or [admin] section "
+                        "changed; restart syncd to apply it")
+        restarted_connections = sorted(set(d.connections_changed) | set(d.connections_removed))
+        for name in restarted_connections:
+            self._stop_actor(self.connections.pop(name, None))
+        self.config = new
+        for name in sorted(set(d.connections_changed) | set(d.connections_added)):
+            self._start_connection(name)
+        for name in d.integrations_removed:
+            self._stop_actor(self.coordinators.pop(name, None))
+        for name in d.integrations_added:
+            if new.integrations[name].enabled:
+                self._start_coordinator(new.integrations[name])
+        for name in d.integrations_changed:
+            integration = new.integrations[name]
+            sup = self.coordinators.get(name)
+            if not integration.enabled:
+                self._stop_actor(self.coordinators.pop(name, None))
+            elif sup is None:
+                self._start_coordinator(integration)
+            else:
+                sup.ref.proxy().set_rules(self._rules(integration), integration).get(
+                    timeout=ASK_TIMEOUT)
+        for name in d.needs_full_sync:
+            reason = "field or consent mappings changed"
+            self.needs_full_sync[name] = reason
+            if name in self.progress:
+                self.progress[name].needs_full_sync = True
+            log.warning("full_sync.needed", integration=name, reason=reason)
+            if new.integrations[name].full_sync_on_mapping_change:
+                try:
+                    self.store.forget_digests(name)
+                    self.start_sync(name, confirm=True)
+                except Exception as exc:
+                    log.error("full_sync.start_failed", integration=name, error=str(exc))
+        if self.receiver_app is not None:
+            self.receiver_app.set_routes(self._routes(new))
+        return {
+            "connections_restarted": restarted_connections,
+            "integrations_added": sorted(d.integrations_added),
+            "integrations_removed": sorted(d.integrations_removed),
+            "integrations_changed": sorted(d.integrations_changed),
+            "needs_full_sync": sorted(d.needs_full_sync),
+        }
+
+    def _stop_actor(self, sup: Supervised | None, timeout: float = 30.0) -> None:
+        if sup is None or sup.ref is None:
+            return
+        try:
+            if sup.kind == "coordinator":
+                sup.ref.proxy().cancel_full_sync().get(timeout=timeout)
+            sup.ref.stop(block=True, timeout=timeout)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            pass
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _stop_all(self) -> None:
+        timeout = self.config.daemon.stop_timeout if self.config else 30.0
+        deadline = time.time() + timeout
+        if self.receiver_app is not None:
+            self.receiver_app.draining = True
+        for server in (self.receiver, self.admin):
+            if server is not None:
+                server.stop(timeout=max(0.5, min(5.0, deadline - time.time())))
+        for sup in reversed(list(self.coordinators.values())):
+            if sup.ref is not None:
+                try:
+                    sup.ref.stop(block=True, timeout=max(0.5, deadline - time.time()))
+                except (pykka.Timeout, pykka.ActorDeadError):
+                    log.warning("actor.stop_timeout", actor=sup.name)
+        for sup in reversed(list(self.connections.values())):
+            if sup.ref is not None:
+                try:
+                    sup.ref.stop(block=True, timeout=max(0.5, deadline - time.time()))
+                except (pykka.Timeout, pykka.ActorDeadError):
+                    log.warning("actor.stop_timeout", actor=sup.name)
+        for ref in pykka.ActorRegistry.get_all():
+            if any(ref is s.ref for s in (*self.connections.values(),
+                                          *self.coordinators.values())):
+                log.warning("actor.still_running", actor=str(ref))
+                ref.stop(block=False)
+        if self.store is not None:
+            self.store.close()
+        log.info("daemon.stopped")
+
+    # -- the admin control API ----------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        cfg = self.config
+        integrations = {}
+        counts = self.store.inbox_counts()
+        for name, integration in cfg.integrations.items():
+            sup = self.coordinators.get(name)
+            progress = self.progress.get(name, Progress())
+            latest = self.store.runs(name, limit=1)
+            integrations[name] = {
+                "source": integration.source,
+                "destination": integration.destination,
+                "enabled": integration.enabled,
+                "state": progress.state if sup and sup.alive() else
+                ("disabled" if not integration.enabled else "restarting"),
+                "run_id": progress.run_id,
+                "total": progress.total,
+                "processed": progress.processed,
+                "counts": dict(progress.counts),
+                "inbox": counts.get(name, {}),
+                "events_applied": progress.events_applied,
+                "dead_letters": counts.get(name, {}).get("dead", 0),
+                "needs_full_sync": name in self.needs_full_sync,
+                "last_error": progress.last_error,
+                "last_run": latest[0] if latest else None,
+                "restarts": sup.restarts if sup else 0,
+                "last_failure": sup.last_failure if sup else None,
+            }
+        connections = {}
+        for name, conn in cfg.connections.items():
+            sup = self.connections.get(name)
+            connections[name] = {
+                "kind": conn.kind,
+                "state": "running" if sup and sup.alive() else "restarting",
+                "restarts": sup.restarts if sup else 0,
+                "last_failure": sup.last_failure if sup else None,
+            }
+            if sup and sup.alive():
+                try:
+                    connections[name]["stats"] = sup.ref.proxy().stats().get(timeout=2)
+                except Exception:
+                    pass
+        return {
+            "pid": os.getpid(),
+            "uptime": time.time() - self.started_at,
+            "config": self.config_path,
+            "receiver": self.receiver.url if self.receiver else None,
+            "reload_errors": self.reload_errors,
+            "connections": connections,
+            "integrations": integrations,
+            "jobs": [],
+        }
+
+    def start_sync(self, integration: str, confirm: bool = False) -> dict[str, Any]:
+        if integration not in self.config.integrations:
+            raise KeyError(f"no integration named {integration!r}")
+        try:
+            run_id = self._coordinator(integration).start_full_sync().get(timeout=ASK_TIMEOUT)
+        except NeedsConfirmation:
+            raise
+        self.needs_full_sync.pop(integration, None)
+        return {"run_id": run_id, "integration": integration}
+
+    def cancel_sync(self, integration: str) -> dict[str, Any]:
+        run_id = self._coordinator(integration).cancel_full_sync().get(timeout=ASK_TIMEOUT)
+        if run_id is None:
+            raise ValueError(f"no full sync of {integration} is running")
+        return {"run_id": run_id, "cancelling": True}
+
+    def runs(self, integration: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        if integration and integration not in self.config.integrations:
+            raise KeyError(f"no integration named {integration!r}")
+        return self.store.runs(integration, limit)
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        run = self.store.run(run_id)
+        if run is not None:
+            run["errors"] = self.store.run_errors(run_id)
+        return run
+
+    def events(self, failed: bool = True, integration: str | None = None) -> list[dict[str, Any]]:
+        items = self.store.dead_letters(integration)
+        return [{"id": i.id, "integration": i.integration, "connection": i.connection,
+                 "record_id": i.event.record_id, "kind": i.event.kind,
+                 "received_at": i.received_at, "attempts": i.attempts,
+                 "error": i.last_error} for i in items]
+
+    def retry_events(self, ids: list[int] | None = None,
+                     integration: str | None = None) -> dict[str, Any]:
+        count = self.store.retry_dead(ids, integration)
+        self._notify_coordinators([integration] if integration else list(self.coordinators))
+        return {"requeued": count}

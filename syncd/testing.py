@@ -1,0 +1,173 @@
+"""Test helpers for syncd and for plugin authors (a pytest plugin, ``pytest11`` entry point).
+
+- :class:`MemoryConnector`: an in-memory source *and* destination, the fake to test the
+  core with (no HTTP). Connections of kind ``memory`` that name the same ``world`` share data.
+- :func:`memory_registry`: the installed plugins plus the memory connector.
+- fixtures: ``actors`` (stops every pykka actor after the test), ``memory_world``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import pykka
+import pytest
+
+from syncd import plugins
+from syncd.config.schema import Option, Secret
+from syncd.connector import Capability, Connector
+from syncd.exceptions import WebhookRejected
+from syncd.records import Event, Page, Profile, Record, WriteResult
+
+
+@dataclass
+class World:
+    """The data behind memory connections of one ``world`` name."""
+
+    records: dict[str, Record] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    consents: dict[str, dict[tuple[str, str], bool]] = field(default_factory=dict)
+    tags: dict[str, dict[str, bool]] = field(default_factory=dict)
+    fail_keys: dict[str, str] = field(default_factory=dict)  # key -> reason (permanent)
+    #: When set, read_page waits for it between pages (to hold a full sync mid-way).
+    page_gate: threading.Event | None = None
+    pages_read: int = 0
+    writes: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def put(self, record: Record) -> None:
+        with self.lock:
+            self.records[record.id] = record
+
+    def update(self, record_id: str, **fields: Any) -> Record:
+        with self.lock:
+            old = self.records[record_id]
+            new = replace(old, fields={**old.fields, **fields},
+                          email=fields.get("email", old.email))
+            self.records[record_id] = new
+            return new
+
+
+WORLDS: dict[str, World] = {}
+
+
+def world(name: str = "default") -> World:
+    return WORLDS.setdefault(name, World())
+
+
+def sign(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class MemoryConnector(Connector):
+    kind: ClassVar[str] = "memory"
+    description = "in-memory source and destination, for tests"
+    capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
+                              Capability.WRITE_PROFILES, Capability.DELETE_PROFILES})
+    options = (
+        Option("world", str, "default", "the name of the shared in-memory data"),
+        Option("webhook_secret", Secret, None, "HMAC-SHA256 key of X-Memory-Signature"),
+    )
+    email_attribute = "email"
+    id_attribute = "crm_id"
+
+    @property
+    def world(self) -> World:
+        return world(self.config.get("world", "default"))
+
+    def read_page(self, cursor: str | None, page_size: int, since: str | None = None) -> Page:
+        w = self.world
+        gate = w.page_gate
+        if gate is not None and cursor is not None:
+            gate.wait(30)
+        with w.lock:
+            ids = sorted(w.records)
+            start = int(cursor or 0)
+            chunk = [w.records[i] for i in ids[start:start + page_size]]
+            w.pages_read += 1
+        nxt = start + page_size
+        return Page(tuple(chunk), str(nxt) if nxt < len(ids) else None, total=len(ids))
+
+    def read_records(self, events: list[Event]) -> list[Record]:
+        w = self.world
+        with w.lock:
+            return [w.records.get(e.record_id) or Record(e.record_id, deleted=True)
+                    for e in events]
+
+    @classmethod
+    def webhook_parser(cls, name: str, config: Mapping[str, Any]):
+        secret = config.get("webhook_secret")
+
+        def parse(headers: Mapping[str, str], body: bytes) -> list[Event]:
+            given = {k.lower(): v for k, v in headers.items()}.get("x-memory-signature", "")
+            if secret is None or not hmac.compare_digest(given, sign(secret.reveal(), body)):
+                raise WebhookRejected(401, "bad or missing X-Memory-Signature")
+            try:
+                data = json.loads(body)
+                return [Event(str(i)) for i in data["ids"]]
+            except (ValueError, KeyError, TypeError):
+                raise WebhookRejected(400, "body must be JSON {\"ids\": [...]}") from None
+
+        return parse
+
+    def write_profiles(self, profiles: list[Profile], known: set[str]) -> list[WriteResult]:
+        w = self.world
+        out = []
+        with w.lock:
+            for p in profiles:
+                w.writes += 1
+                if p.key in w.fail_keys:
+                    out.append(WriteResult(p.key, "failed", w.fail_keys[p.key]))
+                    continue
+                existed = p.key in w.profiles
+                attrs = dict(w.profiles.get(p.key, {}))
+                attrs.update({"email": p.email, "crm_id": p.key})
+                for k, v in p.attributes.items():
+                    if v is None or v == "":
+                        attrs.pop(k, None)
+                    else:
+                        attrs[k] = v
+                if attrs.get("email") is None:
+                    attrs.pop("email", None)
+                w.profiles[p.key] = attrs
+                for c in p.consents:
+                    w.consents.setdefault(p.key, {})[(c.topic, c.channel)] = c.opted_in
+                if p.tags:
+                    w.tags.setdefault(p.key, {}).update(p.tags)
+                out.append(WriteResult(p.key, "updated" if existed else "created"))
+        return out
+
+    def delete_profiles(self, keys: list[str]) -> list[WriteResult]:
+        w = self.world
+        with w.lock:
+            for key in keys:
+                w.profiles.pop(key, None)
+        return [WriteResult(k, "deleted") for k in keys]
+
+
+def memory_registry() -> plugins.Registry:
+    registry = plugins.load()
+    registry.connectors["memory"] = MemoryConnector
+    return registry
+
+
+@pytest.fixture
+def actors():
+    """Stops every actor a test started, even when it fails."""
+    yield
+    pykka.ActorRegistry.stop_all(block=True, timeout=10)
+
+
+@pytest.fixture
+def memory_world(request):
+    """A fresh in-memory world named after the test."""
+    name = request.node.nodeid
+    WORLDS[name] = World()
+    yield name, WORLDS[name]
+    WORLDS.pop(name, None)

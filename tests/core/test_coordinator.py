@@ -1,0 +1,134 @@
+"""The coordinator with real actors, a real SQLite file and the in-memory connector."""
+
+import threading
+import time
+
+import pytest
+
+from syncd.config.model import Condition, IntegrationConfig
+from syncd.connector import ConnectionActor
+from syncd.coordinator import Coordinator
+from syncd.records import Event, Record
+from syncd.rules import Rules
+from syncd.store import Store
+from syncd.testing import MemoryConnector
+
+pytestmark = pytest.mark.usefixtures("actors")
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+@pytest.fixture
+def setup(tmp_path, memory_world):
+    world_name, world = memory_world
+    store = Store(str(tmp_path / "syncd.db"))
+    refs = {
+        "src": ConnectionActor.start(MemoryConnector("src", {"world": world_name})),
+        "dst": ConnectionActor.start(MemoryConnector("dst", {"world": world_name})),
+    }
+
+    def make(**kw):
+        integration = IntegrationConfig("i", "src", "dst", page_size=kw.pop("page_size", 10),
+                                        batch_size=kw.pop("batch_size", 50), **kw)
+        rules = Rules.from_integration(integration)
+        ref = Coordinator.start(integration, rules, store, lambda n: refs[n].proxy())
+        return ref.proxy(), ref._actor.progress if hasattr(ref, "_actor") else None
+
+    yield world, store, make
+    store.close()
+
+
+def seed(world, n, **fields):
+    for i in range(n):
+        world.put(Record(f"p{i:04d}", fields={"FirstName": f"n{i}", **fields},
+                         email=f"p{i}@example.nl"))
+
+
+def wait_run(store, run_id, timeout=20):
+    assert wait_for(lambda: store.run(run_id)["status"] != "running", timeout)
+    return store.run(run_id)
+
+
+def test_full_sync_creates_then_leaves_unchanged(setup):
+    world, store, make = setup
+    seed(world, 35)
+    coord, _ = make(fields={"FirstName": "firstname"})
+    run = wait_run(store, coord.start_full_sync().get(timeout=5))
+    assert run["status"] == "completed"
+    assert (run["processed"], run["created"], run["total"]) == (35, 35, 35)
+    assert world.profiles["p0003"] == {"email": "p3@example.nl", "crm_id": "p0003",
+                                       "firstname": "n3"}
+    world.update("p0003", FirstName="changed")
+    run = wait_run(store, coord.start_full_sync().get(timeout=5))
+    assert (run["updated"], run["unchanged"]) == (1, 34)
+    assert world.profiles["p0003"]["firstname"] == "changed"
+
+
+def test_conditions_skip_and_failures_are_recorded_per_record(setup):
+    world, store, make = setup
+    seed(world, 10, CustomerType="A")
+    world.update("p0001", CustomerType="B")
+    world.fail_keys["p0002"] = "invalid e-mail address"
+    coord, _ = make(conditions=(Condition("CustomerType", "A"),))
+    run = wait_run(store, coord.start_full_sync().get(timeout=5))
+    assert (run["created"], run["skipped"], run["failed"]) == (8, 1, 1)
+    assert store.run_errors(run["id"]) == [
+        {"record_id": "p0002", "reason": "invalid e-mail address", "retryable": 0,
+         "at": store.run_errors(run["id"])[0]["at"]}]
+    assert "p0001" not in world.profiles
+
+
+def test_cancel_stops_a_running_full_sync(setup):
+    world, store, make = setup
+    seed(world, 100)
+    world.page_gate = threading.Event()  # hold the sync after its first page
+    coord, _ = make(page_size=10)
+    run_id = coord.start_full_sync().get(timeout=5)
+    assert wait_for(lambda: world.pages_read >= 1)
+    assert coord.cancel_full_sync().get(timeout=5) == run_id
+    world.page_gate.set()
+    run = wait_run(store, run_id)
+    assert run["status"] == "cancelled"
+    assert run["processed"] < 100
+    assert len(world.profiles) < 100
+
+
+def test_events_during_a_full_sync_are_held_and_applied_after(setup):
+    world, store, make = setup
+    seed(world, 50)
+    world.page_gate = threading.Event()
+    coord, _ = make(page_size=10)
+    run_id = coord.start_full_sync().get(timeout=5)
+    assert wait_for(lambda: world.pages_read >= 1)
+    # a change arrives while the sync is held mid-way
+    world.update("p0001", FirstName="during")
+    world.put(Record("new", fields={"FirstName": "brand new"}, email="new@example.nl"))
+    store.enqueue([("i", "src", Event("p0001")), ("i", "src", Event("new"))])
+    coord.notify()
+    time.sleep(0.2)
+    assert store.pending_count("i") == 2, "events must be held during the full sync"
+    world.page_gate.set()
+    wait_run(store, run_id)
+    assert wait_for(lambda: store.pending_count("i") == 0)
+    assert world.profiles["new"]["email"] == "new@example.nl"
+
+
+def test_realtime_event_is_applied_and_failures_become_dead_letters(setup):
+    world, store, make = setup
+    seed(world, 3)
+    world.fail_keys["p0002"] = "rejected by the destination"
+    coord, _ = make(max_attempts=2)
+    store.enqueue([("i", "src", Event("p0001")), ("i", "src", Event("p0002"))])
+    coord.notify()
+    assert wait_for(lambda: store.pending_count("i") == 0)
+    assert "p0001" in world.profiles
+    dead = store.dead_letters("i")
+    assert [d.event.record_id for d in dead] == ["p0002"]
+    assert dead[0].last_error == "rejected by the destination"

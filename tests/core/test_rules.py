@@ -1,0 +1,115 @@
+"""The rules as pure functions: named scenarios."""
+
+from syncd import rules as R
+from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
+from syncd.records import Record
+
+
+def rec(id="p1", email="jan@example.nl", labels=(), selections=(), **fields):
+    return Record(id, fields=fields, email=email, labels=frozenset(labels),
+                  selections=frozenset(selections))
+
+
+def test_no_conditions_match_everything():
+    assert R.matches((), rec())
+
+
+def test_all_conditions_must_hold():
+    conds = (Condition("CustomerType", "A"), Condition("Country", "NL"))
+    assert R.matches(conds, rec(CustomerType="A", Country="NL"))
+    assert not R.matches(conds, rec(CustomerType="A", Country="BE"))
+    assert not R.matches(conds, rec(CustomerType="B", Country="NL"))
+
+
+def test_condition_on_a_missing_field_does_not_match():
+    assert not R.matches((Condition("CustomerType", "A"),), rec())
+
+
+def test_condition_values_compare_as_trimmed_casefolded_text():
+    assert R.matches((Condition("Active", True),), rec(Active="true"))
+    assert R.matches((Condition("Level", 1),), rec(Level=1.0))
+    assert R.matches((Condition("CustomerType", "a"),), rec(CustomerType=" A "))
+    assert not R.matches((Condition("Level", 1),), rec(Level=2))
+
+
+def test_conditions_reach_contact_and_organisation_paths():
+    r = rec(**{"Contact.Organization.Name": "Acme"})
+    assert R.matches((Condition("Contact.Organization.Name", "acme"),), r)
+
+
+def test_to_profile_maps_email_and_id_automatically_and_fields_from_config():
+    rules = R.Rules(fields={"FirstName": "firstname", "Contact.Organization.Name": "company"})
+    profile = R.to_profile(rules, rec(FirstName="Jan", **{"Contact.Organization.Name": "Acme"}))
+    assert profile.key == "p1"
+    assert profile.email == "jan@example.nl"
+    assert profile.attributes == {"firstname": "Jan", "company": "Acme"}
+
+
+def test_a_mapped_field_that_is_empty_clears_the_attribute():
+    profile = R.to_profile(R.Rules(fields={"FirstName": "firstname"}), rec())
+    assert profile.attributes == {"firstname": None}
+
+
+def test_consent_and_selection_mapping():
+    rules = R.Rules(consents=(ConsentMapping("Newsletter", "news", "email"),
+                              ConsentMapping("SMS offers", "offers", "sms")),
+                    selections={"VIP": "vip"})
+    profile = R.to_profile(rules, rec(labels={"Newsletter"}, selections={"VIP"}))
+    assert {(c.topic, c.channel, c.opted_in) for c in profile.consents} == {
+        ("news", "email", True), ("offers", "sms", False)}
+    assert profile.tags == {"vip": True}
+
+
+def test_rules_from_integration_use_the_destination_spelling():
+    integration = IntegrationConfig("i", "a", "b", fields={"FirstName": "firstname"})
+    rules = R.Rules.from_integration(integration, lambda n: f"x.{n}")
+    assert rules.fields == {"FirstName": "x.firstname"}
+
+
+def test_decide_new_record_is_written_as_unknown():
+    d = R.decide(R.Rules(), rec(), None)
+    assert isinstance(d, R.Write) and not d.known
+
+
+def test_decide_unchanged_record_is_left_alone():
+    rules = R.Rules(fields={"FirstName": "firstname"})
+    first = R.decide(rules, rec(FirstName="Jan"), None)
+    again = R.decide(rules, rec(FirstName="Jan"), ("p1", first.digest))
+    assert again == R.Unchanged("p1")
+
+
+def test_decide_changed_record_is_written_as_known():
+    rules = R.Rules(fields={"FirstName": "firstname"})
+    first = R.decide(rules, rec(FirstName="Jan"), None)
+    changed = R.decide(rules, rec(FirstName="Piet"), ("p1", first.digest))
+    assert isinstance(changed, R.Write) and changed.known
+    assert changed.profile.attributes["firstname"] == "Piet"
+
+
+def test_changed_email_keeps_the_key():
+    d = R.decide(R.Rules(), rec(email="new@example.nl"), ("p1", "old"))
+    assert d.profile.key == "p1" and d.profile.email == "new@example.nl"
+
+
+def test_record_that_stops_matching_is_skipped_not_deleted():
+    rules = R.Rules(conditions=(Condition("CustomerType", "A"),))
+    d = R.decide(rules, rec(CustomerType="B"), ("p1", "digest"))
+    assert isinstance(d, R.Skip)
+
+
+def test_record_that_stops_matching_is_deleted_when_enabled():
+    rules = R.Rules(conditions=(Condition("CustomerType", "A"),), delete_unmatched=True)
+    assert R.decide(rules, rec(CustomerType="B"), ("p1", "d")) == R.Delete(
+        "p1", "no longer matches the sync conditions")
+    # never synced: nothing to delete
+    assert isinstance(R.decide(rules, rec(CustomerType="B"), None), R.Skip)
+
+
+def test_deleted_record_is_never_deleted_by_default():
+    assert isinstance(R.decide(R.Rules(), Record("p1", deleted=True), ("p1", "d")), R.Skip)
+
+
+def test_expected_view_drops_cleared_attributes():
+    profile = R.to_profile(R.Rules(fields={"A": "a", "B": "b"}), rec(A="x"))
+    assert R.expected_view(profile, "email", "id") == {"email": "jan@example.nl", "id": "p1",
+                                                       "a": "x"}

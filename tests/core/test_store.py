@@ -1,0 +1,112 @@
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from syncd.records import Event
+from syncd.store import SCHEMA_VERSION, Store, StoreError
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(str(tmp_path / "syncd.db"))
+    yield s
+    s.close()
+
+
+def test_schema_version_and_wal(store):
+    assert store.schema_version() == SCHEMA_VERSION
+    mode = sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = str(tmp_path / "x.db")
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(path)
+
+
+def test_inbox_order_retry_and_dead_letters(store):
+    ids = store.enqueue([("i", "c", Event("a")), ("i", "c", Event("b", kind="created")),
+                         ("j", "c", Event("a"))])
+    assert [x.event.record_id for x in store.pending("i")] == ["a", "b"]
+    store.mark_retry([ids[0]], "boom", delay=60)
+    assert [x.event.record_id for x in store.pending("i")] == ["b"]
+    store.mark_dead([ids[1]], "gone for good")
+    dead = store.dead_letters("i")
+    assert [(d.id, d.last_error) for d in dead] == [(ids[1], "gone for good")]
+    assert store.retry_dead([ids[1]]) == 1
+    assert [x.id for x in store.pending("i")] == [ids[1]]
+    store.mark_done([ids[1]])
+    assert store.pending("i") == []
+    assert store.pending_count("j") == 1
+
+
+def test_links_and_digests(store):
+    store.save_links("i", [("p1", "p1", "d1"), ("p2", "p2", "d2")])
+    assert store.links("i", ["p1", "p3"]) == {"p1": ("p1", "d1")}
+    store.forget_digests("i")
+    assert store.links("i", ["p1"]) == {"p1": ("p1", None)}
+    store.delete_links("i", ["p1"])
+    assert store.link_count("i") == 1
+
+
+def test_runs_progress_and_errors(store):
+    run = store.start_run("i", "full")
+    store.progress_run(run, {"processed": 3, "created": 2, "failed": 1}, cursor="200",
+                       total=10, errors=[("p9", "bad e-mail", False)])
+    store.progress_run(run, {"processed": 2, "unchanged": 2}, cursor=None)
+    row = store.run(run)
+    assert (row["processed"], row["created"], row["unchanged"], row["failed"]) == (5, 2, 2, 1)
+    assert row["cursor"] == "200" and row["total"] == 10
+    assert store.run_errors(run)[0]["reason"] == "bad e-mail"
+    store.finish_run(run, "completed")
+    assert store.runs("i")[0]["status"] == "completed"
+
+
+def test_running_runs_become_interrupted(store):
+    run = store.start_run("i", "full")
+    assert [r["id"] for r in store.interrupt_running()] == [run]
+    assert store.run(run)["status"] == "interrupted"
+
+
+def test_enqueue_in_a_readonly_database_raises_store_error(tmp_path):
+    path = tmp_path / "ro.db"
+    Store(str(path)).close()
+    os.chmod(path, 0o400)
+    if os.geteuid() == 0:
+        pytest.skip("root ignores file modes")
+    s = Store(str(path))
+    with pytest.raises(StoreError):
+        s.enqueue([("i", "c", Event("a"))])
+
+
+def test_committed_events_survive_sigkill(tmp_path):
+    """What enqueue returned for is on disk, even if the process dies right after."""
+    path = tmp_path / "k.db"
+    code = textwrap.dedent(f"""
+        import os, signal, sys
+        from syncd.store import Store
+        from syncd.records import Event
+        s = Store({str(path)!r})
+        for i in range(200):
+            s.enqueue([("i", "c", Event(str(i)))])
+        print("acked", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.strip() == "acked"
+    time.sleep(0.05)
+    s = Store(str(path))
+    assert s.pending_count("i") == 200
+    s.close()
