@@ -1,0 +1,369 @@
+"""Read a TOML config, validate all of it, and build the frozen :class:`~syncd.config.model.Config`.
+
+Every problem in the file is collected and raised together as
+:class:`~syncd.exceptions.ConfigErrors`; each names the file, the dotted key and the fix. The
+daemon calls :func:`load` on start and on SIGHUP (keeping the old config on any error);
+``syncd check-config`` calls :func:`check`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from syncd.config.model import (
+    AdminConfig,
+    Condition,
+    Config,
+    ConnectionConfig,
+    ConsentMapping,
+    DaemonConfig,
+    IntegrationConfig,
+    ReceiverConfig,
+)
+from syncd.config.sections import (
+    ADMIN_OPTIONS,
+    CHANNELS,
+    CONNECTION_OPTIONS,
+    CONSENT_OPTIONS,
+    DAEMON_OPTIONS,
+    INTEGRATION_OPTIONS,
+    NAME_RE,
+    PATH_OPTIONS,
+    RECEIVER_OPTIONS,
+    did_you_mean,
+    resolve_path,
+    shown,
+    toml_key,
+    unknown_key_fix,
+    validate_options,
+)
+from syncd.exceptions import ConfigError, ConfigErrors
+
+if TYPE_CHECKING:  # syncd.plugins imports syncd.connector, which imports syncd.config
+    from syncd.connector import Connector
+    from syncd.plugins import Registry
+
+TOP_LEVEL = ("daemon", "receiver", "admin", "connections", "integrations")
+_SIMPLE = {"daemon": DAEMON_OPTIONS, "receiver": RECEIVER_OPTIONS, "admin": ADMIN_OPTIONS}
+_TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_SCRUB_MIN = 4  # shorter secret values are not scrubbed from messages (they would mangle words)
+_VALIDATE_PROBLEM = re.compile(r"^([A-Za-z0-9_.\-\[\]\"]+): (.*?)(?: \(fix: (.*)\))?$", re.S)
+
+
+class Problems:
+    """Collects the problems of one config file; the secrets it met are scrubbed at the end."""
+
+    def __init__(self, file: str | None):
+        self.file = file
+        self.errors: list[ConfigError] = []
+        self.secrets: list[str] = []
+
+    def add(self, key: str, message: str, fix: str = "") -> None:
+        self.errors.append(ConfigError(key, message, fix, file=self.file))
+
+    def count(self) -> int:
+        return len(self.errors)
+
+    def finish(self) -> list[ConfigError]:
+        """The errors, with any secret value that slipped into a text replaced by ``***``."""
+        values = sorted({s for s in self.secrets if len(s) >= _SCRUB_MIN}, key=len, reverse=True)
+        if not values:
+            return self.errors
+        out = []
+        for e in self.errors:
+            message, fix = e.message, e.fix
+            for v in values:
+                message, fix = message.replace(v, "***"), fix.replace(v, "***")
+            out.append(ConfigError(e.key, message, fix, file=e.file))
+        return out
+
+
+
+def load(path: str, registry: Registry, *, environ: Mapping[str, str] = os.environ) -> Config:
+    """The validated config in ``path``; raises :class:`ConfigErrors` listing every problem."""
+    path = os.path.abspath(path)
+    problems = Problems(path)
+    raw = _read(path, problems)
+    config = None if raw is None else _build(raw, path, registry, problems, environ)
+    errors = problems.finish()
+    if errors or config is None:
+        raise ConfigErrors(errors)
+    return config
+
+
+def check(path: str, registry: Registry, *, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The problems of the config in ``path`` as lines for people (empty when it is valid)."""
+    try:
+        load(path, registry, environ=environ)
+    except ConfigErrors as exc:
+        return [str(e) for e in exc.errors]
+    return []
+
+
+def _read(path: str, problems: Problems) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        problems.add("(file)", f"cannot read the config file: {exc.strerror or exc}",
+                     "check the path given with --config and the file's permissions")
+        return None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        problems.add("(file)", f"the file is not UTF-8 (byte {exc.start})", "save it as UTF-8")
+    except tomllib.TOMLDecodeError as exc:
+        text = str(exc)
+        match = _TOML_POS.search(text)
+        if match:
+            line, col = int(match[1]), int(match[2])
+            text = text[:match.start()]
+        else:  # "at end of document"
+            line, col = data.count(b"\n") + 1, 1
+            text = re.sub(r"\s*\(at end of document\)\s*$", "", text)
+        error = ConfigError(f"line {line}, column {col}", f"invalid TOML: {text}",
+                            "correct the TOML syntax there (https://toml.io); quote keys that "
+                            'contain dots, e.g. "Contact.Organization.Name" = "company"',
+                            file=path)
+        error.line, error.column = line, col
+        problems.errors.append(error)
+    return None
+
+
+def _build(raw: dict[str, Any], path: str, registry: Registry, problems: Problems,
+           environ: Mapping[str, str]) -> Config | None:
+    base_dir = os.path.dirname(path)
+    for key in raw:
+        if key not in TOP_LEVEL:
+            problems.add(toml_key(key), "unknown section", unknown_key_fix(key, TOP_LEVEL))
+    simple: dict[str, Any] = {}
+    for name, options in _SIMPLE.items():
+        table = _table(raw, name, name, problems)
+        values = validate_options(table, options, name, problems, base_dir=base_dir,
+                                  environ=environ)
+        for key in list(values):
+            if f"{name}.{key}" in PATH_OPTIONS and values[key]:
+                values[key] = resolve_path(values[key], base_dir)
+        simple[name] = values
+    _check_admin_host(simple["admin"], problems)
+    connections, classes = _connections(raw, registry, problems, base_dir, environ)
+    integrations = _integrations(raw, classes, problems, base_dir, environ)
+    if problems.count():
+        return None
+    return Config(
+        path=path,
+        daemon=DaemonConfig(**simple["daemon"]),
+        receiver=ReceiverConfig(**simple["receiver"]),
+        admin=AdminConfig(**simple["admin"]),
+        connections=connections,
+        integrations=integrations,
+    )
+
+
+def _table(parent: Mapping[str, Any], key: str, dotted: str, problems: Problems) -> dict:
+    value = parent.get(key, {})
+    if isinstance(value, dict):
+        return value
+    problems.add(dotted, "must be a table", f"write it as a section: [{dotted}]")
+    return {}
+
+
+def _check_admin_host(admin: dict[str, Any], problems: Problems) -> None:
+    host = admin.get("host")
+    if host is None or host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        problems.add("admin.host", f"must be a loopback address, got {shown(host)}: the admin "
+                     "endpoint starts and cancels syncs and must not be reachable from outside",
+                     'write `host = "127.0.0.1"` (or "::1"); reach it remotely through ssh')
+
+
+def _names(section: str, raw: Mapping[str, Any], problems: Problems) -> dict[str, dict]:
+    tables = {}
+    for name, table in _table(raw, section, section, problems).items():
+        key = f"{section}.{toml_key(name)}"
+        if not NAME_RE.match(name):
+            fixed = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "main"
+            problems.add(key, "a name may only use letters, digits, _ and -",
+                         f"rename it, e.g. [{section}.{fixed}]")
+            continue
+        if not isinstance(table, dict):
+            problems.add(key, "must be a table", f"write it as a section: [{section}.{name}]")
+            continue
+        tables[name] = table
+    return tables
+
+
+def _connections(raw, registry, problems, base_dir, environ
+                 ) -> tuple[dict[str, ConnectionConfig], dict[str, type[Connector]]]:
+    """The valid connections by name, and the connector class of each whose kind is known."""
+    out, classes = {}, {}
+    for name, table in _names("connections", raw, problems).items():
+        prefix = f"connections.{name}"
+        before = problems.count()
+        kind_opt = CONNECTION_OPTIONS[0]
+        kind = validate_options({"kind": table["kind"]} if "kind" in table else {},
+                                CONNECTION_OPTIONS, prefix, problems, base_dir=base_dir,
+                                environ=environ).get("kind")
+        if kind is None:
+            continue
+        cls = registry.connector(kind)
+        if cls is None:
+            _unknown_kind(prefix, kind, registry, problems)
+            continue
+        classes[name] = cls
+        options = validate_options(
+            table, cls.options, prefix, problems, base_dir=base_dir, environ=environ,
+            extra_keys=[kind_opt.name])
+        if problems.count() > before:
+            continue
+        for problem in _connector_problems(cls, name, options):
+            match = _VALIDATE_PROBLEM.match(problem)
+            if match and match[1].split(".")[0].split("[")[0] in {o.name for o in cls.options}:
+                problems.add(f"{prefix}.{match[1]}", match[2], match[3] or "")
+            else:
+                problems.add(prefix, problem)
+        if problems.count() == before:
+            out[name] = ConnectionConfig(name=name, kind=kind, options=options)
+    return out, classes
+
+
+def _unknown_kind(prefix: str, kind: str, registry: Registry, problems: Problems) -> None:
+    available = sorted(registry.connectors)
+    listed = ", ".join(available) if available else "none"
+    failed = {p.name: p for p in registry.plugins if p.status == "failed"}
+    if kind in failed:
+        problems.add(f"{prefix}.kind", f"the plugin `{kind}` that provides kind {shown(kind)} "
+                     f"failed to load: {failed[kind].reason}",
+                     f"fix or reinstall the plugin (see `syncd plugins`); loaded kinds: {listed}")
+        return
+    guess = did_you_mean(kind, available)
+    fix = f'did you mean `kind = "{guess}"`? ' if guess else ""
+    if failed:
+        fix += "plugins that failed to load: " + ", ".join(sorted(failed)) + "; "
+    problems.add(f"{prefix}.kind", f"no connector of kind {shown(kind)} is loaded "
+                 f"(available kinds: {listed})",
+                 fix + "install the plugin that provides it, or use one of the available kinds")
+
+
+def _connector_problems(cls: type[Connector], name: str, options: dict) -> list[str]:
+    try:
+        return [str(p) for p in cls.validate(name, options)]
+    except Exception as exc:  # a plugin's bug must not stop the loader
+        return [f"the connector's own check failed ({type(exc).__name__}: {exc}); this is a "
+                f"bug in the {cls.kind} plugin"]
+
+
+def _integrations(raw, classes, problems, base_dir, environ) -> dict[str, IntegrationConfig]:
+    from syncd.connector import Capability  # here: syncd.connector imports syncd.config
+
+    declared = set(raw["connections"]) if isinstance(raw.get("connections"), dict) else set()
+    out = {}
+    for name, table in _names("integrations", raw, problems).items():
+        prefix = f"integrations.{name}"
+        before = problems.count()
+        v = validate_options(table, INTEGRATION_OPTIONS, prefix, problems, base_dir=base_dir,
+                             environ=environ)
+        same = v.get("source") is not None and v.get("source") == v.get("destination")
+        if same:
+            problems.add(f"{prefix}.destination", "is the same connection as the source",
+                         "name another connection")
+        for role, capability in (("source", Capability.READ_RECORDS),
+                                 ("destination", Capability.WRITE_PROFILES)):
+            conn = v.get(role)
+            if conn is None or (same and role == "destination"):
+                continue
+            if conn not in declared:
+                guess = did_you_mean(conn, declared)
+                known = ", ".join(sorted(declared)) or "none"
+                problems.add(f"{prefix}.{role}", f"names no connection: {shown(conn)} is not "
+                             f"defined (connections: {known})",
+                             f'did you mean `{role} = "{guess}"`?' if guess else
+                             f"add a [connections.{conn}] section, or name a defined connection")
+            elif conn in classes and capability not in classes[conn].capabilities:
+                kind = classes[conn].kind
+                problems.add(f"{prefix}.{role}",
+                             f"connection `{conn}` (kind {kind}) cannot be a {role}: its "
+                             f"connector lacks the capability `{capability.value}`",
+                             f"name a connection whose connector has `{capability.value}`")
+        conditions = _conditions(v.get("conditions", {}), prefix, problems)
+        fields = _str_table(v.get("fields", {}), f"{prefix}.fields", "attribute", problems)
+        selections = _str_table(v.get("selections", {}), f"{prefix}.selections", "tag", problems)
+        consents = _consents(v.get("consents", []), prefix, problems, base_dir, environ)
+        if problems.count() == before:
+            v.update(conditions=conditions, fields=fields, selections=selections,
+                     consents=consents)
+            out[name] = IntegrationConfig(name=name, **v)
+    return out
+
+
+def _conditions(table: dict, prefix: str, problems: Problems) -> tuple[Condition, ...]:
+    out = []
+    for field, value in table.items():
+        key = f"{prefix}.conditions.{toml_key(field)}"
+        if not field.strip():
+            problems.add(key, "a condition needs a field path", 'write `"Field.Path" = "value"`')
+        elif isinstance(value, dict | list):
+            problems.add(key, "a condition's value must be a string, number or boolean",
+                         f'write `{toml_key(field)} = "value"`; several conditions all must hold')
+        else:
+            out.append(Condition(field=field, value=value))
+    return tuple(out)
+
+
+def _str_table(table: dict, prefix: str, what: str, problems: Problems) -> dict[str, str]:
+    out: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for source, target in table.items():
+        key = f"{prefix}.{toml_key(source)}"
+        if not isinstance(target, str) or not target.strip():
+            problems.add(key, f"must be the name of a destination {what} (a string)",
+                         f'write `{toml_key(source)} = "{what}"`')
+            continue
+        if what == "attribute" and target in seen:
+            problems.add(key, f"maps to attribute {shown(target)} like "
+                         f"{shown(seen[target])} does", "map each attribute from one field")
+            continue
+        seen[target] = source
+        out[source] = target
+    return out
+
+
+def _consents(items: list, prefix: str, problems: Problems, base_dir: str,
+              environ: Mapping[str, str]) -> tuple[ConsentMapping, ...]:
+    out = []
+    for i, item in enumerate(items):
+        key = f"{prefix}.consents[{i}]"
+        channel = item.get("channel")
+        both = (isinstance(channel, list) and len(channel) > 1) or (
+            isinstance(channel, str) and channel not in CHANNELS
+            and (channel.strip().lower() in ("both", "all")
+                 or all(c in channel.lower() for c in CHANNELS)))
+        if both:
+            label = item.get("label", "...")
+            topic = item.get("topic", "...")
+            two = " and ".join(f"[[{prefix}.consents]] label = {shown(label)}, topic = "
+                               f"{shown(topic)}, channel = \"{c}\"" for c in CHANNELS)
+            problems.add(f"{key}.channel", "a consent mapping has exactly one channel, "
+                         f"\"email\" or \"sms\", got {shown(channel)}",
+                         f"write two mappings, one per channel: {two}")
+            item = {k: v for k, v in item.items() if k != "channel"}
+            item["channel"] = CHANNELS[0]  # reported above; check the rest of the mapping
+        if isinstance(channel, list) and len(channel) == 1 and channel[0] in CHANNELS:
+            problems.add(f"{key}.channel", "must be a string, not an array",
+                         f'write `channel = "{channel[0]}"`')
+            item = {**item, "channel": channel[0]}
+        v = validate_options(item, CONSENT_OPTIONS, key, problems, base_dir=base_dir,
+                             environ=environ)
+        if len(v) == len(CONSENT_OPTIONS):
+            out.append(ConsentMapping(**v))
+    return tuple(out)

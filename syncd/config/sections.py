@@ -1,0 +1,398 @@
+"""The core's config sections, and the checks every section (core or connector) goes through.
+
+The core sections are declared here with the same :class:`~syncd.config.schema.Option` a
+connector uses for its ``[connections.NAME]`` section, so one validator, one set of error
+messages and one documentation test serve both. :func:`validate_options` checks one table
+against its options: unknown keys (with a "did you mean"), missing required keys, types,
+choices, bounds and secrets. Every problem goes into the loader's ``Problems``; nothing raises.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from syncd.config.schema import REQUIRED, Option, Secret
+
+if TYPE_CHECKING:
+    from syncd.config.loader import Problems
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("auto", "json", "console")
+CHANNELS = ("email", "sms")
+
+DAEMON_OPTIONS: tuple[Option, ...] = (
+    Option("state_dir", str, "/var/lib/syncd",
+           "Directory of the SQLite state: the inbox of real-time events, the id links, "
+           "cursors and the history of runs. A relative path is resolved against the "
+           "directory of this file."),
+    Option("log_level", str, "info", "The lowest level that is logged.", choices=LOG_LEVELS),
+    Option("log_format", str, "auto",
+           "How log lines are rendered: json (for journald), console (key=value), or auto "
+           "(json under systemd or when output is not a terminal).", choices=LOG_FORMATS),
+    Option("stop_timeout", float, 30.0,
+           "Seconds to finish in-flight work on SIGTERM before stopping anyway.", minimum=0),
+    Option("restart_backoff_max", float, 60.0,
+           "Seconds: the cap of the back-off before a crashed actor is restarted.", minimum=0),
+)
+
+RECEIVER_OPTIONS: tuple[Option, ...] = (
+    Option("host", str, "127.0.0.1",
+           "Address the webhook receiver listens on (it speaks plain HTTP: put a TLS proxy "
+           "in front of it)."),
+    Option("port", int, 8470, "Port of the webhook receiver (0 picks a free port).",
+           minimum=0, maximum=65535),
+    Option("public_url", str, "",
+           "The https URL partners reach the receiver at, through the TLS proxy. Webhooks are "
+           "registered as {public_url}/webhooks/{connection}. Empty: no registration."),
+    Option("max_body_bytes", int, 1_048_576,
+           "Largest webhook body accepted; a larger one is answered 413.", minimum=1),
+    Option("threads", int, 8, "Worker threads of the receiver.", minimum=1, maximum=256),
+)
+
+ADMIN_OPTIONS: tuple[Option, ...] = (
+    Option("host", str, "127.0.0.1",
+           "Address of the admin endpoint the CLI talks to. Loopback only: 127.0.0.1, ::1 "
+           "or localhost."),
+    Option("port", int, 8471, "Port of the admin endpoint (0 picks a free port).",
+           minimum=0, maximum=65535),
+    Option("token_file", str, "",
+           "File holding the admin endpoint's bearer token (mode 0600). Empty: "
+           "{state_dir}/admin.token, created on first start. A relative path is resolved "
+           "against the directory of this file."),
+)
+
+#: The core's keys of a ``[connections.NAME]`` section; the connector's own options follow.
+CONNECTION_OPTIONS: tuple[Option, ...] = (
+    Option("kind", str, REQUIRED,
+           "The connector that serves this connection (see `syncd plugins`)."),
+)
+
+INTEGRATION_OPTIONS: tuple[Option, ...] = (
+    Option("source", str, REQUIRED,
+           "The connection records are read from (its connector must read records)."),
+    Option("destination", str, REQUIRED,
+           "The connection profiles are written to (its connector must write profiles)."),
+    Option("conditions", dict, {},
+           'Sync conditions: a table of "Field.Path" = value; only records for which all '
+           "hold are synced. Changing them needs no full sync."),
+    Option("fields", dict, {},
+           'Field mapping: a table of "source.field.path" = "destination attribute". E-mail '
+           "and record id are mapped automatically. Changing it needs a full sync."),
+    Option("consents", list,
+           [], "Consent mappings: an array of tables { label, topic, channel }, one channel "
+           "per mapping. Changing them needs a full sync.", item_type=dict),
+    Option("selections", dict, {},
+           'Selections: a table of "selection name" = "destination tag".'),
+    Option("page_size", int, 200, "Records read per page in a full sync.",
+           minimum=1, maximum=5000),
+    Option("batch_size", int, 100, "Profiles written per request.", minimum=1, maximum=1000),
+    Option("enabled", bool, True, "false keeps the integration configured but idle."),
+    Option("delete_unmatched", bool, False,
+           "Delete destination profiles whose record no longer meets the conditions."),
+    Option("full_sync_on_mapping_change", bool, False,
+           "Start a full sync by itself when a reload changes field or consent mappings."),
+    Option("confirm_share", float, 0.1,
+           "A run that would opt in/out or delete more than this share of the profiles waits "
+           "for `syncd sync --confirm`.", minimum=0, maximum=1),
+    Option("max_attempts", int, 8,
+           "Attempts before a real-time event goes to the dead letters.", minimum=1),
+)
+
+#: The keys of one ``[[integrations.NAME.consents]]`` mapping.
+CONSENT_OPTIONS: tuple[Option, ...] = (
+    Option("label", str, REQUIRED, "The CRM's opt-in label (Tribe) or consent type (Lime)."),
+    Option("topic", str, REQUIRED, "The destination's subscription (APSIS topic)."),
+    Option("channel", str, REQUIRED, "email or sms: one channel per mapping.", choices=CHANNELS),
+)
+
+#: Every core section's options; ``*`` stands for any connection or integration name.
+CORE_SECTIONS: dict[str, tuple[Option, ...]] = {
+    "daemon": DAEMON_OPTIONS,
+    "receiver": RECEIVER_OPTIONS,
+    "admin": ADMIN_OPTIONS,
+    "connections.*": CONNECTION_OPTIONS,
+    "integrations.*": INTEGRATION_OPTIONS,
+    "integrations.*.consents": CONSENT_OPTIONS,
+}
+
+#: Core options holding a path resolved against the config file's directory.
+PATH_OPTIONS = frozenset({"daemon.state_dir", "admin.token_file"})
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+# -- formatting ----------------------------------------------------------------------------
+
+def toml_key(key: str) -> str:
+    return key if _BARE_KEY_RE.match(key) else json.dumps(key)
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as TOML (for the examples in fixes)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        items = ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }"
+    return json.dumps(str(value))
+
+
+def describe_type(option: Option) -> str:
+    t = option.type
+    if t is Secret:
+        return 'a string, { env = "NAME" } or { file = "/path" }'
+    if t is list and option.item_type is not None:
+        return f"an array of {_TYPE_NAMES.get(option.item_type, 'values')}s"
+    return _TYPE_NAMES_A.get(t, t.__name__)
+
+
+_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "table",
+               list: "array"}
+_TYPE_NAMES_A = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+                 dict: "a table", list: "an array"}
+
+
+def kind_of(value: Any) -> str:
+    """The TOML type of a value, for 'got ...' (never the value itself)."""
+    for t, name in ((bool, "a boolean"), (int, "an integer"), (float, "a float"),
+                    (str, "a string"), (list, "an array"), (dict, "a table")):
+        if isinstance(value, t):
+            return name
+    return type(value).__name__
+
+
+def shown(value: Any) -> str:
+    """A non-secret value as shown in a message: TOML, cut short."""
+    text = toml_value(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def example(option: Option, secret_env: str = "SYNCD_SECRET") -> Any:
+    """A valid value of ``option``, for the example in a fix."""
+    d = option.default
+    if option.type is Secret:
+        return {"env": secret_env}
+    if d is not REQUIRED and d not in (None, "", [], {}) and not (
+            option.choices and d not in option.choices):
+        return d
+    if option.choices:
+        return option.choices[0]
+    t = option.type
+    if t is int:
+        return int(option.minimum) if option.minimum is not None else 1
+    if t is float:
+        return float(option.minimum) if option.minimum is not None else 1.0
+    if t is bool:
+        return True
+    if t is list:
+        item = {str: "...", int: 1, float: 1.0, bool: True}.get(option.item_type)
+        return [item] if item is not None else []
+    if t is dict:
+        return {"...": "..."}
+    return "..."
+
+
+def example_line(option: Option, secret_env: str = "SYNCD_SECRET") -> str:
+    return f"{option.name} = {toml_value(example(option, secret_env))}"
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    candidates = list(candidates)
+    match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    if not match:
+        lowered = {c.lower(): c for c in candidates}
+        match = [lowered[m] for m in difflib.get_close_matches(word.lower(), list(lowered), n=1,
+                                                               cutoff=0.6)]
+    return match[0] if match else None
+
+
+def unknown_key_fix(key: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    guess = did_you_mean(key, known)
+    if guess:
+        return f"did you mean `{guess}`?"
+    return "remove it; known keys: " + (", ".join(known) if known else "none")
+
+
+# -- validation ----------------------------------------------------------------------------
+
+def validate_options(
+    table: Mapping[str, Any],
+    options: Iterable[Option],
+    prefix: str,
+    problems: Problems,
+    *,
+    base_dir: str,
+    environ: Mapping[str, str],
+    extra_keys: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Check ``table`` against ``options``; return the values with defaults filled.
+
+    ``extra_keys`` are keys the caller checks itself (e.g. ``kind``). A key whose value is
+    wrong is left out of the result; the caller looks at ``problems`` before using it.
+    """
+    options = list(options)
+    by_name = {o.name: o for o in options}
+    extra = set(extra_keys)
+    for key in table:
+        if key not in by_name and key not in extra:
+            problems.add(f"{prefix}.{toml_key(key)}", "unknown key",
+                         unknown_key_fix(key, [*by_name, *extra]))
+    values: dict[str, Any] = {}
+    for option in options:
+        key = f"{prefix}.{option.name}"
+        owner = prefix.split(".")[1] if "." in prefix else prefix
+        env_hint = re.sub(r"[^A-Z0-9]+", "_", f"SYNCD_{owner}_{option.name}".upper())
+        if option.name not in table:
+            if option.required:
+                problems.add(key, f"is required ({describe_type(option)})",
+                             f"add `{example_line(option, env_hint)}` to [{prefix}]")
+            else:
+                values[option.name] = option.default
+            continue
+        ok, value = check_value(table[option.name], option, key, problems, base_dir=base_dir,
+                                environ=environ, env_hint=env_hint)
+        if ok:
+            values[option.name] = value
+    return values
+
+
+def check_value(value: Any, option: Option, key: str, problems: Problems, *, base_dir: str,
+                environ: Mapping[str, str], env_hint: str = "SYNCD_SECRET") -> tuple[bool, Any]:
+    """Check one value; return ``(ok, converted value)``."""
+    t = option.type
+    if t is Secret:
+        secret = resolve_secret(value, key, problems, base_dir=base_dir, environ=environ,
+                                env_hint=env_hint)
+        return secret is not None, secret
+    fix = f"write it like `{example_line(option)}`"
+    if t is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not _is_type(value, t):  # a table or array may hold anything: show only scalars
+        got = kind_of(value) + ("" if isinstance(value, dict | list) else f" {shown(value)}")
+        problems.add(key, f"must be {describe_type(option)}, got {got}", fix)
+        return False, None
+    if t is list and option.item_type is not None:
+        bad = [i for i, item in enumerate(value) if not _is_type(item, option.item_type)]
+        for i in bad:
+            problems.add(f"{key}[{i}]", f"must be a {_TYPE_NAMES.get(option.item_type)}, "
+                                        f"got {kind_of(value[i])}", fix)
+        if bad:
+            return False, None
+        value = list(value)
+    if option.choices and value not in option.choices:
+        guess = did_you_mean(str(value), [str(c) for c in option.choices])
+        choices = ", ".join(toml_value(c) for c in option.choices)
+        hint = f"did you mean {toml_value(guess)}? " if guess else ""
+        better = toml_value(guess or option.choices[0])
+        problems.add(key, f"must be one of {choices}, got {shown(value)}",
+                     f"{hint}write it like `{option.name} = {better}`")
+        return False, None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        low, high = option.minimum, option.maximum
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = (f"at most {_num(high)}" if low is None
+                      else f"at least {_num(low)}" if high is None
+                      else f"between {_num(low)} and {_num(high)}")
+            nearest = low if low is not None and value < low else high
+            nearest = t(nearest) if t in (int, float) else nearest
+            problems.add(key, f"must be {bounds}, got {shown(value)}",
+                         f"write it like `{option.name} = {toml_value(nearest)}`")
+            return False, None
+    return True, value
+
+
+def _num(x: float | None) -> str:
+    return str(int(x)) if x is not None and float(x).is_integer() else str(x)
+
+
+def _is_type(value: Any, t: type) -> bool:
+    if t is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if t is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if t is list:
+        return isinstance(value, list)
+    if t is dict:
+        return isinstance(value, dict)
+    return isinstance(value, t)
+
+
+def resolve_path(path: str, base_dir: str) -> str:
+    path = os.path.expanduser(path)
+    return os.path.normpath(path if os.path.isabs(path) else os.path.join(base_dir, path))
+
+
+def resolve_secret(value: Any, key: str, problems: Problems, *, base_dir: str,
+                   environ: Mapping[str, str], env_hint: str = "SYNCD_SECRET") -> Secret | None:
+    """A :class:`Secret` from an inline string, ``{ env = "NAME" }`` or ``{ file = "PATH" }``.
+
+    No message ever shows the value given, since it may be the secret itself.
+    """
+    forms = f'write `{key.rsplit(".", 1)[-1]} = {{ env = "{env_hint}" }}` (or {{ file = "/path" }})'
+    if isinstance(value, str):
+        problems.secrets.append(value)
+        return Secret(value, "inline")
+    if not isinstance(value, dict):
+        problems.add(key, f'must be a secret: a string, {{ env = "NAME" }} or '
+                          f'{{ file = "/path" }}, got {kind_of(value)}', forms)
+        return None
+    if set(value) not in ({"env"}, {"file"}):  # whatever it holds may be the secret
+        problems.secrets.extend(v for v in value.values() if isinstance(v, str))
+    if set(value) == {"env"}:
+        name = value["env"]
+        if not isinstance(name, str) or not _ENV_RE.match(name):
+            if isinstance(name, str):  # perhaps the secret itself, pasted in the wrong place
+                problems.secrets.append(name)
+            problems.add(key, "`env` must be the name of an environment variable "
+                              "(letters, digits and _, not starting with a digit)", forms)
+            return None
+        if name not in environ:
+            problems.add(key, f"environment variable {name} is not set",
+                         f"set {name} in the service's environment (e.g. an EnvironmentFile= "
+                         "of the systemd unit), or give the secret another way")
+            return None
+        secret = environ[name]
+        if not secret:
+            problems.add(key, f"environment variable {name} is empty", f"give {name} a value")
+            return None
+        problems.secrets.append(secret)
+        return Secret(secret, f"env:{name}")
+    if set(value) == {"file"}:
+        path = value["file"]
+        if not isinstance(path, str) or not path:
+            problems.add(key, "`file` must be a path", forms)
+            return None
+        path = resolve_path(path, base_dir)
+        try:
+            with open(path, encoding="utf-8") as f:
+                secret = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            problems.add(key, f"cannot read secret file {path}: {reason}",
+                         "check the path and that the syncd user may read the file")
+            return None
+        secret = secret[:-2] if secret.endswith("\r\n") else secret.removesuffix("\n")
+        if not secret:
+            problems.add(key, f"secret file {path} is empty", "write the secret into the file")
+            return None
+        problems.secrets.append(secret)
+        return Secret(secret, f"file:{path}")
+    given = ", ".join(f"`{k}`" for k in sorted(value)) or "nothing"
+    problems.add(key, f"a secret table takes exactly one of `env` or `file`, got {given}", forms)
+    return None
