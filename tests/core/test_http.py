@@ -1,0 +1,129 @@
+"""The shared HTTP client against a real (tiny) emulator: retries, Retry-After, token refresh."""
+
+import threading
+import time
+
+import pytest
+
+from syncd.config.schema import Secret
+from syncd.emulator import Emulator, TokenIssuer
+from syncd.exceptions import RemoteError
+from syncd.http import ClientCredentials, HttpClient, RateBudget, parse_retry_after
+from syncd.wsgi import HTTPError
+
+
+class Tiny(Emulator):
+    kind = "tiny"
+
+    def setup_routes(self, router):
+        self.tokens = TokenIssuer(lifetime=3600)
+        router.add("POST", "/token", self.token)
+        router.add("GET", "/thing", self.thing)
+        router.add("GET", "/missing", lambda r: (_ for _ in ()).throw(HTTPError(404, None)))
+
+    def token(self, request):
+        form = request.form()
+        if form.get("client_secret") != "s3cret":
+            raise HTTPError(401, {"error": "invalid_client", "error_description": "bad secret"})
+        token, lifetime = self.tokens.issue()
+        return {"access_token": token, "expires_in": lifetime, "token_type": "bearer"}
+
+    def thing(self, request):
+        if not self.tokens.valid(TokenIssuer.bearer(request)):
+            raise HTTPError(401, None)
+        return {"ok": True}
+
+
+@pytest.fixture
+def tiny():
+    with Tiny(seed=1) as emu:
+        yield emu
+
+
+def client(emu, secret="s3cret", **kw):
+    auth = ClientCredentials(f"{emu.url}/token", "id", Secret(secret))
+    kw.setdefault("backoff", 0.01)
+    return HttpClient(emu.url, auth=auth, **kw)
+
+
+def test_retry_after_is_honoured_by_every_thread(tiny):
+    c = client(tiny)
+    tiny.set_faults(fail_next=[429, 429], retry_after=0.3)
+    results = []
+
+    def call():
+        results.append(c.get("/thing").json())
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [{"ok": True}] * 6
+    assert time.monotonic() - start >= 0.3
+    assert tiny.stats()["retry_after_violations"] == 0
+
+
+def test_5xx_is_retried_until_it_succeeds(tiny):
+    c = client(tiny)
+    tiny.set_faults(fail_next=[500, 503, 502])
+    assert c.get("/thing").json() == {"ok": True}
+    assert c.retries == 3
+
+
+def test_expired_token_is_refreshed_once(tiny):
+    c = client(tiny)
+    c.get("/thing")
+    tiny.tokens.expire_all()
+    assert c.get("/thing").json() == {"ok": True}
+    assert c.auth.fetches == 2
+
+
+def test_bad_secret_is_an_auth_error_without_the_secret(tiny):
+    c = client(tiny, secret="wrong-secret-value")
+    with pytest.raises(RemoteError) as info:
+        c.get("/thing")
+    assert "bad secret" in str(info.value)
+    assert "wrong-secret-value" not in str(info.value)
+
+
+def test_4xx_is_not_retried(tiny):
+    c = client(tiny)
+    with pytest.raises(RemoteError) as info:
+        c.get("/missing")
+    assert info.value.status == 404 and not info.value.retryable
+    assert c.retries == 0
+
+
+def test_exhausted_retries_are_retryable_errors(tiny):
+    c = client(tiny, max_attempts=2)
+    tiny.set_faults(error_rate=1.0)
+    with pytest.raises(RemoteError) as info:
+        c.get("/thing")
+    assert info.value.retryable
+
+
+def test_hang_past_the_timeout_is_retried(tiny):
+    c = client(tiny, timeout=0.2)
+    tiny.set_faults(hang_rate=1.0, hang_seconds=0.5)
+    t = threading.Timer(0.3, lambda: tiny.set_faults(hang_rate=0.0))
+    t.start()
+    assert c.get("/thing").json() == {"ok": True}
+    t.join()
+
+
+def test_rate_budget_spaces_requests():
+    budget = RateBudget(rate=50, burst=1)
+    start = time.monotonic()
+    for _ in range(11):
+        budget.acquire()
+    assert time.monotonic() - start >= 0.18
+
+
+def test_parse_retry_after():
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("0.5") == 0.5
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("garbage") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
