@@ -72,7 +72,7 @@ def cmd_run(args) -> int:
     if not os.path.exists(path):
         print(f"syncd: {path}: no such file (fix: pass -c FILE)", file=sys.stderr)
         return 78
-    return Daemon(path).run()
+    return Daemon(path).serve()
 
 
 def cmd_check_config(args) -> int:

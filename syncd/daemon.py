@@ -91,7 +91,7 @@ class Daemon:
 
     # -- entry point -------------------------------------------------------------------------
 
-    def run(self) -> int:
+    def serve(self) -> int:
         """Run until stopped. Returns the process exit code."""
         if self.registry is None:
             self.registry = plugins.load()

@@ -154,7 +154,7 @@ def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool 
     daemon = Daemon(config_path, registry=registry, install_signals=False,
                     configure_logging=False)
     result: dict[str, int] = {}
-    thread = threading.Thread(target=lambda: result.setdefault("rc", daemon.run()),
+    thread = threading.Thread(target=lambda: result.setdefault("rc", daemon.serve()),
                               name="daemon", daemon=True)
     thread.start()
     ok = False

@@ -1,0 +1,175 @@
+"""The daemon in-process with the in-memory connector: real receiver, admin endpoint, actors
+and SQLite file."""
+
+import json
+import os
+import threading
+import time
+
+import pytest
+import requests
+
+from syncd.admin import AdminClient
+from syncd.daemon import Daemon
+from syncd.exceptions import AdminError
+from syncd.records import Record
+from syncd.testing import WORLDS, World, memory_registry, sign
+
+SECRET = "memory-webhook-secret"
+
+
+def wait_for(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def write_config(path, world, fields='FirstName = "firstname"', extra=""):
+    path.write_text(f"""
+[daemon]
+state_dir = "state"
+stop_timeout = 5.0
+
+[receiver]
+port = 0
+
+[admin]
+port = 0
+
+[connections.crm]
+kind = "memory"
+world = "{world}"
+webhook_secret = "{SECRET}"
+
+[connections.mkt]
+kind = "memory"
+world = "{world}"
+
+[integrations.main]
+source = "crm"
+destination = "mkt"
+page_size = 7
+[integrations.main.fields]
+{fields}
+{extra}
+""")
+
+
+@pytest.fixture
+def running(tmp_path):
+    world = World()
+    name = f"d-{id(world)}"
+    WORLDS[name] = world
+    for i in range(20):
+        world.put(Record(f"p{i:02d}", fields={"FirstName": f"n{i}"}, email=f"p{i}@x.nl"))
+    cfg = tmp_path / "syncd.toml"
+    write_config(cfg, name)
+    daemon = Daemon(str(cfg), registry=memory_registry(), install_signals=False,
+                    configure_logging=False)
+    thread = threading.Thread(target=daemon.serve, daemon=True)
+    thread.start()
+    assert daemon.started.wait(15)
+    token = open(tmp_path / "state" / "admin.token").read().strip()
+    client = AdminClient("127.0.0.1", daemon.admin.port, token)
+    yield daemon, client, world, cfg, name
+    daemon.request_stop()
+    thread.join(15)
+    assert not thread.is_alive()
+    WORLDS.pop(name, None)
+
+
+def post_webhook(daemon, ids, secret=SECRET):
+    body = json.dumps({"ids": ids}).encode()
+    return requests.post(f"{daemon.receiver.url}/webhooks/crm", data=body,
+                         headers={"X-Memory-Signature": sign(secret, body)}, timeout=5)
+
+
+def test_full_sync_through_the_admin_endpoint(running):
+    daemon, client, world, _, _ = running
+    run_id = client.start_sync("main")["run_id"]
+    assert wait_for(lambda: client.run(run_id)["status"] == "completed")
+    run = client.run(run_id)
+    assert run["created"] == 20 and run["errors"] == []
+    assert client.runs("main")[0]["id"] == run_id
+    status = client.status()
+    assert status["integrations"]["main"]["last_run"]["id"] == run_id
+
+
+def test_webhook_is_applied_and_bad_ones_are_not_queued(running):
+    daemon, client, world, _, _ = running
+    world.update("p03", FirstName="from webhook")
+    assert post_webhook(daemon, ["p03"]).status_code == 200
+    assert wait_for(lambda: world.profiles.get("p03", {}).get("firstname") == "from webhook")
+    assert post_webhook(daemon, ["p04"], secret="wrong").status_code == 401
+    body = b"not json"
+    r = requests.post(f"{daemon.receiver.url}/webhooks/crm", data=body,
+                      headers={"X-Memory-Signature": sign(SECRET, body)}, timeout=5)
+    assert r.status_code == 400
+    assert daemon.store.pending_count() == 0
+    assert "p04" not in world.profiles
+
+
+def test_reload_with_a_bad_config_keeps_the_old_one(running):
+    daemon, client, world, cfg, name = running
+    good = cfg.read_text()
+    cfg.write_text(good.replace("page_size = 7", "page_sise = 7"))
+    result = client.reload()
+    assert result["ok"] is False
+    assert any("integrations.main.page_sise" in e and "page_size" in e
+               for e in result["errors"])
+    assert daemon.config.integrations["main"].page_size == 7
+    # the daemon still works on the old config
+    world.update("p05", FirstName="still working")
+    assert post_webhook(daemon, ["p05"]).status_code == 200
+    assert wait_for(lambda: world.profiles.get("p05", {}).get("firstname") == "still working")
+    assert client.status()["reload_errors"]
+
+
+def test_reload_that_changes_a_mapping_marks_a_full_sync_needed(running):
+    daemon, client, world, cfg, name = running
+    write_config(cfg, name, fields='FirstName = "first_name"')
+    assert client.reload()["ok"] is True
+    assert client.status()["integrations"]["main"]["needs_full_sync"] is True
+    world.update("p06", FirstName="mapped anew")
+    post_webhook(daemon, ["p06"])
+    assert wait_for(lambda: world.profiles.get("p06", {}).get("first_name") == "mapped anew")
+
+
+def test_reload_that_changes_conditions_needs_no_full_sync(running):
+    daemon, client, world, cfg, name = running
+    write_config(cfg, name, extra='[integrations.main.conditions]\nFirstName = "n1"')
+    assert client.reload()["ok"] is True
+    assert client.status()["integrations"]["main"]["needs_full_sync"] is False
+
+
+def test_admin_refuses_a_wrong_token(running):
+    daemon, _, _, _, _ = running
+    with pytest.raises(AdminError):
+        AdminClient("127.0.0.1", daemon.admin.port, "wrong").status()
+    token_file = os.path.join(daemon.config.daemon.state_dir, "admin.token")
+    assert os.stat(token_file).st_mode & 0o077 == 0
+
+
+def test_cancel_through_the_admin_endpoint(running):
+    daemon, client, world, _, _ = running
+    world.page_gate = threading.Event()
+    run_id = client.start_sync("main")["run_id"]
+    assert wait_for(lambda: world.pages_read >= 1)
+    assert client.cancel_sync("main")["run_id"] == run_id
+    world.page_gate.set()
+    assert wait_for(lambda: client.run(run_id)["status"] == "cancelled")
+
+
+def test_a_crashed_connection_actor_is_restarted(running):
+    daemon, client, world, _, _ = running
+    sup = daemon.connections["crm"]
+    old = sup.ref
+    old.stop()
+    assert wait_for(lambda: sup.ref is not old and sup.alive(), timeout=15)
+    assert client.status()["connections"]["crm"]["restarts"] == 1
+    world.update("p07", FirstName="after restart")
+    post_webhook(daemon, ["p07"])
+    assert wait_for(lambda: world.profiles.get("p07", {}).get("firstname") == "after restart")
