@@ -49,7 +49,8 @@ def _admin_client(args):
     except OSError as exc:
         raise AdminError(f"cannot read the admin token {token_file}: {exc.strerror} (is syncd "
                          f"running with this config, and are you its user or root?)") from None
-    return AdminClient(str(admin.get("host", "127.0.0.1")), int(admin.get("port", 8471)), token)
+    return AdminClient(str(admin.get("host", "127.0.0.1")), int(admin.get("port", 8471)), token,
+                       token_file=token_file)
 
 
 def _print_json(data: Any) -> None:

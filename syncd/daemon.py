@@ -35,7 +35,7 @@ from syncd.config.model import Config, IntegrationConfig
 from syncd.connector import Capability, ConnectionActor
 from syncd.coordinator import Coordinator, Progress
 from syncd.exceptions import ConfigErrors, NeedsConfirmation, SyncdError
-from syncd.receiver import Route, WebhookApp
+from syncd.receiver import Route, WebhookApp, start_receiver
 from syncd.rules import Rules
 from syncd.store import Store
 from syncd.wsgi import ServerThread
@@ -154,8 +154,8 @@ class Daemon:
         self.receiver_app = WebhookApp(store=self.store, max_body=cfg.receiver.max_body_bytes,
                                        notify=self._notify_coordinators)
         self.receiver_app.set_routes(self._routes(cfg))
-        self.receiver = ServerThread(self.receiver_app, cfg.receiver.host, cfg.receiver.port,
-                                     threads=cfg.receiver.threads, name="receiver").start()
+        self.receiver = start_receiver(self.receiver_app, cfg.receiver.host, cfg.receiver.port,
+                                       cfg.receiver.threads)
         token_file = cfg.admin.token_file or os.path.join(cfg.daemon.state_dir, "admin.token")
         self.admin_token = ensure_token(token_file)
         self.admin = ServerThread(AdminApp(self, self.admin_token), cfg.admin.host,
@@ -479,6 +479,7 @@ class Daemon:
             "config": self.config_path,
             "receiver": self.receiver.url if self.receiver else None,
             "reload_errors": self.reload_errors,
+            "webhooks": self.receiver_app.stats() if self.receiver_app else {},
             "connections": connections,
             "integrations": integrations,
             "jobs": [],

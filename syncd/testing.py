@@ -133,7 +133,7 @@ class MemoryConnector(Connector):
                         attrs.pop(k, None)
                     else:
                         attrs[k] = v
-                if attrs.get("email") is None:
+                if not attrs.get("email"):
                     attrs.pop("email", None)
                 w.profiles[p.key] = attrs
                 for c in p.consents:

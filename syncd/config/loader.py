@@ -12,7 +12,9 @@ import ipaddress
 import os
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from syncd.config.model import (
@@ -23,7 +25,9 @@ from syncd.config.model import (
     ConsentMapping,
     DaemonConfig,
     IntegrationConfig,
+    Overview,
     ReceiverConfig,
+    Schedule,
 )
 from syncd.config.sections import (
     ADMIN_OPTIONS,
@@ -31,11 +35,16 @@ from syncd.config.sections import (
     CONNECTION_OPTIONS,
     CONSENT_OPTIONS,
     DAEMON_OPTIONS,
+    DAYS,
     INTEGRATION_OPTIONS,
     NAME_RE,
+    OVERVIEW_OPTIONS,
     PATH_OPTIONS,
     RECEIVER_OPTIONS,
+    SCHEDULE_EXAMPLE,
+    SCHEDULE_OPTIONS,
     did_you_mean,
+    kind_of,
     resolve_path,
     shown,
     toml_key,
@@ -52,6 +61,7 @@ TOP_LEVEL = ("daemon", "receiver", "admin", "connections", "integrations")
 _SIMPLE = {"daemon": DAEMON_OPTIONS, "receiver": RECEIVER_OPTIONS, "admin": ADMIN_OPTIONS}
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _SCRUB_MIN = 4  # shorter secret values are not scrubbed from messages (they would mangle words)
+_HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
 _VALIDATE_PROBLEM = re.compile(r"^([A-Za-z0-9_.\-\[\]\"]+): (.*?)(?: \(fix: (.*)\))?$", re.S)
 
 
@@ -299,9 +309,13 @@ def _integrations(raw, classes, problems, base_dir, environ) -> dict[str, Integr
         fields = _str_table(v.get("fields", {}), f"{prefix}.fields", "attribute", problems)
         selections = _str_table(v.get("selections", {}), f"{prefix}.selections", "tag", problems)
         consents = _consents(v.get("consents", []), prefix, problems, base_dir, environ)
+        daily = v.get("daily_creation")
+        if daily is not None:
+            daily = _schedule(daily, f"{prefix}.daily_creation", problems, base_dir, environ)
+        overviews = _overviews(v.get("overviews", []), prefix, problems, base_dir, environ)
         if problems.count() == before:
             v.update(conditions=conditions, fields=fields, selections=selections,
-                     consents=consents)
+                     consents=consents, daily_creation=daily, overviews=overviews)
             out[name] = IntegrationConfig(name=name, **v)
     return out
 
@@ -367,3 +381,102 @@ def _consents(items: list, prefix: str, problems: Problems, base_dir: str,
         if len(v) == len(CONSENT_OPTIONS):
             out.append(ConsentMapping(**v))
     return tuple(out)
+
+
+def _overviews(items: list, prefix: str, problems: Problems, base_dir: str,
+               environ: Mapping[str, str]) -> tuple[Overview, ...]:
+    out: list[Overview] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        key = f"{prefix}.overviews[{i}]"
+        v = validate_options(item, OVERVIEW_OPTIONS, key, problems, base_dir=base_dir,
+                             environ=environ)
+        name, tag = v.get("name"), v.get("tag")
+        for what, value in (("name", name), ("tag", tag)):
+            if isinstance(value, str) and not value.strip():
+                problems.add(f"{key}.{what}", "must not be empty",
+                             f'write `{what} = "..."`' if what == "tag" else
+                             "write the overview's name as the CRM shows it")
+        if isinstance(name, str) and name in seen:
+            problems.add(f"{key}.name", f"overview {shown(name)} is already configured in "
+                         f"overviews[{seen[name]}]", "configure each overview once")
+        elif isinstance(name, str):
+            seen[name] = i
+        schedule = v.get("schedule")
+        if schedule is not None:
+            schedule = _schedule(schedule, f"{key}.schedule", problems, base_dir, environ)
+        if name and tag and name.strip() and tag.strip():
+            out.append(Overview(name=name, tag=tag, schedule=schedule))
+    return tuple(out)
+
+
+def _schedule(value: Any, key: str, problems: Problems, base_dir: str,
+              environ: Mapping[str, str]) -> Schedule | None:
+    """A :class:`Schedule` from ``{ at = "HH:MM", timezone = "Area/City", days = [...] }``."""
+    leaf = key.rsplit(".", 1)[-1]
+    fix = f"write it like `{leaf} = {SCHEDULE_EXAMPLE}`"
+    if not isinstance(value, dict):
+        problems.add(key, f"must be a table {{ at = \"HH:MM\", timezone = \"Area/City\" }}, "
+                     f"got {kind_of(value)}", fix)
+        return None
+    missing = [n for n in ("at", "timezone") if n not in value]
+    for name in missing:
+        why = ("a daily time means nothing without its time zone (an IANA name)"
+               if name == "timezone" else "the local time, 24-hour \"HH:MM\"")
+        problems.add(f"{key}.{name}", f"is required: {why}", fix)
+    before = problems.count()
+    v = validate_options(value, [o for o in SCHEDULE_OPTIONS if o.name not in missing], key,
+                         problems, base_dir=base_dir, environ=environ, extra_keys=missing)
+    at, tz, days = v.get("at"), v.get("timezone"), v.get("days")
+    if at is not None:
+        match = _HHMM.match(at.strip())
+        if not match or int(match[1]) > 23 or int(match[2]) > 59:
+            problems.add(f"{key}.at", f"must be a 24-hour time \"HH:MM\", got {shown(at)}",
+                         'write it like `at = "02:30"` (or "14:30" for 2:30 PM)')
+        else:
+            at = f"{int(match[1]):02d}:{match[2]}"
+    if tz is not None:
+        _check_timezone(tz, f"{key}.timezone", problems)
+    if days is not None:
+        days = _days(days, f"{key}.days", problems)
+    if missing or problems.count() > before:
+        return None
+    return Schedule(at=at, timezone=tz, days=days)
+
+
+def _check_timezone(name: str, key: str, problems: Problems) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+        return
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    zones = _timezones()
+    guess = next((z for z in sorted(zones) if z.rsplit("/", 1)[-1].lower()
+                  == name.strip().replace(" ", "_").lower()), None) or did_you_mean(name, zones)
+    hint = f'did you mean `timezone = "{guess}"`? ' if guess else ""
+    problems.add(key, f"is not a known IANA time zone: {shown(name)}",
+                 f'{hint}write an IANA name like `timezone = "Europe/Amsterdam"` '
+                 "(`timedatectl list-timezones` lists them)")
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _days(days: list, key: str, problems: Problems) -> tuple[str, ...]:
+    if not days:
+        problems.add(key, "lists no day", "leave `days` out to run every day")
+        return ()
+    full = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+    chosen = set()
+    for i, day in enumerate(days):
+        word = day.strip().lower()
+        if word in DAYS or word in full:
+            chosen.add(word[:3])
+            continue
+        guess = did_you_mean(word, DAYS) or did_you_mean(word, sorted(full))
+        problems.add(f"{key}[{i}]", f"is not a weekday: {shown(day)}",
+                     (f'did you mean "{guess[:3]}"? ' if guess else "")
+                     + 'write days like `days = ["mon", "wed", "fri"]`')
+    return tuple(d for d in DAYS if d in chosen)

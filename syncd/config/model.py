@@ -62,6 +62,35 @@ class ConsentMapping:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """A daily wall-clock time in an IANA time zone, optionally on some weekdays only."""
+
+    at: str  # "HH:MM", 24-hour
+    timezone: str  # IANA name, e.g. "Europe/Amsterdam"
+    days: tuple[str, ...] = ()  # "mon" ... "sun"; empty: every day
+
+    @property
+    def hour(self) -> int:
+        return int(self.at.split(":")[0])
+
+    @property
+    def minute(self) -> int:
+        return int(self.at.split(":")[1])
+
+    def __str__(self) -> str:
+        days = f" on {','.join(self.days)}" if self.days else ""
+        return f"{self.at} {self.timezone}{days}"
+
+
+@dataclass(frozen=True)
+class Overview:
+    name: str  # the CRM's overview (saved view) name
+    tag: str  # the destination tag put on its contacts
+    #: None: imported on demand only (``syncd overview import INTEGRATION NAME``).
+    schedule: Schedule | None = None
+
+
+@dataclass(frozen=True)
 class IntegrationConfig:
     name: str
     source: str  # connection name
@@ -82,6 +111,12 @@ class IntegrationConfig:
     confirm_share: float = 0.1
     #: Attempts before a real-time event goes to the dead letters.
     max_attempts: int = 8
+    #: When the daily job creating new contacts runs (the safety net for missed webhooks);
+    #: None: no such job.
+    daily_creation: Schedule | None = None
+    #: Seconds each daily creation window reaches back before the previous run's start.
+    daily_creation_overlap: float = 3600.0
+    overviews: tuple[Overview, ...] = ()
 
 
 @dataclass(frozen=True)

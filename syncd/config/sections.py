@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
 CHANNELS = ("email", "sms")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SCHEDULE_EXAMPLE = '{ at = "02:30", timezone = "Europe/Amsterdam" }'
 
 DAEMON_OPTIONS: tuple[Option, ...] = (
     Option("state_dir", str, "/var/lib/syncd",
@@ -101,6 +103,15 @@ INTEGRATION_OPTIONS: tuple[Option, ...] = (
            "for `syncd sync --confirm`.", minimum=0, maximum=1),
     Option("max_attempts", int, 8,
            "Attempts before a real-time event goes to the dead letters.", minimum=1),
+    Option("daily_creation", dict, None,
+           "When the daily job that creates completely new contacts runs (the safety net for "
+           f"missed webhooks), a schedule like {SCHEDULE_EXAMPLE}. Absent: no such job."),
+    Option("daily_creation_overlap", float, 3600.0,
+           "Seconds each daily creation window reaches back before the previous run's start.",
+           minimum=0),
+    Option("overviews", list, [],
+           "CRM overviews imported as destination tags: an array of tables "
+           "{ name, tag, schedule }.", item_type=dict),
 )
 
 #: The keys of one ``[[integrations.NAME.consents]]`` mapping.
@@ -108,6 +119,23 @@ CONSENT_OPTIONS: tuple[Option, ...] = (
     Option("label", str, REQUIRED, "The CRM's opt-in label (Tribe) or consent type (Lime)."),
     Option("topic", str, REQUIRED, "The destination's subscription (APSIS topic)."),
     Option("channel", str, REQUIRED, "email or sms: one channel per mapping.", choices=CHANNELS),
+)
+
+#: The keys of a schedule table, e.g. ``daily_creation = { at = "02:30", timezone = "..." }``.
+SCHEDULE_OPTIONS: tuple[Option, ...] = (
+    Option("at", str, REQUIRED, 'The local time, 24-hour "HH:MM".'),
+    Option("timezone", str, REQUIRED, 'The IANA time zone of `at`, e.g. "Europe/Amsterdam".'),
+    Option("days", list, [], 'Weekdays to run on ("mon" ... "sun"). Default: every day.',
+           item_type=str),
+)
+
+#: The keys of one ``[[integrations.NAME.overviews]]`` table.
+OVERVIEW_OPTIONS: tuple[Option, ...] = (
+    Option("name", str, REQUIRED, "The CRM overview (saved view) whose contacts are imported."),
+    Option("tag", str, REQUIRED, "The destination tag put on the overview's contacts."),
+    Option("schedule", dict, None,
+           f"When it is imported every day, e.g. {SCHEDULE_EXAMPLE}. Absent: on demand only "
+           "(`syncd overview import INTEGRATION NAME`)."),
 )
 
 #: Every core section's options; ``*`` stands for any connection or integration name.
@@ -118,6 +146,7 @@ CORE_SECTIONS: dict[str, tuple[Option, ...]] = {
     "connections.*": CONNECTION_OPTIONS,
     "integrations.*": INTEGRATION_OPTIONS,
     "integrations.*.consents": CONSENT_OPTIONS,
+    "integrations.*.overviews": OVERVIEW_OPTIONS,
 }
 
 #: Core options holding a path resolved against the config file's directory.
