@@ -153,6 +153,7 @@ class ServerThread:
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 8,
                  name: str = "http", **options):
         options.setdefault("channel_timeout", 30)
+        options.setdefault("asyncore_loop_timeout", 0.25)  # how fast stop() is noticed
         options.setdefault("connection_limit", 1000)
         options.setdefault("backlog", 1024)
         options.setdefault("clear_untrusted_proxy_headers", True)

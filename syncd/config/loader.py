@@ -437,8 +437,7 @@ def _schedule(value: Any, key: str, problems: Problems, base_dir: str,
             at = f"{int(match[1]):02d}:{match[2]}"
     if tz is not None:
         _check_timezone(tz, f"{key}.timezone", problems)
-    if days is not None:
-        days = _days(days, f"{key}.days", problems)
+    days = _days(days, f"{key}.days", problems) if "days" in value and days is not None else ()
     if missing or problems.count() > before:
         return None
     return Schedule(at=at, timezone=tz, days=days)

@@ -129,6 +129,7 @@ def _is_toml_key_line(line: str) -> bool:
     ("daemon", "daemon"), ("receiver", "receiver"), ("admin", "admin"),
     ("connections.tribe", "connections.*"), ("connections.apsis", "connections.*"),
     (INTEGRATION, "integrations.*"), (f"{INTEGRATION}.consents", "integrations.*.consents"),
+    (f"{INTEGRATION}.overviews", "integrations.*.overviews"),
 ])
 def test_core_section_documented(section, key):
     check_documented(section, CORE_SECTIONS[key])
@@ -188,6 +189,9 @@ def test_example_shape():
     assert DATA["connections"]["apsis"]["kind"] == "apsis"
     assert integration["conditions"] and integration["selections"] and integration["consents"]
     assert "Contact.Organization.Name" in integration["fields"]
+    assert integration["daily_creation"]["timezone"]
+    overviews = integration["overviews"]
+    assert any("schedule" in o for o in overviews) and any("schedule" not in o for o in overviews)
     secrets = [v for c in DATA["connections"].values() for v in c.values() if isinstance(v, dict)]
     assert secrets and all(set(v) == {"env"} for v in secrets)
 
@@ -211,9 +215,30 @@ def test_integration_options_match_the_model():
         field = fields[name]
         if option.default is REQUIRED:
             continue
-        if name in ("conditions", "consents"):
+        if name in ("conditions", "consents", "overviews"):
             assert not option.default
         elif name in ("fields", "selections"):
             assert option.default == {}
         else:
             assert option.default == field.default, name
+
+
+def test_schedule_keys_documented():
+    """A schedule is an inline table, so its keys are documented in the comment above the
+    first key that takes one (daily_creation); the example schedules are valid."""
+    from syncd.config.sections import SCHEDULE_OPTIONS
+
+    index, live, value = SECTIONS[INTEGRATION]["daily_creation"]
+    text = " ".join(_comment_block_above(index))
+    for option in SCHEDULE_OPTIONS:
+        assert f"`{option.name}`" in text or f"{option.name} =" in text, option.name
+        want = "required" if option.required else "default"
+        assert want in text.lower(), option.name
+    schedules = [value, SECTIONS[f"{INTEGRATION}.overviews"]["schedule"][2]]
+    assert all(isinstance(s, dict) and s.get("timezone") for s in schedules)
+    problems = Problems(None)
+    from syncd.config.loader import _schedule
+
+    for s in schedules:
+        assert _schedule(s, "x", problems, "/", {}) is not None
+    assert not problems.errors, [str(e) for e in problems.errors]
