@@ -52,6 +52,16 @@ class Progress:
     dead_letters: int = 0
     last_error: str | None = None
     needs_full_sync: bool = False
+    #: Set from any thread to cancel the running full sync after its current page; not a
+    #: message, because the actor may be busy waiting for that page.
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def request_cancel(self) -> int | None:
+        """Cancel the running full sync; returns its run id, or None if none runs."""
+        if self.state != "full_sync":
+            return None
+        self.cancel.set()
+        return self.run_id
 
 
 class Coordinator(pykka.ThreadingActor):
@@ -74,7 +84,6 @@ class Coordinator(pykka.ThreadingActor):
         #: when the daemon restarts a crashed one).
         self._connection = connection
         self.progress = progress or Progress()
-        self.cancel_requested = threading.Event()
         self._on_failure_cb = on_failure
         self._cursor: str | None = None
         self._prefetch: pykka.Future | None = None
@@ -127,23 +136,23 @@ class Coordinator(pykka.ThreadingActor):
         cursor = resume.get("cursor") if resume else None
         run_id = self.store.start_run(self.name, "full", cursor=cursor,
                                       resumed_from=resume.get("id") if resume else None)
-        self.cancel_requested.clear()
+        self.progress.cancel.clear()
         self._cursor = cursor
         self._prefetch = None
         done = int(resume.get("processed") or 0) if resume else 0
-        self.progress = Progress(state="full_sync", run_id=run_id, processed=done,
-                                 total=resume.get("total") if resume else None,
-                                 needs_full_sync=False)
+        # updated in place: the daemon and the CLI hold this object
+        p = self.progress
+        p.run_id, p.processed, p.counts = run_id, done, {}
+        p.total = resume.get("total") if resume else None
+        p.needs_full_sync, p.last_error = False, None
+        p.state = "full_sync"
         self.log.info("full_sync.started", run_id=run_id, resumed_from=resume and resume["id"])
         self._self.full_sync_step.defer()
         return run_id
 
     def cancel_full_sync(self) -> int | None:
         """Ask a running full sync to stop after the current page; returns its run id."""
-        if self.progress.state != "full_sync":
-            return None
-        self.cancel_requested.set()
-        return self.progress.run_id
+        return self.progress.request_cancel()
 
     def drain(self) -> None:
         self._drain_scheduled = False
@@ -176,13 +185,13 @@ class Coordinator(pykka.ThreadingActor):
             return
         run_id = self.progress.run_id
         try:
-            if self.cancel_requested.is_set():
+            if self.progress.cancel.is_set():
                 self._finish("cancelled")
                 return
             future = self._prefetch or self._read(self._cursor)
             self._prefetch = None
             page = future.get(timeout=CALL_TIMEOUT)
-            if page.cursor is not None and not self.cancel_requested.is_set():
+            if page.cursor is not None and not self.progress.cancel.is_set():
                 self._prefetch = self._read(page.cursor)  # overlaps the writes below
             counts, errors = self._apply(list(page.records), full_sync=True)
             self._cursor = page.cursor
@@ -200,7 +209,7 @@ class Coordinator(pykka.ThreadingActor):
             return
         if page.cursor is None:
             self._finish("completed")
-        elif self.cancel_requested.is_set():
+        elif self.progress.cancel.is_set():
             self._finish("cancelled")
         else:
             self._self.full_sync_step.defer()
@@ -216,7 +225,7 @@ class Coordinator(pykka.ThreadingActor):
         self.store.finish_run(run_id, status, error)
         self.progress.state = "idle"
         self.progress.last_error = error
-        self.cancel_requested.clear()
+        self.progress.cancel.clear()
         self.log.info(f"full_sync.{status}", run_id=run_id, **self.progress.counts)
         self._schedule_drain()  # apply what arrived during the run
 

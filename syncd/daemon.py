@@ -393,8 +393,8 @@ class Daemon:
         if sup is None or sup.ref is None:
             return
         try:
-            if sup.kind == "coordinator":
-                sup.ref.proxy().cancel_full_sync().get(timeout=timeout)
+            if sup.kind == "coordinator" and sup.name in self.progress:
+                self.progress[sup.name].request_cancel()
             sup.ref.stop(block=True, timeout=timeout)
         except (pykka.ActorDeadError, pykka.Timeout):
             pass
@@ -496,7 +496,8 @@ class Daemon:
         return {"run_id": run_id, "integration": integration}
 
     def cancel_sync(self, integration: str) -> dict[str, Any]:
-        run_id = self._coordinator(integration).cancel_full_sync().get(timeout=ASK_TIMEOUT)
+        self._coordinator(integration)  # raises for an unknown or dead integration
+        run_id = self.progress[integration].request_cancel()
         if run_id is None:
             raise ValueError(f"no full sync of {integration} is running")
         return {"run_id": run_id, "cancelling": True}

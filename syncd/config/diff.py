@@ -4,7 +4,9 @@
 sync: changed field or consent mappings do (the profiles already written carry the old
 mapping), and so does a changed option of a connection an integration reads from or writes
 to, unless it is only about transport (time-outs, rate limits, credentials). Changed
-conditions, selections or other settings take effect on the next record and need none.
+conditions, selections or other settings take effect on the next record and need none;
+changed overviews and schedules (``daily_creation``, an overview's ``schedule``) need none
+either (seed 001), but do make the integration changed, so the daemon reconciles its jobs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ TRANSPORT_OPTIONS = frozenset({
     "client_id", "auth", "token_url", "scope", "signature_header",
 })
 
-#: Integration settings whose change needs a full sync.
+#: Integration settings whose change needs a full sync (never overviews or schedules).
 _MAPPING_FIELDS = ("source", "destination", "fields", "consents")
 
 

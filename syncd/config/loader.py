@@ -281,8 +281,11 @@ def _integrations(raw, classes, problems, base_dir, environ) -> dict[str, Integr
     for name, table in _names("integrations", raw, problems).items():
         prefix = f"integrations.{name}"
         before = problems.count()
+        table, bad = _schedule_tables(table, "daily_creation")
         v = validate_options(table, INTEGRATION_OPTIONS, prefix, problems, base_dir=base_dir,
                              environ=environ)
+        for key, value in bad.items():
+            _schedule(value, f"{prefix}.{key}", problems, base_dir, environ)
         same = v.get("source") is not None and v.get("source") == v.get("destination")
         if same:
             problems.add(f"{prefix}.destination", "is the same connection as the source",
@@ -389,8 +392,11 @@ def _overviews(items: list, prefix: str, problems: Problems, base_dir: str,
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
         key = f"{prefix}.overviews[{i}]"
+        item, bad = _schedule_tables(item, "schedule")
         v = validate_options(item, OVERVIEW_OPTIONS, key, problems, base_dir=base_dir,
                              environ=environ)
+        for leaf, value in bad.items():
+            _schedule(value, f"{key}.{leaf}", problems, base_dir, environ)
         name, tag = v.get("name"), v.get("tag")
         for what, value in (("name", name), ("tag", tag)):
             if isinstance(value, str) and not value.strip():
@@ -408,6 +414,13 @@ def _overviews(items: list, prefix: str, problems: Problems, base_dir: str,
         if name and tag and name.strip() and tag.strip():
             out.append(Overview(name=name, tag=tag, schedule=schedule))
     return tuple(out)
+
+
+def _schedule_tables(table: dict, *keys: str) -> tuple[dict, dict]:
+    """``table`` without the schedule keys whose value is not a table, and those apart (for
+    :func:`_schedule` to report with a schedule's example rather than a generic one)."""
+    bad = {k: table[k] for k in keys if k in table and not isinstance(table[k], dict)}
+    return {k: v for k, v in table.items() if k not in bad}, bad
 
 
 def _schedule(value: Any, key: str, problems: Problems, base_dir: str,

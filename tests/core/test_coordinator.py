@@ -7,7 +7,7 @@ import pytest
 
 from syncd.config.model import Condition, IntegrationConfig
 from syncd.connector import ConnectionActor
-from syncd.coordinator import Coordinator
+from syncd.coordinator import Coordinator, Progress
 from syncd.records import Event, Record
 from syncd.rules import Rules
 from syncd.store import Store
@@ -38,8 +38,10 @@ def setup(tmp_path, memory_world):
         integration = IntegrationConfig("i", "src", "dst", page_size=kw.pop("page_size", 10),
                                         batch_size=kw.pop("batch_size", 50), **kw)
         rules = Rules.from_integration(integration)
-        ref = Coordinator.start(integration, rules, store, lambda n: refs[n].proxy())
-        return ref.proxy(), ref._actor.progress if hasattr(ref, "_actor") else None
+        progress = Progress()
+        ref = Coordinator.start(integration, rules, store, lambda n: refs[n].proxy(),
+                                progress=progress)
+        return ref.proxy(), progress
 
     yield world, store, make
     store.close()
@@ -89,10 +91,10 @@ def test_cancel_stops_a_running_full_sync(setup):
     world, store, make = setup
     seed(world, 100)
     world.page_gate = threading.Event()  # hold the sync after its first page
-    coord, _ = make(page_size=10)
+    coord, progress = make(page_size=10)
     run_id = coord.start_full_sync().get(timeout=5)
     assert wait_for(lambda: world.pages_read >= 1)
-    assert coord.cancel_full_sync().get(timeout=5) == run_id
+    assert progress.request_cancel() == run_id  # works while the actor waits for a page
     world.page_gate.set()
     run = wait_run(store, run_id)
     assert run["status"] == "cancelled"

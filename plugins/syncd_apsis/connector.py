@@ -1,0 +1,293 @@
+"""The APSIS One destination connector: writes profiles (attributes, consents, tags), deletes
+them.
+
+How one profile is written (``apis.md`` 3.3):
+
+- a key syncd wrote before (``known``): v2 merge-patch of the attributes by discriminator
+  (``null`` clears). v2 never creates a profile, so a 404 (deleted in APSIS meanwhile) falls
+  back to creating it;
+- a key syncd never wrote: v1 PATCH by attribute *version id*, which creates the profile
+  implicitly (outcome ``created``); attributes to clear then go in one v2 merge-patch;
+- then consents (consent 2.0, one POST each; 409 = already so = fine) and tags (merge-patch).
+
+The profile key is the CRM id in the ``crm-id`` keyspace by default, so a changed e-mail
+address updates the e-mail attribute (and re-keys the e-mail key) of the *same* profile.
+A batch is written concurrently (``concurrency`` threads) within the account budget and the
+per-profile-key budget; results come back in input order.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+from syncd.config.schema import Option, Secret
+from syncd.connector import Capability, Connector
+from syncd.exceptions import RemoteError
+from syncd.records import Profile, Scalar, WriteResult
+from syncd_apsis.client import ApsisClient
+
+ATTRIBUTE_PREFIX = "com.apsis1.attributes."
+CRM_ID_KEYSPACE = "com.apsis1.keyspaces.crm-id"
+EMAIL_KEYSPACE = "com.apsis1.keyspaces.email"
+
+
+class UnknownAttribute(Exception):
+    pass
+
+
+class ApsisConnector(Connector):
+    kind: ClassVar[str] = "apsis"
+    description = "APSIS One: profiles, consents (2.0) and tags in one section"
+    capabilities = frozenset({Capability.WRITE_PROFILES, Capability.DELETE_PROFILES})
+    emulator = "syncd_apsis.emulator:ApsisEmulator"
+    email_attribute = "com.apsis1.attributes.email"
+    #: Seconds before an attribute name found undefined may reload the definitions again.
+    DEFINITIONS_RETRY: ClassVar[float] = 60.0
+    id_attribute = "com.apsis1.attributes.crmid"
+    options = (
+        Option("base_url", str, "https://api.apsis.one",
+               "Base URL of the APSIS One API (APAC: https://api-apac.apsis.one)."),
+        Option("client_id", str, doc="API client id (APSIS One > Settings > API keys)."),
+        Option("client_secret", Secret, doc="API client secret (a secret)."),
+        Option("section", str, doc="The section discriminator the profiles' attributes, "
+                                   "consents and tags live in."),
+        Option("keyspace", str, CRM_ID_KEYSPACE,
+               "Keyspace of the profile key. With the crm-id keyspace the key is the CRM id, "
+               "so a changed e-mail address updates the same profile instead of creating a "
+               "second one; the e-mail keyspace keys profiles by address."),
+        Option("requests_per_second", float, 100.0,
+               "Account budget of API requests per second (APSIS allows 100).", minimum=0.1),
+        Option("per_profile_per_second", float, 10.0,
+               "Requests per second to one profile key (APSIS allows 10).", minimum=0.1),
+        Option("concurrency", int, 8, "Concurrent requests while writing one batch.",
+               minimum=1, maximum=64),
+        Option("timeout", float, 30.0, "Seconds before an API request times out.", minimum=1),
+        Option("max_attempts", int, 6,
+               "Attempts of one API request (429, 5xx and timeouts are retried).", minimum=1),
+        Option("email_channel", str, "com.apsis1.channels.email",
+               "Channel discriminator of e-mail consents (verify in your account)."),
+        Option("sms_channel", str, "com.apsis1.channels.sms",
+               "Channel discriminator of SMS consents (verify in your account)."),
+    )
+
+    def __init__(self, name: str, config: Mapping[str, Any]):
+        defaults = {o.name: o.default for o in self.options if not o.required}
+        config = {**defaults, **dict(config)}
+        if isinstance(config.get("client_secret"), str):  # given by code, not by the loader
+            config["client_secret"] = Secret(config["client_secret"])
+        super().__init__(name, config)
+        self.section: str = self.config["section"]
+        self.keyspace: str = self.config["keyspace"]
+        self.channels = {"email": self.config["email_channel"],
+                         "sms": self.config["sms_channel"]}
+        self._client: ApsisClient | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._versions: dict[str, str] | None = None  # discriminator -> version id
+        #: unknown name -> when it last made us reload the definitions
+        self._refreshed_for: dict[str, float] = {}
+        self._defs_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._counts_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (f"ApsisConnector(name={self.name!r}, base_url={self.config.get('base_url')!r}, "
+                f"section={self.section!r})")
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._start_lock:
+            if self._client is not None:
+                return
+            c = self.config
+            concurrency = int(c["concurrency"])
+            self._client = ApsisClient(
+                c["base_url"], c["client_id"], c["client_secret"],
+                requests_per_second=float(c["requests_per_second"]),
+                per_profile_per_second=float(c["per_profile_per_second"]),
+                timeout=float(c["timeout"]), max_attempts=int(c["max_attempts"]),
+                pool_size=concurrency + 2, name=self.name,
+                # not an option: tests shorten the back-off between retries
+                backoff=float(c.get("backoff", 0.5)),
+            )
+            self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"apsis-{self.name}")
+
+    def stop(self) -> None:
+        with self._start_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    @property
+    def client(self) -> ApsisClient:
+        if self._client is None:
+            self.start()
+        assert self._client is not None
+        return self._client
+
+    def check(self) -> dict[str, Any]:
+        self.client.authenticate()
+        sections = [s.get("discriminator") for s in self.client.sections()]
+        if self.section not in sections:
+            raise RemoteError(
+                f"section {self.section!r} does not exist in the APSIS One account (fix: set "
+                f"`section` to one of: {', '.join(map(str, sections)) or 'none found'})",
+                status=404)
+        return {"section": self.section, "keyspace": self.keyspace,
+                "sections": len(sections), **self.client.stats()}
+
+    def stats(self) -> dict[str, Any]:
+        with self._counts_lock:
+            counts = dict(self._counts)
+        client = self._client.stats() if self._client is not None else {}
+        return {**client, **counts}
+
+    @classmethod
+    def sandbox_config(cls, emulator: Any) -> dict[str, Any]:
+        return {"kind": cls.kind, "base_url": emulator.url, "client_id": emulator.client_id,
+                "client_secret": emulator.client_secret, "section": emulator.section}
+
+    @classmethod
+    def canonical_attribute(cls, name: str) -> str:
+        return name if "." in name else ATTRIBUTE_PREFIX + name
+
+    # -- attribute definitions ---------------------------------------------------------------
+
+    def _version_ids(self, names: list[str]) -> dict[str, str]:
+        """Version ids of ``names``. The definitions are loaded once, lazily, and reloaded
+        once when a name is not defined (an admin may just have created it); the same unknown
+        name reloads them again only after ``DEFINITIONS_RETRY`` seconds. Raises
+        UnknownAttribute naming what is missing."""
+        with self._defs_lock:
+            if self._versions is None:
+                self._versions = self.client.attribute_versions(self.section)
+            missing = [n for n in names if n not in self._versions]
+            now = time.monotonic()
+            if any(now - self._refreshed_for.get(n, -math.inf) >= self.DEFINITIONS_RETRY
+                   for n in missing):
+                self._refreshed_for.update(dict.fromkeys(missing, now))
+                self._versions = self.client.attribute_versions(self.section)
+                missing = [n for n in names if n not in self._versions]
+            if missing:
+                raise UnknownAttribute(
+                    f"attribute{'s' if len(missing) > 1 else ''} {', '.join(missing)} not "
+                    f"defined in section {self.section} (fix: create "
+                    f"{'them' if len(missing) > 1 else 'it'} in APSIS One, or correct the "
+                    f"field mapping)")
+            versions = self._versions
+            return {n: versions[n] for n in names}
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _attributes_of(self, profile: Profile) -> dict[str, Scalar]:
+        attrs: dict[str, Scalar] = {self.email_attribute: profile.email,
+                                    self.id_attribute: profile.key}
+        for name, value in profile.attributes.items():
+            attrs[self.canonical_attribute(name)] = value
+        # an empty text is no value: clear it, as the rules' expected view does
+        return {k: (None if v == "" else v) for k, v in attrs.items()}
+
+    def _key_of(self, profile: Profile) -> str | None:
+        return profile.email if self.keyspace == EMAIL_KEYSPACE else profile.key
+
+    def write_profiles(self, profiles: list[Profile], known: set[str]) -> list[WriteResult]:
+        if not profiles:
+            return []
+        client = self.client  # starts the pool too
+        assert self._pool is not None and client is not None
+        # Profiles of one key are written in input order by one task: the last one wins, and
+        # one key never has two requests in flight (its 10/s budget is then easy to keep).
+        by_key: dict[str, list[int]] = {}
+        for index, profile in enumerate(profiles):
+            by_key.setdefault(profile.key, []).append(index)
+        results: list[WriteResult | None] = [None] * len(profiles)
+
+        def write_key(indices: list[int]) -> None:
+            for i in indices:
+                results[i] = self._write_safely(profiles[i], profiles[i].key in known)
+
+        for future in [self._pool.submit(write_key, ix) for ix in by_key.values()]:
+            future.result()
+        assert all(r is not None for r in results)
+        done: list[WriteResult] = results  # type: ignore[assignment]
+        with self._counts_lock:
+            for r in done:
+                self._counts[r.outcome] = self._counts.get(r.outcome, 0) + 1
+        return done
+
+    def _write_safely(self, profile: Profile, known: bool) -> WriteResult:
+        try:
+            return self._write(profile, known)
+        except UnknownAttribute as exc:
+            return WriteResult(profile.key, "failed", str(exc), retryable=False)
+        except RemoteError as exc:
+            return WriteResult(profile.key, "failed", str(exc), retryable=exc.retryable)
+        except Exception as exc:  # a bug or an odd answer: record it, keep the batch going
+            self.log.exception("apsis.write_failed", key=profile.key)
+            return WriteResult(profile.key, "failed", f"{type(exc).__name__}: {exc}",
+                               retryable=True)
+
+    def _write(self, profile: Profile, known: bool) -> WriteResult:
+        key = self._key_of(profile)
+        if not key:
+            return WriteResult(profile.key, "failed",
+                               f"no profile key: keyspace {self.keyspace} needs an e-mail "
+                               f"address (fix: use keyspace {CRM_ID_KEYSPACE})")
+        attrs = self._attributes_of(profile)
+        versions = self._version_ids(list(attrs))  # unknown names fail before any write
+        client, ks, section = self.client, self.keyspace, self.section
+        outcome = "updated"
+        if not known or not client.patch_attributes(ks, key, section, attrs):
+            outcome = "created"
+            values = {versions[n]: v for n, v in attrs.items() if v is not None}
+            client.put_attributes_v1(ks, key, section, values)
+            cleared = {n: None for n, v in attrs.items() if v is None}
+            if cleared and not known:  # it may have existed before syncd knew it
+                client.patch_attributes(ks, key, section, cleared)
+        for consent in profile.consents:
+            channel = self.channels.get(consent.channel, consent.channel)
+            client.add_consent(ks, key, section, topic=consent.topic, channel=channel,
+                               type="opt-in" if consent.opted_in else "opt-out",
+                               reason="synced from the CRM", source="syncd")
+        if profile.tags:
+            client.set_tags(ks, key, section, profile.tags)
+        return WriteResult(profile.key, outcome,
+                           remote_id=key if key != profile.key else None)
+
+    # -- deleting ----------------------------------------------------------------------------
+
+    def delete_profiles(self, keys: list[str]) -> list[WriteResult]:
+        """Delete by CRM id (``keys`` are what ``write_profiles`` was given as ``key``).
+        Profiles keyed by e-mail are reached through their crm-id key, which the crmid
+        attribute gave them."""
+        if not keys:
+            return []
+        client = self.client
+        assert self._pool is not None
+        ks = CRM_ID_KEYSPACE if self.keyspace == EMAIL_KEYSPACE else self.keyspace
+
+        def one(key: str) -> WriteResult:
+            try:
+                client.delete_profile(ks, key)
+                return WriteResult(key, "deleted")
+            except RemoteError as exc:
+                return WriteResult(key, "failed", str(exc), retryable=exc.retryable)
+            except Exception as exc:
+                self.log.exception("apsis.delete_failed", key=key)
+                return WriteResult(key, "failed", f"{type(exc).__name__}: {exc}",
+                                   retryable=True)
+
+        results = list(self._pool.map(one, keys))
+        with self._counts_lock:
+            for r in results:
+                self._counts[r.outcome] = self._counts.get(r.outcome, 0) + 1
+        return results

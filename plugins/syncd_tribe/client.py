@@ -1,0 +1,208 @@
+"""A thin client of the Tribe CRM API over :class:`syncd.http.HttpClient`.
+
+It knows OData URLs (``/v1/odata/Set``, ``Set(guid)``), query options and the
+``{"value": [...]}`` collection shape, follows ``@odata.nextLink`` when the server sends one,
+and leaves auth, rate budget, retries and Retry-After to ``HttpClient``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from syncd.config.schema import Secret
+from syncd.http import ClientCredentials, HttpClient, RateBudget, StaticToken
+from syncd_tribe.odata import GUID
+
+ODATA = "v1/odata"
+
+
+# -- OData literals and query strings ----------------------------------------------------------
+
+
+def quote_string(value: str) -> str:
+    """An OData string literal: single quotes, an embedded quote doubled."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def literal(value: Any) -> str:
+    """The OData literal of a Python value (GUIDs unquoted, as OData v4 writes Edm.Guid)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    text = str(value)
+    if GUID.match(text):
+        return text
+    return quote_string(text)
+
+
+def any_of(path: str, values) -> str:
+    """``path eq a or path eq b ...`` (``in`` is not supported by Tribe)."""
+    return " or ".join(f"{path} eq {literal(v)}" for v in values)
+
+
+def query_string(params: dict[str, Any]) -> str:
+    """Encode query options; spaces become ``%20`` and ``$`` stays readable."""
+    return "&".join(f"{quote(str(k), safe='$')}={quote(str(v), safe='$,()/:')}"
+                    for k, v in params.items() if v is not None)
+
+
+def as_secret(value: Any) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    return Secret(str(value))
+
+
+def key_literal(key: str) -> str:
+    """``Set(key)``: a GUID as is, anything else quoted."""
+    return key if GUID.match(key) else quote_string(key)
+
+
+class TribeClient:
+    """One connection's API client; thread-safe (``HttpClient`` is)."""
+
+    def __init__(self, options: Mapping[str, Any], name: str = "tribe"):
+        if options.get("auth", "client_credentials") == "token":
+            token = as_secret(options.get("token"))
+            if token is None:
+                raise ValueError("auth = \"token\" needs a token")
+            auth: Any = StaticToken(token)
+        else:
+            secret = as_secret(options.get("client_secret"))
+            if secret is None:
+                raise ValueError("auth = \"client_credentials\" needs a client_secret")
+            auth = ClientCredentials(options["token_url"], options.get("client_id") or "",
+                                     secret, body="form", scope=options.get("scope") or None)
+        rate = float(options.get("requests_per_second") or 0)
+        concurrency = int(options.get("concurrency") or 4)
+        self.auth = auth
+        self.http = HttpClient(
+            options["base_url"], auth=auth, timeout=float(options.get("timeout") or 30.0),
+            max_attempts=int(options.get("max_attempts") or 6),
+            budget=RateBudget(rate, burst=max(1.0, min(rate, concurrency * 2.0)))
+            if rate > 0 else None,
+            pool_size=max(4, concurrency * 2), user_agent="syncd-tribe", name=name)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- OData -----------------------------------------------------------------------------
+
+    @staticmethod
+    def entity_url(entity_set: str, key: str | None = None) -> str:
+        if key is None:
+            return f"{ODATA}/{entity_set}"
+        return f"{ODATA}/{entity_set}({quote(key_literal(key), safe='')})"
+
+    @staticmethod
+    def params(select: list[str] | str | None = None, expand: str | None = None,
+               filter: str | None = None, orderby: str | None = None,
+               top: int | None = None, skip: int | None = None,
+               count: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if select:
+            out["$select"] = select if isinstance(select, str) else ",".join(select)
+        if expand:
+            out["$expand"] = expand
+        if filter:
+            out["$filter"] = filter
+        if orderby:
+            out["$orderby"] = orderby
+        if top is not None:
+            out["$top"] = int(top)
+        if skip:
+            out["$skip"] = int(skip)
+        if count:
+            out["$count"] = "true"
+        return out
+
+    def get_url(self, url: str) -> dict[str, Any]:
+        """GET an absolute or relative URL (e.g. a nextLink) and return its JSON."""
+        return self.http.get(url).json()
+
+    def query(self, entity_set: str, **options: Any) -> dict[str, Any]:
+        """One request: ``{"value": [...], "@odata.count"?, "@odata.nextLink"?}``."""
+        qs = query_string(self.params(**options))
+        url = self.entity_url(entity_set) + (f"?{qs}" if qs else "")
+        return self.http.get(url).json()
+
+    def iterate(self, entity_set: str, page_size: int = 500, **options: Any
+                ) -> Iterator[dict[str, Any]]:
+        """Every entity that matches, paging with ``$top``/``$skip`` and following any
+        ``@odata.nextLink`` the server sends instead."""
+        skip = 0
+        options.pop("top", None)
+        options.pop("skip", None)
+        while True:
+            data = self.query(entity_set, top=page_size, skip=skip, **options)
+            got = 0
+            while True:
+                values = data.get("value") or []
+                got += len(values)
+                yield from values
+                link = data.get("@odata.nextLink")
+                if not link:
+                    break
+                data = self.get_url(link)
+            if got < page_size:
+                return
+            skip += got
+
+    def get(self, entity_set: str, key: str, *, select: list[str] | None = None,
+            expand: str | None = None) -> dict[str, Any] | None:
+        """One entity by key, or None when it does not exist (404)."""
+        qs = query_string(self.params(select=select, expand=expand))
+        url = self.entity_url(entity_set, key) + (f"?{qs}" if qs else "")
+        response = self.http.get(url, ok=(404,))
+        if response.status_code == 404:
+            return None
+        return response.json()
+
+    def create(self, entity_set: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.http.post(self.entity_url(entity_set), json=dict(body)).json()
+
+    def update(self, entity_set: str, key: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Partial update: Tribe's PUT takes only the changed fields."""
+        response = self.http.put(self.entity_url(entity_set, key), json=dict(changes))
+        return response.json() if response.content else {}
+
+    def delete(self, entity_set: str, key: str) -> bool:
+        """True if it was deleted, False if it did not exist."""
+        response = self.http.delete(self.entity_url(entity_set, key), ok=(404,))
+        return response.status_code != 404
+
+    def call(self, function: str, **options: Any) -> dict[str, Any]:
+        """An OData function such as ``GetCurrentEmployee()``."""
+        qs = query_string(self.params(**options))
+        return self.http.get(f"{ODATA}/{function}" + (f"?{qs}" if qs else "")).json()
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        data = self.http.get("v1/webhooks").json()
+        if isinstance(data, dict):
+            data = data.get("value", [])
+        return list(data or [])
+
+    def create_webhook(self, url: str, entity_type: str, secret: Secret | None
+                       ) -> dict[str, Any]:
+        body: dict[str, Any] = {"url": url, "entityType": entity_type}
+        if secret is not None:
+            body["secret"] = secret.reveal()
+        return self.http.post("v1/webhooks", json=body).json()
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self.http.delete(f"v1/webhooks/{quote(str(webhook_id), safe='')}", ok=(404,))
+
+    # -- counters ----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        return {"requests": self.http.requests_sent, "retries": self.http.retries,
+                "token_fetches": getattr(self.auth, "fetches", 0)}

@@ -1,0 +1,358 @@
+"""The Tribe CRM connector: persons (with their contact at an organisation) as records.
+
+A record is a Tribe person (``Relation_Person``). Its fields are flat, dotted paths:
+
+- the person's own fields as the API returns them (``FirstName``, ``EmailAddress``,
+  ``BirthDate``, custom fields ``_<uuid>`` ...);
+- ``Contact.<Field>``: the person's contact relationship (``contact_set``: business e-mail,
+  phone, department, role ...);
+- ``Contact.Organization.<Field>``: that contact's organisation (the ``Relation`` nav).
+
+A person with several contacts: the one chosen is the one not marked former
+(``former_field``), then the most recently mutated, then the highest ID (deterministic).
+Labels (``labels_nav``) become ``Record.labels`` and also ``Record.selections`` (Tribe's
+selections are built on labels; their own API is a GAP). ``Record.email`` is the first
+non-empty of ``email_fields``; ``Record.modified_at`` is the later ``LastMutationDate`` of the
+person and the chosen contact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+from syncd.config.schema import Option, Secret
+from syncd.connector import Capability, Connector
+from syncd.exceptions import SyncdError
+from syncd.records import Event, Page, Record
+from syncd_tribe import webhooks
+from syncd_tribe.client import TribeClient, any_of, as_secret, literal
+from syncd_tribe.odata import parse_datetime
+
+#: Raw characters of one ``ID eq a or ID eq b ...`` filter: keeps URLs well under 8 KB.
+FILTER_BUDGET = 4000
+CONTACT_PAGE = 1000
+
+OPTIONS: tuple[Option, ...] = (
+    Option("base_url", str, "https://api.tribecrm.nl", "Base URL of the Tribe CRM API."),
+    Option("token_url", str, "https://auth.tribecrm.nl/oauth2/token",
+           "The OAuth2 token endpoint."),
+    Option("auth", str, "client_credentials",
+           'How syncd authenticates: "client_credentials" or "token" (a fixed bearer token).',
+           choices=("client_credentials", "token")),
+    Option("client_id", str, "", "OAuth2 client id of the Tribe API application."),
+    Option("client_secret", Secret, None, "OAuth2 client secret (with client_credentials)."),
+    Option("token", Secret, None, 'A fixed bearer token (with auth = "token").'),
+    Option("scope", str, "read write", "OAuth2 scopes, space-separated."),
+    Option("webhook_secret", Secret, None,
+           "The secret Tribe signs webhooks with (base64 HMAC-SHA512 of the body)."),
+    Option("signature_header", str, "X-Tribe-Signature",
+           "The header carrying the webhook signature (Tribe's docs do not name it: "
+           "configurable)."),
+    Option("timeout", float, 30.0, "Seconds before an API request times out.", minimum=0.1),
+    Option("max_attempts", int, 6, "Attempts of one API request (429, 5xx are retried).",
+           minimum=1),
+    Option("requests_per_second", float, 20.0,
+           "Most API requests per second (0: no client-side limit).", minimum=0),
+    Option("concurrency", int, 4, "API requests in flight at once.", minimum=1, maximum=64),
+    Option("person_set", str, "Relation_Person", "The OData entity set of persons."),
+    Option("contact_set", str, "Relationship_Person_Contact_Standard",
+           "The OData entity set of contacts (a person at an organisation)."),
+    Option("email_fields", list, ["Contact.EmailAddress", "EmailAddress"],
+           "Field paths tried in order for the record's e-mail; the first non-empty wins.",
+           item_type=str),
+    Option("webhook_entity_types", list, ["Relation.Person", "Relationship.Person.Contact.Standard"],
+           "Entity types webhooks are registered and accepted for (others are ignored).",
+           item_type=str),
+    Option("labels_nav", str, "Labels",
+           'The navigation from a person to its (opt-in) labels ("" for none).'),
+    Option("former_field", str, "IsFormer",
+           "The contact field that marks a former contact (the API name is not documented)."),
+)
+
+
+def resolve_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The options with defaults filled and secrets wrapped (the loader does both, but the
+    sandbox and tests may pass a plain dict)."""
+    out = {o.name: o.default for o in OPTIONS}
+    out.update({k: v for k, v in config.items() if k != "kind"})
+    for option in OPTIONS:
+        if option.type is Secret:
+            out[option.name] = as_secret(out.get(option.name))
+    return out
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _chunks(ids: list[str], path: str) -> Iterable[list[str]]:
+    """Groups of ids whose ``path eq a or ...`` filter stays within FILTER_BUDGET."""
+    chunk: list[str] = []
+    size = 0
+    for eid in ids:
+        clause = len(path) + len(literal(eid)) + 8
+        if chunk and size + clause > FILTER_BUDGET:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(eid)
+        size += clause
+    if chunk:
+        yield chunk
+
+
+class TribeConnector(Connector):
+    kind: ClassVar[str] = "tribe"
+    description = "Tribe CRM: persons and their contacts, real-time through webhooks"
+    capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS})
+    options = OPTIONS
+    emulator = "syncd_tribe.emulator:TribeEmulator"
+
+    def __init__(self, name: str, config: Mapping[str, Any]):
+        super().__init__(name, config)
+        self.opts = resolve_options(config)
+        self._client: TribeClient | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        return f"TribeConnector({self.name!r}, base_url={self.opts['base_url']!r})"
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._client is None:
+            self._client = TribeClient(self.opts, name=self.name)
+            self._pool = ThreadPoolExecutor(int(self.opts["concurrency"]),
+                                            thread_name_prefix=f"tribe-{self.name}")
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> TribeClient:
+        if self._client is None:
+            self.start()
+        assert self._client is not None
+        return self._client
+
+    def check(self) -> dict[str, Any]:
+        employee = self.client.call("GetCurrentEmployee()", select=["ID", "_Name"])
+        return {"base_url": self.opts["base_url"], "employee": employee.get("_Name"),
+                "employee_id": employee.get("ID")}
+
+    def stats(self) -> dict[str, Any]:
+        if self._client is None:
+            return {"requests": 0, "retries": 0, "token_fetches": 0}
+        return self._client.stats()
+
+    @classmethod
+    def validate(cls, name: str, config: Mapping[str, Any]) -> list[str]:
+        opts = resolve_options(config)
+        problems = []
+        if opts["auth"] == "client_credentials":
+            if not opts["client_id"]:
+                problems.append('client_id: required when auth = "client_credentials" (fix: '
+                                'set client_id to the Tribe application\'s client id)')
+            if opts["client_secret"] is None:
+                problems.append('client_secret: required when auth = "client_credentials" '
+                                '(fix: set client_secret, e.g. client_secret = '
+                                '{ env = "TRIBE_CLIENT_SECRET" })')
+        elif opts["auth"] == "token" and opts["token"] is None:
+            problems.append('token: required when auth = "token" (fix: set token, e.g. '
+                            'token = { env = "TRIBE_TOKEN" })')
+        if not opts["email_fields"]:
+            problems.append('email_fields: names no field (fix: email_fields = '
+                            '["Contact.EmailAddress", "EmailAddress"])')
+        if not opts["webhook_entity_types"]:
+            problems.append('webhook_entity_types: names no entity type (fix: '
+                            'webhook_entity_types = ["Relation.Person", '
+                            '"Relationship.Person.Contact.Standard"])')
+        return problems
+
+    # -- sandbox -----------------------------------------------------------------------------
+
+    @classmethod
+    def sandbox_config(cls, emulator: Any) -> dict[str, Any]:
+        return {"kind": cls.kind, "base_url": emulator.url,
+                "token_url": f"{emulator.url}/oauth2/token", "auth": "client_credentials",
+                "client_id": emulator.client_id, "client_secret": emulator.client_secret,
+                "webhook_secret": emulator.webhook_secret,
+                "signature_header": emulator.signature_header,
+                "requests_per_second": 500.0, "concurrency": 4}
+
+    @classmethod
+    def sandbox_rules(cls) -> dict[str, Any]:
+        return {
+            "conditions": {"Contact.CustomerType": "A"},
+            "fields": {"FirstName": "firstname", "LastName": "lastname",
+                       "Contact.Organization.Name": "company"},
+            "consents": [{"label": "Newsletter", "topic": "com.apsis1.topics.newsletter",
+                          "channel": "email"}],
+            "selections": {"Events": "events"},
+        }
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _person_expand(self) -> str | None:
+        nav = self.opts["labels_nav"]
+        return f"{nav}($select=ID,Name)" if nav else None
+
+    def read_page(self, cursor: str | None, page_size: int, since: str | None = None) -> Page:
+        """Persons ordered by ID, ``page_size`` at a time, joined with their contacts.
+
+        The cursor is the next ``$skip`` (``"400"``), or, inside a window the server split
+        with ``@odata.nextLink``, ``"<window end>|<still expected>|<nextLink>"``."""
+        total = None
+        if cursor and "|" in cursor:
+            end, remaining, link = cursor.split("|", 2)
+            data = self.client.get_url(link)
+            persons = data.get("value") or []
+            left = int(remaining) - len(persons)
+            next_link = data.get("@odata.nextLink")
+            if next_link and left > 0:
+                nxt: str | None = f"{end}|{left}|{next_link}"
+            else:
+                nxt = end if left <= 0 and persons else None
+        else:
+            skip = int(cursor or 0)
+            flt = None
+            if since:
+                ts = literal(parse_datetime(since))
+                flt = f"LastMutationDate ge {ts} or CreationDate ge {ts}"
+            data = self.client.query(self.opts["person_set"], orderby="ID", top=page_size,
+                                     skip=skip, filter=flt, expand=self._person_expand(),
+                                     count=cursor is None)
+            persons = data.get("value") or []
+            total = data.get("@odata.count")
+            next_link = data.get("@odata.nextLink")
+            if next_link and len(persons) < page_size:
+                nxt = f"{skip + page_size}|{page_size - len(persons)}|{next_link}"
+            elif len(persons) < page_size:
+                nxt = None
+            else:
+                nxt = str(skip + len(persons))
+        records = self._join(persons)
+        return Page(tuple(records), nxt, total=int(total) if total is not None else None)
+
+    def read_records(self, events: list[Event]) -> list[Record]:
+        """Read back what webhook events name; a relationship event is resolved to its person.
+        A person that no longer exists comes back as ``Record(id, deleted=True)``."""
+        relationship_ids = list(dict.fromkeys(e.record_id.lower() for e in events
+                                              if e.entity == webhooks.RELATIONSHIP))
+        person_of: dict[str, str] = {}
+        if relationship_ids:
+            for contact in self._fetch(self.opts["contact_set"], "ID", relationship_ids,
+                                       select=["ID"], expand="Person($select=ID)"):
+                person = contact.get("Person") or {}
+                if person.get("ID"):
+                    person_of[str(contact["ID"]).lower()] = str(person["ID"]).lower()
+            gone = len(relationship_ids) - len(person_of)
+            if gone:
+                # a deleted relationship cannot be tied to its person any more (the webhook
+                # carries ids only); the person's next change or a full sync repairs it
+                self.log.info("tribe.relationships_unresolved", count=gone)
+        wanted: dict[str, None] = {}
+        for event in events:
+            rid = event.record_id.lower()
+            if event.entity != webhooks.RELATIONSHIP:
+                wanted[rid] = None
+            elif rid in person_of:
+                wanted[person_of[rid]] = None
+        ids = list(wanted)
+        persons = self._fetch(self.opts["person_set"], "ID", ids,
+                              expand=self._person_expand())
+        records = {r.id: r for r in self._join(persons)}
+        return [records.get(i) or Record(i, deleted=True) for i in ids]
+
+    def _fetch(self, entity_set: str, path: str, ids: list[str], **options: Any
+               ) -> list[dict[str, Any]]:
+        """Every entity whose ``path`` is one of ``ids``, in URL-sized chunks, concurrently."""
+        if not ids:
+            return []
+
+        def one(chunk: list[str]) -> list[dict[str, Any]]:
+            return list(self.client.iterate(entity_set, page_size=CONTACT_PAGE,
+                                            filter=any_of(path, chunk), **options))
+
+        chunks = list(_chunks(ids, path))
+        if len(chunks) == 1 or self._pool is None:
+            return [e for c in chunks for e in one(c)]
+        return [e for part in self._pool.map(one, chunks) for e in part]
+
+    def _join(self, persons: list[dict[str, Any]]) -> list[Record]:
+        ids = [str(p["ID"]).lower() for p in persons if p.get("ID")]
+        by_person: dict[str, list[dict[str, Any]]] = {}
+        for contact in self._fetch(self.opts["contact_set"], "Person/ID", ids,
+                                   expand="Relation,Person($select=ID)"):
+            pid = str((contact.get("Person") or {}).get("ID") or "").lower()
+            by_person.setdefault(pid, []).append(contact)
+        return [self.to_record(p, self.choose_contact(by_person.get(str(p["ID"]).lower(), [])))
+                for p in persons if p.get("ID")]
+
+    def choose_contact(self, contacts: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Not former first, then the most recently mutated, then the highest ID."""
+        if not contacts:
+            return None
+        former = self.opts["former_field"]
+        return max(contacts, key=lambda c: (not c.get(former), c.get("LastMutationDate") or "",
+                                            str(c.get("ID") or "")))
+
+    def to_record(self, person: Mapping[str, Any], contact: Mapping[str, Any] | None) -> Record:
+        fields: dict[str, Any] = {k: v for k, v in person.items()
+                                  if _scalar(v) and not k.startswith("@")}
+        modified = person.get("LastMutationDate")
+        if contact:
+            for key, value in contact.items():
+                if key == "Relation" and isinstance(value, Mapping):
+                    for k, v in value.items():
+                        if _scalar(v) and not k.startswith("@"):
+                            fields[f"Contact.Organization.{k}"] = v
+                elif _scalar(value) and not key.startswith("@"):
+                    fields[f"Contact.{key}"] = value
+            if (contact.get("LastMutationDate") or "") > (modified or ""):
+                modified = contact.get("LastMutationDate")
+        nav = self.opts["labels_nav"]
+        labels = frozenset(str(lab["Name"]) for lab in (person.get(nav) or [] if nav else [])
+                           if isinstance(lab, Mapping) and lab.get("Name"))
+        email = None
+        for path in self.opts["email_fields"]:
+            value = fields.get(path)
+            if isinstance(value, str) and value.strip():
+                email = value.strip()
+                break
+        return Record(id=str(person["ID"]).lower(), fields=fields, email=email, labels=labels,
+                      selections=labels, modified_at=modified)
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    @classmethod
+    def webhook_parser(cls, name: str, config: Mapping[str, Any]):
+        opts = resolve_options(config)
+        return webhooks.make_parser(opts["webhook_secret"], opts["signature_header"],
+                                    opts["webhook_entity_types"], connection=name)
+
+    def ensure_webhook(self, url: str) -> str:
+        """Register ``url`` for every ``webhook_entity_types`` entry that lacks it (with the
+        configured ``webhook_secret``); returns the webhook ids, comma-separated."""
+        secret = self.opts["webhook_secret"]
+        if secret is None:
+            raise SyncdError(f"connections.{self.name}.webhook_secret: required to register "
+                             "webhooks (fix: set webhook_secret, e.g. webhook_secret = "
+                             '{ env = "TRIBE_WEBHOOK_SECRET" })')
+        existing = self.client.webhooks()
+        ids = []
+        for entity_type in self.opts["webhook_entity_types"]:
+            match = next((w for w in existing if w.get("url") == url
+                          and w.get("entityType") == entity_type), None)
+            if match is None:
+                match = self.client.create_webhook(url, entity_type, secret)
+                self.log.info("tribe.webhook_created", entity_type=entity_type,
+                              webhook=match.get("id"))
+            ids.append(str(match.get("id")))
+        return ",".join(ids)

@@ -1,0 +1,390 @@
+"""An emulator of the Tribe CRM API (apis.md 1.9): a real HTTP server on loopback.
+
+- ``POST /oauth2/token`` (form-encoded client credentials) issues expiring bearer tokens;
+  every ``/v1/`` call needs a valid one (401 otherwise).
+- ``/v1/odata/{Set}`` and ``/v1/odata/{Set}({guid})``: the sets of :data:`SETS` plus the
+  abstract ones (``Relation``, ``Relationship``, ``Relationship_Person_Contact`` ...),
+  ``GetCurrentEmployee()`` and ``$metadata`` (a JSON listing). Queries as in :mod:`.odata`;
+  writes: POST create (201), PUT/PATCH partial update, POST with ``ID`` = update, DELETE (204),
+  navigation binding ``{"Nav": {"ID": ...}}`` or inline creation ``{"Person": {...}}``.
+- ``/v1/webhooks`` GET/POST/DELETE; every change made through the API is delivered to the
+  webhooks registered for the entity's type, signed (see :mod:`.webhooks`), by a background
+  sender that retries non-2xx answers with back-off.
+
+GAPs made configurable: ``server_paging`` (max page size; ``@odata.nextLink`` beyond it),
+``request_budget`` (requests per second per token, 429 + Retry-After beyond it),
+``signature_header``. Person-label links use the navigation ``Labels`` (the real name is a GAP).
+Control: ``POST /_emulator/settings`` (``server_paging``, ``request_budget``,
+``token_lifetime``), ``POST /_emulator/expire-tokens``, plus the base class' faults.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import requests
+
+from syncd.emulator import Emulator, TokenIssuer
+from syncd.wsgi import HTTPError, Request, Router
+from syncd_tribe import odata
+from syncd_tribe.emulator_seed import seed_store, setup_identity
+from syncd_tribe.emulator_sender import Sender
+from syncd_tribe.emulator_store import SETS, UNDELETABLE, Store, concrete_sets, metadata
+from syncd_tribe.odata import ODataError
+
+ODATA = "/v1/odata"
+
+
+class TribeEmulator(Emulator):
+    kind = "tribe"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None,
+                 threads: int = 16, client_id: str = "syncd-sandbox",
+                 client_secret: str = "sandbox-secret", token_lifetime: float = 3600.0,
+                 signature_header: str = "X-Tribe-Signature", server_paging: int | None = None,
+                 request_budget: float | None = None, delivery_attempts: int = 5,
+                 delivery_backoff: float = 0.2,
+                 webhook_secret: str = "sandbox-webhook-secret"):
+        self.client_id = client_id
+        self.client_secret = client_secret
+        #: The secret ``sandbox_config`` gives syncd (it registers webhooks with it).
+        self.webhook_secret = webhook_secret
+        self.signature_header = signature_header
+        self.server_paging = server_paging
+        self.request_budget = request_budget
+        self.tokens = TokenIssuer(token_lifetime, prefix="tribe")
+        self.store = Store()
+        self.employee_id = setup_identity(self.store)
+        self._webhooks: dict[str, dict[str, Any]] = {}
+        self._buckets: dict[str, list[float]] = {}
+        self.sender = Sender(signature_header, delivery_attempts, delivery_backoff)
+        super().__init__(host, port, seed=seed, threads=threads)
+
+    # -- routes ----------------------------------------------------------------------------
+
+    def setup_routes(self, router: Router) -> None:
+        router.add("POST", "/oauth2/token", self._token)
+        router.add("GET", "/v1/webhooks", lambda r: {"value": self.webhooks(r)})
+        router.add("POST", "/v1/webhooks", self._create_webhook)
+        router.add("DELETE", "/v1/webhooks/{id}", self._delete_webhook)
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            router.add(method, ODATA + "/{segment}", self._odata)
+        router.add("POST", "/_emulator/settings", self._settings)
+        router.add("POST", "/_emulator/expire-tokens", lambda r: self.tokens.expire_all() or {})
+
+    def _settings(self, request: Request) -> dict:
+        body = request.json() or {}
+        for key in ("server_paging", "request_budget"):
+            if key in body:
+                setattr(self, key, body[key])
+        if "token_lifetime" in body:
+            self.tokens.lifetime = float(body["token_lifetime"])
+        return {"server_paging": self.server_paging, "request_budget": self.request_budget,
+                "token_lifetime": self.tokens.lifetime}
+
+    def _token(self, request: Request):
+        form = request.form()
+        if form.get("grant_type") != "client_credentials":
+            return 400, {"error": "unsupported_grant_type",
+                         "error_description": "only client_credentials is supported"}
+        if form.get("client_id") != self.client_id or \
+                form.get("client_secret") != self.client_secret:
+            return 401, {"error": "invalid_client",
+                         "error_description": "Client authentication failed"}
+        token, lifetime = self.tokens.issue()
+        return {"access_token": token, "token_type": "bearer", "expires_in": int(lifetime),
+                "scope": form.get("scope", "read write")}
+
+    def _authorize(self, request: Request) -> None:
+        token = TokenIssuer.bearer(request)
+        if not self.tokens.valid(token):
+            raise HTTPError(401, {"error": "missing, invalid or expired bearer token"},
+                            {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if self.request_budget:
+            rate = float(self.request_budget)
+            now = time.monotonic()
+            with self._stats_lock:
+                bucket = self._buckets.setdefault(token, [rate, now])
+                bucket[0] = min(rate, bucket[0] + (now - bucket[1]) * rate)
+                bucket[1] = now
+                if bucket[0] < 1.0:
+                    wait = max(0.05, (1.0 - bucket[0]) / rate)
+                    wait = round(wait + 0.049, 1)
+                else:
+                    bucket[0] -= 1.0
+                    wait = 0.0
+            if wait:
+                raise self.throttle(request, wait)
+
+    # -- OData -----------------------------------------------------------------------------
+
+    def _odata(self, request: Request):
+        self._authorize(request)
+        segment = request.params["segment"]
+        try:
+            if segment == "$metadata":
+                return metadata()
+            if segment == "GetCurrentEmployee()":
+                return self._get_one("Relationship_Person_Contact_Employee", self.employee_id,
+                                     request)
+            if segment == "Webhook" and request.method == "GET":
+                return {"value": self.webhooks(request)}
+            set_name, key = _split_segment(segment)
+            try:
+                concrete_sets(set_name)
+            except KeyError:
+                raise HTTPError(404, {"error": f"Resource not found for the segment "
+                                               f"'{set_name}'"}) from None
+            if request.method == "GET":
+                if key is None:
+                    return self._get_many(set_name, request)
+                return self._get_one(set_name, key, request)
+            if request.method == "DELETE" and key is not None:
+                return self._delete(set_name, key)
+            if request.method in ("PUT", "PATCH") and key is not None:
+                return self._update(set_name, key, request.json())
+            if request.method == "POST" and key is None:
+                body = request.json()
+                if isinstance(body, dict) and body.get("ID"):
+                    return self._update(set_name, str(body["ID"]), body)
+                return self._create(set_name, body)
+            raise HTTPError(405, {"error": f"{request.method} is not allowed here"})
+        except ODataError as exc:
+            raise HTTPError(exc.status, {"error": str(exc)}) from None
+
+    def _get_one(self, set_name: str, key: str, request: Request):
+        select = odata.parse_select(request.arg("$select"))
+        expand = odata.parse_expand(request.arg("$expand"))
+        with self.lock:
+            eid = self.store.find(set_name, key)
+            if eid is None:
+                raise HTTPError(404, {"error": f"No {set_name} with ID {key}"})
+            out = self.store.render(eid, select, expand)
+        return {"@odata.context": f"{self.url}{ODATA}/$metadata#{set_name}/$entity", **out}
+
+    def _get_many(self, set_name: str, request: Request):
+        args = request.query
+        unknown = [k for k in args if k.startswith("$") and k not in (
+            "$select", "$expand", "$filter", "$orderby", "$top", "$skip", "$count", "$format")]
+        if unknown:
+            raise ODataError(f"the query option {unknown[0]} is not supported")
+        select = odata.parse_select(request.arg("$select"))
+        expand = odata.parse_expand(request.arg("$expand"))
+        top = _int_arg(request, "$top")
+        skip = _int_arg(request, "$skip") or 0
+        limit = top
+        if self.server_paging and (limit is None or limit > self.server_paging):
+            limit = int(self.server_paging)
+        with self.lock:
+            ids = self.store.query(set_name, request.arg("$filter"), request.arg("$orderby"))
+            window = ids[skip:skip + limit] if limit is not None else ids[skip:]
+            value = [self.store.render(eid, select, expand) for eid in window]
+        out: dict[str, Any] = {"@odata.context": f"{self.url}{ODATA}/$metadata#{set_name}"}
+        if (request.arg("$count") or "").lower() == "true":
+            out["@odata.count"] = len(ids)
+        out["value"] = value
+        end = skip + len(window)
+        wanted_end = len(ids) if top is None else min(len(ids), skip + top)
+        if limit != top and end < wanted_end:
+            params = [(k, v) for k, v in parse_qsl(request.query_string, keep_blank_values=True)
+                      if k not in ("$skip", "$top")]
+            params.append(("$skip", str(end)))
+            if top is not None:
+                params.append(("$top", str(top - (end - skip))))
+            out["@odata.nextLink"] = f"{self.url}{request.path}?{urlencode(params)}"
+        return out
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _create(self, set_name: str, body: Any):
+        if set_name not in SETS:
+            raise HTTPError(405, {"error": f"{set_name} is abstract: create a concrete type"})
+        with self.lock:
+            changes: list[tuple[str, str]] = []
+            entity = self.store.write(set_name, body, None, changes)
+            out = self.store.render(entity["ID"], None, {})
+            self._notify(changes)
+        return 201, out
+
+    def _update(self, set_name: str, key: str, body: Any):
+        with self.lock:
+            eid = self.store.find(set_name, key)
+            if eid is None:
+                raise HTTPError(404, {"error": f"No {set_name} with ID {key}"})
+            changes: list[tuple[str, str]] = []
+            self.store.write(self.store.set_of[eid], body, eid, changes)
+            out = self.store.render(eid, None, {})
+            self._notify(changes)
+        return out
+
+    def _delete(self, set_name: str, key: str):
+        with self.lock:
+            eid = self.store.find(set_name, key)
+            if eid is None:
+                raise HTTPError(404, {"error": f"No {set_name} with ID {key}"})
+            if self.store.set_of[eid] in UNDELETABLE:
+                raise HTTPError(400, {"error": "employees cannot be deleted through the API"})
+            changes = [(rid, "deleted") for (s, nav), index in list(self.store.reverse.items())
+                       if nav in ("Person", "Relation") for rid in list(index.get(eid, ()))]
+            changes.append((eid, "deleted"))
+            payloads = [self._payload(i, k) for i, k in changes]
+            for rid, _ in changes:
+                if rid in self.store.entities:
+                    self.store.remove(rid)
+            self._enqueue(payloads)
+        return 204, None
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    def webhooks(self, request: Request | None = None) -> list[dict[str, Any]]:
+        """The registrations (without their secrets)."""
+        with self.lock:
+            return [{k: v for k, v in w.items() if k != "secret"} for w in self._webhooks.values()]
+
+    def _create_webhook(self, request: Request):
+        self._authorize(request)
+        body = request.json()
+        if not isinstance(body, dict) or not body.get("url") or not body.get("entityType"):
+            raise HTTPError(400, {"error": 'the body must be {"url": ..., "entityType": ...}'})
+        with self.lock:
+            hook_id = secrets.token_hex(8)
+            hook = {"id": hook_id, "url": str(body["url"]),
+                    "entityType": str(body["entityType"]),
+                    "secret": str(body.get("secret") or secrets.token_urlsafe(32)),
+                    "headers": dict(body.get("headers") or {})}
+            self._webhooks[hook_id] = hook
+        return 201, hook
+
+    def _delete_webhook(self, request: Request):
+        self._authorize(request)
+        with self.lock:
+            if self._webhooks.pop(request.params["id"], None) is None:
+                raise HTTPError(404, {"error": "no such webhook"})
+        return 204, None
+
+    def _payload(self, eid: str, kind: str) -> tuple[str, dict[str, Any]]:
+        entity = self.store.entities[eid]
+        relationship = self.store.set_of[eid].startswith("Relationship_")
+        prefix = "Relationship" if relationship else "Entity"
+        word = {"created": "Creation", "changed": "Update", "deleted": "Deletion"}[kind]
+        payload = {"type": f"{prefix}{word}Mutation", "entityType": entity["_Type"],
+                   "relationshipId" if relationship else "entityId": eid}
+        return entity["_Type"], payload
+
+    def _notify(self, changes: list[tuple[str, str]]) -> None:
+        self._enqueue([self._payload(eid, kind) for eid, kind in changes])
+
+    def _enqueue(self, payloads: list[tuple[str, dict[str, Any]]]) -> None:
+        from syncd_tribe.webhooks import type_matches
+
+        for entity_type, payload in payloads:
+            for hook in self._webhooks.values():
+                if type_matches(entity_type, [hook["entityType"]]):
+                    self.sender.put(hook, {"webhookId": hook["id"], "payload": payload})
+
+    def wait_deliveries(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued delivery was delivered or given up; True if so."""
+        return self.sender.wait_idle(timeout)
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Every delivery attempt's outcome: url, body, status, attempts, delivered."""
+        return self.sender.log()
+
+    # -- life cycle, stats -----------------------------------------------------------------
+
+    def start(self) -> TribeEmulator:
+        self.sender.start()
+        super().start()
+        return self
+
+    def stop(self) -> None:
+        super().stop()
+        self.sender.stop()
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        out.update(self.sender.stats())
+        with self.lock:
+            out["persons"] = len(self.store.members["Relation_Person"])
+            out["webhooks"] = len(self._webhooks)
+        out["tokens_issued"] = self.tokens.issued
+        return out
+
+    def client_of(self, request: Request) -> str:
+        return TokenIssuer.bearer(request) or request.environ.get("REMOTE_ADDR", "?")
+
+    # -- fixtures and accessors -----------------------------------------------------------
+
+    def seed(self, count: int, seed: int = 0) -> None:
+        """``count`` persons, each contact at one of ``count // 10`` organisations, with
+        labels; written straight into the store (no webhooks fire)."""
+        with self.lock:
+            seed_store(self.store, count, seed)
+
+    def mutate(self, rng: random.Random) -> str:
+        from syncd_tribe.emulator_seed import mutate
+
+        return mutate(self, rng)
+
+    def _entities(self, set_name: str, expand: dict | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [self.store.render(eid, None, expand or {})
+                    for eid in self.store.ids_of(set_name)]
+
+    def persons(self) -> list[dict[str, Any]]:
+        return self._entities("Relation_Person", {"Labels": {"select": ["ID", "Name"]}})
+
+    def person(self, eid: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = self.store.find("Relation_Person", eid)
+            return None if found is None else self.store.render(
+                found, None, {"Labels": {"select": ["ID", "Name"]}})
+
+    def contacts(self) -> list[dict[str, Any]]:
+        return self._entities("Relationship_Person_Contact_Standard", {
+            "Person": {"select": ["ID"]}, "Relation": {"select": ["ID", "Name"]}})
+
+    def organizations(self) -> list[dict[str, Any]]:
+        return self._entities("Relation_Organization")
+
+    def labels(self) -> list[dict[str, Any]]:
+        return self._entities("Label")
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return self._entities("Activity_Task", {"Assignee": {"select": ["ID"]}})
+
+    def api_session(self) -> requests.Session:
+        """A session authenticated with the emulator's own client credentials."""
+        token = requests.post(f"{self.url}/oauth2/token", data={
+            "grant_type": "client_credentials", "client_id": self.client_id,
+            "client_secret": self.client_secret}, timeout=10).json()["access_token"]
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token}"
+        return session
+
+
+def _split_segment(segment: str) -> tuple[str, str | None]:
+    if segment.endswith(")") and "(" in segment:
+        name, _, key = segment[:-1].partition("(")
+        key = key.strip()
+        if key.startswith("ID="):
+            key = key[3:]
+        return name, key.strip("'")
+    return segment, None
+
+
+def _int_arg(request: Request, name: str) -> int | None:
+    value = request.arg(name)
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ODataError(f"{name} must be a non-negative integer") from None
+    if number < 0:
+        raise ODataError(f"{name} must be a non-negative integer")
+    return number

@@ -1,0 +1,342 @@
+"""The Tribe emulator's data: entity sets in memory, navigation links, OData queries.
+
+Entities are plain dicts of scalar fields, kept by id; navigation links are kept apart
+(``navs[id] = {"Person": pid, "Labels": [..]}``) so that rendering an entity is a dict copy.
+A reverse index per single-valued navigation answers ``Person/ID eq a or ...`` without a
+scan, and the sorted, filtered id list of a query is cached until the next write, so that
+``$orderby=ID&$skip=k`` paging over 20,000 persons does not re-sort per page.
+
+The store is not thread-safe by itself: the emulator holds its lock around every call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from syncd_tribe import odata
+from syncd_tribe.odata import ODataError
+
+#: Concrete entity sets: ``_Type`` and navigations ``name -> (target set, collection?)``.
+#: A target may be an abstract set (``Relation``): any entity of its concrete sets.
+SETS: dict[str, tuple[str, dict[str, tuple[str, bool]]]] = {
+    "Relation_Person": ("Relation.Person", {"Labels": ("Label", True)}),
+    "Relation_Organization": ("Relation.Organization", {"Labels": ("Label", True)}),
+    "Relationship_Person_Contact_Standard": ("Relationship.Person.Contact.Standard", {
+        "Person": ("Relation_Person", False), "Relation": ("Relation", False)}),
+    "Relationship_Person_Contact_Employee": ("Relationship.Person.Contact.Employee", {
+        "Person": ("Relation_Person", False), "Relation": ("Relation", False)}),
+    "Relationship_Organization_Identity": ("Relationship.Organization.Identity", {
+        "Relation": ("Relation_Organization", False)}),
+    "Activity_Task": ("Activity.Task", {
+        "Assignee": ("Relationship_Person_Contact_Employee", False),
+        "Relationship": ("Relationship", False)}),
+    "Label": ("Label", {}),
+}
+
+#: The fields each new entity of a set has (null until set), besides the standard ones.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "Relation_Person": ("FirstName", "MiddleName", "LastName", "Initials", "Title", "Suffix",
+                        "EmailAddress", "PhoneNumber", "MobilePhoneNumber", "BirthDate"),
+    "Relation_Organization": ("Name", "EmailAddress", "PhoneNumber", "Website"),
+    "Relationship_Person_Contact_Standard": ("EmailAddress", "PhoneNumber",
+                                             "MobilePhoneNumber", "Department", "Role",
+                                             "IsFormer"),
+    "Relationship_Person_Contact_Employee": ("EmailAddress", "PhoneNumber", "Department",
+                                             "Role"),
+    "Relationship_Organization_Identity": ("Name",),
+    "Activity_Task": ("Subject", "Description", "StartDate", "EndDate"),
+    "Label": ("Name",),
+}
+
+#: Where an inline-created entity of an abstract navigation target goes.
+INLINE_TARGET = {"Relation": "Relation_Organization",
+                 "Relationship": "Relationship_Person_Contact_Standard"}
+#: Sets that cannot be deleted through the API (the docs say so of employees).
+UNDELETABLE = frozenset({"Relationship_Person_Contact_Employee"})
+READ_ONLY = frozenset({"_Type", "_Name", "CreationDate", "LastMutationDate", "SortIndex"})
+STANDARD = ("ID", "_Type", "_Name", "SortIndex", "CreationDate", "LastMutationDate", "ImportId")
+
+
+def concrete_sets(name: str) -> list[str]:
+    """The concrete sets behind ``name`` (itself, or the sets of an abstract set)."""
+    if name in SETS:
+        return [name]
+    found = [s for s in SETS if s.startswith(name + "_")]
+    if not found:
+        raise KeyError(name)
+    return found
+
+
+def metadata() -> dict[str, Any]:
+    """A JSON listing of the entity sets (the real ``$metadata`` is CSDL XML)."""
+    return {"EntitySets": [{"Name": name, "EntityType": t, "Navigation": {
+        nav: {"Target": target, "Collection": many} for nav, (target, many) in navs.items()},
+        "Properties": list(STANDARD) + list(FIELDS[name])} for name, (t, navs) in SETS.items()]}
+
+
+def fmt_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Store:
+    def __init__(self):
+        self.entities: dict[str, dict[str, Any]] = {}  # id -> fields
+        self.navs: dict[str, dict[str, Any]] = {}  # id -> nav name -> id | [ids]
+        self.set_of: dict[str, str] = {}  # id -> concrete set
+        self.members: dict[str, dict[str, None]] = {s: {} for s in SETS}  # ordered sets
+        self.reverse: dict[tuple[str, str], dict[str, set[str]]] = {}  # (set, nav) -> tgt -> ids
+        self._cache: dict[tuple, list[str]] = {}
+        self._last_time = datetime.now(UTC)
+        self.version = 0
+
+    # -- time ------------------------------------------------------------------------------
+
+    def now(self) -> str:
+        """A strictly increasing timestamp (LastMutationDate never ties within the store)."""
+        stamp = max(datetime.now(UTC), self._last_time + timedelta(microseconds=1))
+        self._last_time = stamp
+        return fmt_time(stamp)
+
+    # -- low-level writes (no validation, no webhooks): the fixture path ----------------------
+
+    def put(self, set_name: str, fields: dict[str, Any], navs: dict[str, Any] | None = None,
+            stamp: str | None = None) -> dict[str, Any]:
+        eid = str(fields.get("ID") or uuid.uuid4()).lower()
+        old = self.entities.get(eid)
+        if old is None:
+            created = stamp or self.now()
+            entity = {"ID": eid, "_Type": SETS[set_name][0], "_Name": None, "SortIndex": None,
+                      "CreationDate": created, "LastMutationDate": created, "ImportId": None}
+            entity.update(dict.fromkeys(FIELDS[set_name]))
+            self.set_of[eid] = set_name
+            self.members[set_name][eid] = None
+            self.navs[eid] = {}
+        else:
+            entity = old
+        for key, value in fields.items():
+            if key not in READ_ONLY and key != "ID":
+                entity[key] = value
+        if old is not None:
+            entity["LastMutationDate"] = stamp or self.now()
+        self.entities[eid] = entity
+        for nav, target in (navs or {}).items():
+            self._link(eid, set_name, nav, target)
+        entity["_Name"] = self._display_name(eid)
+        self.touch()
+        return entity
+
+    def _link(self, eid: str, set_name: str, nav: str, target: Any) -> None:
+        _, collection = SETS[set_name][1][nav]
+        current = self.navs[eid].get(nav)
+        if collection:
+            self.navs[eid][nav] = list(target or [])
+            return
+        if current is not None:
+            self.reverse.get((set_name, nav), {}).get(current, set()).discard(eid)
+        self.navs[eid][nav] = target
+        if target is not None:
+            self.reverse.setdefault((set_name, nav), {}).setdefault(target, set()).add(eid)
+
+    def remove(self, eid: str) -> None:
+        set_name = self.set_of.pop(eid)
+        del self.members[set_name][eid]
+        for nav, target in self.navs.pop(eid).items():
+            if isinstance(target, str):
+                self.reverse.get((set_name, nav), {}).get(target, set()).discard(eid)
+        del self.entities[eid]
+        self.touch()
+
+    def touch(self) -> None:
+        self.version += 1
+        self._cache.clear()
+
+    def _display_name(self, eid: str) -> str | None:
+        e = self.entities[eid]
+        set_name = self.set_of[eid]
+        if set_name == "Relation_Person":
+            return " ".join(p for p in (e.get("FirstName"), e.get("MiddleName"),
+                                        e.get("LastName")) if p) or None
+        if set_name.startswith("Relationship_"):
+            names = [self.entities[t].get("_Name") for t in
+                     (self.navs[eid].get("Person"), self.navs[eid].get("Relation"))
+                     if t in self.entities]
+            return " - ".join(n for n in names if n) or None
+        return e.get("Name") or e.get("Subject")
+
+    # -- API writes: validated, report what changed (for webhooks) --------------------------
+
+    def write(self, set_name: str, body: Any, eid: str | None,
+              changes: list[tuple[str, str]]) -> dict[str, Any]:
+        """Create (``eid`` None) or partially update an entity from an API body; appends
+        ``(id, "created" | "changed")`` to ``changes`` for it and any inline-created one."""
+        if not isinstance(body, dict):
+            raise ODataError("the body must be a JSON object")
+        navdefs = SETS[set_name][1]
+        fields: dict[str, Any] = {}
+        links: dict[str, Any] = {}
+        for key, value in body.items():
+            if key.startswith("@odata"):
+                continue
+            if key in navdefs:
+                links[key] = self._resolve(navdefs[key], key, value, changes)
+            elif isinstance(value, dict | list):
+                raise ODataError(f"'{key}' is not a navigation property of {SETS[set_name][0]}")
+            else:
+                fields[key] = value
+        if eid is None:
+            if set_name == "Relation_Person" and not fields.get("LastName"):
+                raise ODataError("LastName is required")
+            if set_name.startswith("Relationship_Person_Contact") and not (
+                    links.get("Person") and links.get("Relation")):
+                raise ODataError("a contact needs Person and Relation")
+            fields.pop("ID", None)
+        else:
+            fields["ID"] = eid
+        entity = self.put(set_name, fields, links)
+        changes.append((entity["ID"], "created" if eid is None else "changed"))
+        return entity
+
+    def _resolve(self, navdef: tuple[str, bool], nav: str, value: Any,
+                 changes: list[tuple[str, str]]) -> Any:
+        target, many = navdef
+        if many:
+            if not isinstance(value, list):
+                raise ODataError(f"'{nav}' takes an array of {{\"ID\": ...}}")
+            return [self._resolve((target, False), nav, v, changes) for v in value]
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ODataError(f"'{nav}' takes an object {{\"ID\": ...}}")
+        if value.get("ID"):
+            found = self.find(target, str(value["ID"]))
+            if found is None:
+                raise ODataError(f"'{nav}': no {target} with ID {value['ID']}")
+            return found
+        return self.write(INLINE_TARGET.get(target, target), value, None, changes)["ID"]
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get_path(self, eid: str, path: tuple[str, ...]) -> Any:
+        for segment in path[:-1]:
+            target = self.navs.get(eid, {}).get(segment)
+            if not isinstance(target, str):
+                return None
+            eid = target
+        entity = self.entities.get(eid)
+        return None if entity is None else entity.get(path[-1])
+
+    def find(self, set_name: str, eid: str) -> str | None:
+        eid = eid.strip("'").lower()
+        if eid in self.set_of and self.set_of[eid] in concrete_sets(set_name):
+            return eid
+        return None
+
+    def query(self, set_name: str, filter_text: str | None, orderby: str | None) -> list[str]:
+        """The ids of ``set_name`` that match, in order (cached until the next write)."""
+        key = (set_name, filter_text or "", orderby or "")
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        sets = concrete_sets(set_name)
+        ids: list[str]
+        predicate = None
+        candidates = None
+        if filter_text:
+            ast = odata.parse_filter(filter_text)
+            self._check_paths(ast, sets)
+            predicate = odata.compile_filter(ast, self.get_path)
+            candidates = self._candidates(ast, sets)
+        if candidates is not None:
+            ids = candidates
+        else:
+            ids = [eid for s in sets for eid in self.members[s]]
+        if predicate is not None:
+            ids = [eid for eid in ids if predicate(eid)]
+        for path, desc in reversed(odata.parse_orderby(orderby)):
+            self._check_path(path, sets)
+            ids.sort(key=lambda eid, p=path: _sort_key(self.get_path(eid, p)), reverse=desc)
+        if len(self._cache) > 64:
+            self._cache.clear()
+        self._cache[key] = ids
+        return ids
+
+    def _candidates(self, ast: tuple, sets: list[str]) -> list[str] | None:
+        found = odata.eq_candidates(ast)
+        if found is None:
+            return None
+        path, values = found
+        values = {v for v in values if isinstance(v, str)}
+        if path == ("ID",):
+            return [v for v in sorted(values) if self.set_of.get(v) in sets]
+        if len(path) == 2 and path[1] == "ID" and all(
+                path[0] in SETS[s][1] and not SETS[s][1][path[0]][1] for s in sets):
+            out: set[str] = set()
+            for s in sets:
+                index = self.reverse.get((s, path[0]), {})
+                for v in values:
+                    out |= index.get(v, set())
+            return sorted(out)
+        return None
+
+    def _check_paths(self, node: tuple, sets: list[str]) -> None:
+        tag = node[0]
+        if tag == "path":
+            self._check_path(node[1], sets)
+        elif tag in ("or", "and"):
+            self._check_paths(node[1], sets)
+            self._check_paths(node[2], sets)
+        elif tag == "not":
+            self._check_paths(node[1], sets)
+        elif tag == "cmp":
+            self._check_paths(node[2], sets)
+            self._check_paths(node[3], sets)
+        elif tag == "fn":
+            for arg in node[2]:
+                self._check_paths(arg, sets)
+
+    def _check_path(self, path: tuple[str, ...], sets: list[str]) -> None:
+        """Navigation segments must exist (the real server answers 400 otherwise)."""
+        for s in sets:
+            current = s
+            for segment in path[:-1]:
+                navs = {n: t for c in concrete_sets(current) for n, t in SETS[c][1].items()}
+                if segment not in navs:
+                    raise ODataError(f"Could not find a navigation property named '{segment}'")
+                current = navs[segment][0]
+
+    def render(self, eid: str, select: list[str] | None, expand: dict[str, dict]) -> dict:
+        entity = self.entities[eid]
+        if select is None:
+            out = dict(entity)
+        else:
+            out = {"ID": entity["ID"]}
+            for name in select:
+                if name in entity:
+                    out[name] = entity[name]
+        set_name = self.set_of[eid]
+        navs = SETS[set_name][1]
+        for nav, options in expand.items():
+            if nav not in navs:
+                raise ODataError(f"Could not find a property named '{nav}' on "
+                                 f"'{SETS[set_name][0]}'")
+            target = self.navs[eid].get(nav)
+            sel, exp = options.get("select"), options.get("expand") or {}
+            if navs[nav][1]:
+                out[nav] = [self.render(t, sel, exp) for t in (target or [])
+                            if t in self.entities]
+            else:
+                out[nav] = self.render(target, sel, exp) if target in self.entities else None
+        return out
+
+    def ids_of(self, set_name: str) -> list[str]:
+        return list(self.members[set_name])
+
+
+def _sort_key(value: Any) -> tuple:
+    if value is None:
+        return (0, "")
+    if isinstance(value, str):
+        return (1, value.casefold())
+    return (1, value)
