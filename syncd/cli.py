@@ -385,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from syncd.exceptions import AdminError, SyncdError
+    from syncd import logs
+
+    # quiet until a command sets its own level (the daemon uses its config's)
+    logs.configure("warning", "auto", stream=sys.stderr)
 
     try:
         return args.func(args) or 0

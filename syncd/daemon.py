@@ -37,6 +37,7 @@ from syncd.coordinator import Coordinator, Progress
 from syncd.exceptions import ConfigErrors, NeedsConfirmation, SyncdError
 from syncd.receiver import Route, WebhookApp, start_receiver
 from syncd.rules import Rules
+from syncd.scheduler import Scheduler
 from syncd.store import Store
 from syncd.wsgi import ServerThread
 
@@ -79,6 +80,7 @@ class Daemon:
         self.receiver: ServerThread | None = None
         self.admin: ServerThread | None = None
         self.admin_token: str | None = None
+        self.scheduler: Scheduler | None = None
         self.started = threading.Event()
         self.stopped = threading.Event()
         self._stop_flag = threading.Event()
@@ -162,9 +164,20 @@ class Daemon:
                                   cfg.admin.port, threads=4, name="admin").start()
         self._resume_interrupted()
         self._notify_coordinators(list(self.coordinators))  # apply what was left in the inbox
+        self.scheduler = Scheduler(
+            self._send_job, state_file=os.path.join(cfg.daemon.state_dir, "scheduler.json"))
+        self.scheduler.reconcile(cfg)
+        self.scheduler.start()
         if cfg.receiver.public_url:
             threading.Thread(target=self._register_webhooks, args=(cfg,), daemon=True,
                              name="webhook-registration").start()
+
+    def _send_job(self, integration: str, job: str, params: dict[str, Any]) -> None:
+        """A scheduled job fired (scheduler thread): tell the coordinator; never block."""
+        sup = self.coordinators.get(integration)
+        if sup is None or not sup.alive():
+            raise SyncdError(f"integration {integration} is not running")  # Scheduler logs it
+        sup.ref.proxy().run_job.defer(job, params)
 
     def _start_connection(self, name: str) -> None:
         conn_cfg = self.config.connections[name]
@@ -381,7 +394,9 @@ class Daemon:
                     log.error("full_sync.start_failed", integration=name, error=str(exc))
         if self.receiver_app is not None:
             self.receiver_app.set_routes(self._routes(new))
+        jobs = self.scheduler.reconcile(new) if self.scheduler is not None else {}
         return {
+            "jobs": jobs,
             "connections_restarted": restarted_connections,
             "integrations_added": sorted(d.integrations_added),
             "integrations_removed": sorted(d.integrations_removed),
@@ -404,6 +419,8 @@ class Daemon:
     def _stop_all(self) -> None:
         timeout = self.config.daemon.stop_timeout if self.config else 30.0
         deadline = time.time() + timeout
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
         if self.receiver_app is not None:
             self.receiver_app.draining = True
         for server in (self.receiver, self.admin):
@@ -482,7 +499,7 @@ class Daemon:
             "webhooks": self.receiver_app.stats() if self.receiver_app else {},
             "connections": connections,
             "integrations": integrations,
-            "jobs": [],
+            "jobs": self.scheduler.jobs() if self.scheduler else [],
         }
 
     def start_sync(self, integration: str, confirm: bool = False) -> dict[str, Any]:

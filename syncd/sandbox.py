@@ -116,7 +116,7 @@ def compare(daemon, src_cls: type[Connector], dst_cls: type[Connector], source_o
 
 def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool = False,
          source_kind: str = "tribe", destination_kind: str = "apsis") -> int:
-    console = Console(stderr=False)
+    console = Console(stderr=False, soft_wrap=True)
     registry = plugins.load()
     src_cls = registry.connector(source_kind)
     dst_cls = registry.connector(destination_kind)

@@ -87,7 +87,8 @@ class MemoryConnector(Connector):
         if gate is not None and cursor is not None:
             gate.wait(30)
         with w.lock:
-            ids = sorted(w.records)
+            ids = sorted(i for i, r in w.records.items()
+                         if since is None or (r.modified_at or "") >= since)
             start = int(cursor or 0)
             chunk = [w.records[i] for i in ids[start:start + page_size]]
             w.pages_read += 1

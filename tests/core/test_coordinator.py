@@ -134,3 +134,28 @@ def test_realtime_event_is_applied_and_failures_become_dead_letters(setup):
     dead = store.dead_letters("i")
     assert [d.event.record_id for d in dead] == ["p0002"]
     assert dead[0].last_error == "rejected by the destination"
+
+
+def test_daily_creation_creates_what_webhooks_missed_and_moves_its_cursor(setup):
+    world, store, make = setup
+    seed(world, 5)  # old records: no modified_at, outside any window
+    coord, progress = make()
+    world.put(Record("fresh", fields={"FirstName": "new"}, email="fresh@x.nl",
+                     modified_at="2999-01-01T00:00:00Z"))
+    before = time.time()
+    coord.run_job("daily_creation", {"overlap": 3600}).get(timeout=10)
+    run = store.runs("i")[0]
+    assert (run["kind"], run["status"], run["created"]) == ("daily_creation", "completed", 1)
+    assert set(world.profiles) == {"fresh"}
+    assert before <= float(store.cursor("i", "daily_creation")) <= time.time()
+    # the next window overlaps: the same record again is an upsert, not a duplicate
+    coord.run_job("daily_creation", {"overlap": 3600}).get(timeout=10)
+    assert store.runs("i")[0]["unchanged"] == 1 and len(world.profiles) == 1
+
+
+def test_an_unknown_job_is_reported_not_fatal(setup):
+    world, store, make = setup
+    coord, progress = make()
+    coord.run_job("nonsense", {}).get(timeout=5)
+    assert "not supported" in progress.last_error
+    assert coord.ping().get(timeout=5) == "i"
