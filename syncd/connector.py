@@ -45,10 +45,12 @@ class Capability(enum.StrEnum):
     WRITE_PROFILES = "write_profiles"
     #: ``delete_profiles(keys) -> list[WriteResult]``.
     DELETE_PROFILES = "delete_profiles"
-    #: ``read_consent_changes(cursor) -> (list[(key, Consent)], cursor)``: opt-outs made in
-    #: the destination, to write back to the source.
+    #: ``read_consent_changes(cursor) -> (list[ConsentChange], cursor)``: consents changed
+    #: in the destination (unsubscribes), oldest first, to write back to the source. The
+    #: cursor is opaque; ``None`` on the first call means "from now on".
     READ_CONSENT_CHANGES = "read_consent_changes"
-    #: ``write_consents(record_id, consents) -> WriteResult`` (back to a CRM).
+    #: ``write_consents(record_id, labels: dict[str, bool]) -> WriteResult``: set (True) or
+    #: remove (False) opt-in labels / consent types on a record (back to a CRM).
     WRITE_CONSENTS = "write_consents"
     #: ``read_responses(cursor) -> (list[dict], cursor)``: e-mail and SMS events.
     READ_RESPONSES = "read_responses"

@@ -35,6 +35,9 @@ class Record:
     email: str | None = None
     #: Labels on the record (Tribe opt-in labels, Lime consent types that are approved...).
     labels: frozenset[str] = frozenset()
+    #: When each label was last set on the record (ISO-8601), where the source says: a
+    #: label set after an opt-out in the destination is a newer opt-in.
+    label_times: dict[str, str] = field(default_factory=dict)
     #: Named groups the record belongs to (Tribe selections, overviews...).
     selections: frozenset[str] = frozenset()
     #: When the source last changed the record (ISO-8601), if the source says.
@@ -53,6 +56,17 @@ class Consent:
     topic: str
     channel: str  # "email" or "sms"
     opted_in: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    """A consent changed in the destination (e.g. an unsubscribe in APSIS One)."""
+
+    key: str  # the profile key: the source record id
+    topic: str
+    channel: str  # "email" or "sms"
+    opted_in: bool
+    at: str  # ISO-8601, when the destination says it happened
 
 
 @dataclass(frozen=True, slots=True)
