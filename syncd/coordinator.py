@@ -17,7 +17,6 @@ answer.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from collections.abc import Callable
@@ -30,13 +29,11 @@ import structlog
 from syncd import rules as R
 from syncd.config.model import IntegrationConfig
 from syncd.exceptions import RemoteError
+from syncd.jobs import CALL_TIMEOUT, Jobs
 from syncd.records import Record, WriteResult
 from syncd.store import InboxItem, Store
 
 log = structlog.get_logger("syncd.coordinator")
-
-#: How long a coordinator waits for one call of a connection actor.
-CALL_TIMEOUT = 600.0
 
 
 @dataclass
@@ -65,7 +62,7 @@ class Progress:
         return self.run_id
 
 
-class Coordinator(pykka.ThreadingActor):
+class Coordinator(Jobs, pykka.ThreadingActor):
     def __init__(
         self,
         integration: IntegrationConfig,
@@ -75,6 +72,7 @@ class Coordinator(pykka.ThreadingActor):
         *,
         progress: Progress | None = None,
         on_failure: Callable[[str, BaseException], None] | None = None,
+        capabilities: dict[str, frozenset] | None = None,
     ):
         super().__init__()
         self.integration = integration
@@ -90,16 +88,22 @@ class Coordinator(pykka.ThreadingActor):
         self._prefetch: pykka.Future | None = None
         self._drain_timer: threading.Timer | None = None
         self._drain_scheduled = False
+        self._confirmed = False
+        self._sensitive = 0
+        #: {"source": ..., "destination": ...}: the capabilities of the two connections
+        self.capabilities = capabilities or {}
         self.log = log.bind(integration=self.name)
 
     # -- life cycle ------------------------------------------------------------------------
 
     def on_start(self) -> None:
         self._self = self.actor_ref.proxy()
+        self._schedule_consent_poll()
 
     def on_stop(self) -> None:
-        if self._drain_timer is not None:
-            self._drain_timer.cancel()
+        for timer in (self._drain_timer, self._consent_timer):
+            if timer is not None:
+                timer.cancel()
         if self.progress.state == "full_sync" and self.progress.run_id is not None:
             # Left as 'running' on purpose: the next start sees it as interrupted and resumes.
             self.log.info("full_sync.paused_by_stop", run_id=self.progress.run_id)
@@ -124,12 +128,14 @@ class Coordinator(pykka.ThreadingActor):
         """A reload changed conditions, mappings or settings of this integration."""
         self.rules = rules
         self.integration = integration
+        self._schedule_consent_poll()
 
     def notify(self) -> None:
         """New events are in the inbox (told by the receiver)."""
         self._schedule_drain()
 
-    def start_full_sync(self, resume: dict[str, Any] | None = None) -> int:
+    def start_full_sync(self, resume: dict[str, Any] | None = None, confirm: bool = False
+                        ) -> int:
         """Start a full sync and return its run id; refuses if one is running."""
         if self.progress.state == "full_sync":
             raise ValueError(f"a full sync of {self.name} is already running "
@@ -140,6 +146,8 @@ class Coordinator(pykka.ThreadingActor):
         self.progress.cancel.clear()
         self._cursor = cursor
         self._prefetch = None
+        self._confirmed = confirm
+        self._sensitive = 0
         done = int(resume.get("processed") or 0) if resume else 0
         # updated in place: the daemon and the CLI hold this object
         p = self.progress
@@ -148,6 +156,8 @@ class Coordinator(pykka.ThreadingActor):
         p.needs_full_sync, p.last_error = False, None
         p.state = "full_sync"
         self.log.info("full_sync.started", run_id=run_id, resumed_from=resume and resume["id"])
+        if self.consent_write_back():
+            self.run_job("consent_changes")  # learn of fresh opt-outs before writing consents
         self._self.full_sync_step.defer()
         return run_id
 
@@ -176,51 +186,6 @@ class Coordinator(pykka.ThreadingActor):
     def ping(self) -> str:
         return self.name
 
-    # -- jobs (scheduled or on demand) --------------------------------------------------------
-
-    def run_job(self, job: str, params: dict[str, Any]) -> None:
-        """A scheduled or on-demand job. Told, not asked: it guards itself."""
-        handlers = {"daily_creation": self._daily_creation}
-        try:
-            if job not in handlers:
-                raise ValueError(f"{job} jobs are not supported yet")
-            handlers[job](params)
-        except Exception as exc:
-            self.log.exception("job.failed", job=job)
-            self.progress.last_error = f"{job}: {type(exc).__name__}: {exc}"
-
-    def _daily_creation(self, params: dict[str, Any]) -> None:
-        """Create profiles for records created or changed since the last run: the safety
-        net for missed webhooks. The window reaches ``overlap`` seconds before the previous
-        run's start; the cursor is that start, so it never passes a record not yet seen.
-        Writes are upserts by the record id, so overlapping windows never duplicate."""
-        if self.progress.state == "full_sync":
-            self.log.info("daily_creation.skipped", reason="a full sync is running")
-            return
-        started = time.time()
-        overlap = float(params.get("overlap", 3600.0))
-        last = self.store.cursor(self.name, "daily_creation")
-        window_start = (float(last) if last else started - 86400.0) - overlap
-        since = _iso(window_start)
-        run_id = self.store.start_run(self.name, "daily_creation", cursor=since)
-        self.log.info("daily_creation.started", run_id=run_id, since=since)
-        cursor: str | None = None
-        try:
-            while True:
-                page = self.source.read_page(cursor, self.integration.page_size, since=since
-                                             ).get(timeout=CALL_TIMEOUT)
-                counts, errors = self._apply(list(page.records), full_sync=False)
-                self.store.progress_run(run_id, counts, total=page.total, errors=errors)
-                cursor = page.cursor
-                if cursor is None:
-                    break
-        except Exception as exc:
-            self.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
-            raise
-        self.store.set_cursor(self.name, "daily_creation", repr(started))
-        self.store.finish_run(run_id, "completed")
-        self.log.info("daily_creation.completed", run_id=run_id)
-
     # -- full sync -------------------------------------------------------------------------
 
     def _read(self, cursor: str | None) -> pykka.Future:
@@ -239,10 +204,15 @@ class Coordinator(pykka.ThreadingActor):
             page = future.get(timeout=CALL_TIMEOUT)
             if page.cursor is not None and not self.progress.cancel.is_set():
                 self._prefetch = self._read(page.cursor)  # overlaps the writes below
-            counts, errors = self._apply(list(page.records), full_sync=True)
-            self._cursor = page.cursor
+            counts, writes, deletes = self._decide(list(page.records))
             if page.total is not None:
                 self.progress.total = page.total
+            problem = self._guard(writes, deletes)
+            if problem:
+                self._finish("needs_confirmation", error=problem)
+                return
+            counts, errors = self._write(counts, writes, deletes, full_sync=True)
+            self._cursor = page.cursor
             self.store.progress_run(run_id, counts, cursor=page.cursor, total=page.total,
                                     errors=errors)
             self.progress.processed += counts.get("processed", 0)
@@ -259,6 +229,21 @@ class Coordinator(pykka.ThreadingActor):
             self._finish("cancelled")
         else:
             self._self.full_sync_step.defer()
+
+    def _guard(self, writes: list[R.Write], deletes: list[R.Delete]) -> str | None:
+        """Stop-and-confirm: a run that would opt in or out, or delete, more than the
+        configured share of the profiles syncd keeps, waits for ``--confirm``."""
+        self._sensitive += sum(1 for w in writes if w.consent_flips) + len(deletes)
+        if self._confirmed or not self._sensitive:
+            return None
+        base = max(self.progress.total or 0, self.store.link_count(self.name))
+        limit = max(10, self.integration.confirm_share * base)
+        if self._sensitive <= limit:
+            return None
+        return (f"this run would change the consents of, or delete, more than "
+                f"{self.integration.confirm_share:.0%} of {base} profiles "
+                f"({self._sensitive} so far); nothing past that point was written (fix: "
+                f"check the mappings, then run `syncd sync start {self.name} --confirm`)")
 
     def _finish(self, status: str, error: str | None = None) -> None:
         run_id = self.progress.run_id
@@ -277,18 +262,20 @@ class Coordinator(pykka.ThreadingActor):
 
     # -- applying records ------------------------------------------------------------------
 
-    def _apply(self, records: list[Record], *, full_sync: bool
-               ) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
-        """Decide and write a batch of records; returns counts and per-record errors."""
+    def _decide(self, records: list[Record]) -> tuple[dict[str, int], list, list]:
+        """The rules' decisions for a batch: counts of what needs no write, the writes and
+        the deletes."""
         counts = {"processed": len(records)}
-        errors: list[tuple[str, str, bool]] = []
-        if not records:
-            return counts, errors
-        links = self.store.links(self.name, [r.id for r in records])
         writes: list[R.Write] = []
         deletes: list[R.Delete] = []
+        if not records:
+            return counts, writes, deletes
+        ids = [r.id for r in records]
+        links = self.store.links(self.name, ids)
+        optouts = self.store.optouts(self.name, ids) if self.rules.consents else {}
         for record in records:
-            decision = R.decide(self.rules, record, links.get(record.id))
+            decision = R.decide(self.rules, record, links.get(record.id),
+                                optouts.get(record.id))
             if isinstance(decision, R.Write):
                 writes.append(decision)
             elif isinstance(decision, R.Unchanged):
@@ -297,7 +284,19 @@ class Coordinator(pykka.ThreadingActor):
                 counts["skipped"] = counts.get("skipped", 0) + 1
             else:
                 deletes.append(decision)
-        new_links: list[tuple[str, str, str | None]] = []
+        return counts, writes, deletes
+
+    def _apply(self, records: list[Record], *, full_sync: bool
+               ) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
+        """Decide and write a batch of records; returns counts and per-record errors."""
+        counts, writes, deletes = self._decide(records)
+        return self._write(counts, writes, deletes, full_sync=full_sync)
+
+    def _write(self, counts: dict[str, int], writes: list[R.Write], deletes: list[R.Delete],
+               *, full_sync: bool) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
+        errors: list[tuple[str, str, bool]] = []
+        new_links: list[tuple[str, str, str | None, dict | None]] = []
+        overridden: list[tuple[str, str, str]] = []
         if writes:
             results: list[WriteResult] = self.destination.write_profiles(
                 [w.profile for w in writes], [w.profile.key for w in writes if w.known]
@@ -310,7 +309,9 @@ class Coordinator(pykka.ThreadingActor):
                 else:
                     counts[result.outcome] = counts.get(result.outcome, 0) + 1
                     new_links.append((write.profile.key, result.remote_id or write.profile.key,
-                                      write.digest))
+                                      write.digest, write.state))
+                    overridden.extend((write.profile.key, t, c)
+                                      for t, c in write.optouts_overridden)
         if deletes:
             results = self.destination.call("delete_profiles", [d.key for d in deletes]
                                             ).get(timeout=CALL_TIMEOUT)
@@ -327,6 +328,8 @@ class Coordinator(pykka.ThreadingActor):
                 self.store.delete_links(self.name, gone)
         if new_links:
             self.store.save_links(self.name, new_links)
+        if overridden:
+            self.store.forget_optouts(self.name, overridden)
         for key, reason, _ in errors:
             self.log.warning("record.failed", record_id=key, reason=reason,
                              full_sync=full_sync)
@@ -409,7 +412,3 @@ class Coordinator(pykka.ThreadingActor):
             self.log.warning("event.retry", event=item.id, record_id=item.event.record_id,
                              reason=reason, delay=delay)
 
-
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace(
-        "+00:00", "Z")

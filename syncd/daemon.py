@@ -210,8 +210,12 @@ class Daemon:
 
         def start() -> pykka.ActorRef:
             current = self.config.integrations[name]
+            caps = {role: self.registry.connector(
+                self.config.connections[getattr(current, role)].kind).capabilities
+                for role in ("source", "destination")}
             ref = Coordinator.start(current, self._rules(current), self.store, self.connection,
-                                    progress=progress, on_failure=self._actor_failed)
+                                    progress=progress, on_failure=self._actor_failed,
+                                    capabilities=caps)
             ref.proxy().ping().get(timeout=ASK_TIMEOUT)
             return ref
 
@@ -506,7 +510,8 @@ class Daemon:
         if integration not in self.config.integrations:
             raise KeyError(f"no integration named {integration!r}")
         try:
-            run_id = self._coordinator(integration).start_full_sync().get(timeout=ASK_TIMEOUT)
+            run_id = self._coordinator(integration).start_full_sync(
+                confirm=confirm).get(timeout=ASK_TIMEOUT)
         except NeedsConfirmation:
             raise
         self.needs_full_sync.pop(integration, None)

@@ -113,6 +113,16 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Link:
+    """What syncd last wrote for a source record in a destination."""
+
+    dest_key: str
+    digest: str | None
+    #: The consents and tags last written: ``{"c": {"topic|channel": bool}, "t": {tag: bool}}``
+    state: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class WriteResult:
     """The outcome of writing one profile."""
 

@@ -13,11 +13,12 @@ to every record as it comes).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
-from syncd.records import Consent, Profile, Record, Scalar
+from syncd.records import Consent, Link, Profile, Record, Scalar
 
 
 @dataclass(frozen=True)
@@ -95,14 +96,86 @@ def expected_view(profile: Profile, email_attribute: str | None,
     return view
 
 
+# -- consents: opt-outs made in the destination, and what to send -----------------------------
+
+
+def _after(a: str | None, b: str | None) -> bool:
+    """True when ISO time ``a`` is strictly later than ``b`` (unknown times are never later)."""
+    if not a or not b:
+        return False
+    try:
+        return dt.datetime.fromisoformat(a) > dt.datetime.fromisoformat(b)
+    except ValueError:
+        return a > b
+
+
+def resolve_consents(rules: Rules, record: Record,
+                     optouts: dict[tuple[str, str], str] | None
+                     ) -> tuple[tuple[Consent, ...], tuple[tuple[str, str], ...]]:
+    """The consents a profile should have, and the opt-outs a newer CRM opt-in overrides.
+
+    A label present gives an opt-in, a label absent an opt-out, except that an opt-out made
+    in the destination holds until the source shows a *newer* opt-in (the label set after
+    the opt-out): a full sync never opts a profile back in on old data."""
+    optouts = optouts or {}
+    consents, overridden = [], []
+    for m in rules.consents:
+        wanted = m.label in record.labels
+        opted_out_at = optouts.get((m.topic, m.channel))
+        if wanted and opted_out_at is not None:
+            if _after(record.label_times.get(m.label), opted_out_at):
+                overridden.append((m.topic, m.channel))
+            else:
+                wanted = False
+        consents.append(Consent(topic=m.topic, channel=m.channel, opted_in=wanted))
+    return tuple(consents), tuple(overridden)
+
+
+def consent_key(consent: Consent) -> str:
+    return f"{consent.topic}|{consent.channel}"
+
+
+def delta(profile: Profile, state: dict | None) -> tuple[Profile, dict, int]:
+    """What to send of ``profile`` given the ``state`` last written (None: never written).
+
+    Attributes go in full; consents and tags only where they differ from what was last
+    written (a new profile gets its opt-ins and set tags; an opt-out or a cleared tag is sent
+    only where an opt-in or a set tag was written before). Returns the profile to send, the
+    new state, and how many consents flip on a profile written before (for the
+    stop-and-confirm guard)."""
+    before_c = (state or {}).get("c", {})
+    before_t = (state or {}).get("t", {})
+    send_c, flips = [], 0
+    for c in profile.consents:
+        previous = before_c.get(consent_key(c))
+        if previous is None:
+            if c.opted_in:
+                send_c.append(c)
+        elif previous != c.opted_in:
+            send_c.append(c)
+            flips += 1
+    send_t = {tag: on for tag, on in profile.tags.items()
+              if before_t.get(tag, False) != on}
+    new_state = {"c": {consent_key(c): c.opted_in for c in profile.consents},
+                 "t": dict(profile.tags)}
+    return replace(profile, consents=tuple(send_c), tags=send_t), new_state, flips
+
+
 # -- decisions ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Write:
+    #: What to send: attributes in full, consents and tags that changed.
     profile: Profile
     digest: str
     known: bool  # syncd wrote this profile before (it should exist)
+    #: The consents and tags the destination holds once written.
+    state: dict = field(default_factory=dict)
+    #: Consents that flip on a profile written before (for the stop-and-confirm guard).
+    consent_flips: int = 0
+    #: Destination opt-outs that a newer opt-in in the source overrides.
+    optouts_overridden: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,21 +198,25 @@ class Delete:
 Decision = Write | Unchanged | Skip | Delete
 
 
-def decide(rules: Rules, record: Record, link: tuple[str, str | None] | None) -> Decision:
-    """What to do with ``record``; ``link`` is ``(dest_key, digest)`` of what syncd last
-    wrote for it, or None if it never wrote it."""
+def decide(rules: Rules, record: Record, link: Link | None,
+           optouts: dict[tuple[str, str], str] | None = None) -> Decision:
+    """What to do with ``record``; ``link`` is what syncd last wrote for it (None if it never
+    wrote it), ``optouts`` the opt-outs made in the destination for its profile."""
     if record.deleted:
         # Deleting in the CRM never deletes the profile (seed 000/001 know no such sync);
         # with delete_unmatched a deleted contact no longer matches, so it goes too.
         if link is not None and rules.delete_unmatched:
-            return Delete(link[0], "deleted in the source")
+            return Delete(link.dest_key, "deleted in the source")
         return Skip(record.id, "deleted in the source")
     if not matches(rules.conditions, record):
         if link is not None and rules.delete_unmatched:
-            return Delete(link[0], "no longer matches the sync conditions")
+            return Delete(link.dest_key, "no longer matches the sync conditions")
         return Skip(record.id, "does not match the sync conditions")
-    profile = to_profile(rules, record)
+    consents, overridden = resolve_consents(rules, record, optouts)
+    profile = replace(to_profile(rules, record), consents=consents)
     digest = profile.digest()
-    if link is not None and link[1] == digest:
+    if link is not None and link.digest == digest:
         return Unchanged(record.id)
-    return Write(profile, digest, known=link is not None)
+    send, state, flips = delta(profile, link.state if link is not None else None)
+    return Write(send, digest, known=link is not None, state=state, consent_flips=flips,
+                 optouts_overridden=overridden)

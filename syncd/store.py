@@ -24,9 +24,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.records import Event
+from syncd.records import Event, Link
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -89,6 +89,18 @@ _MIGRATIONS: dict[int, str] = {
         at REAL NOT NULL
     );
     CREATE INDEX run_errors_run ON run_errors (run_id);
+    """,
+    2: """
+    ALTER TABLE links ADD COLUMN state TEXT;
+    CREATE TABLE optouts (
+        integration TEXT NOT NULL,
+        key TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        at TEXT NOT NULL,
+        written_back INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (integration, key, topic, channel)
+    ) WITHOUT ROWID;
     """,
 }
 
@@ -306,28 +318,31 @@ class Store:
 
     # -- links -----------------------------------------------------------------------------
 
-    def links(self, integration: str, source_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """``source_id -> (dest_key, digest)`` for the ids that have a link."""
-        out: dict[str, tuple[str, str]] = {}
+    def links(self, integration: str, source_ids: Sequence[str]) -> dict[str, Link]:
+        """``source_id -> Link`` for the ids that have a link."""
+        out: dict[str, Link] = {}
         ids = list(source_ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self._read(
-                    f"SELECT source_id, dest_key, digest FROM links WHERE integration=? AND "
-                    f"source_id IN ({marks})", (integration, *chunk)):
-                out[row[0]] = (row[1], row[2])
+                    f"SELECT source_id, dest_key, digest, state FROM links WHERE integration=? "
+                    f"AND source_id IN ({marks})", (integration, *chunk)):
+                out[row[0]] = Link(row[1], row[2], json.loads(row[3]) if row[3] else {})
         return out
 
-    def save_links(self, integration: str, rows: Iterable[tuple[str, str, str | None]]) -> None:
-        """Upsert ``(source_id, dest_key, digest)`` rows."""
+    def save_links(self, integration: str,
+                   rows: Iterable[tuple[str, str, str | None, dict | None]]) -> None:
+        """Upsert ``(source_id, dest_key, digest, state)`` rows."""
         now = time.time()
         with self._tx() as conn:
             conn.executemany(
-                "INSERT INTO links (integration, source_id, dest_key, digest, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(integration, source_id) DO UPDATE SET "
-                "dest_key=excluded.dest_key, digest=excluded.digest, updated_at=excluded.updated_at",
-                [(integration, s, k, d, now) for s, k, d in rows])
+                "INSERT INTO links (integration, source_id, dest_key, digest, state, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(integration, source_id) DO UPDATE SET "
+                "dest_key=excluded.dest_key, digest=excluded.digest, state=excluded.state, "
+                "updated_at=excluded.updated_at",
+                [(integration, s, k, d, json.dumps(st, sort_keys=True) if st else None, now)
+                 for s, k, d, st in rows])
 
     def delete_links(self, integration: str, source_ids: Sequence[str]) -> None:
         with self._tx() as conn:
@@ -341,6 +356,48 @@ class Store:
 
     def link_count(self, integration: str) -> int:
         return self._read("SELECT count(*) FROM links WHERE integration=?", (integration,))[0][0]
+
+    # -- opt-outs made in the destination ----------------------------------------------------
+
+    def record_optouts(self, integration: str, rows: Iterable[tuple[str, str, str, str]]
+                       ) -> None:
+        """Remember ``(key, topic, channel, at)`` opt-outs; a later one replaces an earlier."""
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT INTO optouts (integration, key, topic, channel, at) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(integration, key, topic, channel) DO UPDATE SET at=excluded.at, "
+                "written_back=0 WHERE excluded.at > optouts.at",
+                [(integration, *row) for row in rows])
+
+    def optouts(self, integration: str, keys: Sequence[str]
+                ) -> dict[str, dict[tuple[str, str], str]]:
+        """``key -> {(topic, channel): at}``."""
+        out: dict[str, dict[tuple[str, str], str]] = {}
+        keys = list(keys)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._read(f"SELECT key, topic, channel, at FROM optouts WHERE "
+                                  f"integration=? AND key IN ({marks})", (integration, *chunk)):
+                out.setdefault(row[0], {})[(row[1], row[2])] = row[3]
+        return out
+
+    def unwritten_optouts(self, integration: str, limit: int = 500) -> list[tuple[str, str, str]]:
+        """Opt-outs not yet written back to the source: ``(key, topic, channel)``."""
+        rows = self._read("SELECT key, topic, channel FROM optouts WHERE integration=? AND "
+                          "written_back=0 LIMIT ?", (integration, limit))
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def mark_optouts_written(self, integration: str, rows: Iterable[tuple[str, str, str]]) -> None:
+        with self._tx() as conn:
+            conn.executemany("UPDATE optouts SET written_back=1 WHERE integration=? AND key=? "
+                             "AND topic=? AND channel=?", [(integration, *r) for r in rows])
+
+    def forget_optouts(self, integration: str, rows: Iterable[tuple[str, str, str]]) -> None:
+        """The source shows a newer opt-in: the opt-out no longer holds."""
+        with self._tx() as conn:
+            conn.executemany("DELETE FROM optouts WHERE integration=? AND key=? AND topic=? "
+                             "AND channel=?", [(integration, *r) for r in rows])
 
     # -- cursors ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -23,7 +24,7 @@ from syncd import plugins
 from syncd.config.schema import Option, Secret
 from syncd.connector import Capability, Connector
 from syncd.exceptions import WebhookRejected
-from syncd.records import Event, Page, Profile, Record, WriteResult
+from syncd.records import ConsentChange, Event, Page, Profile, Record, WriteResult
 
 
 @dataclass
@@ -37,6 +38,7 @@ class World:
     fail_keys: dict[str, str] = field(default_factory=dict)  # key -> reason (permanent)
     #: When set, read_page waits for it between pages (to hold a full sync mid-way).
     page_gate: threading.Event | None = None
+    consent_log: list[ConsentChange] = field(default_factory=list)
     pages_read: int = 0
     writes: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -44,6 +46,31 @@ class World:
     def put(self, record: Record) -> None:
         with self.lock:
             self.records[record.id] = record
+
+    def unsubscribe(self, key: str, topic: str, channel: str = "email",
+                    at: str | None = None) -> None:
+        """A recipient unsubscribes in the destination."""
+        at = at or dt.datetime.now(dt.UTC).isoformat()
+        with self.lock:
+            self.consents.setdefault(key, {})[(topic, channel)] = False
+            self.consent_log.append(ConsentChange(key, topic, channel, False, at))
+
+    def set_label(self, record_id: str, label: str, on: bool, at: str | None = None) -> Record:
+        """A user sets or removes a label on a record in the source."""
+        at = at or dt.datetime.now(dt.UTC).isoformat()
+        with self.lock:
+            old = self.records[record_id]
+            labels = set(old.labels)
+            times = dict(old.label_times)
+            if on and label not in labels:
+                labels.add(label)
+                times[label] = at
+            elif not on:
+                labels.discard(label)
+                times.pop(label, None)
+            new = replace(old, labels=frozenset(labels), label_times=times)
+            self.records[record_id] = new
+            return new
 
     def update(self, record_id: str, **fields: Any) -> Record:
         with self.lock:
@@ -69,7 +96,8 @@ class MemoryConnector(Connector):
     kind: ClassVar[str] = "memory"
     description = "in-memory source and destination, for tests"
     capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
-                              Capability.WRITE_PROFILES, Capability.DELETE_PROFILES})
+                              Capability.WRITE_PROFILES, Capability.DELETE_PROFILES,
+                              Capability.READ_CONSENT_CHANGES, Capability.WRITE_CONSENTS})
     options = (
         Option("world", str, "default", "the name of the shared in-memory data"),
         Option("webhook_secret", Secret, None, "HMAC-SHA256 key of X-Memory-Signature"),
@@ -143,6 +171,24 @@ class MemoryConnector(Connector):
                     w.tags.setdefault(p.key, {}).update(p.tags)
                 out.append(WriteResult(p.key, "updated" if existed else "created"))
         return out
+
+    def read_consent_changes(self, cursor: str | None
+                             ) -> tuple[list[ConsentChange], str | None]:
+        w = self.world
+        with w.lock:
+            start = int(cursor or 0)
+            return list(w.consent_log[start:]), str(len(w.consent_log))
+
+    def write_consents(self, record_id: str, labels: dict[str, bool]) -> WriteResult:
+        w = self.world
+        with w.lock:
+            if record_id not in w.records:
+                return WriteResult(record_id, "failed", "no such record")
+            before = w.records[record_id].labels
+            for label, on in labels.items():
+                w.set_label(record_id, label, on)
+            changed = w.records[record_id].labels != before
+        return WriteResult(record_id, "updated" if changed else "unchanged")
 
     def delete_profiles(self, keys: list[str]) -> list[WriteResult]:
         w = self.world

@@ -111,6 +111,8 @@ class IntegrationConfig:
     confirm_share: float = 0.1
     #: Attempts before a real-time event goes to the dead letters.
     max_attempts: int = 8
+    #: Seconds between reads of consents changed in the destination (written back).
+    consent_poll_interval: float = 300.0
     #: When the daily job creating new contacts runs (the safety net for missed webhooks);
     #: None: no such job.
     daily_creation: Schedule | None = None

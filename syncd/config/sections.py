@@ -103,6 +103,9 @@ INTEGRATION_OPTIONS: tuple[Option, ...] = (
            "for `syncd sync --confirm`.", minimum=0, maximum=1),
     Option("max_attempts", int, 8,
            "Attempts before a real-time event goes to the dead letters.", minimum=1),
+    Option("consent_poll_interval", float, 300.0,
+           "Seconds between reads of the consents changed in the destination (unsubscribes), "
+           "which are written back to the source.", minimum=10),
     Option("daily_creation", dict, None,
            "When the daily job that creates completely new contacts runs (the safety net for "
            f"missed webhooks), a schedule like {SCHEDULE_EXAMPLE}. Absent: no such job."),

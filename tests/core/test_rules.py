@@ -2,7 +2,7 @@
 
 from syncd import rules as R
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
-from syncd.records import Record
+from syncd.records import Link, Record
 
 
 def rec(id="p1", email="jan@example.nl", labels=(), selections=(), **fields):
@@ -74,39 +74,40 @@ def test_decide_new_record_is_written_as_unknown():
 def test_decide_unchanged_record_is_left_alone():
     rules = R.Rules(fields={"FirstName": "firstname"})
     first = R.decide(rules, rec(FirstName="Jan"), None)
-    again = R.decide(rules, rec(FirstName="Jan"), ("p1", first.digest))
+    again = R.decide(rules, rec(FirstName="Jan"), Link("p1", first.digest))
     assert again == R.Unchanged("p1")
 
 
 def test_decide_changed_record_is_written_as_known():
     rules = R.Rules(fields={"FirstName": "firstname"})
     first = R.decide(rules, rec(FirstName="Jan"), None)
-    changed = R.decide(rules, rec(FirstName="Piet"), ("p1", first.digest))
+    changed = R.decide(rules, rec(FirstName="Piet"), Link("p1", first.digest))
     assert isinstance(changed, R.Write) and changed.known
     assert changed.profile.attributes["firstname"] == "Piet"
 
 
 def test_changed_email_keeps_the_key():
-    d = R.decide(R.Rules(), rec(email="new@example.nl"), ("p1", "old"))
+    d = R.decide(R.Rules(), rec(email="new@example.nl"), Link("p1", "old"))
     assert d.profile.key == "p1" and d.profile.email == "new@example.nl"
 
 
 def test_record_that_stops_matching_is_skipped_not_deleted():
     rules = R.Rules(conditions=(Condition("CustomerType", "A"),))
-    d = R.decide(rules, rec(CustomerType="B"), ("p1", "digest"))
+    d = R.decide(rules, rec(CustomerType="B"), Link("p1", "digest"))
     assert isinstance(d, R.Skip)
 
 
 def test_record_that_stops_matching_is_deleted_when_enabled():
     rules = R.Rules(conditions=(Condition("CustomerType", "A"),), delete_unmatched=True)
-    assert R.decide(rules, rec(CustomerType="B"), ("p1", "d")) == R.Delete(
+    assert R.decide(rules, rec(CustomerType="B"), Link("p1", "d")) == R.Delete(
         "p1", "no longer matches the sync conditions")
     # never synced: nothing to delete
     assert isinstance(R.decide(rules, rec(CustomerType="B"), None), R.Skip)
 
 
 def test_deleted_record_is_never_deleted_by_default():
-    assert isinstance(R.decide(R.Rules(), Record("p1", deleted=True), ("p1", "d")), R.Skip)
+    deleted = Record("p1", deleted=True)
+    assert isinstance(R.decide(R.Rules(), deleted, Link("p1", "d")), R.Skip)
 
 
 def test_expected_view_drops_cleared_attributes():

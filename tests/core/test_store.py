@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from syncd.records import Event
+from syncd.records import Event, Link
 from syncd.store import SCHEMA_VERSION, Store, StoreError
 
 
@@ -52,10 +52,10 @@ def test_inbox_order_retry_and_dead_letters(store):
 
 
 def test_links_and_digests(store):
-    store.save_links("i", [("p1", "p1", "d1"), ("p2", "p2", "d2")])
-    assert store.links("i", ["p1", "p3"]) == {"p1": ("p1", "d1")}
+    store.save_links("i", [("p1", "p1", "d1", {"t": {"vip": True}}), ("p2", "p2", "d2", None)])
+    assert store.links("i", ["p1", "p3"]) == {"p1": Link("p1", "d1", {"t": {"vip": True}})}
     store.forget_digests("i")
-    assert store.links("i", ["p1"]) == {"p1": ("p1", None)}
+    assert store.links("i", ["p1"]) == {"p1": Link("p1", None, {"t": {"vip": True}})}
     store.delete_links("i", ["p1"])
     assert store.link_count("i") == 1
 
@@ -96,7 +96,7 @@ def test_committed_events_survive_sigkill(tmp_path):
     code = textwrap.dedent(f"""
         import os, signal, sys
         from syncd.store import Store
-        from syncd.records import Event
+        from syncd.records import Event, Link
         s = Store({str(path)!r})
         for i in range(200):
             s.enqueue([("i", "c", Event(str(i)))])

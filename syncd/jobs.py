@@ -1,0 +1,155 @@
+"""The jobs a coordinator runs besides full syncs and real-time events, as a mixin of the
+coordinator actor: the daily creation of new contacts, and the write-back of consents
+changed in the destination (unsubscribes in APSIS One become removed opt-in labels in the
+CRM). Jobs arrive as ``run_job`` messages from the scheduler, the CLI or the coordinator's
+own timer; they guard themselves, since a failing told message would stop the actor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Any
+
+import pykka
+
+from syncd.connector import Capability
+
+#: How long a coordinator waits for one call of a connection actor.
+CALL_TIMEOUT = 600.0
+
+
+def iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+
+
+class Jobs:
+    """Mixed into :class:`syncd.coordinator.Coordinator` (which provides store, rules,
+    integration, source, destination, progress, log and _apply)."""
+
+    _consent_timer: threading.Timer | None = None
+
+    def run_job(self, job: str, params: dict[str, Any] | None = None) -> None:
+        """A scheduled or on-demand job. Told, not asked: it guards itself."""
+        handlers = {"daily_creation": self._daily_creation,
+                    "consent_changes": self._consent_changes}
+        try:
+            if job not in handlers:
+                raise ValueError(f"{job} jobs are not supported yet")
+            handlers[job](params or {})
+        except Exception as exc:
+            self.log.exception("job.failed", job=job)
+            self.progress.last_error = f"{job}: {type(exc).__name__}: {exc}"
+
+    # -- daily creation -----------------------------------------------------------------------
+
+    def _daily_creation(self, params: dict[str, Any]) -> None:
+        """Create profiles for records created or changed since the last run: the safety
+        net for missed webhooks. The window reaches ``overlap`` seconds before the previous
+        run's start; the cursor is that start, so it never passes a record not yet seen.
+        Writes are upserts by the record id, so overlapping windows never duplicate."""
+        if self.progress.state == "full_sync":
+            self.log.info("daily_creation.skipped", reason="a full sync is running")
+            return
+        started = time.time()
+        overlap = float(params.get("overlap", 3600.0))
+        last = self.store.cursor(self.name, "daily_creation")
+        since = iso((float(last) if last else started - 86400.0) - overlap)
+        run_id = self.store.start_run(self.name, "daily_creation", cursor=since)
+        self.log.info("daily_creation.started", run_id=run_id, since=since)
+        cursor: str | None = None
+        try:
+            while True:
+                page = self.source.read_page(cursor, self.integration.page_size, since=since
+                                             ).get(timeout=CALL_TIMEOUT)
+                counts, errors = self._apply(list(page.records), full_sync=False)
+                self.store.progress_run(run_id, counts, total=page.total, errors=errors)
+                cursor = page.cursor
+                if cursor is None:
+                    break
+        except Exception as exc:
+            self.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        self.store.set_cursor(self.name, "daily_creation", repr(started))
+        self.store.finish_run(run_id, "completed")
+        self.log.info("daily_creation.completed", run_id=run_id)
+
+    # -- consents changed in the destination --------------------------------------------------
+
+    def consent_write_back(self) -> bool:
+        """True when this integration writes destination opt-outs back to the source."""
+        caps = self.capabilities
+        return bool(self.rules.consents) and \
+            Capability.READ_CONSENT_CHANGES in caps.get("destination", ()) and \
+            Capability.WRITE_CONSENTS in caps.get("source", ())
+
+    def _schedule_consent_poll(self) -> None:
+        if not self.consent_write_back():
+            return
+        if self._consent_timer is not None:
+            self._consent_timer.cancel()
+        proxy = self.actor_ref.proxy()
+
+        def fire():
+            try:
+                proxy.run_job.defer("consent_changes", {})
+            except pykka.ActorDeadError:
+                pass
+
+        self._consent_timer = threading.Timer(self.integration.consent_poll_interval, fire)
+        self._consent_timer.daemon = True
+        self._consent_timer.start()
+
+    def _consent_changes(self, params: dict[str, Any]) -> None:
+        """Read the opt-outs made in the destination since the last read, remember them (so
+        no sync opts those profiles back in on old data) and remove the mapped labels in the
+        source. What could not be written back is tried again at the next poll."""
+        try:
+            if not self.consent_write_back():
+                return
+            by_topic = {(m.topic, m.channel): m.label for m in self.rules.consents}
+            cursor = self.store.cursor(self.name, "consent_changes")
+            changes, nxt = self.destination.call("read_consent_changes", cursor
+                                                 ).get(timeout=CALL_TIMEOUT)
+            rows = [(c.key, c.topic, c.channel, c.at) for c in changes
+                    if not c.opted_in and (c.topic, c.channel) in by_topic]
+            if rows:
+                self.store.record_optouts(self.name, rows)
+                self._note_destination_state(rows)
+                self.log.info("consent.optouts_read", count=len(rows))
+            self.store.set_cursor(self.name, "consent_changes", nxt)
+            self._write_back_optouts(by_topic)
+        finally:
+            self._schedule_consent_poll()
+
+    def _note_destination_state(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """The destination now holds these opt-outs: say so in the links, so that a later
+        opt-in is sent, and the next sync looks at these records again."""
+        links = self.store.links(self.name, sorted({r[0] for r in rows}))
+        updated = []
+        for key, topic, channel, _ in rows:
+            link = links.get(key)
+            if link is None:
+                continue
+            state = {"c": dict(link.state.get("c", {})), "t": dict(link.state.get("t", {}))}
+            state["c"][f"{topic}|{channel}"] = False
+            links[key] = type(link)(link.dest_key, None, state)
+            updated.append(key)
+        self.store.save_links(self.name, [(k, links[k].dest_key, None, links[k].state)
+                                          for k in set(updated)])
+
+    def _write_back_optouts(self, by_topic: dict[tuple[str, str], str]) -> None:
+        pending: dict[str, list[tuple[str, str, str]]] = {}
+        for key, topic, channel in self.store.unwritten_optouts(self.name):
+            pending.setdefault(key, []).append((key, topic, channel))
+        for key, rows in pending.items():
+            labels = {by_topic[(t, c)]: False for _, t, c in rows if (t, c) in by_topic}
+            result = self.source.call("write_consents", key, labels).get(timeout=CALL_TIMEOUT)
+            if result.outcome == "failed":
+                self.log.warning("consent.write_back_failed", record_id=key,
+                                 reason=result.reason)
+                continue
+            self.store.mark_optouts_written(self.name, rows)
+            self.log.info("consent.written_back", record_id=key, labels=sorted(labels))

@@ -1,0 +1,140 @@
+"""Consent both ways: the pure rules, and the coordinator with real actors and SQLite."""
+
+import time
+
+import pytest
+
+from syncd import rules as R
+from syncd.config.model import ConsentMapping, IntegrationConfig
+from syncd.connector import ConnectionActor
+from syncd.coordinator import Coordinator, Progress
+from syncd.records import Consent, Link, Record
+from syncd.store import Store
+from syncd.testing import MemoryConnector
+
+NEWS = ConsentMapping("Newsletter", "news", "email")
+RULES = R.Rules(consents=(NEWS,), selections={"VIP": "vip"})
+
+
+def rec(labels=(), times=None, selections=()):
+    return Record("p1", email="a@x.nl", labels=frozenset(labels), label_times=times or {},
+                  selections=frozenset(selections))
+
+
+# -- pure ---------------------------------------------------------------------------------------
+
+
+def test_a_label_gives_an_opt_in_and_no_label_an_opt_out():
+    consents, _ = R.resolve_consents(RULES, rec({"Newsletter"}), None)
+    assert consents == (Consent("news", "email", True),)
+    consents, _ = R.resolve_consents(RULES, rec(), None)
+    assert consents == (Consent("news", "email", False),)
+
+
+def test_an_opt_out_in_the_destination_holds_against_an_older_label():
+    optouts = {("news", "email"): "2026-05-01T10:00:00+00:00"}
+    old_label = rec({"Newsletter"}, {"Newsletter": "2026-01-01T00:00:00+00:00"})
+    consents, overridden = R.resolve_consents(RULES, old_label, optouts)
+    assert consents[0].opted_in is False and overridden == ()
+    unknown_time = rec({"Newsletter"})
+    assert R.resolve_consents(RULES, unknown_time, optouts)[0][0].opted_in is False
+
+
+def test_a_newer_opt_in_in_the_source_overrides_the_opt_out():
+    optouts = {("news", "email"): "2026-05-01T10:00:00+00:00"}
+    newer = rec({"Newsletter"}, {"Newsletter": "2026-05-02T08:00:00Z"})
+    consents, overridden = R.resolve_consents(RULES, newer, optouts)
+    assert consents[0].opted_in is True and overridden == (("news", "email"),)
+
+
+def test_a_new_profile_gets_its_opt_ins_and_set_tags_only():
+    d = R.decide(RULES, rec(selections={"VIP"}), None)
+    assert d.profile.consents == () and d.profile.tags == {"vip": True}
+    d = R.decide(RULES, rec({"Newsletter"}), None)
+    assert d.profile.consents == (Consent("news", "email", True),) and d.profile.tags == {}
+    assert d.consent_flips == 0
+
+
+def test_only_changed_consents_and_tags_are_sent_to_a_known_profile():
+    first = R.decide(RULES, rec({"Newsletter"}, selections={"VIP"}), None)
+    link = Link("p1", first.digest, first.state)
+    removed = R.decide(RULES, rec(), link)
+    assert removed.profile.consents == (Consent("news", "email", False),)
+    assert removed.profile.tags == {"vip": False}
+    assert removed.consent_flips == 1
+
+
+# -- coordinator --------------------------------------------------------------------------------
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+@pytest.fixture
+def setup(tmp_path, memory_world, actors):
+    world_name, world = memory_world
+    store = Store(str(tmp_path / "syncd.db"))
+    refs = {n: ConnectionActor.start(MemoryConnector(n, {"world": world_name}))
+            for n in ("src", "dst")}
+    caps = {"source": MemoryConnector.capabilities, "destination": MemoryConnector.capabilities}
+    progress = Progress()
+    integration = IntegrationConfig("i", "src", "dst", consents=(NEWS,), page_size=10,
+                                    confirm_share=0.2)
+    coord = Coordinator.start(integration, R.Rules.from_integration(integration), store,
+                              lambda n: refs[n].proxy(), progress=progress,
+                              capabilities=caps).proxy()
+    for i in range(50):
+        world.put(Record(f"p{i:02d}", email=f"p{i}@x.nl"))
+        world.set_label(f"p{i:02d}", "Newsletter", True, at="2026-01-01T00:00:00+00:00")
+    yield world, store, coord, progress
+    store.close()
+
+
+def full_sync(store, coord, confirm=False):
+    run_id = coord.start_full_sync(confirm=confirm).get(timeout=5)
+    assert wait_for(lambda: store.run(run_id)["status"] != "running")
+    return store.run(run_id)
+
+
+def test_an_opt_out_in_the_destination_is_written_back_and_survives_a_full_sync(setup):
+    world, store, coord, _ = setup
+    assert full_sync(store, coord)["created"] == 50
+    assert world.consents["p07"][("news", "email")] is True
+    world.unsubscribe("p07", "news", "email", at="2026-06-01T00:00:00+00:00")
+    coord.run_job("consent_changes", {}).get(timeout=5)
+    assert "Newsletter" not in world.records["p07"].labels  # written back to the CRM
+    # even if the CRM still showed the old label, a full sync must not opt back in
+    world.set_label("p07", "Newsletter", True, at="2026-01-01T00:00:00+00:00")
+    full_sync(store, coord)
+    assert world.consents["p07"][("news", "email")] is False
+
+
+def test_a_newer_opt_in_in_the_crm_opts_in_again(setup):
+    world, store, coord, _ = setup
+    full_sync(store, coord)
+    world.unsubscribe("p08", "news", "email", at="2026-06-01T00:00:00+00:00")
+    coord.run_job("consent_changes", {}).get(timeout=5)
+    world.set_label("p08", "Newsletter", True, at="2026-07-01T00:00:00+00:00")
+    full_sync(store, coord)
+    assert world.consents["p08"][("news", "email")] is True
+    assert store.optouts("i", ["p08"]) == {}
+
+
+def test_a_run_that_flips_too_many_consents_stops_for_confirmation(setup):
+    world, store, coord, _ = setup
+    full_sync(store, coord)
+    for i in range(30):  # 60 % of the profiles lose their opt-in label
+        world.set_label(f"p{i:02d}", "Newsletter", False)
+    run = full_sync(store, coord)
+    assert run["status"] == "needs_confirmation"
+    assert "--confirm" in run["error"]
+    assert sum(1 for k, c in world.consents.items() if not c[("news", "email")]) < 30
+    run = full_sync(store, coord, confirm=True)
+    assert run["status"] == "completed"
+    assert sum(1 for c in world.consents.values() if not c[("news", "email")]) == 30

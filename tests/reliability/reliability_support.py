@@ -1,0 +1,178 @@
+"""Helpers of the reliability tests: an in-process daemon on the memory connector (real
+receiver, admin endpoint, actors and SQLite file), signed webhooks, polling with deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import structlog
+
+from syncd.admin import AdminClient
+from syncd.daemon import Daemon
+from syncd.records import Record
+from syncd.testing import WORLDS, World, memory_registry, sign
+
+SECRET = "reliability-webhook-secret"
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def config_text(world: str, *, state_dir: str = "state", max_body: int = 1_048_576,
+                max_attempts: int = 8, stop_timeout: float = 5.0, threads: int = 8,
+                log_level: str = "info", receiver_port: int = 0, admin_port: int = 0) -> str:
+    return f"""
+[daemon]
+state_dir = "{state_dir}"
+stop_timeout = {stop_timeout}
+log_level = "{log_level}"
+
+[receiver]
+port = {receiver_port}
+max_body_bytes = {max_body}
+threads = {threads}
+
+[admin]
+port = {admin_port}
+
+[connections.crm]
+kind = "memory"
+world = "{world}"
+webhook_secret = "{SECRET}"
+
+[connections.mkt]
+kind = "memory"
+world = "{world}"
+
+[integrations.main]
+source = "crm"
+destination = "mkt"
+max_attempts = {max_attempts}
+[integrations.main.fields]
+FirstName = "firstname"
+"""
+
+
+def signed_body(ids, secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps({"ids": list(ids)}).encode()
+    return body, {"X-Memory-Signature": sign(secret, body)}
+
+
+def inbox_rows(db_path: str) -> list[tuple]:
+    """Every inbox row ``(id, integration, record_id, status, last_error)``, read through a
+    connection of our own (not the daemon's)."""
+    conn = sqlite3.connect(db_path, timeout=10)
+    try:
+        return conn.execute("SELECT id, integration, record_id, status, last_error FROM inbox "
+                            "ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def rss_kb() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+@dataclass
+class Running:
+    daemon: Daemon
+    thread: threading.Thread
+    world: World
+    world_name: str
+    config_path: Path
+    state_dir: Path
+    client: AdminClient
+    session: requests.Session
+
+    @property
+    def url(self) -> str:
+        return self.daemon.receiver.url
+
+    @property
+    def db_path(self) -> str:
+        return str(self.state_dir / "syncd.db")
+
+    def post(self, ids, secret: str = SECRET, connection: str = "crm",
+             timeout: float = 10) -> requests.Response:
+        body, headers = signed_body(ids, secret)
+        return self.session.post(f"{self.url}/webhooks/{connection}", data=body,
+                                 headers=headers, timeout=timeout)
+
+    def applied(self, record_id: str, value: str) -> bool:
+        return self.world.profiles.get(record_id, {}).get("firstname") == value
+
+
+def start_daemon(tmp_path: Path, *, records: int = 10, **config) -> Running:
+    world = World()
+    name = f"reliability-{uuid.uuid4().hex}"
+    WORLDS[name] = world
+    for i in range(records):
+        world.put(Record(f"p{i:02d}", fields={"FirstName": f"n{i}"}, email=f"p{i}@x.nl"))
+    cfg = tmp_path / "syncd.toml"
+    cfg.write_text(config_text(name, **config))
+    daemon = Daemon(str(cfg), registry=memory_registry(), install_signals=False,
+                    configure_logging=False)
+    thread = threading.Thread(target=daemon.serve, daemon=True, name="daemon-under-test")
+    thread.start()
+    if not daemon.started.wait(20):
+        daemon.request_stop()
+        thread.join(10)
+        WORLDS.pop(name, None)
+        raise RuntimeError("the daemon did not start")
+    state = tmp_path / "state"
+    token = (state / "admin.token").read_text().strip()
+    session = requests.Session()
+    session.trust_env = False
+    return Running(daemon, thread, world, name, cfg, state,
+                   AdminClient("127.0.0.1", daemon.admin.port, token), session)
+
+
+def stop_daemon(running: Running, timeout: float = 20.0) -> None:
+    running.session.close()
+    running.client.session.close()
+    running.daemon.request_stop()
+    running.thread.join(timeout)
+    WORLDS.pop(running.world_name, None)
+    assert not running.thread.is_alive(), "the daemon did not stop"
+
+
+class quiet_logs:
+    """Drop structlog events below ERROR while the block runs (thousands of rejected webhooks
+    would otherwise each print a line), and restore the previous configuration after."""
+
+    def __enter__(self):
+        import logging
+
+        self._saved = structlog.get_config()
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
+                            cache_logger_on_first_use=False)
+        return self
+
+    def __exit__(self, *exc):
+        structlog.configure(**self._saved)
+        return False
+
+
+def env_without_proxies() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["NO_PROXY"] = "*"
+    return env
