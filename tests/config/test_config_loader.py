@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import SECRET, VALID
+from config_support import SECRET, VALID
 
 from syncd.config import Condition, ConsentMapping, Secret, check, load
 

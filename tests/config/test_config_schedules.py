@@ -10,7 +10,7 @@ import pytest
 from syncd.config import describe, diff
 from syncd.config.model import Overview, Schedule
 
-from conftest import VALID
+from config_support import VALID
 
 I = "integrations.crm-mkt"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import INLINE, SECRET, VALID
+from config_support import INLINE, SECRET, VALID
 
 from syncd.config import Secret, check, describe, load
 
