@@ -384,8 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from syncd.exceptions import AdminError, SyncdError
     from syncd import logs
+    from syncd.exceptions import AdminError, SyncdError
 
     # quiet until a command sets its own level (the daemon uses its config's)
     logs.configure("warning", "auto", stream=sys.stderr)

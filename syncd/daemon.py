@@ -33,8 +33,9 @@ from syncd import logs, plugins, systemd
 from syncd.admin import AdminApp, ensure_token
 from syncd.config.model import Config, IntegrationConfig
 from syncd.connector import Capability, ConnectionActor
+from syncd.control import Control
 from syncd.coordinator import Coordinator, Progress
-from syncd.exceptions import ConfigErrors, NeedsConfirmation, SyncdError
+from syncd.exceptions import ConfigErrors, SyncdError
 from syncd.receiver import Route, WebhookApp, start_receiver
 from syncd.rules import Rules
 from syncd.scheduler import Scheduler
@@ -63,7 +64,7 @@ class Supervised:
         return self.ref is not None and self.ref.is_alive()
 
 
-class Daemon:
+class Daemon(Control):
     def __init__(self, config_path: str, *, registry: plugins.Registry | None = None,
                  install_signals: bool = True, configure_logging: bool = True):
         self.config_path = config_path
@@ -150,7 +151,7 @@ class Daemon:
         self.store = Store(os.path.join(cfg.daemon.state_dir, "syncd.db"))
         for name in cfg.connections:
             self._start_connection(name)
-        for name, integration in cfg.integrations.items():
+        for integration in cfg.integrations.values():
             if integration.enabled:
                 self._start_coordinator(integration)
         self.receiver_app = WebhookApp(store=self.store, max_body=cfg.receiver.max_body_bytes,
@@ -450,100 +451,3 @@ class Daemon:
         if self.store is not None:
             self.store.close()
         log.info("daemon.stopped")
-
-    # -- the admin control API ----------------------------------------------------------------
-
-    def status(self) -> dict[str, Any]:
-        cfg = self.config
-        integrations = {}
-        counts = self.store.inbox_counts()
-        for name, integration in cfg.integrations.items():
-            sup = self.coordinators.get(name)
-            progress = self.progress.get(name, Progress())
-            latest = self.store.runs(name, limit=1)
-            integrations[name] = {
-                "source": integration.source,
-                "destination": integration.destination,
-                "enabled": integration.enabled,
-                "state": progress.state if sup and sup.alive() else
-                ("disabled" if not integration.enabled else "restarting"),
-                "run_id": progress.run_id,
-                "total": progress.total,
-                "processed": progress.processed,
-                "counts": dict(progress.counts),
-                "inbox": counts.get(name, {}),
-                "events_applied": progress.events_applied,
-                "dead_letters": counts.get(name, {}).get("dead", 0),
-                "needs_full_sync": name in self.needs_full_sync,
-                "last_error": progress.last_error,
-                "last_run": latest[0] if latest else None,
-                "restarts": sup.restarts if sup else 0,
-                "last_failure": sup.last_failure if sup else None,
-            }
-        connections = {}
-        for name, conn in cfg.connections.items():
-            sup = self.connections.get(name)
-            connections[name] = {
-                "kind": conn.kind,
-                "state": "running" if sup and sup.alive() else "restarting",
-                "restarts": sup.restarts if sup else 0,
-                "last_failure": sup.last_failure if sup else None,
-            }
-            if sup and sup.alive():
-                try:
-                    connections[name]["stats"] = sup.ref.proxy().stats().get(timeout=2)
-                except Exception:
-                    pass
-        return {
-            "pid": os.getpid(),
-            "uptime": time.time() - self.started_at,
-            "config": self.config_path,
-            "receiver": self.receiver.url if self.receiver else None,
-            "reload_errors": self.reload_errors,
-            "webhooks": self.receiver_app.stats() if self.receiver_app else {},
-            "connections": connections,
-            "integrations": integrations,
-            "jobs": self.scheduler.jobs() if self.scheduler else [],
-        }
-
-    def start_sync(self, integration: str, confirm: bool = False) -> dict[str, Any]:
-        if integration not in self.config.integrations:
-            raise KeyError(f"no integration named {integration!r}")
-        try:
-            run_id = self._coordinator(integration).start_full_sync(
-                confirm=confirm).get(timeout=ASK_TIMEOUT)
-        except NeedsConfirmation:
-            raise
-        self.needs_full_sync.pop(integration, None)
-        return {"run_id": run_id, "integration": integration}
-
-    def cancel_sync(self, integration: str) -> dict[str, Any]:
-        self._coordinator(integration)  # raises for an unknown or dead integration
-        run_id = self.progress[integration].request_cancel()
-        if run_id is None:
-            raise ValueError(f"no full sync of {integration} is running")
-        return {"run_id": run_id, "cancelling": True}
-
-    def runs(self, integration: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        if integration and integration not in self.config.integrations:
-            raise KeyError(f"no integration named {integration!r}")
-        return self.store.runs(integration, limit)
-
-    def run(self, run_id: int) -> dict[str, Any] | None:
-        run = self.store.run(run_id)
-        if run is not None:
-            run["errors"] = self.store.run_errors(run_id)
-        return run
-
-    def events(self, failed: bool = True, integration: str | None = None) -> list[dict[str, Any]]:
-        items = self.store.dead_letters(integration)
-        return [{"id": i.id, "integration": i.integration, "connection": i.connection,
-                 "record_id": i.event.record_id, "kind": i.event.kind,
-                 "received_at": i.received_at, "attempts": i.attempts,
-                 "error": i.last_error} for i in items]
-
-    def retry_events(self, ids: list[int] | None = None,
-                     integration: str | None = None) -> dict[str, Any]:
-        count = self.store.retry_dead(ids, integration)
-        self._notify_coordinators([integration] if integration else list(self.coordinators))
-        return {"requeued": count}

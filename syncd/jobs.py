@@ -125,8 +125,9 @@ class Jobs:
             self._schedule_consent_poll()
 
     def _note_destination_state(self, rows: list[tuple[str, str, str, str]]) -> None:
-        """The destination now holds these opt-outs: say so in the links, so that a later
-        opt-in is sent, and the next sync looks at these records again."""
+        """These consents changed in the destination behind syncd's back, possibly before
+        an opt-in syncd wrote on older knowledge: mark them unknown (None) in the links, so
+        that the next evaluation of these records sends them whatever they are."""
         links = self.store.links(self.name, sorted({r[0] for r in rows}))
         updated = []
         for key, topic, channel, _ in rows:
@@ -134,7 +135,7 @@ class Jobs:
             if link is None:
                 continue
             state = {"c": dict(link.state.get("c", {})), "t": dict(link.state.get("t", {}))}
-            state["c"][f"{topic}|{channel}"] = False
+            state["c"][f"{topic}|{channel}"] = None
             links[key] = type(link)(link.dest_key, None, state)
             updated.append(key)
         self.store.save_links(self.name, [(k, links[k].dest_key, None, links[k].state)

@@ -140,17 +140,21 @@ def delta(profile: Profile, state: dict | None) -> tuple[Profile, dict, int]:
 
     Attributes go in full; consents and tags only where they differ from what was last
     written (a new profile gets its opt-ins and set tags; an opt-out or a cleared tag is sent
-    only where an opt-in or a set tag was written before). Returns the profile to send, the
+    only where an opt-in or a set tag was written before; a consent whose state is unknown,
+    ``None``, is sent either way). Returns the profile to send, the
     new state, and how many consents flip on a profile written before (for the
     stop-and-confirm guard)."""
     before_c = (state or {}).get("c", {})
     before_t = (state or {}).get("t", {})
     send_c, flips = [], 0
     for c in profile.consents:
-        previous = before_c.get(consent_key(c))
-        if previous is None:
+        key = consent_key(c)
+        previous = before_c.get(key)
+        if key not in before_c:  # never written: an opt-out would only add noise
             if c.opted_in:
                 send_c.append(c)
+        elif previous is None:  # unknown since an opt-out was read: send either way
+            send_c.append(c)
         elif previous != c.opted_in:
             send_c.append(c)
             flips += 1

@@ -49,7 +49,7 @@ def wait_for(predicate, timeout=20.0):
     return predicate()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(initial=st.lists(st.sampled_from(["A", "B"]), min_size=3, max_size=len(IDS)),
        operations=ops)
 def test_destination_ends_equal_to_the_source_under_the_rules(initial, operations):
