@@ -52,6 +52,8 @@ class AdminControl(Protocol):
 
     def reload(self) -> dict[str, Any]: ...
 
+    def import_overview(self, integration: str, overview: str) -> dict[str, Any]: ...
+
 
 def ensure_token(path: str) -> str:
     """The admin token in ``path``; created (random, mode 0600) when missing or empty.
@@ -122,6 +124,8 @@ class AdminApp:
             _flag(q.arg("failed"), True), q.arg("integration") or None))
         r.add("POST", "/events/retry", self._retry)
         r.add("POST", "/reload", lambda q: control.reload())
+        r.add("POST", "/integrations/{name}/overviews/{overview}/import",
+              lambda q: control.import_overview(q.params["name"], q.params["overview"]))
 
     def __call__(self, environ: dict, start_response):
         request = Request(environ, max_body=MAX_BODY)
@@ -266,6 +270,10 @@ class AdminClient:
 
     def reload(self) -> dict[str, Any]:
         return self._call("POST", "/reload", timeout=max(self.timeout, 180.0))
+
+    def import_overview(self, integration: str, overview: str) -> dict[str, Any]:
+        return self._call("POST", f"/integrations/{_seg(integration)}/overviews/"
+                                  f"{_seg(overview)}/import")
 
 
 def _seg(name: str) -> str:

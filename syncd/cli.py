@@ -244,6 +244,13 @@ def cmd_events_retry(args) -> int:
     return 0
 
 
+def cmd_overview_import(args) -> int:
+    result = _admin_client(args).import_overview(args.integration, args.overview)
+    print(f"importing overview {result['overview']} of {result['integration']}; "
+          f"see `syncd runs {result['integration']}`")
+    return 0
+
+
 def cmd_reload(args) -> int:
     result = _admin_client(args).reload()
     if result.get("ok"):
@@ -351,6 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--integration")
     s.add_argument("-c", "--config", metavar="FILE")
     s.set_defaults(func=cmd_events_retry)
+
+    p = add("overview", None, "import a CRM overview now", config=False)
+    ov_sub = p.add_subparsers(dest="overview_command", metavar="ACTION", required=True)
+    s = ov_sub.add_parser("import", help="import the contacts of an overview (tags them)")
+    s.add_argument("integration")
+    s.add_argument("overview")
+    s.add_argument("-c", "--config", metavar="FILE")
+    s.set_defaults(func=cmd_overview_import)
 
     add("reload", cmd_reload, "ask the running daemon to reload its config (like SIGHUP)")
 

@@ -111,3 +111,16 @@ class Control:
         count = self.store.retry_dead(ids, integration)
         self._notify_coordinators([integration] if integration else list(self.coordinators))
         return {"requeued": count}
+
+    def import_overview(self, integration: str, overview: str) -> dict[str, Any]:
+        """Import an overview now (``syncd overview import``); the run shows in ``runs``."""
+        config = self.config.integrations.get(integration)
+        if config is None:
+            raise KeyError(f"no integration named {integration!r}")
+        found = next((o for o in config.overviews if o.name == overview), None)
+        if found is None:
+            names = ", ".join(o.name for o in config.overviews) or "none configured"
+            raise KeyError(f"{integration} has no overview {overview!r} (overviews: {names})")
+        self._coordinator(integration).run_job.defer(
+            "overview", {"overview": found.name, "tag": found.tag})
+        return {"integration": integration, "overview": found.name, "started": True}

@@ -8,13 +8,17 @@ own timer; they guard themselves, since a failing told message would stop the ac
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pykka
 
+from syncd import rules as R
 from syncd.connector import Capability
+from syncd.records import Event, Profile
 
 #: How long a coordinator waits for one call of a connection actor.
 CALL_TIMEOUT = 600.0
@@ -34,7 +38,8 @@ class Jobs:
     def run_job(self, job: str, params: dict[str, Any] | None = None) -> None:
         """A scheduled or on-demand job. Told, not asked: it guards itself."""
         handlers = {"daily_creation": self._daily_creation,
-                    "consent_changes": self._consent_changes}
+                    "consent_changes": self._consent_changes,
+                    "overview": self._import_overview}
         try:
             if job not in handlers:
                 raise ValueError(f"{job} jobs are not supported yet")
@@ -75,6 +80,55 @@ class Jobs:
         self.store.set_cursor(self.name, "daily_creation", repr(started))
         self.store.finish_run(run_id, "completed")
         self.log.info("daily_creation.completed", run_id=run_id)
+
+    # -- overviews ------------------------------------------------------------------------
+
+    def _import_overview(self, params: dict[str, Any]) -> None:
+        """Import the contacts of a CRM overview: members get the overview's tag (and their
+        profile, if the conditions hold), contacts no longer in it lose the tag. Changes
+        to an overview show after the next import (seed 001)."""
+        name, tag = params["overview"], params["tag"]
+        if Capability.READ_GROUPS not in self.capabilities.get("source", ()):
+            raise ValueError(f"the source of {self.name} cannot read overviews")
+        if self.progress.state == "full_sync":
+            self.log.info("overview.skipped", overview=name, reason="a full sync is running")
+            return
+        run_id = self.store.start_run(self.name, f"overview:{name}")
+        try:
+            members = set(self.source.call("read_group", name).get(timeout=CALL_TIMEOUT))
+            cursor_name = f"overview:{name}"
+            before = set(json.loads(self.store.cursor(self.name, cursor_name) or "[]"))
+            ids = sorted(members | before)
+            for start in range(0, len(ids), self.integration.page_size):
+                chunk = ids[start:start + self.integration.page_size]
+                records = self.source.read_records([Event(i) for i in chunk]
+                                                   ).get(timeout=CALL_TIMEOUT)
+                counts, writes, deletes = self._decide(records)
+                known = self.store.links(self.name, [r.id for r in records])
+                tagged = []
+                for record in records:
+                    link = known.get(record.id)
+                    write = next((w for w in writes if w.profile.key == record.id), None)
+                    if write is None and link is None:
+                        continue  # never synced and not to be: no profile to tag
+                    on = record.id in members
+                    if write is None:
+                        write = R.Write(Profile(record.id, record.email), link.digest,
+                                        known=True, state=link.state)
+                        writes.append(write)
+                    tagged.append((write, on))
+                for write, on in tagged:
+                    i = writes.index(write)
+                    writes[i] = replace(write, profile=replace(
+                        write.profile, tags={**write.profile.tags, tag: on}))
+                counts, errors = self._write(counts, writes, deletes, full_sync=False)
+                self.store.progress_run(run_id, counts, total=len(ids), errors=errors)
+            self.store.set_cursor(self.name, cursor_name, json.dumps(sorted(members)))
+        except Exception as exc:
+            self.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        self.store.finish_run(run_id, "completed")
+        self.log.info("overview.imported", overview=name, members=len(members))
 
     # -- consents changed in the destination --------------------------------------------------
 

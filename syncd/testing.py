@@ -39,6 +39,7 @@ class World:
     #: When set, read_page waits for it between pages (to hold a full sync mid-way).
     page_gate: threading.Event | None = None
     consent_log: list[ConsentChange] = field(default_factory=list)
+    groups: dict[str, set[str]] = field(default_factory=dict)  # overviews: name -> ids
     pages_read: int = 0
     writes: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -97,7 +98,8 @@ class MemoryConnector(Connector):
     description = "in-memory source and destination, for tests"
     capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
                               Capability.WRITE_PROFILES, Capability.DELETE_PROFILES,
-                              Capability.READ_CONSENT_CHANGES, Capability.WRITE_CONSENTS})
+                              Capability.READ_CONSENT_CHANGES, Capability.WRITE_CONSENTS,
+                              Capability.READ_GROUPS})
     options = (
         Option("world", str, "default", "the name of the shared in-memory data"),
         Option("webhook_secret", Secret, None, "HMAC-SHA256 key of X-Memory-Signature"),
@@ -171,6 +173,10 @@ class MemoryConnector(Connector):
                     w.tags.setdefault(p.key, {}).update(p.tags)
                 out.append(WriteResult(p.key, "updated" if existed else "created"))
         return out
+
+    def read_group(self, name: str) -> list[str]:
+        with self.world.lock:
+            return sorted(self.world.groups.get(name, ()))
 
     def read_consent_changes(self, cursor: str | None
                              ) -> tuple[list[ConsentChange], str | None]:

@@ -39,8 +39,10 @@ def setup(tmp_path, memory_world):
                                         batch_size=kw.pop("batch_size", 50), **kw)
         rules = Rules.from_integration(integration)
         progress = Progress()
+        caps = {"source": MemoryConnector.capabilities,
+                "destination": MemoryConnector.capabilities}
         ref = Coordinator.start(integration, rules, store, lambda n: refs[n].proxy(),
-                                progress=progress)
+                                progress=progress, capabilities=caps)
         return ref.proxy(), progress
 
     yield world, store, make
@@ -159,3 +161,19 @@ def test_an_unknown_job_is_reported_not_fatal(setup):
     coord.run_job("nonsense", {}).get(timeout=5)
     assert "not supported" in progress.last_error
     assert coord.ping().get(timeout=5) == "i"
+
+
+def test_overview_import_tags_members_and_untags_who_left(setup):
+    world, store, make = setup
+    seed(world, 6, CustomerType="A")
+    world.update("p0005", CustomerType="B")  # never matches: no profile to tag
+    coord, _ = make(conditions=(Condition("CustomerType", "A"),))
+    wait_run(store, coord.start_full_sync().get(timeout=5))
+    world.groups["Hot leads"] = {"p0001", "p0002", "p0005"}
+    coord.run_job("overview", {"overview": "Hot leads", "tag": "hot"}).get(timeout=10)
+    assert {k for k, t in world.tags.items() if t.get("hot")} == {"p0001", "p0002"}
+    assert store.runs("i")[0]["status"] == "completed"
+    world.groups["Hot leads"] = {"p0002", "p0003"}  # p0001 left, p0003 joined
+    coord.run_job("overview", {"overview": "Hot leads", "tag": "hot"}).get(timeout=10)
+    assert {k for k, t in world.tags.items() if t.get("hot")} == {"p0002", "p0003"}
+    assert world.tags["p0001"]["hot"] is False
