@@ -141,8 +141,10 @@ class Coordinator(Jobs, pykka.ThreadingActor):
             raise ValueError(f"a full sync of {self.name} is already running "
                              f"(run {self.progress.run_id})")
         cursor = resume.get("cursor") if resume else None
+        # a resumed run carries the total over; its own counters count from the resume
         run_id = self.store.start_run(self.name, "full", cursor=cursor,
-                                      resumed_from=resume.get("id") if resume else None)
+                                      resumed_from=resume.get("id") if resume else None,
+                                      total=resume.get("total") if resume else None)
         self.progress.cancel.clear()
         self._cursor = cursor
         self._prefetch = None
@@ -409,6 +411,6 @@ class Coordinator(Jobs, pykka.ThreadingActor):
         for item in retry:
             delay = min(300.0, 2.0 ** item.attempts)
             self.store.mark_retry([item.id], reason, delay)
-            self.log.warning("event.retry", event=item.id, record_id=item.event.record_id,
+            self.log.warning("event.retry", event_id=item.id, record_id=item.event.record_id,
                              reason=reason, delay=delay)
 

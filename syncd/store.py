@@ -416,12 +416,12 @@ class Store:
     # -- runs ------------------------------------------------------------------------------
 
     def start_run(self, integration: str, kind: str, *, resumed_from: int | None = None,
-                  cursor: str | None = None) -> int:
+                  cursor: str | None = None, total: int | None = None) -> int:
         with self._tx() as conn:
             cur = conn.execute(
-                "INSERT INTO runs (integration, kind, status, started_at, resumed_from, cursor)"
-                " VALUES (?, ?, 'running', ?, ?, ?)",
-                (integration, kind, time.time(), resumed_from, cursor))
+                "INSERT INTO runs (integration, kind, status, started_at, resumed_from, cursor,"
+                " total) VALUES (?, ?, 'running', ?, ?, ?, ?)",
+                (integration, kind, time.time(), resumed_from, cursor, total))
             return cur.lastrowid
 
     def progress_run(self, run_id: int, counts: dict[str, int], *, cursor: str | None = None,

@@ -11,7 +11,11 @@ back-off and ``Retry-After`` honoured across threads. This module adds what is A
 - a per-profile-key budget (10 requests/s per key, ``apis.md`` 3.8) spent on every attempt of
   a request that names a profile, next to the account budget;
 - URL-encoded profile keys in paths (``a%40a.com``);
-- definitions: keyspaces, sections, attributes (discriminator + version id), topics, tags.
+- definitions: keyspaces, sections, attributes (discriminator + version id), topics, tags;
+- the e-mail event export (``apis.md`` 3.6) on a *second* HttpClient (same token, same
+  account budget): its 1-a-minute limit answers 429 + ``Retry-After``, and that hold must not
+  stop the profile writes of the connection (HttpClient holds every request of a client
+  after a ``Retry-After``).
 
 Errors are RFC 7807 problem+json; their ``title``/``detail`` end up in :class:`RemoteError`
 messages (``syncd.http`` formats them). Secrets never reach a message, a log or a repr.
@@ -24,13 +28,19 @@ import json
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
 from syncd.config.schema import Secret
 from syncd.exceptions import AuthError, RemoteError
-from syncd.http import ClientCredentials, HttpClient, KeyedRateBudget, RateBudget
+from syncd.http import (
+    ClientCredentials,
+    HttpClient,
+    KeyedRateBudget,
+    RateBudget,
+    parse_retry_after,
+)
 
 MERGE_PATCH = "application/merge-patch+json"
 PROBLEM = "application/problem+json"
@@ -132,15 +142,21 @@ class ApsisClient:
             name=name,
         )
         self.reauth_403 = 0
+        #: The e-mail event export's own client: its Retry-After holds only exports.
+        self.exports_http = HttpClient(
+            self.base_url, auth=self.auth, timeout=timeout, max_attempts=max_attempts,
+            backoff=backoff, budget=self.http.budget, pool_size=2, name=f"{name}-exports")
 
     def __repr__(self) -> str:
         return f"ApsisClient(base_url={self.base_url!r}, client_id={self.auth.client_id!r})"
 
     def close(self) -> None:
         self.http.close()
+        self.exports_http.close()
 
     def stats(self) -> dict[str, int]:
-        return {"requests": self.http.requests_sent, "retries": self.http.retries,
+        return {"requests": self.http.requests_sent + self.exports_http.requests_sent,
+                "retries": self.http.retries + self.exports_http.retries,
                 "token_fetches": self.auth.fetches, "reauth_on_403": self.reauth_403}
 
     # -- sending -----------------------------------------------------------------------------
@@ -264,6 +280,44 @@ class ApsisClient:
         response = self.request("DELETE", self.profile_path(keyspace, key),
                                 rate_key=self.rate_key(keyspace, key), ok=(404,))
         return response.status_code != 404
+
+    # -- e-mail event export (apis.md 3.6) --------------------------------------------------------
+
+    def create_email_report(self, start_at: str, end_at: str | None = None, *,
+                            attributes: tuple[str, ...] = ()) -> tuple[str | None, float | None]:
+        """Request an e-mail event export. Returns ``(report_id, None)``, or ``(None,
+        seconds)`` when APSIS answered 429 (1 export request a minute): ``seconds`` is its
+        ``Retry-After`` (None when it sent none). Other errors raise RemoteError."""
+        body: dict[str, Any] = {"start_at": start_at}
+        if end_at is not None:
+            body["end_at"] = end_at
+        if attributes:
+            body["attributes"] = list(attributes)
+        response = self.exports_http.request(
+            "POST", "/emails/reports", ok=(429,), json=body,
+            headers={"Accept": f"{PROBLEM}, application/json"})
+        if response.status_code == 429:
+            return None, parse_retry_after(response.headers.get("Retry-After"))
+        data = response.json()
+        report_id = data.get("report_id") or data.get("id")
+        if not report_id:
+            raise RemoteError("POST /emails/reports answered without a report_id",
+                              status=response.status_code, retryable=True)
+        return str(report_id), None
+
+    def email_report(self, report_id: str) -> dict[str, Any]:
+        """The export's status: ``{"status": "pending" | "completed" | ..., "file_download_url"
+        ...}``."""
+        return self.exports_http.request(
+            "GET", f"/emails/reports/{segment(report_id)}",
+            headers={"Accept": f"{PROBLEM}, application/json"}).json()
+
+    def download(self, url: str, headers: Mapping[str, str] | None = None) -> requests.Response:
+        """GET an export file, streamed (the caller closes the response). The bearer goes only
+        to the API's own host: a pre-signed URL elsewhere carries its own credential."""
+        same_host = urlsplit(url).netloc in ("", urlsplit(self.base_url).netloc)
+        return self.exports_http.request("GET", url, auth=same_host, stream=True,
+                                         headers=dict(headers or {}))
 
     def merge(self, first: tuple[str, str], second: tuple[str, str]) -> None:
         """Merge two keys into one profile (missing ones are created; 409 on a conflict)."""

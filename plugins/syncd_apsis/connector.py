@@ -8,12 +8,17 @@ How one profile is written (``apis.md`` 3.3):
   back to creating it;
 - a key syncd never wrote: v1 PATCH by attribute *version id*, which creates the profile
   implicitly (outcome ``created``); attributes to clear then go in one v2 merge-patch;
-- then consents (consent 2.0, one POST each; 409 = already so = fine) and tags (merge-patch).
+- then consents (consent 2.0, one POST each to the channel discriminator configured for the
+  consent's channel, ``email_channel`` / ``sms_channel``; 409 = already so = fine) and tags
+  (merge-patch).
 
 The profile key is the CRM id in the ``crm-id`` keyspace by default, so a changed e-mail
 address updates the e-mail attribute (and re-keys the e-mail key) of the *same* profile.
 A batch is written concurrently (``concurrency`` threads) within the account budget and the
 per-profile-key budget; results come back in input order.
+
+Consent changes made in APSIS One (unsubscribes) are read back from the e-mail event export
+(READ_CONSENT_CHANGES, see :mod:`syncd_apsis.consent_changes`), so that the CRM can be told.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from typing import Any, ClassVar
 from syncd.config.schema import Option, Secret
 from syncd.connector import Capability, Connector
 from syncd.exceptions import RemoteError
-from syncd.records import Profile, Scalar, WriteResult
+from syncd.records import ConsentChange, Profile, Scalar, WriteResult
 from syncd_apsis.client import ApsisClient
+from syncd_apsis.consent_changes import ConsentChangeReader
 
 ATTRIBUTE_PREFIX = "com.apsis1.attributes."
 CRM_ID_KEYSPACE = "com.apsis1.keyspaces.crm-id"
@@ -43,7 +49,8 @@ class UnknownAttribute(Exception):
 class ApsisConnector(Connector):
     kind: ClassVar[str] = "apsis"
     description = "APSIS One: profiles, consents (2.0) and tags in one section"
-    capabilities = frozenset({Capability.WRITE_PROFILES, Capability.DELETE_PROFILES})
+    capabilities = frozenset({Capability.WRITE_PROFILES, Capability.DELETE_PROFILES,
+                              Capability.READ_CONSENT_CHANGES})
     emulator = "syncd_apsis.emulator:ApsisEmulator"
     email_attribute = "com.apsis1.attributes.email"
     #: Seconds before an attribute name found undefined may reload the definitions again.
@@ -73,6 +80,23 @@ class ApsisConnector(Connector):
                "Channel discriminator of e-mail consents (verify in your account)."),
         Option("sms_channel", str, "com.apsis1.channels.sms",
                "Channel discriminator of SMS consents (verify in your account)."),
+        Option("consent_poll_overlap", float, 120.0,
+               "Seconds each read of consent changes (unsubscribes, from the e-mail event "
+               "export) reaches back before its cursor, for events APSIS records late. Rows "
+               "the previous read returned are not returned again.", minimum=0),
+        Option("consent_export_timeout", float, 120.0,
+               "Most seconds one read of consent changes waits for its export (polling, and "
+               "a 429's Retry-After: APSIS allows 1 export request a minute); past it the "
+               "read returns nothing and the next one resumes the same export.", minimum=1),
+        Option("export_poll_interval", float, 1.0,
+               "Seconds before the first status poll of an export (doubling up to 10).",
+               minimum=0.01),
+        Option("export_crm_id_column", str, "com.apsis1.attributes.crmid",
+               "The attribute that decorates e-mail event export rows with the CRM id, and "
+               "the column it comes back as (the column name is not documented)."),
+        Option("export_topic_column", str, "topic_discriminator",
+               "The export column naming an UNSUBSCRIBED row's topic (not documented); rows "
+               "without it are resolved through the profile's current opt-outs."),
     )
 
     def __init__(self, name: str, config: Mapping[str, Any]):
@@ -94,6 +118,13 @@ class ApsisConnector(Connector):
         self._start_lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._counts_lock = threading.Lock()
+        c = self.config
+        self._consents = ConsentChangeReader(
+            lambda: self.client, channel=self.channels["email"], section=self.section,
+            overlap=float(c["consent_poll_overlap"]),
+            timeout=float(c["consent_export_timeout"]),
+            poll_interval=float(c["export_poll_interval"]),
+            crm_id_column=c["export_crm_id_column"], topic_column=c["export_topic_column"])
 
     def __repr__(self) -> str:
         return (f"ApsisConnector(name={self.name!r}, base_url={self.config.get('base_url')!r}, "
@@ -149,7 +180,8 @@ class ApsisConnector(Connector):
         with self._counts_lock:
             counts = dict(self._counts)
         client = self._client.stats() if self._client is not None else {}
-        return {**client, **counts}
+        consents = {f"consent_{k}": v for k, v in self._consents.counts.items()}
+        return {**client, **counts, **consents}
 
     @classmethod
     def sandbox_config(cls, emulator: Any) -> dict[str, Any]:
@@ -262,6 +294,15 @@ class ApsisConnector(Connector):
             client.set_tags(ks, key, section, profile.tags)
         return WriteResult(profile.key, outcome,
                            remote_id=key if key != profile.key else None)
+
+    # -- consent changes made in APSIS One ------------------------------------------------------
+
+    def read_consent_changes(self, cursor: str | None) -> tuple[list[ConsentChange], str]:
+        """Unsubscribes since ``cursor`` (an ISO time; None: "from now on", returns
+        ``([], now)``), oldest first, and the next cursor. Each change is
+        ``ConsentChange(key=CRM id, topic, "email", opted_in=False, at=when)``. See
+        :mod:`syncd_apsis.consent_changes` (overlap, 1-a-minute limit, resuming)."""
+        return self._consents.read(cursor)
 
     # -- deleting ----------------------------------------------------------------------------
 

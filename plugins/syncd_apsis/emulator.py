@@ -11,6 +11,13 @@
   ``per_key_per_second`` per profile key -> 429 (with ``Retry-After`` unless
   ``send_retry_after`` is False: APSIS does not document the header).
 - Errors are problem+json everywhere. Faults and the control API come from the base class.
+- E-mail events (``unsubscribe``, ``record_event``) and the e-mail event export
+  (``/emails/reports``): see :mod:`syncd_apsis.emulator_events`.
+- Control (for benchmarks): ``POST /_emulator/settings`` with any of ``requests_per_second``,
+  ``per_key_per_second`` (0: unlimited), ``send_retry_after``; ``GET
+  /_emulator/profile/{crm_id}`` and ``POST /_emulator/profiles`` (``{"keys": [...]}``) return
+  a profile's attributes and ``modified_at`` (epoch seconds of its last successful write
+  through the API), without touching the budgets, the faults or the request counts.
 
 Response shapes of the definitions are GAPs in the public material: they are invented here
 as ``{"items": [...]}`` with the fields ``apis.md`` names.
@@ -33,6 +40,7 @@ from urllib.parse import unquote
 from syncd.emulator import Emulator, TokenIssuer
 from syncd.wsgi import HTTPError, Request, Router
 from syncd_apsis.audience import CRM_ID, EMAIL, MOBILE, Audience, Conflict, NotFound
+from syncd_apsis.emulator_events import EmailEvents
 from syncd_apsis.emulator_limits import Bucket, JwtIssuer
 
 DEFAULT_SECTION = "com.apsis1.sections.default"
@@ -48,7 +56,7 @@ PROFILE = "/audience/keyspaces/{ks}/profiles/{key}"
 SECTION = "/sections/{section}"
 
 
-class ApsisEmulator(Emulator):
+class ApsisEmulator(EmailEvents, Emulator):
     kind = "apsis"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None,
@@ -70,8 +78,11 @@ class ApsisEmulator(Emulator):
         self.per_key_per_second = per_key_per_second
         self._keys: dict[tuple[str, str], Bucket] = {}
         self._budget_lock = threading.Lock()
+        #: profile id -> time.time() of its last successful write through the API
+        self._modified: dict[int, float] = {}
         self.sections: dict[str, dict[str, Any]] = {}
         self.keyspaces = {CRM_ID: "CRM ID", EMAIL: "Email", MOBILE: "Mobile"}
+        self._init_email_events(seed)  # e-mail events and their export: emulator_events.py
         super().__init__(host, port, seed=seed, threads=threads, max_body=max_body)
         self.define_section(section)
         for name in (*STANDARD_ATTRIBUTES, *EXTRA_ATTRIBUTES, *attributes):
@@ -181,6 +192,9 @@ class ApsisEmulator(Emulator):
     # -- routes ------------------------------------------------------------------------------------
 
     def setup_routes(self, router: Router) -> None:
+        router.add("POST", "/_emulator/settings", self._settings)
+        router.add("GET", "/_emulator/profile/{key}", self._control_profile)
+        router.add("POST", "/_emulator/profiles", self._control_profiles)
         router.add("POST", "/oauth/token", self._token)
         api = self._api
         router.add("GET", "/audience/keyspaces", api(self._get_keyspaces))
@@ -199,6 +213,51 @@ class ApsisEmulator(Emulator):
         router.add("PATCH", f"{PROFILE}{SECTION}/tags", api(self._patch_tags, True))
         router.add("DELETE", PROFILE, api(self._delete_profile, True))
         router.add("PUT", "/audience/profiles/merges", api(self._merge))
+        self.setup_event_routes(router)
+
+    # -- control (benchmarks) --------------------------------------------------------------------
+
+    def settings(self, **values: Any) -> dict[str, Any]:
+        """Change the budgets: ``requests_per_second`` (account), ``per_key_per_second``,
+        ``send_retry_after``. A rate of 0 means unlimited. Returns the current settings."""
+        with self._budget_lock:
+            if "requests_per_second" in values:
+                self._account = Bucket(float(values["requests_per_second"]))
+            if "per_key_per_second" in values:
+                self.per_key_per_second = float(values["per_key_per_second"])
+                self._keys.clear()
+            if "send_retry_after" in values:
+                self.send_retry_after = bool(values["send_retry_after"])
+            return {"requests_per_second": self._account.rate,
+                    "per_key_per_second": self.per_key_per_second,
+                    "send_retry_after": self.send_retry_after}
+
+    def _settings(self, request: Request):
+        body = request.json() or {}
+        known = {"requests_per_second", "per_key_per_second", "send_retry_after"}
+        unknown = sorted(set(body) - known) if isinstance(body, dict) else ["(not an object)"]
+        if unknown:
+            raise self.problem(400, f"unknown setting {', '.join(unknown)}")
+        return self.settings(**body)
+
+    def profile_state(self, key: str, keyspace: str = CRM_ID) -> dict[str, Any] | None:
+        """A profile's attributes (default section) and ``modified_at``, or None."""
+        with self.lock:
+            p = self.audience.find(keyspace, key)
+            if p is None:
+                return None
+            return {"key": key, "attributes": dict(p.attributes.get(self.section, {})),
+                    "modified_at": self._modified.get(p.pid)}
+
+    def _control_profile(self, request: Request):
+        state = self.profile_state(unquote(request.params["key"]))
+        if state is None:
+            raise self.problem(404, "no such profile")
+        return state
+
+    def _control_profiles(self, request: Request):
+        body = request.json() or {}
+        return {"items": [self.profile_state(str(k)) for k in body.get("keys", [])]}
 
     def __call__(self, environ, start_response):
         # Route on the raw path, so that an encoded "/" in a profile key stays in its segment;
@@ -236,7 +295,12 @@ class ApsisEmulator(Emulator):
                 raise self.problem(404, f"section {request.params['section']} not found")
             try:
                 with self.lock:
-                    return handler(request)
+                    result = handler(request)
+                    if keyed and request.method != "GET":
+                        p = self.audience.find(request.params["ks"], request.params["key"])
+                        if p is not None:
+                            self._modified[p.pid] = time.time()
+                    return result
             except NotFound as exc:
                 raise self.problem(404, str(exc)) from None
             except Conflict as exc:

@@ -165,8 +165,14 @@ class TribeClient:
             return None
         return response.json()
 
-    def create(self, entity_set: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.http.post(self.entity_url(entity_set), json=dict(body)).json()
+    def create(self, entity_set: str, body: Mapping[str, Any], *,
+               ok: tuple[int, ...] = ()) -> dict[str, Any] | None:
+        """The created entity; None when the answer is a status listed in ``ok`` (e.g. 409:
+        it exists already)."""
+        response = self.http.post(self.entity_url(entity_set), json=dict(body), ok=ok)
+        if response.status_code in ok:
+            return None
+        return response.json() if response.content else {}
 
     def update(self, entity_set: str, key: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Partial update: Tribe's PUT takes only the changed fields."""

@@ -14,18 +14,34 @@ Labels (``labels_nav``) become ``Record.labels`` and also ``Record.selections`` 
 selections are built on labels; their own API is a GAP). ``Record.email`` is the first
 non-empty of ``email_fields``; ``Record.modified_at`` is the later ``LastMutationDate`` of the
 person and the chosen contact.
+
+Labels and when they were set. How a person links to its labels is a GAP in Tribe's public
+docs, so it is configurable. By default (the emulator's model) ``labels_nav`` leads to *link*
+entities (``LabelAssignments``, of the set ``label_link_set``) that carry ``label_link_time_field``
+(``CreationDate``: when the label was set, which fills ``Record.label_times``) and navigate to
+the label (``label_link_label_nav``) and to the person (``label_link_owner_nav``). With
+``label_link_label_nav = ""``, ``labels_nav`` leads straight to the labels (e.g. ``Labels``):
+no times then.
+
+``write_consents`` (WRITE_CONSENTS) sets or removes opt-in labels by name: it POSTs a link /
+DELETEs it (or, without links, binds the person's whole label list with one PUT). Each change
+makes Tribe fire the person's update webhook, so the change comes back as a record update.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from typing import Any, ClassVar
 
 from syncd.config.schema import Option, Secret
 from syncd.connector import Capability, Connector
-from syncd.exceptions import SyncdError
-from syncd.records import Event, Page, Record
+from syncd.exceptions import RemoteError, SyncdError
+from syncd.records import Event, Page, Record, WriteResult
 from syncd_tribe import webhooks
 from syncd_tribe.client import TribeClient, any_of, as_secret, literal
 from syncd_tribe.odata import parse_datetime
@@ -65,8 +81,25 @@ OPTIONS: tuple[Option, ...] = (
     Option("webhook_entity_types", list, ["Relation.Person", "Relationship.Person.Contact.Standard"],
            "Entity types webhooks are registered and accepted for (others are ignored).",
            item_type=str),
-    Option("labels_nav", str, "Labels",
-           'The navigation from a person to its (opt-in) labels ("" for none).'),
+    Option("labels_nav", str, "LabelAssignments",
+           "The navigation from a person to its (opt-in) labels: to label *links* that say "
+           "when each label was set (the emulator's LabelAssignments), or straight to the "
+           'labels (e.g. "Labels", with label_link_label_nav = ""; no label times then). '
+           'The real name is not documented: check $metadata. "" for no labels.'),
+    Option("label_link_label_nav", str, "Label",
+           "The navigation from a label link to its label; \"\" when labels_nav leads "
+           "straight to the labels."),
+    Option("label_link_owner_nav", str, "Relation",
+           "The navigation from a label link to the person it labels (set when "
+           "write_consents creates a link)."),
+    Option("label_link_time_field", str, "CreationDate",
+           "The label link's field that says when the label was set (Record.label_times: "
+           "a label set after an opt-out in the destination is a newer opt-in)."),
+    Option("label_link_set", str, "LabelAssignment",
+           "The entity set of label links: write_consents POSTs one to set a label and "
+           "DELETEs it to remove the label."),
+    Option("label_set", str, "Label",
+           "The entity set of labels, where write_consents looks label names up."),
     Option("former_field", str, "IsFormer",
            "The contact field that marks a former contact (the API name is not documented)."),
 )
@@ -81,6 +114,24 @@ def resolve_options(config: Mapping[str, Any]) -> dict[str, Any]:
         if option.type is Secret:
             out[option.name] = as_secret(out.get(option.name))
     return out
+
+
+class UnknownLabel(Exception):
+    pass
+
+
+def _iso_utc(value: Any) -> str | None:
+    """An ISO time with its offset (UTC when the API gives none), or None if unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_datetime(value).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    except ValueError:
+        return None
+
+
+def _later(a: str, b: str) -> bool:
+    return parse_datetime(a) > parse_datetime(b)
 
 
 def _scalar(value: Any) -> bool:
@@ -105,7 +156,10 @@ def _chunks(ids: list[str], path: str) -> Iterable[list[str]]:
 class TribeConnector(Connector):
     kind: ClassVar[str] = "tribe"
     description = "Tribe CRM: persons and their contacts, real-time through webhooks"
-    capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS})
+    capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
+                              Capability.WRITE_CONSENTS})
+    #: Seconds before a label name found unknown may reload the label list again.
+    LABELS_RETRY: ClassVar[float] = 30.0
     options = OPTIONS
     emulator = "syncd_tribe.emulator:TribeEmulator"
 
@@ -114,6 +168,10 @@ class TribeConnector(Connector):
         self.opts = resolve_options(config)
         self._client: TribeClient | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._label_ids: dict[str, str] | None = None  # label name -> id
+        #: unknown label name -> when it last made us reload the label list
+        self._refreshed_for: dict[str, float] = {}
+        self._labels_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"TribeConnector({self.name!r}, base_url={self.opts['base_url']!r})"
@@ -200,8 +258,31 @@ class TribeConnector(Connector):
     # -- reading -----------------------------------------------------------------------------
 
     def _person_expand(self) -> str | None:
-        nav = self.opts["labels_nav"]
-        return f"{nav}($select=ID,Name)" if nav else None
+        nav, link = self.opts["labels_nav"], self.opts["label_link_label_nav"]
+        if not nav:
+            return None
+        if link:
+            return (f"{nav}($select=ID,{self.opts['label_link_time_field']};"
+                    f"$expand={link}($select=ID,Name))")
+        return f"{nav}($select=ID,Name)"
+
+    def _label_items(self, person: Mapping[str, Any]) -> list[tuple[dict, str | None, Any]]:
+        """``(label, link id or None, when set or None)`` of each label on an expanded
+        person."""
+        nav, link = self.opts["labels_nav"], self.opts["label_link_label_nav"]
+        items = person.get(nav) if nav else None
+        out = []
+        for item in items or []:
+            if not isinstance(item, Mapping):
+                continue
+            if link:
+                label = item.get(link)
+                if isinstance(label, Mapping):
+                    out.append((dict(label), item.get("ID"),
+                                item.get(self.opts["label_link_time_field"])))
+            else:
+                out.append((dict(item), None, None))
+        return out
 
     def read_page(self, cursor: str | None, page_size: int, since: str | None = None) -> Page:
         """Persons ordered by ID, ``page_size`` at a time, joined with their contacts.
@@ -317,9 +398,17 @@ class TribeConnector(Connector):
                     fields[f"Contact.{key}"] = value
             if (contact.get("LastMutationDate") or "") > (modified or ""):
                 modified = contact.get("LastMutationDate")
-        nav = self.opts["labels_nav"]
-        labels = frozenset(str(lab["Name"]) for lab in (person.get(nav) or [] if nav else [])
-                           if isinstance(lab, Mapping) and lab.get("Name"))
+        names: set[str] = set()
+        label_times: dict[str, str] = {}
+        for label, _, when in self._label_items(person):
+            if not label.get("Name"):
+                continue
+            name = str(label["Name"])
+            names.add(name)
+            stamp = _iso_utc(when)
+            if stamp and (name not in label_times or _later(stamp, label_times[name])):
+                label_times[name] = stamp
+        labels = frozenset(names)
         email = None
         for path in self.opts["email_fields"]:
             value = fields.get(path)
@@ -327,7 +416,114 @@ class TribeConnector(Connector):
                 email = value.strip()
                 break
         return Record(id=str(person["ID"]).lower(), fields=fields, email=email, labels=labels,
-                      selections=labels, modified_at=modified)
+                      label_times=label_times, selections=labels, modified_at=modified)
+
+    # -- writing consents (opt-in labels) ------------------------------------------------------
+
+    def _resolve_labels(self, names: list[str]) -> dict[str, str]:
+        """Label name -> id. The label list is loaded once, lazily, and reloaded when a name
+        is not in it (an admin may just have created the label); the same unknown name
+        reloads it again only after ``LABELS_RETRY`` seconds. A name matches exactly, else case-insensitively when that
+        is unambiguous. Raises UnknownLabel naming what is missing."""
+        with self._labels_lock:
+            now = time.monotonic()
+            missing = [n for n in names if self._match(n) is None]
+            if self._label_ids is None or any(
+                    now - self._refreshed_for.get(n, -math.inf) >= self.LABELS_RETRY
+                    for n in missing):
+                if self._label_ids is not None:
+                    self._refreshed_for.update(dict.fromkeys(missing, now))
+                self._label_ids = {}
+                for label in self.client.iterate(self.opts["label_set"], page_size=500,
+                                                 select=["ID", "Name"]):
+                    if label.get("Name") and label.get("ID"):
+                        self._label_ids.setdefault(str(label["Name"]),
+                                                   str(label["ID"]).lower())
+            found = {n: self._match(n) for n in names}
+        missing = [n for n, i in found.items() if i is None]
+        if missing:
+            raise UnknownLabel(
+                f"label{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
+                f"not found in Tribe (fix: create {'them' if len(missing) > 1 else 'it'} in "
+                f"Tribe, or correct the consent mapping)")
+        return {n: i for n, i in found.items() if i is not None}
+
+    def _match(self, name: str) -> str | None:
+        ids = self._label_ids or {}
+        if name in ids:
+            return ids[name]
+        folded = [i for n, i in ids.items() if n.casefold() == name.casefold()]
+        return folded[0] if len(folded) == 1 else None
+
+    def write_consents(self, record_id: str, labels: dict[str, bool]) -> WriteResult:
+        """Set (True) or remove (False) the named opt-in labels on person ``record_id``.
+
+        Idempotent: a label already set / already absent counts as unchanged; the outcome
+        is ``updated`` when at least one label changed, else ``unchanged``. An unknown label
+        name fails the whole call (nothing written, not retryable); so does a person that no
+        longer exists. API failures are retryable when the API says so (5xx, 429 ...)."""
+        rid = str(record_id).lower()
+        if not labels:
+            return WriteResult(rid, "unchanged")
+        if not self.opts["labels_nav"]:
+            return WriteResult(rid, "failed", "labels_nav is empty: labels cannot be written "
+                                              "(fix: set labels_nav)", retryable=False)
+        try:
+            ids = self._resolve_labels(list(labels))
+            person = self.client.get(self.opts["person_set"], rid, select=["ID"],
+                                     expand=self._person_expand())
+            if person is None:
+                return WriteResult(rid, "failed", f"no person {rid} in Tribe (deleted?)",
+                                   retryable=False)
+            current = {str(label.get("ID") or "").lower(): link
+                       for label, link, _ in self._label_items(person)}
+            wanted = {ids[name]: bool(on) for name, on in labels.items()}
+            if self.opts["label_link_label_nav"]:
+                changed = self._write_links(rid, current, wanted)
+            else:
+                changed = self._write_label_list(rid, current, wanted)
+        except UnknownLabel as exc:
+            return WriteResult(rid, "failed", str(exc), retryable=False)
+        except RemoteError as exc:
+            return WriteResult(rid, "failed", str(exc), retryable=exc.retryable)
+        except Exception as exc:  # a bug or an odd answer: report it, may work next time
+            self.log.exception("tribe.write_consents_failed", record=rid)
+            return WriteResult(rid, "failed", f"{type(exc).__name__}: {exc}", retryable=True)
+        if changed:
+            self.log.info("tribe.labels_written", record=rid, changed=changed)
+        return WriteResult(rid, "updated" if changed else "unchanged")
+
+    def _write_links(self, rid: str, current: dict[str, Any], wanted: dict[str, bool]) -> int:
+        """One POST per label to set, one DELETE per link to remove; 409 on a POST (set
+        meanwhile) and 404 on a DELETE (removed meanwhile) count as unchanged."""
+        changed = 0
+        link_set = self.opts["label_link_set"]
+        owner, label_nav = self.opts["label_link_owner_nav"], self.opts["label_link_label_nav"]
+        for label_id, on in wanted.items():
+            if on and label_id not in current:
+                body = {owner: {"ID": rid}, label_nav: {"ID": label_id}}
+                if self.client.create(link_set, body, ok=(409,)) is not None:
+                    changed += 1
+            elif not on and label_id in current:
+                link = current[label_id]
+                if link and self.client.delete(link_set, str(link)):
+                    changed += 1
+        return changed
+
+    def _write_label_list(self, rid: str, current: dict[str, Any],
+                          wanted: dict[str, bool]) -> int:
+        """Without links: bind the person's whole label list with one PUT."""
+        labels = list(current)
+        for label_id, on in wanted.items():
+            if on and label_id not in labels:
+                labels.append(label_id)
+            elif not on and label_id in labels:
+                labels.remove(label_id)
+        changed = len(set(labels) ^ set(current))
+        if changed:
+            self.client.update(self.opts["person_set"], rid,
+                               {self.opts["labels_nav"]: [{"ID": i} for i in labels]})
+        return changed
 
     # -- webhooks ----------------------------------------------------------------------------
 

@@ -13,7 +13,11 @@
 
 GAPs made configurable: ``server_paging`` (max page size; ``@odata.nextLink`` beyond it),
 ``request_budget`` (requests per second per token, 429 + Retry-After beyond it),
-``signature_header``. Person-label links use the navigation ``Labels`` (the real name is a GAP).
+``signature_header``. Labels (names of person-label links are a GAP): the collection
+navigation ``Labels`` (bind the whole list with PUT) and the link entities
+``LabelAssignment`` (navigations ``Relation``, ``Label``; ``CreationDate`` = when the label was
+set), reachable from a person as ``LabelAssignments``; POST/DELETE a ``LabelAssignment`` sets or
+removes one label. Any of these fires the person's ``EntityUpdateMutation`` webhook.
 Control: ``POST /_emulator/settings`` (``server_paging``, ``request_budget``,
 ``token_lifetime``), ``POST /_emulator/expire-tokens``, plus the base class' faults.
 """
@@ -33,7 +37,15 @@ from syncd.wsgi import HTTPError, Request, Router
 from syncd_tribe import odata
 from syncd_tribe.emulator_seed import seed_store, setup_identity
 from syncd_tribe.emulator_sender import Sender
-from syncd_tribe.emulator_store import SETS, UNDELETABLE, Store, concrete_sets, metadata
+from syncd_tribe.emulator_store import (
+    LABEL_LINK_SET,
+    LABEL_LINKS_NAV,
+    SETS,
+    UNDELETABLE,
+    Store,
+    concrete_sets,
+    metadata,
+)
 from syncd_tribe.odata import ODataError
 
 ODATA = "/v1/odata"
@@ -232,9 +244,15 @@ class TribeEmulator(Emulator):
                        if nav in ("Person", "Relation") for rid in list(index.get(eid, ()))]
             changes.append((eid, "deleted"))
             payloads = [self._payload(i, k) for i, k in changes]
+            # removing a label link changes its person (or organisation): like any change
+            owner = self.store.owner_of_link(eid) \
+                if self.store.set_of[eid] == LABEL_LINK_SET else None
             for rid, _ in changes:
                 if rid in self.store.entities:
                     self.store.remove(rid)
+            if owner is not None:
+                self.store.put(self.store.set_of[owner], {"ID": owner})  # LastMutationDate
+                payloads.append(self._payload(owner, "changed"))
             self._enqueue(payloads)
         return 204, None
 
@@ -334,6 +352,20 @@ class TribeEmulator(Emulator):
         with self.lock:
             return [self.store.render(eid, None, expand or {})
                     for eid in self.store.ids_of(set_name)]
+
+    def label_times(self, eid: str) -> dict[str, str]:
+        """``{label name: when it was set}`` of a person (the links' ``CreationDate``)."""
+        with self.lock:
+            found = self.store.find("Relation_Person", eid)
+            if found is None:
+                return {}
+            out = {}
+            for link in self.store.navs[found].get(LABEL_LINKS_NAV) or []:
+                label = self.store.navs.get(link, {}).get("Label")
+                if label in self.store.entities and link in self.store.entities:
+                    out[self.store.entities[label]["Name"]] = \
+                        self.store.entities[link]["CreationDate"]
+            return out
 
     def persons(self) -> list[dict[str, Any]]:
         return self._entities("Relation_Person", {"Labels": {"select": ["ID", "Name"]}})

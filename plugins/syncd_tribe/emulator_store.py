@@ -1,5 +1,14 @@
 """The Tribe emulator's data: entity sets in memory, navigation links, OData queries.
 
+Labels on a relation (person or organisation) are reachable two ways, kept consistent here:
+the collection navigation ``Labels`` (label entities; writable by binding the whole list,
+``{"Labels": [{"ID": ...}]}``) and ``LabelAssignments``: *link* entities of the set
+``LabelAssignment`` (navigations ``Relation`` and ``Label``) whose ``CreationDate`` is when the
+label was set on the relation. Links are created with ``POST /LabelAssignment`` and removed
+with ``DELETE /LabelAssignment(id)``; binding ``Labels`` creates and removes them too (a label
+kept keeps its link and so its time). The real API's names for this are a GAP (apis.md 1.4):
+the connector's ``labels_nav`` / ``label_link_*`` options name them.
+
 Entities are plain dicts of scalar fields, kept by id; navigation links are kept apart
 (``navs[id] = {"Person": pid, "Labels": [..]}``) so that rendering an entity is a dict copy.
 A reverse index per single-valued navigation answers ``Person/ID eq a or ...`` without a
@@ -20,9 +29,15 @@ from syncd_tribe.odata import ODataError
 
 #: Concrete entity sets: ``_Type`` and navigations ``name -> (target set, collection?)``.
 #: A target may be an abstract set (``Relation``): any entity of its concrete sets.
+LABELS_NAV = "Labels"
+LABEL_LINKS_NAV = "LabelAssignments"
+LABEL_LINK_SET = "LabelAssignment"
+#: The sets that carry labels.
+LABELLED = frozenset({"Relation_Person", "Relation_Organization"})
+_LABEL_NAVS = {LABELS_NAV: ("Label", True), LABEL_LINKS_NAV: (LABEL_LINK_SET, True)}
 SETS: dict[str, tuple[str, dict[str, tuple[str, bool]]]] = {
-    "Relation_Person": ("Relation.Person", {"Labels": ("Label", True)}),
-    "Relation_Organization": ("Relation.Organization", {"Labels": ("Label", True)}),
+    "Relation_Person": ("Relation.Person", dict(_LABEL_NAVS)),
+    "Relation_Organization": ("Relation.Organization", dict(_LABEL_NAVS)),
     "Relationship_Person_Contact_Standard": ("Relationship.Person.Contact.Standard", {
         "Person": ("Relation_Person", False), "Relation": ("Relation", False)}),
     "Relationship_Person_Contact_Employee": ("Relationship.Person.Contact.Employee", {
@@ -33,6 +48,8 @@ SETS: dict[str, tuple[str, dict[str, tuple[str, bool]]]] = {
         "Assignee": ("Relationship_Person_Contact_Employee", False),
         "Relationship": ("Relationship", False)}),
     "Label": ("Label", {}),
+    # GAP: the real entity set of person/organisation <-> label links is not documented.
+    LABEL_LINK_SET: (LABEL_LINK_SET, {"Relation": ("Relation", False), "Label": ("Label", False)}),
 }
 
 #: The fields each new entity of a set has (null until set), besides the standard ones.
@@ -48,6 +65,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "Relationship_Organization_Identity": ("Name",),
     "Activity_Task": ("Subject", "Description", "StartDate", "EndDate"),
     "Label": ("Name",),
+    LABEL_LINK_SET: (),
 }
 
 #: Where an inline-created entity of an abstract navigation target goes.
@@ -122,16 +140,22 @@ class Store:
             entity["LastMutationDate"] = stamp or self.now()
         self.entities[eid] = entity
         for nav, target in (navs or {}).items():
-            self._link(eid, set_name, nav, target)
+            self._link(eid, set_name, nav, target, stamp)
         entity["_Name"] = self._display_name(eid)
         self.touch()
         return entity
 
-    def _link(self, eid: str, set_name: str, nav: str, target: Any) -> None:
+    def _link(self, eid: str, set_name: str, nav: str, target: Any,
+              stamp: str | None = None) -> None:
         _, collection = SETS[set_name][1][nav]
         current = self.navs[eid].get(nav)
         if collection:
-            self.navs[eid][nav] = list(target or [])
+            targets = list(dict.fromkeys(target or []))
+            if set_name in LABELLED and nav == LABEL_LINKS_NAV:
+                return  # derived from the links themselves: see _sync_label_links
+            self.navs[eid][nav] = targets
+            if set_name in LABELLED and nav == LABELS_NAV:
+                self._sync_label_links(eid, targets, stamp)
             return
         if current is not None:
             self.reverse.get((set_name, nav), {}).get(current, set()).discard(eid)
@@ -139,7 +163,48 @@ class Store:
         if target is not None:
             self.reverse.setdefault((set_name, nav), {}).setdefault(target, set()).add(eid)
 
+    # -- label links -----------------------------------------------------------------------
+
+    def _sync_label_links(self, owner: str, labels: list[str], stamp: str | None) -> None:
+        """Make ``owner``'s links match its ``labels``: links of kept labels stay (with their
+        time), links of dropped labels go, new labels get a link made ``stamp`` (or now)."""
+        links = [k for k in self.navs[owner].get(LABEL_LINKS_NAV) or [] if k in self.entities]
+        by_label = {self.navs[k].get("Label"): k for k in links}
+        for label, link in by_label.items():
+            if label not in labels:
+                self.remove(link)
+        kept = []
+        for label in labels:
+            link = by_label.get(label)
+            if link is None:
+                link = self.put(LABEL_LINK_SET, {}, {"Relation": owner, "Label": label},
+                                stamp=stamp)["ID"]
+            kept.append(link)
+        self.navs[owner][LABEL_LINKS_NAV] = kept
+
+    def add_label_link(self, owner: str, label: str) -> dict[str, Any]:
+        """Set ``label`` on ``owner`` as a new link (409 when it is set already)."""
+        if self.set_of.get(owner) not in LABELLED:
+            raise ODataError("'Relation' must be a person or an organisation")
+        if label in (self.navs[owner].get(LABELS_NAV) or []):
+            raise ODataError("the label is already set on this relation", status=409)
+        link = self.put(LABEL_LINK_SET, {}, {"Relation": owner, "Label": label})
+        self.navs[owner].setdefault(LABELS_NAV, []).append(label)
+        self.navs[owner].setdefault(LABEL_LINKS_NAV, []).append(link["ID"])
+        self.put(self.set_of[owner], {"ID": owner})  # the owner changed: LastMutationDate
+        return link
+
+    def owner_of_link(self, link: str) -> str | None:
+        owner = self.navs.get(link, {}).get("Relation")
+        return owner if owner in self.entities else None
+
     def remove(self, eid: str) -> None:
+        if self.set_of.get(eid) == LABEL_LINK_SET:
+            owner, label = self.owner_of_link(eid), self.navs[eid].get("Label")
+            if owner is not None:
+                navs = self.navs[owner]
+                navs[LABELS_NAV] = [x for x in navs.get(LABELS_NAV) or [] if x != label]
+                navs[LABEL_LINKS_NAV] = [x for x in navs.get(LABEL_LINKS_NAV) or [] if x != eid]
         set_name = self.set_of.pop(eid)
         del self.members[set_name][eid]
         for nav, target in self.navs.pop(eid).items():
@@ -176,9 +241,14 @@ class Store:
         navdefs = SETS[set_name][1]
         fields: dict[str, Any] = {}
         links: dict[str, Any] = {}
+        if set_name == LABEL_LINK_SET:
+            return self._write_link(body, eid, changes)
         for key, value in body.items():
             if key.startswith("@odata"):
                 continue
+            if key == LABEL_LINKS_NAV and set_name in LABELLED:
+                raise ODataError(f"'{LABEL_LINKS_NAV}' is read-only: POST to {LABEL_LINK_SET} "
+                                 f"or bind '{LABELS_NAV}'")
             if key in navdefs:
                 links[key] = self._resolve(navdefs[key], key, value, changes)
             elif isinstance(value, dict | list):
@@ -197,6 +267,23 @@ class Store:
         entity = self.put(set_name, fields, links)
         changes.append((entity["ID"], "created" if eid is None else "changed"))
         return entity
+
+    def _write_link(self, body: dict[str, Any], eid: str | None,
+                    changes: list[tuple[str, str]]) -> dict[str, Any]:
+        if eid is not None:
+            raise ODataError(f"a {LABEL_LINK_SET} cannot be changed: delete it and create "
+                             "another")
+        navdefs = SETS[LABEL_LINK_SET][1]
+        links = {}
+        for nav in ("Relation", "Label"):
+            value = body.get(nav)
+            if not isinstance(value, dict) or not value.get("ID"):
+                raise ODataError(f"a {LABEL_LINK_SET} needs {{\"{nav}\": {{\"ID\": ...}}}}")
+            links[nav] = self._resolve(navdefs[nav], nav, value, changes)
+        link = self.add_label_link(links["Relation"], links["Label"])
+        changes.append((link["ID"], "created"))
+        changes.append((links["Relation"], "changed"))
+        return link
 
     def _resolve(self, navdef: tuple[str, bool], nav: str, value: Any,
                  changes: list[tuple[str, str]]) -> Any:

@@ -20,7 +20,6 @@ from e2e_support import (
     free_port,
     write_config,
 )
-
 from syncd_apsis.emulator import ApsisEmulator
 from syncd_tribe.emulator import TribeEmulator
 

@@ -19,6 +19,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import tomli_w
+from syncd_apsis.connector import ApsisConnector
+from syncd_tribe.connector import TribeConnector
 
 from syncd import config as config_mod
 from syncd import plugins
@@ -26,8 +28,6 @@ from syncd.admin import AdminClient
 from syncd.exceptions import AdminError
 from syncd.sandbox import INTEGRATION, compare
 from syncd.store import Store
-from syncd_apsis.connector import ApsisConnector
-from syncd_tribe.connector import TribeConnector
 
 #: The integration's name: the one ``syncd.sandbox.compare`` reads the rules of.
 NAME = INTEGRATION
@@ -251,9 +251,9 @@ def wait_inbox_empty(client: AdminClient, timeout: float = 60.0) -> dict[str, An
     """Until no real-time event of the integration is pending; returns the inbox counts."""
     def empty():
         inbox = integration_status(client)["inbox"]
-        return inbox if inbox.get("pending", 0) == 0 else None
+        return (inbox,) if inbox.get("pending", 0) == 0 else None  # {} is an empty inbox
 
-    return wait_for(empty, timeout, "the inbox to drain", interval=0.1)
+    return wait_for(empty, timeout, "the inbox to drain", interval=0.1)[0]
 
 
 def wait_webhooks_registered(tribe, receiver_port: int, timeout: float = 30.0) -> None:
@@ -302,4 +302,13 @@ def matching_persons(tribe, apsis, count: int) -> list[str]:
     snapshot = apsis.snapshot()
     ids = sorted(p["ID"] for p in tribe.persons() if p["ID"] in snapshot)
     assert len(ids) >= count, f"only {len(ids)} synced persons, wanted {count}"
+    return ids[:count]
+
+
+def matching_in_tribe(tribe, count: int) -> list[str]:
+    """Ids of ``count`` persons whose contact matches the sandbox conditions (read from the
+    emulator, no sync needed)."""
+    ids = sorted(c["Person"]["ID"] for c in tribe.contacts()
+                 if c.get("CustomerType") == "A" and not c.get("IsFormer"))
+    assert len(ids) >= count
     return ids[:count]
