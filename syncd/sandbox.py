@@ -30,7 +30,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from syncd import logs, plugins
+from syncd.config.model import Condition
 from syncd.connector import Connector
+from syncd.records import Event
 from syncd.rules import Rules, expected_view, matches, to_profile
 
 INTEGRATION = "sandbox"
@@ -73,8 +75,30 @@ def _wait(predicate, timeout: float, interval: float = 0.05) -> bool:
     return predicate()
 
 
+def _consent_problems(rules: Rules, record, consents_of, tags_of) -> list[str]:
+    """Consents opted in exactly where the source shows the label (opt-outs made in the
+    destination were written back), tags set exactly where it shows the selection."""
+    problems = []
+    if consents_of is not None and rules.consents:
+        held = consents_of(record.id)
+        for m in rules.consents:
+            state = next((v for (topic, channel), v in held.items()
+                          if topic == m.topic and channel.endswith(m.channel)), None)
+            want = m.label in record.labels
+            if (state == "opt-in") != want:
+                problems.append(f"{record.id}: consent {m.topic} is {state or 'absent'}, "
+                                f"the label {m.label!r} is {'set' if want else 'not set'}")
+    if tags_of is not None and rules.selections:
+        tags = tags_of(record.id)
+        for selection, tag in rules.selections.items():
+            if bool(tags.get(tag)) != (selection in record.selections):
+                problems.append(f"{record.id}: tag {tag} is {bool(tags.get(tag))}, selection "
+                                f"{selection!r} says {selection in record.selections}")
+    return problems
+
+
 def compare(daemon, src_cls: type[Connector], dst_cls: type[Connector], source_options: dict,
-            snapshot: dict[str, dict]) -> list[str]:
+            snapshot: dict[str, dict], consents_of=None, tags_of=None) -> list[str]:
     """Differences between the destination and the source under the rules (empty: equal).
 
     Every record that matches the conditions must have a profile equal to its mapping; a
@@ -96,6 +120,7 @@ def compare(daemon, src_cls: type[Connector], dst_cls: type[Connector], source_o
                 if matches(rules.conditions, record):
                     want = expected_view(to_profile(rules, record), dst_cls.email_attribute,
                                          dst_cls.id_attribute)
+                    problems.extend(_consent_problems(rules, record, consents_of, tags_of))
                     if actual is None:
                         problems.append(f"{record.id}: missing in the destination")
                     elif actual != want:
@@ -112,6 +137,62 @@ def compare(daemon, src_cls: type[Connector], dst_cls: type[Connector], source_o
     for key in set(snapshot) - seen:
         problems.append(f"{key}: in the destination but not in the source")
     return problems
+
+
+def _pick(reader, predicate):
+    cursor = None
+    while True:
+        page = reader.read_page(cursor, 500)
+        for record in page.records:
+            if predicate(record):
+                return record
+        cursor = page.cursor
+        if cursor is None:
+            return None
+
+
+def _consent_scenario(console, daemon, src_cls, source_options, dst_emu, rules) -> None:
+    """An unsubscribe in the destination arriving in the source; a label set in the source
+    arriving as an opt-in; a selection becoming a tag. Each change is made as a user would:
+    the unsubscribe in the destination, the labels through the source's API."""
+    consent = rules["consents"][0]
+    label, topic = consent["label"], consent["topic"]
+    conditions = [Condition(k, v) for k, v in rules.get("conditions", {}).items()]
+    user = src_cls("sandbox-user", source_options)  # a CRM user editing through the API
+    user.start()
+    coordinator = daemon._coordinator(INTEGRATION)
+    try:
+        def fetch(record_id):
+            return user.read_records([Event(record_id)])[0]
+
+        opted_in = _pick(user, lambda r: label in r.labels and matches(conditions, r))
+        if opted_in is not None:
+            dst_emu.unsubscribe(opted_in.id, topic)
+            coordinator.run_job("consent_changes", {}).get(timeout=300)
+            ok = _wait(lambda: label not in fetch(opted_in.id).labels, 30)
+            console.print(f"    - {opted_in.id} unsubscribed from {topic} in the destination: "
+                          + ("the label " + repr(label) + " is gone in the source" if ok
+                             else "[red]not written back[/red]"))
+        without = _pick(user, lambda r: label not in r.labels and matches(conditions, r)
+                        and r.id != getattr(opted_in, "id", None))
+        if without is not None:
+            user.write_consents(without.id, {label: True})
+            ok = _wait(lambda: "opt-in" in {v for (t, _), v in dst_emu.consents(without.id)
+                                            .items() if t == topic}, 30)
+            console.print(f"    - label {label!r} set on {without.id} in the source: "
+                          + ("opted in to " + topic if ok else "[red]not arrived[/red]"))
+        selection, tag = next(iter(rules.get("selections", {}).items()), (None, None))
+        if selection:
+            outside = _pick(user, lambda r: selection not in r.selections
+                            and matches(conditions, r))
+            if outside is not None:
+                user.write_consents(outside.id, {selection: True})
+                ok = _wait(lambda: bool(dst_emu.tags(outside.id).get(tag)), 30)
+                console.print(f"    - {outside.id} joined the selection {selection!r}: "
+                              + (f"tagged {tag!r}" if ok else "[red]not tagged[/red]"))
+        _wait(lambda: daemon.store.pending_count(INTEGRATION) == 0, 60)
+    finally:
+        user.stop()
 
 
 def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool = False,
@@ -201,8 +282,15 @@ def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool 
                       f"{progress.events_applied - applied_before} event(s)"
                       + ("" if settled else " [red](some still pending)[/red]"))
 
-        # 3. the check
-        problems = compare(daemon, src_cls, dst_cls, source_options, dst_emu.snapshot())
+        # 3. consents both ways, and a selection becoming a tag
+        rules = src_cls.sandbox_rules()
+        if rules.get("consents") and hasattr(dst_emu, "unsubscribe"):
+            console.print("  consents both ways, and a selection becoming a tag:")
+            _consent_scenario(console, daemon, src_cls, source_options, dst_emu, rules)
+
+        # 4. the check
+        problems = compare(daemon, src_cls, dst_cls, source_options, dst_emu.snapshot(),
+                           getattr(dst_emu, "consents", None), getattr(dst_emu, "tags", None))
         profiles = len(dst_emu.snapshot())
         if problems:
             console.print(f"[red]  {len(problems)} difference(s) between {source_kind} and "
