@@ -44,6 +44,7 @@ from syncd.exceptions import RemoteError, SyncdError
 from syncd.records import Event, Page, Record, WriteResult
 from syncd_tribe import webhooks
 from syncd_tribe.client import TribeClient, any_of, as_secret, literal
+from syncd_tribe.groups import Groups
 from syncd_tribe.odata import parse_datetime
 
 #: Raw characters of one ``ID eq a or ID eq b ...`` filter: keeps URLs well under 8 KB.
@@ -102,6 +103,10 @@ OPTIONS: tuple[Option, ...] = (
            "The entity set of labels, where write_consents looks label names up."),
     Option("former_field", str, "IsFormer",
            "The contact field that marks a former contact (the API name is not documented)."),
+    Option("groups", dict, {},
+           "Overviews and selections by name, each an OData $filter on persons (Tribe "
+           "publishes no API for saved overviews, so they are reproduced as filters), e.g. "
+           "{ \"Jansens\" = \"LastName eq 'Jansen'\" }."),
 )
 
 
@@ -153,11 +158,11 @@ def _chunks(ids: list[str], path: str) -> Iterable[list[str]]:
         yield chunk
 
 
-class TribeConnector(Connector):
+class TribeConnector(Groups, Connector):
     kind: ClassVar[str] = "tribe"
     description = "Tribe CRM: persons and their contacts, real-time through webhooks"
     capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
-                              Capability.WRITE_CONSENTS})
+                              Capability.WRITE_CONSENTS, Capability.READ_GROUPS})
     #: Seconds before a label name found unknown may reload the label list again.
     LABELS_RETRY: ClassVar[float] = 30.0
     options = OPTIONS
