@@ -51,24 +51,31 @@ def proc_status(pid: int) -> dict[str, int]:
 
 
 @contextmanager
-def emulator_process(kind: str, contacts: int = 0, latency: float = 0.0, **faults):
-    """`syncd emulate KIND` in its own process; yields (emulator-shaped object, url)."""
+def emulator_process(kind: str, contacts: int = 0, latency: float = 0.0,
+                     settings: dict | None = None, **faults):
+    """`syncd emulate KIND` in its own process; yields (connector class, emulator-shaped
+    object, url, process). ``settings`` go to ``POST /_emulator/settings`` (budgets)."""
     registry = plugins.load()
     cls = registry.connector(kind)
     module, _, name = cls.emulator.partition(":")
     emu_cls = getattr(importlib.import_module(module), name)
     port = free_port()
-    cmd = [sys.executable, "-m", "syncd.cli", "emulate", kind, "--port", str(port),
+    # The emulators play remote partners: they run with the waitress loop fix (bench/_loopfix.py)
+    # so that their idle polling does not take CPU from the daemon on a small machine.
+    cmd = [sys.executable, "-m", "bench._loopfix", "emulate", kind, "--port", str(port),
            "--contacts", str(contacts)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/_emulator/stats", timeout=120)
+        wait_http(f"{url}/_emulator/stats", timeout=300)
+        extra = dict(settings or {})
         settings = dict(faults)
         if latency:
             settings["latency"] = latency
         if settings:
             requests.post(f"{url}/_emulator/faults", json=settings, timeout=5).raise_for_status()
+        if extra:
+            requests.post(f"{url}/_emulator/settings", json=extra, timeout=5).raise_for_status()
         handle = emu_cls(port=port)  # not started: gives sandbox_config the url and credentials
         yield cls, handle, url, proc
     finally:
@@ -80,14 +87,17 @@ def emulator_process(kind: str, contacts: int = 0, latency: float = 0.0, **fault
 
 
 @contextmanager
-def daemon_process(config: dict):
+def daemon_process(config: dict, loop_fix: bool = False):
+    """The daemon (``syncd run``) in its own process; with ``loop_fix`` through
+    :mod:`bench._loopfix` (the proposed waitress loop timeout, for A/B figures)."""
     tmp = tempfile.mkdtemp(prefix="syncd-bench-")
     config["daemon"]["state_dir"] = os.path.join(tmp, "state")
     path = os.path.join(tmp, "syncd.toml")
     with open(path, "wb") as fh:
         tomli_w.dump(config, fh)
     log = open(os.path.join(tmp, "syncd.log"), "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "-c", path],
+    module = "bench._loopfix" if loop_fix else "syncd.cli"
+    proc = subprocess.Popen([sys.executable, "-m", module, "run", "-c", path],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         from syncd.admin import AdminClient
@@ -121,10 +131,17 @@ def daemon_process(config: dict):
         log.close()
 
 
-def base_config(source: dict, destination: dict, rules: dict) -> dict:
+def base_config(source: dict, destination: dict, rules: dict, *,
+                public_url: bool = False) -> dict:
+    """A daemon config; with ``public_url`` the receiver's URL is set, so the daemon registers
+    its webhooks with the source (as in production)."""
+    port = free_port()
+    receiver = {"host": "127.0.0.1", "port": port}
+    if public_url:
+        receiver["public_url"] = f"http://127.0.0.1:{port}"
     return {
         "daemon": {"state_dir": "", "log_level": "warning", "log_format": "json"},
-        "receiver": {"host": "127.0.0.1", "port": free_port()},
+        "receiver": receiver,
         "admin": {"host": "127.0.0.1", "port": free_port()},
         "connections": {"crm": source, "marketing": destination},
         "integrations": {"bench": {"source": "crm", "destination": "marketing", **rules}},
@@ -140,3 +157,106 @@ def run_full_sync(client, integration: str = "bench", timeout: float = 3600) -> 
             return run
         time.sleep(0.2)
     raise RuntimeError("full sync did not finish")
+
+
+# -- budgets, rules, emulator stats --------------------------------------------------------------
+
+#: APSIS One as documented (apis.md 3.8): 100 requests/s for the account, 10/s per profile key.
+DOCUMENTED = {"requests_per_second": 100.0, "per_key_per_second": 10.0}
+#: Budgets so large they never bind: what syncd itself can do.
+UNLIMITED = {"requests_per_second": 1e9, "per_key_per_second": 1e9}
+
+
+def apsis_budget(budget: str) -> dict:
+    """Settings of the APSIS emulator (and of syncd's APSIS connection) for a budget name."""
+    if budget == "documented":
+        return dict(DOCUMENTED)
+    if budget == "unlimited":
+        return dict(UNLIMITED)
+    raise ValueError(f"budget must be documented or unlimited, not {budget!r}")
+
+
+def destination_config(dst_cls, dst, budget: str) -> dict:
+    """syncd's APSIS connection: its client-side budgets follow the emulator's."""
+    config = dict(dst_cls.sandbox_config(dst))
+    b = apsis_budget(budget)
+    config["requests_per_second"] = b["requests_per_second"]
+    config["per_profile_per_second"] = b["per_key_per_second"]
+    return config
+
+
+def sync_rules(src_cls, consents: bool = True, page_size: int | None = None) -> dict:
+    """The source's sandbox rules; without ``consents`` fields only (no consents, no tags),
+    so that each new profile costs exactly one APSIS request."""
+    rules = dict(src_cls.sandbox_rules())
+    if not consents:
+        rules.pop("consents", None)
+        rules.pop("selections", None)
+    if page_size:
+        rules["page_size"] = page_size
+    return rules
+
+
+def emulator_stats(url: str) -> dict:
+    return requests.get(f"{url}/_emulator/stats", timeout=10).json()
+
+
+def requests_between(before: dict, after: dict, status: str | None = None) -> int:
+    if status is None:
+        return after["requests"] - before["requests"]
+    return after["by_status"].get(status, 0) - before["by_status"].get(status, 0)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user+system) per thread name of a process, from /proc/PID/task (threads of
+    one name are summed; numbered names such as ``waitress-3`` are grouped as ``waitress-*``)."""
+    import re
+
+    tick = os.sysconf("SC_CLK_TCK")
+    names = _python_thread_names(pid)
+    out: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        name = names.get(int(tid)) or text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        name = re.sub(r"[-_]\d+(_\d+)?$", "-*", name)
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _python_thread_names(pid: int) -> dict[int, str]:
+    """OS thread id -> Python thread name, from ``py-spy dump --json`` when py-spy is
+    installed next to this Python (CPython does not name its OS threads); else empty."""
+    import json
+    import shutil
+
+    spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    spy = spy if os.path.exists(spy) else shutil.which("py-spy")
+    if not spy:
+        return {}
+    try:
+        out = subprocess.run([spy, "dump", "--json", "--nonblocking", "-p", str(pid)],
+                             capture_output=True, timeout=30, check=True).stdout
+        return {t["os_thread_id"]: t.get("thread_name") or "?" for t in json.loads(out)
+                if t.get("os_thread_id")}
+    except (OSError, ValueError, subprocess.SubprocessError, KeyError, TypeError):
+        return {}
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Per-thread CPU seconds spent between two :func:`thread_cpu` readings, largest first
+    (threads that ended in between are missing: their time is in the process total only)."""
+    delta = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    return dict(sorted(((k, v) for k, v in delta.items() if v > 0), key=lambda kv: -kv[1]))

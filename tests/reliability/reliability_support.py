@@ -176,3 +176,82 @@ def env_without_proxies() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["NO_PROXY"] = "*"
     return env
+
+
+LAUNCHER = str(Path(__file__).with_name("launch_daemon.py"))
+
+
+def proc_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+@dataclass
+class DaemonProcess:
+    """The daemon in its own process (see launch_daemon.py)."""
+
+    proc: "subprocess.Popen"
+    config_path: Path
+    state_dir: Path
+    receiver_port: int
+    admin_port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.receiver_port}"
+
+    @property
+    def db_path(self) -> str:
+        return str(self.state_dir / "syncd.db")
+
+    def client(self) -> AdminClient:
+        token = (self.state_dir / "admin.token").read_text().strip()
+        return AdminClient("127.0.0.1", self.admin_port, token, timeout=20)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+
+def spawn_daemon(tmp_path: Path, *, records: int = 10, **config) -> DaemonProcess:
+    import subprocess
+    import sys
+
+    name = f"reliability-{uuid.uuid4().hex}"
+    cfg = tmp_path / "syncd.toml"
+    config.setdefault("log_level", "error")
+    cfg.write_text(config_text(name, **config))
+    ready = tmp_path / "ready.json"
+    log_path = tmp_path / "daemon.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, LAUNCHER, str(cfg), str(ready), str(records)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env_without_proxies(),
+                                cwd=str(tmp_path))
+    if not wait_for(lambda: ready.exists() or proc.poll() is not None, timeout=60, interval=0.05) \
+            or not ready.exists():
+        stop_process(proc)
+        raise RuntimeError(f"the daemon did not start: {log_path.read_text()[-3000:]}")
+    info = json.loads(ready.read_text())
+    return DaemonProcess(proc, cfg, tmp_path / "state", info["receiver"], info["admin"],
+                         log_path)
+
+
+def stop_process(proc, timeout: float = 20.0) -> int | None:
+    """SIGTERM, then SIGKILL after ``timeout``; the exit code (None if it had to be killed)."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+            return None
+    return proc.returncode

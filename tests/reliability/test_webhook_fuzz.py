@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import socket
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,8 +19,8 @@ import pytest
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from reliability_support import SECRET, inbox_rows, quiet_logs, rss_kb, start_daemon, \
-    stop_daemon, wait_for
+from reliability_support import SECRET, proc_rss_kb, signed_body, spawn_daemon, stop_process, \
+    wait_for
 
 from syncd.testing import sign
 
@@ -66,23 +68,30 @@ def sig(body: bytes, secret: str = SECRET) -> dict[str, str]:
 # -- strategies ---------------------------------------------------------------------------------
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | \
-    st.text(max_size=12)
-json_values = st.recursive(json_scalars, lambda kids: st.lists(kids, max_size=4)
-                           | st.dictionaries(st.text(max_size=6), kids, max_size=4),
-                           max_leaves=8)
+    st.text(max_size=8)
+json_values = st.recursive(json_scalars, lambda kids: st.lists(kids, max_size=3)
+                           | st.dictionaries(st.text(max_size=4), kids, max_size=3),
+                           max_leaves=4)
 #: Bodies that look right: a real sender's JSON with record ids.
 good_bodies = st.lists(st.text(alphabet="p0123456789", min_size=1, max_size=4),
                        min_size=1, max_size=5).map(lambda ids: json.dumps({"ids": ids}).encode())
+
+
+def spoiled(body: bytes) -> bytes:
+    """``body`` if the parser refuses it, else a variant that it refuses (not UTF-8)."""
+    return body if not parses(body) else b"\xff" + body
+
+
 #: Bodies the parser refuses even when correctly signed.
 malformed_bodies = st.one_of(
     st.binary(max_size=200),
-    json_values.map(lambda v: json.dumps(v).encode()),
-    st.sampled_from([None, True, 5, 1.5, "x"]).map(lambda v: json.dumps({"ids": v}).encode()),
+    json_values.map(lambda v: json.dumps(v).encode()),                     # not {"ids": ...}
+    st.sampled_from([None, True, 5, 1.5]).map(lambda v: json.dumps({"ids": v}).encode()),
     json_values.map(lambda v: json.dumps({"id": v}).encode()),
-    good_bodies.map(lambda b: b[: max(1, len(b) // 2)]),           # truncated
-    good_bodies.map(lambda b: b"\xef\xbb\xbf" + b),                 # UTF-8 BOM
-    good_bodies.map(lambda b: b.decode().encode("utf-16")),         # another encoding
-).filter(lambda b: not parses(b))
+    good_bodies.map(lambda b: b[: max(1, len(b) // 2)]),                    # truncated
+    good_bodies.map(lambda b: b.replace(b"{", b"[", 1)),                    # broken syntax
+    good_bodies.map(lambda b: b.decode().encode("utf-16")[:-1]),            # odd-length UTF-16
+).map(spoiled)
 any_bodies = good_bodies | st.binary(max_size=200)
 header_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E),
                       max_size=80)
@@ -195,40 +204,53 @@ bad_requests = st.one_of(unsigned(), wrongly_signed(), signed_malformed(), overs
 # -- sending ------------------------------------------------------------------------------------
 
 class Sender:
-    """A few threads, each with its own pooled ``requests.Session``."""
+    """A few threads, each with its own keep-alive connection, reused request after request.
 
-    def __init__(self, base: str, threads: int = SENDERS):
-        self.base = base
+    ``http.client`` rather than a ``requests.Session``: on this 2-core machine a pooled
+    Session managed ~500-800 requests/s against the daemon, http.client 1,200-2,200, and the
+    bytes on the wire are the same (HTTP/1.1, keep-alive, Content-Length or chunked bodies)."""
+
+    def __init__(self, host: str, port: int, threads: int = SENDERS):
+        self.host, self.port = host, int(port)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="fuzz-sender")
         self.local = threading.local()
-        self.sessions: list[requests.Session] = []
         self.lock = threading.Lock()
         self.sent = 0
+        self.reconnects = 0
         self.by_status: dict[int | str, int] = {}
+        self.conns: list[http.client.HTTPConnection] = []
 
-    def _session(self) -> requests.Session:
-        s = getattr(self.local, "s", None)
-        if s is None:
-            s = self.local.s = requests.Session()
-            s.trust_env = False
+    def _conn(self) -> http.client.HTTPConnection:
+        c = getattr(self.local, "c", None)
+        if c is None:
+            c = self.local.c = http.client.HTTPConnection(self.host, self.port, timeout=30)
             with self.lock:
-                self.sessions.append(s)
-        return s
+                self.conns.append(c)
+        return c
 
     def _one(self, req: Req) -> int | str:
-        data = req.body if not req.chunked else iter([req.body[i:i + 8192] for i in
-                                                      range(0, len(req.body), 8192)])
+        c = self._conn()
         headers = dict(req.headers)
-        if req.method == "HEAD":
-            # syncd answers HEAD with a body (see test_head_is_answered_without_a_body): on a
-            # pooled keep-alive connection those bytes would be read as the next response
-            headers["Connection"] = "close"
+        body: bytes | list[bytes] | None = req.body
+        if req.chunked:
+            body = [req.body[i:i + 8192] for i in range(0, len(req.body), 8192)]
+        elif req.method in ("POST", "PUT", "PATCH") or req.body:
+            headers["Content-Length"] = str(len(req.body))
         try:
-            resp = self._session().request(req.method, self.base + req.path,
-                                           headers=headers, data=data or None, timeout=30)
-            result: int | str = resp.status_code
-        except requests.RequestException as exc:
+            c.request(req.method, req.path, body=body or None, headers=headers,
+                      encode_chunked=req.chunked)
+            resp = c.getresponse()
+            resp.read()
+            result: int | str = resp.status
+            if req.method == "HEAD":
+                # syncd answers HEAD with a body (see test_head_is_answered_without_a_body):
+                # on a keep-alive connection those bytes would be read as the next answer
+                c.close()
+        except (OSError, http.client.HTTPException) as exc:
             result = type(exc).__name__
+            c.close()
+            with self.lock:
+                self.reconnects += 1
         with self.lock:
             self.sent += 1
             self.by_status[result] = self.by_status.get(result, 0) + 1
@@ -239,20 +261,15 @@ class Sender:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
-        for s in self.sessions:
-            s.close()
+        for c in self.conns:
+            c.close()
 
 
-@pytest.fixture
-def fuzzed(tmp_path):
-    with quiet_logs():
-        r = start_daemon(tmp_path, max_body=MAX_BODY, threads=4)
-        sender = Sender(r.url)
-        try:
-            yield r, sender
-        finally:
-            sender.close()
-            stop_daemon(r)
+@pytest.fixture(scope="module")
+def daemon_proc(tmp_path_factory):
+    d = spawn_daemon(tmp_path_factory.mktemp("fuzz"), max_body=MAX_BODY, threads=4)
+    yield d
+    assert stop_process(d.proc) == 0, d.log()
 
 
 def check_batch(batch: list[Req], results: list[int | str]) -> None:
@@ -260,8 +277,18 @@ def check_batch(batch: list[Req], results: list[int | str]) -> None:
         assert got == req.expected, f"{req!r} got {got}"
 
 
-def test_ten_thousand_bad_webhooks_are_refused_and_nothing_is_queued(fuzzed):
-    r, sender = fuzzed
+def count_rows(db_path: str, where: str = "1") -> int:
+    conn = sqlite3.connect(db_path, timeout=10)
+    try:
+        return conn.execute(f"SELECT count(*) FROM inbox WHERE {where}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_ten_thousand_bad_webhooks_are_refused_and_nothing_is_queued(daemon_proc):
+    d = daemon_proc
+    pid = d.proc.pid
+    sender = Sender("127.0.0.1", d.receiver_port)
     rss: dict[str, int] = {}
 
     @settings(max_examples=TARGET // BATCH, deadline=None, database=None,
@@ -270,30 +297,39 @@ def test_ten_thousand_bad_webhooks_are_refused_and_nothing_is_queued(fuzzed):
     def fuzz(batch):
         check_batch(batch, sender.send(batch))
         if "before" not in rss and sender.sent >= WARM_UP:
-            rss["before"] = rss_kb()
+            rss["before"] = proc_rss_kb(pid)
 
-    while sender.sent < TARGET + WARM_UP:  # hypothesis may stop a round early
-        fuzz()
-    rss["after"] = rss_kb()
+    try:
+        while sender.sent < TARGET:  # hypothesis may end a round early
+            fuzz()
+    finally:
+        sender.close()
+    rss["after"] = proc_rss_kb(pid)
 
-    assert sender.sent >= TARGET + WARM_UP
+    assert sender.sent >= TARGET
     assert set(sender.by_status) <= {400, 401, 404, 405, 413}, sender.by_status
     for status in (400, 401, 404, 405, 413):  # every kind of refusal was exercised
         assert sender.by_status.get(status, 0) > 100, sender.by_status
-    stats = r.daemon.receiver_app.stats()
+    assert d.proc.poll() is None, d.log()
+    client = d.client()
+    stats = client.status()["webhooks"]
     assert stats["accepted"] == 0 and stats["events"] == 0, stats
-    assert r.daemon.store.pending_count() == 0
-    assert inbox_rows(r.db_path) == []
+    assert stats["received"] >= sum(n for s, n in sender.by_status.items() if s in (400, 401)), \
+        stats
+    assert count_rows(d.db_path) == 0
     growth = rss["after"] - rss["before"]
-    assert growth < RSS_BOUND_KB, f"RSS grew by {growth} kB over {sender.sent} requests"
+    assert growth < RSS_BOUND_KB, f"the daemon's RSS grew by {growth} kB over {sender.sent} " \
+                                  f"requests ({rss})"
 
-    # still up, and still applies a valid webhook
-    assert r.session.get(f"{r.url}/healthz", timeout=5).status_code == 200
-    r.world.update("p03", FirstName="after the storm")
-    resp = r.post(["p03"])
+    # still up, and a valid webhook is still stored and applied
+    with requests.Session() as s:
+        s.trust_env = False
+        assert s.get(f"{d.url}/healthz", timeout=5).status_code == 200
+        body, headers = signed_body(["p03"])
+        resp = s.post(f"{d.url}/webhooks/crm", data=body, headers=headers, timeout=10)
     assert resp.status_code == 200 and resp.json() == {"accepted": 1}
-    assert wait_for(lambda: r.applied("p03", "after the storm"))
-    assert r.daemon.receiver_app.stats()["accepted"] == 1
+    assert wait_for(lambda: count_rows(d.db_path, "record_id='p03' AND status='done'") == 1)
+    assert client.status()["webhooks"]["accepted"] == 1
 
 
 # -- malformed HTTP that requests will not send ---------------------------------------------------
@@ -317,6 +353,17 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
+def test_a_body_shorter_than_its_length_is_not_queued(daemon_proc):
+    """The sender gives up half-way: waitress never calls the app; nothing is stored."""
+    before = count_rows(daemon_proc.db_path)
+    body, headers = signed_body(["p01"])
+    answer = raw_exchange(daemon_proc.receiver_port, head(
+        "/webhooks/crm", f"Content-Length: {len(body) + 100}\r\n"
+        f"X-Memory-Signature: {headers['X-Memory-Signature']}\r\n", body))
+    assert answer == b"" or 400 <= int(answer.split()[1]) < 500, answer[:100]
+    assert count_rows(daemon_proc.db_path) == before
+
+
 def head(path: str, extra: str, body: bytes = b"") -> bytes:
     return (f"POST {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n").encode("latin-1") + body
 
@@ -329,7 +376,6 @@ RAW = {
                                 b"{}"),
     "length over max_body": head("/webhooks/crm", f"Content-Length: {MAX_BODY + 1}\r\n",
                                  b"x" * (MAX_BODY + 1)),
-    "short body": head("/webhooks/crm", "Content-Length: 100\r\n", b'{"ids": ["p01"]}'),
     "bad chunking": head("/webhooks/crm", "Transfer-Encoding: chunked\r\n", b"zz\r\nabc\r\n"),
     "header without colon": head("/webhooks/crm", "X-Memory-Signature\r\n", b""),
     "garbage request line": b"\x00\x01\x02 / HTTP/1.1\r\n\r\n",
@@ -338,15 +384,16 @@ RAW = {
 
 
 @pytest.mark.parametrize("case", sorted(RAW))
-def test_malformed_http_is_refused_with_a_4xx(running, case):
-    answer = raw_exchange(running.daemon.receiver.port, RAW[case])
+def test_malformed_http_is_refused_with_a_4xx(daemon_proc, case):
+    before = count_rows(daemon_proc.db_path)
+    answer = raw_exchange(daemon_proc.receiver_port, RAW[case])
     status_line = answer.split(b"\r\n", 1)[0]
     assert status_line.startswith(b"HTTP/1.")
     status = int(status_line.split()[1])
     assert 400 <= status < 500, (case, status_line)
-    assert running.daemon.store.pending_count() == 0
-    assert inbox_rows(running.db_path) == []
-    assert running.session.get(f"{running.url}/healthz", timeout=5).status_code == 200
+    assert count_rows(daemon_proc.db_path) == before
+    assert count_rows(daemon_proc.db_path, "status='pending'") == 0
+    assert requests.get(f"{daemon_proc.url}/healthz", timeout=5).status_code == 200
 
 
 def test_the_signature_is_checked_over_the_raw_body():
@@ -360,8 +407,8 @@ def test_the_signature_is_checked_over_the_raw_body():
 @pytest.mark.xfail(strict=True, reason="bug: syncd.wsgi.respond sends a body in answer to HEAD; "
                    "a keep-alive client then reads it as the start of the next response")
 @pytest.mark.parametrize("path", ["/healthz", "/webhooks/crm"])
-def test_head_is_answered_without_a_body(running, path):
-    answer = raw_exchange(running.daemon.receiver.port,
+def test_head_is_answered_without_a_body(daemon_proc, path):
+    answer = raw_exchange(daemon_proc.receiver_port,
                           f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
                           .encode())
     header, _, rest = answer.partition(b"\r\n\r\n")
