@@ -278,6 +278,7 @@ def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool 
         if hasattr(src_emu, "wait_deliveries"):
             src_emu.wait_deliveries(30)
         settled = _wait(lambda: daemon.store.pending_count(INTEGRATION) == 0, 60)
+        daemon._coordinator(INTEGRATION).ping().get(timeout=60)  # its last batch is counted
         console.print(f"  webhooks applied in real time: "
                       f"{progress.events_applied - applied_before} event(s)"
                       + ("" if settled else " [red](some still pending)[/red]"))
