@@ -15,7 +15,7 @@ def print_table(rows) -> None:
     widths = [max(len(str(row[i])) for row in cells) for i in range(5)]
     print()
     for i, row in enumerate(cells):
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
         if i == 0:
             print("  ".join("-" * w for w in widths))
 

@@ -60,9 +60,7 @@ def emulator_process(kind: str, contacts: int = 0, latency: float = 0.0,
     module, _, name = cls.emulator.partition(":")
     emu_cls = getattr(importlib.import_module(module), name)
     port = free_port()
-    # The emulators play remote partners: they run with the waitress loop fix (bench/_loopfix.py)
-    # so that their idle polling does not take CPU from the daemon on a small machine.
-    cmd = [sys.executable, "-m", "bench._loopfix", "emulate", kind, "--port", str(port),
+    cmd = [sys.executable, "-m", "syncd.cli", "emulate", kind, "--port", str(port),
            "--contacts", str(contacts)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -87,17 +85,15 @@ def emulator_process(kind: str, contacts: int = 0, latency: float = 0.0,
 
 
 @contextmanager
-def daemon_process(config: dict, loop_fix: bool = False):
-    """The daemon (``syncd run``) in its own process; with ``loop_fix`` through
-    :mod:`bench._loopfix` (the proposed waitress loop timeout, for A/B figures)."""
+def daemon_process(config: dict):
+    """The daemon (``syncd run``) in its own process."""
     tmp = tempfile.mkdtemp(prefix="syncd-bench-")
     config["daemon"]["state_dir"] = os.path.join(tmp, "state")
     path = os.path.join(tmp, "syncd.toml")
     with open(path, "wb") as fh:
         tomli_w.dump(config, fh)
     log = open(os.path.join(tmp, "syncd.log"), "wb")  # noqa: SIM115
-    module = "bench._loopfix" if loop_fix else "syncd.cli"
-    proc = subprocess.Popen([sys.executable, "-m", module, "run", "-c", path],
+    proc = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "-c", path],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         from syncd.admin import AdminClient

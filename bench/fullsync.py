@@ -23,11 +23,11 @@ import argparse
 from bench.common import (
     apsis_budget,
     base_config,
+    cpu_delta,
     daemon_process,
     destination_config,
     emulator_process,
     emulator_stats,
-    cpu_delta,
     proc_status,
     requests_between,
     run_full_sync,

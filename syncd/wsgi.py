@@ -153,7 +153,9 @@ class ServerThread:
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 8,
                  name: str = "http", **options):
         options.setdefault("channel_timeout", 30)
-        options.setdefault("asyncore_loop_timeout", 0.25)  # how fast stop() is noticed
+        # waitress takes whole seconds (0 would spin select() and hold the GIL); stop()
+        # wakes the loop through its trigger instead of waiting for the timeout
+        options.setdefault("asyncore_loop_timeout", 1)
         options.setdefault("connection_limit", 1000)
         options.setdefault("backlog", 1024)
         options.setdefault("clear_untrusted_proxy_headers", True)
@@ -194,4 +196,8 @@ class ServerThread:
             except OSError:
                 pass
         server._map.clear()
+        try:
+            server.pull_trigger()  # wake select() so the loop sees the empty map at once
+        except (OSError, AttributeError):
+            pass
         self._thread.join(timeout)
