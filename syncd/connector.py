@@ -60,6 +60,9 @@ class Capability(enum.StrEnum):
     CREATE_TASKS = "create_tasks"
     #: ``read_group(name) -> list[str]``: the record ids of a selection or overview.
     READ_GROUPS = "read_groups"
+    #: ``bulk_write(profiles) -> list[WriteResult]``: write many profiles in one import
+    #: (large full syncs), one result per profile in input order.
+    BULK_WRITE = "bulk_write"
 
 
 #: The methods each capability requires, checked when a plugin is loaded.
@@ -74,6 +77,7 @@ REQUIRED_METHODS: dict[Capability, tuple[str, ...]] = {
     Capability.WRITE_RESPONSES: ("write_responses",),
     Capability.CREATE_TASKS: ("create_task",),
     Capability.READ_GROUPS: ("read_group",),
+    Capability.BULK_WRITE: ("bulk_write",),
 }
 
 #: Parses one webhook delivery: ``(headers, raw_body) -> events``. Raises

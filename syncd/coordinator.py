@@ -28,6 +28,7 @@ import structlog
 
 from syncd import rules as R
 from syncd.config.model import IntegrationConfig
+from syncd.connector import Capability
 from syncd.exceptions import RemoteError
 from syncd.jobs import CALL_TIMEOUT, Jobs
 from syncd.records import Record, WriteResult
@@ -150,6 +151,11 @@ class Coordinator(Jobs, pykka.ThreadingActor):
         self._prefetch = None
         self._confirmed = confirm
         self._sensitive = 0
+        self._bulk: bool | None = None
+        self._staged: list[R.Write] = []
+        self._staged_counts: dict[str, int] = {}
+        self._staged_errors: list = []
+        self._staged_total: int | None = None
         done = int(resume.get("processed") or 0) if resume else 0
         # updated in place: the daemon and the CLI hold this object
         p = self.progress
@@ -213,13 +219,14 @@ class Coordinator(Jobs, pykka.ThreadingActor):
             if problem:
                 self._finish("needs_confirmation", error=problem)
                 return
-            counts, errors = self._write(counts, writes, deletes, full_sync=True)
+            if self._bulk is None:
+                self._bulk = self._use_bulk(page.total)
             self._cursor = page.cursor
-            self.store.progress_run(run_id, counts, cursor=page.cursor, total=page.total,
-                                    errors=errors)
-            self.progress.processed += counts.get("processed", 0)
-            for key, value in counts.items():
-                self.progress.counts[key] = self.progress.counts.get(key, 0) + value
+            if self._bulk:
+                self._stage(counts, writes, deletes, page)
+            else:
+                counts, errors = self._write(counts, writes, deletes, full_sync=True)
+                self._commit(counts, errors, page.cursor, page.total)
         except Exception as exc:
             self.log.exception("full_sync.failed", run_id=run_id)
             self._prefetch = None
@@ -231,6 +238,47 @@ class Coordinator(Jobs, pykka.ThreadingActor):
             self._finish("cancelled")
         else:
             self._self.full_sync_step.defer()
+
+    def _commit(self, counts: dict[str, int], errors: list, cursor: str | None,
+                total: int | None, pages_counted: bool = False) -> None:
+        """Record a page's (or a bulk batch's) outcome and move the run's cursor."""
+        self.store.progress_run(self.progress.run_id, counts, cursor=cursor, total=total,
+                                errors=errors)
+        if not pages_counted:
+            self.progress.processed += counts.get("processed", 0)
+        for key, value in counts.items():
+            if key != "processed" or not pages_counted:
+                self.progress.counts[key] = self.progress.counts.get(key, 0) + value
+
+    # -- bulk writes: large full syncs through the destination's import API ---------------
+
+    def _use_bulk(self, total: int | None) -> bool:
+        threshold = self.integration.bulk_threshold
+        able = Capability.BULK_WRITE in self.capabilities.get("destination", ())
+        return bool(able and threshold and total is not None and total > threshold)
+
+    def _stage(self, counts: dict[str, int], writes: list[R.Write], deletes: list[R.Delete],
+               page) -> None:
+        """Collect a page's writes for the next import; the run's cursor moves only when
+        the import is done, so an interrupted run reads those pages again."""
+        if deletes:
+            counts, errors = self._write(counts, [], deletes, full_sync=True)
+            self._staged_errors.extend(errors)
+        for key, value in counts.items():
+            self._staged_counts[key] = self._staged_counts.get(key, 0) + value
+        self.progress.processed += counts.get("processed", 0)
+        self._staged.extend(writes)
+        self._staged_total = page.total
+        if (len(self._staged) >= self.integration.bulk_batch or page.cursor is None
+                or self.progress.cancel.is_set()):
+            self._flush(page.cursor)
+
+    def _flush(self, cursor: str | None) -> None:
+        counts, writes = self._staged_counts, self._staged
+        self._staged, self._staged_counts = [], {}
+        errors, self._staged_errors = self._staged_errors, []
+        counts, more = self._write(counts, writes, [], full_sync=True, bulk=True)
+        self._commit(counts, errors + more, cursor, self._staged_total, pages_counted=True)
 
     def _guard(self, writes: list[R.Write], deletes: list[R.Delete]) -> str | None:
         """Stop-and-confirm: a run that would opt in or out, or delete, more than the
@@ -249,6 +297,11 @@ class Coordinator(Jobs, pykka.ThreadingActor):
 
     def _finish(self, status: str, error: str | None = None) -> None:
         run_id = self.progress.run_id
+        if getattr(self, "_staged", None) and status in ("cancelled", "completed"):
+            try:
+                self._flush(self._cursor)  # what was read before the cancel is written
+            except Exception as exc:
+                status, error = "failed", f"{type(exc).__name__}: {exc}"
         if self._prefetch is not None:
             try:
                 self._prefetch.get(timeout=CALL_TIMEOUT)  # let the source finish quietly
@@ -295,14 +348,18 @@ class Coordinator(Jobs, pykka.ThreadingActor):
         return self._write(counts, writes, deletes, full_sync=full_sync)
 
     def _write(self, counts: dict[str, int], writes: list[R.Write], deletes: list[R.Delete],
-               *, full_sync: bool) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
+               *, full_sync: bool, bulk: bool = False
+               ) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
         errors: list[tuple[str, str, bool]] = []
         new_links: list[tuple[str, str, str | None, dict | None]] = []
         overridden: list[tuple[str, str, str]] = []
         if writes:
-            results: list[WriteResult] = self.destination.write_profiles(
-                [w.profile for w in writes], [w.profile.key for w in writes if w.known]
-            ).get(timeout=CALL_TIMEOUT)
+            if bulk:
+                future = self.destination.call("bulk_write", [w.profile for w in writes])
+            else:
+                future = self.destination.write_profiles(
+                    [w.profile for w in writes], [w.profile.key for w in writes if w.known])
+            results: list[WriteResult] = future.get(timeout=CALL_TIMEOUT)
             for write, result in zip(writes, results, strict=True):
                 if result.outcome == "failed":
                     counts["failed"] = counts.get("failed", 0) + 1

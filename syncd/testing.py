@@ -41,6 +41,7 @@ class World:
     consent_log: list[ConsentChange] = field(default_factory=list)
     groups: dict[str, set[str]] = field(default_factory=dict)  # overviews: name -> ids
     pages_read: int = 0
+    bulk_calls: list[int] = field(default_factory=list)  # sizes of bulk writes
     writes: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -99,7 +100,7 @@ class MemoryConnector(Connector):
     capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
                               Capability.WRITE_PROFILES, Capability.DELETE_PROFILES,
                               Capability.READ_CONSENT_CHANGES, Capability.WRITE_CONSENTS,
-                              Capability.READ_GROUPS})
+                              Capability.READ_GROUPS, Capability.BULK_WRITE})
     options = (
         Option("world", str, "default", "the name of the shared in-memory data"),
         Option("webhook_secret", Secret, None, "HMAC-SHA256 key of X-Memory-Signature"),
@@ -195,6 +196,10 @@ class MemoryConnector(Connector):
                 w.set_label(record_id, label, on)
             changed = w.records[record_id].labels != before
         return WriteResult(record_id, "updated" if changed else "unchanged")
+
+    def bulk_write(self, profiles: list[Profile]) -> list[WriteResult]:
+        self.world.bulk_calls.append(len(profiles))
+        return self.write_profiles(profiles, set())
 
     def delete_profiles(self, keys: list[str]) -> list[WriteResult]:
         w = self.world

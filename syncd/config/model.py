@@ -111,6 +111,9 @@ class IntegrationConfig:
     confirm_share: float = 0.1
     #: Attempts before a real-time event goes to the dead letters.
     max_attempts: int = 8
+    #: Full syncs of more records than this use the destination's bulk imports (0: never).
+    bulk_threshold: int = 10000
+    bulk_batch: int = 5000
     #: Seconds between reads of consents changed in the destination (written back).
     consent_poll_interval: float = 300.0
     #: When the daily job creating new contacts runs (the safety net for missed webhooks);

@@ -103,6 +103,11 @@ INTEGRATION_OPTIONS: tuple[Option, ...] = (
            "for `syncd sync --confirm`.", minimum=0, maximum=1),
     Option("max_attempts", int, 8,
            "Attempts before a real-time event goes to the dead letters.", minimum=1),
+    Option("bulk_threshold", int, 10000,
+           "A full sync of more records than this writes through the destination's bulk "
+           "import API, when it has one (0: never).", minimum=0),
+    Option("bulk_batch", int, 5000,
+           "Profiles per bulk import.", minimum=100, maximum=50000),
     Option("consent_poll_interval", float, 300.0,
            "Seconds between reads of the consents changed in the destination (unsubscribes), "
            "which are written back to the source.", minimum=10),

@@ -177,3 +177,25 @@ def test_overview_import_tags_members_and_untags_who_left(setup):
     coord.run_job("overview", {"overview": "Hot leads", "tag": "hot"}).get(timeout=10)
     assert {k for k, t in world.tags.items() if t.get("hot")} == {"p0002", "p0003"}
     assert world.tags["p0001"]["hot"] is False
+
+
+def test_a_large_full_sync_writes_through_bulk_imports(setup):
+    world, store, make = setup
+    seed(world, 95)
+    coord, progress = make(page_size=10, bulk_threshold=50, bulk_batch=30,
+                           fields={"FirstName": "firstname"})
+    run = wait_run(store, coord.start_full_sync().get(timeout=5))
+    assert run["status"] == "completed" and run["created"] == 95
+    assert world.bulk_calls == [30, 30, 30, 5]  # batches of pages, the rest at the end
+    assert len(world.profiles) == 95 and progress.processed == 95
+    world.update("p0003", FirstName="changed")
+    run = wait_run(store, coord.start_full_sync().get(timeout=5))
+    assert (run["updated"], run["unchanged"]) == (1, 94)
+
+
+def test_a_small_full_sync_writes_profile_by_profile(setup):
+    world, store, make = setup
+    seed(world, 20)
+    coord, _ = make(page_size=10, bulk_threshold=50)
+    wait_run(store, coord.start_full_sync().get(timeout=5))
+    assert world.bulk_calls == [] and len(world.profiles) == 20
