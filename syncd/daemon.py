@@ -274,7 +274,21 @@ class Daemon(Control):
                 self._reload_flag.clear()
                 self.reload()
             self._supervise()
+            self._housekeeping()
             systemd.watchdog()
+
+    def _housekeeping(self) -> None:
+        """Applied events are kept a week (to answer questions), then pruned hourly."""
+        now = time.time()
+        if now - getattr(self, "_pruned_at", 0.0) < 3600:
+            return
+        self._pruned_at = now
+        try:
+            pruned = self.store.prune_done(older_than=7 * 86400)
+            if pruned:
+                log.info("inbox.pruned", events=pruned)
+        except Exception as exc:  # a busy database now is no reason to stop
+            log.warning("inbox.prune_failed", error=str(exc))
 
     def _actor_failed(self, name: str, exc: BaseException) -> None:
         for sup in (*self.connections.values(), *self.coordinators.values()):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -147,6 +148,22 @@ _REASONS = {
 }
 
 
+def _no_body_for_head(app):
+    """Answer HEAD with the headers GET would have, and no body (RFC 9110): a body there
+    would be read by a keep-alive client as the start of its next response."""
+
+    def wrapped(environ, start_response):
+        result = app(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "HEAD":
+            return result
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        return []
+
+    return wrapped
+
+
 class ServerThread:
     """A waitress server running in a daemon thread. ``port=0`` picks a free port."""
 
@@ -160,7 +177,7 @@ class ServerThread:
         options.setdefault("backlog", 1024)
         options.setdefault("clear_untrusted_proxy_headers", True)
         self.server = waitress.server.create_server(
-            app, host=host, port=port, threads=threads, ident="syncd", **options
+            _no_body_for_head(app), host=host, port=port, threads=threads, ident="syncd", **options
         )
         self.host = host
         self.port = self.server.effective_port
@@ -189,7 +206,23 @@ class ServerThread:
             server.socket.close()
         except OSError:
             pass
-        server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)
+        # Requests already read are answered (a draining receiver answers 503, so the
+        # sender retries) and their answers flushed before the connections close.
+        deadline = time.monotonic() + timeout
+        dispatcher = server.task_dispatcher
+        while time.monotonic() < deadline:
+            with dispatcher.lock:
+                busy = bool(dispatcher.queue) or dispatcher.active_count > 0
+            unsent = any(getattr(ch, "total_outbufs_len", 0)
+                         for ch in list(server._map.values()))
+            if not busy and not unsent:
+                break
+            try:
+                server.pull_trigger()  # let the loop write what the workers produced
+            except (OSError, AttributeError):
+                pass
+            time.sleep(0.01)
+        dispatcher.shutdown(cancel_pending=True, timeout=max(0.1, deadline - time.monotonic()))
         for channel in list(server._map.values()):
             try:
                 channel.close()

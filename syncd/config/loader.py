@@ -127,6 +127,9 @@ def _read(path: str, problems: Problems) -> dict[str, Any] | None:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         problems.add("(file)", f"the file is not UTF-8 (byte {exc.start})", "save it as UTF-8")
+    except RecursionError:
+        problems.add("(file)", "tables or arrays are nested too deeply to read",
+                     "write tables and arrays a few levels deep at most")
     except tomllib.TOMLDecodeError as exc:
         text = str(exc)
         match = _TOML_POS.search(text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -340,6 +341,12 @@ def check_value(value: Any, option: Option, key: str, problems: Problems, *, bas
         problems.add(key, f"must be one of {choices}, got {shown(value)}",
                      f"{hint}write it like `{option.name} = {better}`")
         return False, None
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.add(key, f"must be a finite number, got {shown(value)}", fix)
+        return False, None
+    if isinstance(value, str) and "\x00" in value:
+        problems.add(key, "must not contain a NUL character", fix)
+        return False, None
     if isinstance(value, int | float) and not isinstance(value, bool):
         low, high = option.minimum, option.maximum
         if (low is not None and value < low) or (high is not None and value > high):
@@ -415,11 +422,11 @@ def resolve_secret(value: Any, key: str, problems: Problems, *, base_dir: str,
         if not isinstance(path, str) or not path:
             problems.add(key, "`file` must be a path", forms)
             return None
-        path = resolve_path(path, base_dir)
         try:
+            path = resolve_path(path, base_dir)
             with open(path, encoding="utf-8") as f:
                 secret = f.read()
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             problems.add(key, f"cannot read secret file {path}: {reason}",
                          "check the path and that the syncd user may read the file")

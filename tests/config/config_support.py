@@ -3,14 +3,8 @@
 
 from __future__ import annotations
 
-import textwrap
-
-import pytest
-
 from syncd.config.schema import REQUIRED, Option, Secret
 from syncd.connector import Capability, Connector
-from syncd.exceptions import ConfigErrors
-from syncd.plugins import PluginStatus, Registry
 
 SECRET = "crm-secret-value-123"
 INLINE = "inline-mkt-secret-456"

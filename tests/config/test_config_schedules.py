@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from config_support import VALID
 
 from syncd.config import describe, diff
 from syncd.config.model import Overview, Schedule
-
-from config_support import VALID
 
 I = "integrations.crm-mkt"
 

@@ -11,12 +11,11 @@ by its webhook event in the inbox, as the receiver would store it.
 import tempfile
 import threading
 import time
+from dataclasses import replace
 
 import pykka
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from dataclasses import replace
 
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
 from syncd.connector import ConnectionActor

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -71,25 +72,6 @@ FirstName = "firstname"
 def signed_body(ids, secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"ids": list(ids)}).encode()
     return body, {"X-Memory-Signature": sign(secret, body)}
-
-
-def inbox_rows(db_path: str) -> list[tuple]:
-    """Every inbox row ``(id, integration, record_id, status, last_error)``, read through a
-    connection of our own (not the daemon's)."""
-    conn = sqlite3.connect(db_path, timeout=10)
-    try:
-        return conn.execute("SELECT id, integration, record_id, status, last_error FROM inbox "
-                            "ORDER BY id").fetchall()
-    finally:
-        conn.close()
-
-
-def rss_kb() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 @dataclass
@@ -193,7 +175,7 @@ def proc_rss_kb(pid: int) -> int:
 class DaemonProcess:
     """The daemon in its own process (see launch_daemon.py)."""
 
-    proc: "subprocess.Popen"
+    proc: subprocess.Popen
     config_path: Path
     state_dir: Path
     receiver_port: int
@@ -219,33 +201,30 @@ class DaemonProcess:
             return ""
 
 
-def spawn_daemon(tmp_path: Path, *, records: int = 10, **config) -> DaemonProcess:
-    import subprocess
-    import sys
-
+def spawn_daemon(tmp_path: Path, *, records: int = 10, enqueue_delay: float = 0.0,
+                 **config) -> DaemonProcess:
     name = f"reliability-{uuid.uuid4().hex}"
     cfg = tmp_path / "syncd.toml"
     config.setdefault("log_level", "error")
     cfg.write_text(config_text(name, **config))
     ready = tmp_path / "ready.json"
     log_path = tmp_path / "daemon.log"
+    env = env_without_proxies()
+    env["SYNCD_TEST_ENQUEUE_DELAY"] = str(enqueue_delay)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, LAUNCHER, str(cfg), str(ready), str(records)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env_without_proxies(),
-                                cwd=str(tmp_path))
+                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(tmp_path))
     if not wait_for(lambda: ready.exists() or proc.poll() is not None, timeout=60, interval=0.05) \
             or not ready.exists():
         stop_process(proc)
         raise RuntimeError(f"the daemon did not start: {log_path.read_text()[-3000:]}")
     info = json.loads(ready.read_text())
-    return DaemonProcess(proc, cfg, tmp_path / "state", info["receiver"], info["admin"],
-                         log_path)
+    return DaemonProcess(proc, cfg, tmp_path / "state", int(info["receiver"]),
+                         int(info["admin"]), log_path)
 
 
 def stop_process(proc, timeout: float = 20.0) -> int | None:
     """SIGTERM, then SIGKILL after ``timeout``; the exit code (None if it had to be killed)."""
-    import subprocess
-
     if proc.poll() is None:
         proc.terminate()
         try:
