@@ -277,17 +277,9 @@ def cmd_emulate(args) -> int:
     emulator = emulator_cls(host=args.host, port=args.port, seed=args.seed)
     if args.contacts:
         emulator.seed(args.contacts, seed=args.seed)
-    print(f"{args.kind} emulator on {emulator.url if emulator.port else '...'} "
-          f"(Ctrl-C stops it)", flush=True)
-    emulator.start()
-    print(f"listening on {emulator.url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
+    emulator.serve_forever(
+        announce=lambda url: print(f"{args.kind} emulator listening on {url} (Ctrl-C stops it)",
+                                   flush=True))
     return 0
 
 

@@ -445,13 +445,8 @@ class Daemon(Control):
         for server in (self.receiver, self.admin):
             if server is not None:
                 server.stop(timeout=max(0.5, min(5.0, deadline - time.time())))
-        for sup in reversed(list(self.coordinators.values())):
-            if sup.ref is not None:
-                try:
-                    sup.ref.stop(block=True, timeout=max(0.5, deadline - time.time()))
-                except (pykka.Timeout, pykka.ActorDeadError):
-                    log.warning("actor.stop_timeout", actor=sup.name)
-        for sup in reversed(list(self.connections.values())):
+        # coordinators first (they call the connections), then the connections
+        for sup in [*reversed(self.coordinators.values()), *reversed(self.connections.values())]:
             if sup.ref is not None:
                 try:
                     sup.ref.stop(block=True, timeout=max(0.5, deadline - time.time()))

@@ -157,9 +157,11 @@ class Emulator:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def serve_forever(self) -> None:
+    def serve_forever(self, announce=None) -> None:
         """Serve in the foreground until interrupted (``syncd emulate``)."""
         self.start()
+        if announce is not None:
+            announce(self.url)
         try:
             while True:
                 time.sleep(3600)

@@ -146,6 +146,12 @@ class ApsisClient:
         self.exports_http = HttpClient(
             self.base_url, auth=self.auth, timeout=timeout, max_attempts=max_attempts,
             backoff=backoff, budget=self.http.budget, pool_size=2, name=f"{name}-exports")
+        #: Profile imports' own client: a 429's Retry-After (10 imports a minute, 3 pending)
+        #: holds only imports, not the profile writes.
+        self.imports_http = HttpClient(
+            self.base_url, auth=self.auth, timeout=max(timeout, 120.0),
+            max_attempts=max_attempts, backoff=backoff, budget=self.http.budget, pool_size=2,
+            name=f"{name}-imports")
 
     def __repr__(self) -> str:
         return f"ApsisClient(base_url={self.base_url!r}, client_id={self.auth.client_id!r})"
@@ -153,10 +159,12 @@ class ApsisClient:
     def close(self) -> None:
         self.http.close()
         self.exports_http.close()
+        self.imports_http.close()
 
     def stats(self) -> dict[str, int]:
-        return {"requests": self.http.requests_sent + self.exports_http.requests_sent,
-                "retries": self.http.retries + self.exports_http.retries,
+        clients = (self.http, self.exports_http, self.imports_http)
+        return {"requests": sum(c.requests_sent for c in clients),
+                "retries": sum(c.retries for c in clients),
                 "token_fetches": self.auth.fetches, "reauth_on_403": self.reauth_403}
 
     # -- sending -----------------------------------------------------------------------------
@@ -318,6 +326,38 @@ class ApsisClient:
         same_host = urlsplit(url).netloc in ("", urlsplit(self.base_url).netloc)
         return self.exports_http.request("GET", url, auth=same_host, stream=True,
                                          headers=dict(headers or {}))
+
+    # -- profile imports (apis.md 3.7) ----------------------------------------------------------
+
+    def create_import(self, section: str, body: Mapping[str, Any]
+                      ) -> tuple[dict[str, Any] | None, float | None]:
+        """Request an import. Returns ``(answer, None)`` with ``import_id`` and
+        ``file_upload_url``, or ``(None, seconds)`` when APSIS answered 429 (10 import
+        requests a minute, 3 pending imports): ``seconds`` is its ``Retry-After`` (None when
+        it sent none). Other errors raise RemoteError."""
+        response = self.imports_http.request(
+            "POST", f"/v2/audience/sections/{segment(section)}/imports", ok=(429,),
+            json=dict(body), headers={"Accept": f"{PROBLEM}, application/json"})
+        if response.status_code == 429:
+            return None, parse_retry_after(response.headers.get("Retry-After"))
+        data = response.json()
+        if not data.get("import_id") or not data.get("file_upload_url"):
+            raise RemoteError("POST imports answered without import_id or file_upload_url",
+                              status=response.status_code, retryable=True)
+        return data, None
+
+    def upload_import_file(self, url: str, data: bytes) -> None:
+        """PUT the CSV to the pre-signed upload URL: it carries its own credential, so no
+        bearer goes with it. A 409 (a retry after a lost answer: the file is there) is fine."""
+        self.imports_http.request("PUT", url, auth=False, ok=(409,), data=data,
+                                  headers={"Content-Type": "text/csv"})
+
+    def import_status(self, section: str, import_id: str) -> dict[str, Any]:
+        """``{"status": "waiting_for_file" | "processing" | "completed" | "failed",
+        "result": {...}}`` (429s are retried after their Retry-After)."""
+        path = f"/audience/sections/{segment(section)}/imports/{segment(import_id)}"
+        return self.imports_http.request(
+            "GET", path, headers={"Accept": f"{PROBLEM}, application/json"}).json()
 
     def merge(self, first: tuple[str, str], second: tuple[str, str]) -> None:
         """Merge two keys into one profile (missing ones are created; 409 on a conflict)."""

@@ -13,8 +13,12 @@
 - Errors are problem+json everywhere. Faults and the control API come from the base class.
 - E-mail events (``unsubscribe``, ``record_event``) and the e-mail event export
   (``/emails/reports``): see :mod:`syncd_apsis.emulator_events`.
+- Profile imports (Import v2: create, pre-signed upload, status; 3 pending and 10 a minute):
+  see :mod:`syncd_apsis.emulator_imports`.
 - Control (for benchmarks): ``POST /_emulator/settings`` with any of ``requests_per_second``,
-  ``per_key_per_second`` (0: unlimited), ``send_retry_after``; ``GET
+  ``per_key_per_second`` (0: unlimited), ``send_retry_after`` and the import settings
+  (``import_requests_per_minute``, ``max_pending_imports``, ``import_delay``,
+  ``max_import_file``, ``import_upload_ttl``); ``GET
   /_emulator/profile/{crm_id}`` and ``POST /_emulator/profiles`` (``{"keys": [...]}``) return
   a profile's attributes and ``modified_at`` (epoch seconds of its last successful write
   through the API), without touching the budgets, the faults or the request counts.
@@ -41,6 +45,7 @@ from syncd.emulator import Emulator, TokenIssuer
 from syncd.wsgi import HTTPError, Request, Router
 from syncd_apsis.audience import CRM_ID, EMAIL, MOBILE, Audience, Conflict, NotFound
 from syncd_apsis.emulator_events import EmailEvents
+from syncd_apsis.emulator_imports import IMPORT_SETTINGS, ImportsApi
 from syncd_apsis.emulator_limits import Bucket, JwtIssuer
 
 DEFAULT_SECTION = "com.apsis1.sections.default"
@@ -56,7 +61,7 @@ PROFILE = "/audience/keyspaces/{ks}/profiles/{key}"
 SECTION = "/sections/{section}"
 
 
-class ApsisEmulator(EmailEvents, Emulator):
+class ApsisEmulator(ImportsApi, EmailEvents, Emulator):
     kind = "apsis"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None,
@@ -83,6 +88,7 @@ class ApsisEmulator(EmailEvents, Emulator):
         self.sections: dict[str, dict[str, Any]] = {}
         self.keyspaces = {CRM_ID: "CRM ID", EMAIL: "Email", MOBILE: "Mobile"}
         self._init_email_events(seed)  # e-mail events and their export: emulator_events.py
+        self._init_imports()  # profile imports: emulator_imports.py
         super().__init__(host, port, seed=seed, threads=threads, max_body=max_body)
         self.define_section(section)
         for name in (*STANDARD_ATTRIBUTES, *EXTRA_ATTRIBUTES, *attributes):
@@ -214,12 +220,17 @@ class ApsisEmulator(EmailEvents, Emulator):
         router.add("DELETE", PROFILE, api(self._delete_profile, True))
         router.add("PUT", "/audience/profiles/merges", api(self._merge))
         self.setup_event_routes(router)
+        self.setup_import_routes(router)
 
     # -- control (benchmarks) --------------------------------------------------------------------
 
     def settings(self, **values: Any) -> dict[str, Any]:
         """Change the budgets: ``requests_per_second`` (account), ``per_key_per_second``,
-        ``send_retry_after``. A rate of 0 means unlimited. Returns the current settings."""
+        ``send_retry_after``, and the import settings (:data:`IMPORT_SETTINGS`). A rate of 0
+        means unlimited. Returns the current settings."""
+        imports = {k: values[k] for k in IMPORT_SETTINGS if k in values}
+        with self.lock:
+            current_imports = self.configure_imports(**imports)
         with self._budget_lock:
             if "requests_per_second" in values:
                 self._account = Bucket(float(values["requests_per_second"]))
@@ -230,15 +241,19 @@ class ApsisEmulator(EmailEvents, Emulator):
                 self.send_retry_after = bool(values["send_retry_after"])
             return {"requests_per_second": self._account.rate,
                     "per_key_per_second": self.per_key_per_second,
-                    "send_retry_after": self.send_retry_after}
+                    "send_retry_after": self.send_retry_after, **current_imports}
 
     def _settings(self, request: Request):
         body = request.json() or {}
-        known = {"requests_per_second", "per_key_per_second", "send_retry_after"}
+        known = {"requests_per_second", "per_key_per_second", "send_retry_after",
+                 *IMPORT_SETTINGS}
         unknown = sorted(set(body) - known) if isinstance(body, dict) else ["(not an object)"]
         if unknown:
             raise self.problem(400, f"unknown setting {', '.join(unknown)}")
-        return self.settings(**body)
+        try:
+            return self.settings(**body)
+        except (TypeError, ValueError) as exc:
+            raise self.problem(400, str(exc)) from None
 
     def profile_state(self, key: str, keyspace: str = CRM_ID) -> dict[str, Any] | None:
         """A profile's attributes (default section) and ``modified_at``, or None."""

@@ -1,7 +1,6 @@
 """Fixtures of the APSIS One tests: a real emulator on port 0 and connectors pointed at it."""
 
 import pytest
-
 from syncd_apsis.connector import ApsisConnector
 from syncd_apsis.emulator import ApsisEmulator
 

@@ -2,14 +2,14 @@
 
 import pytest
 from apsis_support import requests_to
+from syncd_apsis.audience import EMAIL
+from syncd_apsis.connector import ApsisConnector
 
 from syncd import plugins
 from syncd.config.loader import Problems
 from syncd.config.sections import validate_options
 from syncd.exceptions import RemoteError
 from syncd.records import Consent, Profile
-from syncd_apsis.audience import EMAIL
-from syncd_apsis.connector import ApsisConnector
 
 FIRST = "com.apsis1.attributes.firstname"
 MAIL = "com.apsis1.attributes.email"

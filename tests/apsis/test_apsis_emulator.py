@@ -5,7 +5,6 @@ import json
 
 import requests
 from apsis_support import token
-
 from syncd_apsis.audience import EMAIL
 
 CRM = "com.apsis1.keyspaces.crm-id"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-
-from syncd.wsgi import ServerThread
 from syncd_tribe.connector import TribeConnector
 from syncd_tribe.emulator import TribeEmulator
+
+from syncd.wsgi import ServerThread
 
 SEEDED = 60  # persons seeded in the emulator fixture (plus the API's own virtual user)
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from syncd_tribe.connector import TribeConnector
 
 from syncd.config.schema import Secret
 from syncd.exceptions import AuthError, SyncdError
 from syncd.records import Event
-from syncd_tribe.connector import TribeConnector
 
 
 def read_all(connector, page_size=25, since=None):

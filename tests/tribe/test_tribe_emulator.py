@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import requests
-
 from syncd_tribe.emulator import TribeEmulator
 
 PERSONS = "/v1/odata/Relation_Person"

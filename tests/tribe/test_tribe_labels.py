@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from syncd_tribe.connector import TribeConnector
+
 from syncd.connector import Capability
 from syncd.records import Event
-from syncd_tribe.connector import TribeConnector
 
 
 def person_with(emulator, present: str, absent: str) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from syncd_tribe.client import any_of, literal, query_string, quote_string
 from syncd_tribe.odata import (
     ODataError,

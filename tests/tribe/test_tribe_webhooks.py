@@ -7,11 +7,11 @@ import json
 import random
 
 import pytest
+from syncd_tribe.connector import TribeConnector
+from syncd_tribe.webhooks import sign
 
 from syncd.config.schema import Secret
 from syncd.exceptions import WebhookRejected
-from syncd_tribe.connector import TribeConnector
-from syncd_tribe.webhooks import sign
 
 SECRET = "whsec-test-123"
 
