@@ -339,7 +339,6 @@ class ApsisConnector(Connector):
         of a key are taken as the created ones)."""
         if not profiles:
             return []
-        self.client  # starts the client
         deadline = time.monotonic() + float(self.config["import_timeout"])
         results: list[WriteResult | None] = [None] * len(profiles)
         groups: dict[tuple[str, ...], list[tuple[int, str, dict[str, Scalar]]]] = {}
