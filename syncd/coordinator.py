@@ -164,8 +164,8 @@ class Coordinator(Jobs, pykka.ThreadingActor):
         p.needs_full_sync, p.last_error = False, None
         p.state = "full_sync"
         self.log.info("full_sync.started", run_id=run_id, resumed_from=resume and resume["id"])
-        if self.consent_write_back():
-            self.run_job("consent_changes")  # learn of fresh opt-outs before writing consents
+        if self.consent_write_back():  # learn of fresh opt-outs before writing consents
+            self._self.run_job.defer("consent_changes", {})
         self._self.full_sync_step.defer()
         return run_id
 
@@ -354,6 +354,11 @@ class Coordinator(Jobs, pykka.ThreadingActor):
         new_links: list[tuple[str, str, str | None, dict | None]] = []
         overridden: list[tuple[str, str, str]] = []
         if writes:
+            # Links first (no digest yet): a crash during the write must not leave a
+            # profile syncd does not know it made. The digest follows the write.
+            fresh = [(w.profile.key, w.profile.key, None, None) for w in writes if not w.known]
+            if fresh:
+                self.store.save_links(self.name, fresh)
             if bulk:
                 future = self.destination.call("bulk_write", [w.profile for w in writes])
             else:

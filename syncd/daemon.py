@@ -154,6 +154,7 @@ class Daemon(Control):
         for integration in cfg.integrations.values():
             if integration.enabled:
                 self._start_coordinator(integration)
+        self._resume_interrupted()  # before any webhook: events wait for the resumed sync
         self.receiver_app = WebhookApp(store=self.store, max_body=cfg.receiver.max_body_bytes,
                                        notify=self._notify_coordinators)
         self.receiver_app.set_routes(self._routes(cfg))
@@ -163,7 +164,6 @@ class Daemon(Control):
         self.admin_token = ensure_token(token_file)
         self.admin = ServerThread(AdminApp(self, self.admin_token), cfg.admin.host,
                                   cfg.admin.port, threads=4, name="admin").start()
-        self._resume_interrupted()
         self._notify_coordinators(list(self.coordinators))  # apply what was left in the inbox
         self.scheduler = Scheduler(
             self._send_job, state_file=os.path.join(cfg.daemon.state_dir, "scheduler.json"))
@@ -249,14 +249,18 @@ class Daemon(Control):
                           error=f"{type(exc).__name__}: {exc}")
 
     def _resume_interrupted(self) -> None:
-        for run in self.store.interrupt_running():
-            name = run["integration"]
-            if run["kind"] != "full" or name not in self.coordinators:
+        """Resume each integration whose latest full sync did not end: it was running when
+        the process stopped (marked interrupted now), or it was marked interrupted by a
+        start that itself stopped before resuming it."""
+        self.store.interrupt_running()
+        for name in self.coordinators:
+            latest = self.store.latest_run(name, "full")
+            if latest is None or latest["status"] != "interrupted":
                 continue
-            log.warning("full_sync.interrupted", integration=name, run_id=run["id"],
-                        processed=run["processed"])
+            log.warning("full_sync.interrupted", integration=name, run_id=latest["id"],
+                        processed=latest["processed"])
             try:
-                self._coordinator(name).start_full_sync(run).get(timeout=ASK_TIMEOUT)
+                self._coordinator(name).start_full_sync(latest).get(timeout=ASK_TIMEOUT)
             except Exception as exc:
                 log.error("full_sync.resume_failed", integration=name, error=str(exc))
 

@@ -453,6 +453,11 @@ class Store:
                          (time.time(),))
         return [dict(r) for r in rows]
 
+    def latest_run(self, integration: str, kind: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM runs WHERE integration=? AND kind=? ORDER BY id DESC "
+                          "LIMIT 1", (integration, kind))
+        return dict(rows[0]) if rows else None
+
     def run(self, run_id: int) -> dict[str, Any] | None:
         rows = self._read("SELECT * FROM runs WHERE id=?", (run_id,))
         return dict(rows[0]) if rows else None
