@@ -11,7 +11,7 @@ from config_support import VALID
 from syncd.config import describe, diff
 from syncd.config.model import Overview, Schedule
 
-I = "integrations.crm-mkt"
+I = "integrations.crm-mkt"  # noqa: E741
 
 
 def with_keys(keys: str = "", overviews: str = "") -> str:

@@ -133,7 +133,7 @@ def test_exceptions_are_plain_traceback_text_without_locals():
     logs.configure("info", "json", stream=out)
     password = "local-secret-value"  # noqa: F841 - must not appear (no dict_tracebacks)
     try:
-        1 / 0
+        1 / 0  # noqa: B018
     except ZeroDivisionError:
         structlog.get_logger("syncd.test").exception("job.failed")
         logging.getLogger("apscheduler.executors.default").exception("Job raised")

@@ -106,7 +106,7 @@ def test_every_local_day_of_a_year_runs_exactly_once(tz, at):
     assert set(per_day.values()) == {1}
     spaced = sorted(fires(trigger, start, end))
     assert all(timedelta(hours=22) <= b - a <= timedelta(hours=26)
-               for a, b in zip(spaced, spaced[1:]))
+               for a, b in zip(spaced, spaced[1:], strict=False))
 
 
 def test_days_restrict_the_weekdays():
