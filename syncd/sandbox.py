@@ -168,8 +168,14 @@ def _consent_scenario(console, daemon, src_cls, source_options, dst_emu, rules) 
         opted_in = _pick(user, lambda r: label in r.labels and matches(conditions, r))
         if opted_in is not None:
             dst_emu.unsubscribe(opted_in.id, topic)
-            coordinator.run_job("consent_changes", {}).get(timeout=300)
-            ok = _wait(lambda: label not in fetch(opted_in.id).labels, 30)
+
+            def written_back() -> bool:
+                # what the next scheduled poll would do, now (an event recorded in the very
+                # millisecond a poll ends comes with the following one)
+                coordinator.run_job("consent_changes", {}).get(timeout=300)
+                return label not in fetch(opted_in.id).labels
+
+            ok = _wait(written_back, 30, interval=0.2)
             console.print(f"    - {opted_in.id} unsubscribed from {topic} in the destination: "
                           + ("the label " + repr(label) + " is gone in the source" if ok
                              else "[red]not written back[/red]"))
