@@ -199,3 +199,30 @@ def test_a_small_full_sync_writes_profile_by_profile(setup):
     coord, _ = make(page_size=10, bulk_threshold=50)
     wait_run(store, coord.start_full_sync().get(timeout=5))
     assert world.bulk_calls == [] and len(world.profiles) == 20
+
+
+def test_delete_unmatched_deletes_profiles_that_stop_matching(setup):
+    world, store, make = setup
+    seed(world, 4, CustomerType="A")
+    coord, _ = make(conditions=(Condition("CustomerType", "A"),), delete_unmatched=True)
+    wait_run(store, coord.start_full_sync().get(timeout=5))
+    assert len(world.profiles) == 4
+    world.update("p0001", CustomerType="B")
+    run = wait_run(store, coord.start_full_sync().get(timeout=5))
+    assert run["status"] == "completed"
+    assert "p0001" not in world.profiles and len(world.profiles) == 3
+    assert store.links("i", ["p0001"]) == {}
+
+
+def test_deletes_beyond_the_confirm_share_wait_for_confirmation(setup):
+    world, store, make = setup
+    seed(world, 40, CustomerType="A")
+    coord, _ = make(conditions=(Condition("CustomerType", "A"),), delete_unmatched=True,
+                    confirm_share=0.1)
+    wait_run(store, coord.start_full_sync().get(timeout=5))
+    for i in range(20):
+        world.update(f"p{i:04d}", CustomerType="B")
+    run = wait_run(store, coord.start_full_sync().get(timeout=5))
+    assert run["status"] == "needs_confirmation" and len(world.profiles) > 20
+    run = wait_run(store, coord.start_full_sync(confirm=True).get(timeout=5))
+    assert run["status"] == "completed" and len(world.profiles) == 20

@@ -27,7 +27,7 @@ def wait_for(predicate, timeout=15.0):
     return predicate()
 
 
-def write_config(path, world, fields='FirstName = "firstname"', extra=""):
+def write_config(path, world, fields='FirstName = "firstname"', extra="", settings=""):
     path.write_text(f"""
 [daemon]
 state_dir = "state"
@@ -52,6 +52,7 @@ world = "{world}"
 source = "crm"
 destination = "mkt"
 page_size = 7
+{settings}
 [integrations.main.fields]
 {fields}
 {extra}
@@ -173,3 +174,13 @@ def test_a_crashed_connection_actor_is_restarted(running):
     world.update("p07", FirstName="after restart")
     post_webhook(daemon, ["p07"])
     assert wait_for(lambda: world.profiles.get("p07", {}).get("firstname") == "after restart")
+
+
+def test_a_mapping_change_starts_a_full_sync_when_the_integration_asks(running):
+    daemon, client, world, cfg, name = running
+    write_config(cfg, name, fields='FirstName = "given_name"',
+                 settings="full_sync_on_mapping_change = true")
+    assert client.reload()["ok"] is True
+    assert wait_for(lambda: (client.runs("main") or [{}])[0].get("status") == "completed")
+    assert all(p.get("given_name") for p in world.profiles.values())
+    assert len(world.profiles) == 20
