@@ -364,3 +364,7 @@ class ApsisClient:
         body = {"profiles": [{"keyspace_discriminator": ks, "profile_key": key}
                              for ks, key in (first, second)]}
         self.request("PUT", "/audience/profiles/merges", json=body)
+
+
+class UnknownAttribute(Exception):
+    pass
