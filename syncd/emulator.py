@@ -95,7 +95,8 @@ class Emulator:
         self.lock = threading.RLock()
         self._server: ServerThread | None = None
         self._stats_lock = threading.Lock()
-        self._not_before: dict[str, tuple[float, float]] = {}
+        #: (scope, client) -> (when a Retry-After was given, until when it holds)
+        self._not_before: dict[tuple[str, str], tuple[float, float]] = {}
         self.requests: deque[tuple[float, str, str, int]] = deque(maxlen=10_000)
         self.counts: dict[str, int] = {}
         self.retry_after_violations = 0
@@ -203,24 +204,29 @@ class Emulator:
 
     def throttle(self, request: Request, retry_after: float) -> HTTPError:
         """An HTTPError 429 with Retry-After, recorded for violation accounting."""
-        self._remember_retry_after(request, retry_after)
+        self.remember_retry_after(request, retry_after)
         body, ctype = self.error_body(429, "Too Many Requests")
-        return HTTPError(429, body, {"Retry-After": _fmt_seconds(retry_after)}, ctype)
+        return HTTPError(429, body, {"Retry-After": retry_after_header(retry_after)}, ctype)
 
-    def _remember_retry_after(self, request: Request, seconds: float) -> None:
+    def remember_retry_after(self, request: Request, seconds: float, scope: str = "") -> None:
+        """This client was told to wait ``seconds``; ``scope`` names a limit that holds only
+        some requests (e.g. one endpoint's), "" the whole API."""
+        now = time.monotonic()
+        key = (scope, self.client_of(request))
+        with self._stats_lock:
+            _, until = self._not_before.get(key, (0.0, 0.0))
+            self._not_before[key] = (now, max(until, now + seconds))
+
+    def check_retry_after(self, request: Request, scope: str = "") -> bool:
+        """Count (and return True for) a request sent before a Retry-After of ``scope`` ran
+        out. Requests already in flight when the 429 left are not violations: 50 ms grace."""
         now = time.monotonic()
         with self._stats_lock:
-            issued, until = self._not_before.get(self.client_of(request), (0.0, 0.0))
-            self._not_before[self.client_of(request)] = (now, max(until, now + seconds))
-
-    def _check_retry_after(self, request: Request) -> None:
-        client = self.client_of(request)
-        now = time.monotonic()
-        with self._stats_lock:
-            issued, until = self._not_before.get(client, (0.0, 0.0))
-            # requests already in flight when the 429 left are not violations: 50 ms grace
+            issued, until = self._not_before.get((scope, self.client_of(request)), (0.0, 0.0))
             if issued + 0.05 < now < until - 0.01:
                 self.retry_after_violations += 1
+                return True
+        return False
 
     def _inject(self, request: Request) -> None:
         f = self.faults
@@ -253,7 +259,7 @@ class Emulator:
         status = 500
         try:
             if not control:
-                self._check_retry_after(request)
+                self.check_retry_after(request)
                 if self.faults.latency:
                     time.sleep(self.faults.latency)
                 self._inject(request)
@@ -282,5 +288,6 @@ class Emulator:
                     self.requests.append((time.time(), request.method, request.path, status))
 
 
-def _fmt_seconds(seconds: float) -> str:
+def retry_after_header(seconds: float) -> str:
+    """A Retry-After value: whole seconds as an integer, else milliseconds precision."""
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:.3f}"

@@ -3,6 +3,7 @@
 - :class:`MemoryConnector`: an in-memory source *and* destination, the fake to test the
   core with (no HTTP). Connections of kind ``memory`` that name the same ``world`` share data.
 - :func:`memory_registry`: the installed plugins plus the memory connector.
+- :func:`wait_for`: poll a condition with a deadline (tests synchronise by it, not sleeps);
 - fixtures: ``actors`` (stops every pykka actor after the test), ``memory_world``.
 """
 
@@ -13,6 +14,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -207,6 +209,16 @@ class MemoryConnector(Connector):
             for key in keys:
                 w.profiles.pop(key, None)
         return [WriteResult(k, "deleted") for k in keys]
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
 
 
 def memory_registry() -> plugins.Registry:

@@ -52,6 +52,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from syncd.emulator import retry_after_header
 from syncd.wsgi import HTTPError, Request, Router
 from syncd_apsis.audience import CRM_ID, EMAIL, Audience, NotFound
 
@@ -119,7 +120,6 @@ class EmailEvents:
         self.exports_throttled = 0
         self._events_rng = random.Random(f"apsis-events-{seed}" if seed is not None else None)
         self._last_export: float | None = None  # monotonic time of the last accepted request
-        self._export_not_before: dict[str, tuple[float, float]] = {}  # client -> (issued, until)
         self._activity = str(uuid.UUID(int=self._events_rng.getrandbits(128), version=4))
 
     def configure_exports(self, **values: Any) -> dict[str, Any]:
@@ -208,26 +208,24 @@ class EmailEvents:
 
     def _export_gate(self, request: Request) -> None:
         """The 1-a-minute limit of export requests (when ``export_interval`` is set)."""
-        client = self.client_of(request)
+        if self.check_retry_after(request, scope="export"):
+            with self._stats_lock:
+                self.export_violations += 1
         now = time.monotonic()
         with self._stats_lock:
-            issued, until = self._export_not_before.get(client, (0.0, 0.0))
-            if issued + 0.05 < now < until - 0.01:  # 50 ms grace for requests in flight
-                self.export_violations += 1
-                self.retry_after_violations += 1
-            interval = self.export_interval
+            interval, wait = self.export_interval, 0.0
             if interval > 0 and self._last_export is not None \
                     and now - self._last_export < interval:
                 wait = max(0.01, math.ceil((interval - (now - self._last_export)) * 1000) / 1000)
-                self._export_not_before[client] = (now, now + wait)
                 self.exports_throttled += 1
-                error = self.problem(
-                    429, f"more than one event export request per {interval:g} s")
-                error.headers["Retry-After"] = (str(int(wait)) if float(wait).is_integer()
-                                                else f"{wait:.3f}")
-                raise error
-            self._last_export = now
-            self.exports_requested += 1
+            else:
+                self._last_export = now
+                self.exports_requested += 1
+        if wait:
+            self.remember_retry_after(request, wait, scope="export")
+            error = self.problem(429, f"more than one event export request per {interval:g} s")
+            error.headers["Retry-After"] = retry_after_header(wait)
+            raise error
 
     def _create_report(self, request: Request):
         body = self._json_object(request)

@@ -60,6 +60,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from syncd.emulator import retry_after_header
 from syncd.wsgi import HTTPError, Request, Router
 from syncd_apsis.audience import Audience, Conflict, NotFound
 
@@ -115,7 +116,6 @@ class ImportsApi:
         self.import_violations = 0
         self.import_rows = 0
         self._import_times: deque[float] = deque()  # monotonic times of accepted creations
-        self._import_not_before: dict[str, tuple[float, float]] = {}  # client -> (issued, until)
 
     def configure_imports(self, **values: Any) -> dict[str, Any]:
         """Set any of :data:`IMPORT_SETTINGS`; returns them all."""
@@ -203,13 +203,10 @@ class ImportsApi:
 
     def _import_gate(self, request: Request) -> None:
         """The creations-a-minute and pending-imports limits. Called under the lock."""
-        client = self.client_of(request)
-        now = time.monotonic()
-        with self._stats_lock:
-            issued, until = self._import_not_before.get(client, (0.0, 0.0))
-            if issued + 0.05 < now < until - 0.01:  # 50 ms grace for requests in flight
+        if self.check_retry_after(request, scope="import"):
+            with self._stats_lock:
                 self.import_violations += 1
-                self.retry_after_violations += 1
+        now = time.monotonic()
         times = self._import_times
         while times and now - times[0] >= 60.0:
             times.popleft()
@@ -231,12 +228,10 @@ class ImportsApi:
             wait = max(0.05, math.ceil(wait * 1000) / 1000)
             with self._stats_lock:
                 self.imports_throttled += 1
-                if self.send_retry_after:
-                    self._import_not_before[client] = (now, now + wait)
             error = self.problem(429, what)
             if self.send_retry_after:
-                error.headers["Retry-After"] = (str(int(wait)) if float(wait).is_integer()
-                                                else f"{wait:.3f}")
+                self.remember_retry_after(request, wait, scope="import")
+                error.headers["Retry-After"] = retry_after_header(wait)
             raise error
         times.append(now)
 

@@ -1,6 +1,5 @@
 """Consent both ways: the pure rules, and the coordinator with real actors and SQLite."""
 
-import time
 
 import pytest
 
@@ -10,7 +9,7 @@ from syncd.connector import ConnectionActor
 from syncd.coordinator import Coordinator, Progress
 from syncd.records import Consent, Link, Record
 from syncd.store import Store
-from syncd.testing import MemoryConnector
+from syncd.testing import MemoryConnector, wait_for
 
 NEWS = ConsentMapping("Newsletter", "news", "email")
 RULES = R.Rules(consents=(NEWS,), selections={"VIP": "vip"})
@@ -66,14 +65,6 @@ def test_only_changed_consents_and_tags_are_sent_to_a_known_profile():
 
 # -- coordinator --------------------------------------------------------------------------------
 
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture

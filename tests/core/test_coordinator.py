@@ -11,18 +11,10 @@ from syncd.coordinator import Coordinator, Progress
 from syncd.records import Event, Record
 from syncd.rules import Rules
 from syncd.store import Store
-from syncd.testing import MemoryConnector
+from syncd.testing import MemoryConnector, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")
 
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture

@@ -10,13 +10,14 @@ by its webhook event in the inbox, as the receiver would store it.
 
 import tempfile
 import threading
-import time
 from dataclasses import replace
+from functools import partial
 
 import pykka
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from syncd import testing
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
 from syncd.connector import ConnectionActor
 from syncd.coordinator import Coordinator
@@ -24,6 +25,8 @@ from syncd.records import Event, Record
 from syncd.rules import Rules, expected_view, matches, to_profile
 from syncd.store import Store
 from syncd.testing import WORLDS, MemoryConnector, World
+
+wait_for = partial(testing.wait_for, timeout=20.0)
 
 IDS = [f"p{i}" for i in range(8)]
 
@@ -38,14 +41,6 @@ optout = st.tuples(st.just("optout"), st.sampled_from(IDS), st.booleans())
 ops = st.lists(st.one_of(change, label, selection, optout, st.just("sync")),
                min_size=1, max_size=25)
 
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,27 +4,22 @@ and SQLite file."""
 import json
 import os
 import threading
-import time
+from functools import partial
 
 import pytest
 import requests
 
+from syncd import testing
 from syncd.admin import AdminClient
 from syncd.daemon import Daemon
 from syncd.exceptions import AdminError
 from syncd.records import Record
 from syncd.testing import WORLDS, World, memory_registry, sign
 
+wait_for = partial(testing.wait_for, timeout=15.0)
+
 SECRET = "memory-webhook-secret"
 
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def write_config(path, world, fields='FirstName = "firstname"', extra="", settings=""):
