@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from syncd.config.schema import REQUIRED, Option, Secret
+from syncd.config.secrets import resolve_secret
 
 if TYPE_CHECKING:
     from syncd.config.loader import Problems
@@ -162,7 +163,6 @@ CORE_SECTIONS: dict[str, tuple[Option, ...]] = {
 PATH_OPTIONS = frozenset({"daemon.state_dir", "admin.token_file"})
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -380,63 +380,3 @@ def _is_type(value: Any, t: type) -> bool:
 def resolve_path(path: str, base_dir: str) -> str:
     path = os.path.expanduser(path)
     return os.path.normpath(path if os.path.isabs(path) else os.path.join(base_dir, path))
-
-
-def resolve_secret(value: Any, key: str, problems: Problems, *, base_dir: str,
-                   environ: Mapping[str, str], env_hint: str = "SYNCD_SECRET") -> Secret | None:
-    """A :class:`Secret` from an inline string, ``{ env = "NAME" }`` or ``{ file = "PATH" }``.
-
-    No message ever shows the value given, since it may be the secret itself.
-    """
-    forms = f'write `{key.rsplit(".", 1)[-1]} = {{ env = "{env_hint}" }}` (or {{ file = "/path" }})'
-    if isinstance(value, str):
-        problems.secrets.append(value)
-        return Secret(value, "inline")
-    if not isinstance(value, dict):
-        problems.add(key, f'must be a secret: a string, {{ env = "NAME" }} or '
-                          f'{{ file = "/path" }}, got {kind_of(value)}', forms)
-        return None
-    if set(value) not in ({"env"}, {"file"}):  # whatever it holds may be the secret
-        problems.secrets.extend(v for v in value.values() if isinstance(v, str))
-    if set(value) == {"env"}:
-        name = value["env"]
-        if not isinstance(name, str) or not _ENV_RE.match(name):
-            if isinstance(name, str):  # perhaps the secret itself, pasted in the wrong place
-                problems.secrets.append(name)
-            problems.add(key, "`env` must be the name of an environment variable "
-                              "(letters, digits and _, not starting with a digit)", forms)
-            return None
-        if name not in environ:
-            problems.add(key, f"environment variable {name} is not set",
-                         f"set {name} in the service's environment (e.g. an EnvironmentFile= "
-                         "of the systemd unit), or give the secret another way")
-            return None
-        secret = environ[name]
-        if not secret:
-            problems.add(key, f"environment variable {name} is empty", f"give {name} a value")
-            return None
-        problems.secrets.append(secret)
-        return Secret(secret, f"env:{name}")
-    if set(value) == {"file"}:
-        path = value["file"]
-        if not isinstance(path, str) or not path:
-            problems.add(key, "`file` must be a path", forms)
-            return None
-        try:
-            path = resolve_path(path, base_dir)
-            with open(path, encoding="utf-8") as f:
-                secret = f.read()
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
-            problems.add(key, f"cannot read secret file {path}: {reason}",
-                         "check the path and that the syncd user may read the file")
-            return None
-        secret = secret[:-2] if secret.endswith("\r\n") else secret.removesuffix("\n")
-        if not secret:
-            problems.add(key, f"secret file {path} is empty", "write the secret into the file")
-            return None
-        problems.secrets.append(secret)
-        return Secret(secret, f"file:{path}")
-    given = ", ".join(f"`{k}`" for k in sorted(value)) or "nothing"
-    problems.add(key, f"a secret table takes exactly one of `env` or `file`, got {given}", forms)
-    return None

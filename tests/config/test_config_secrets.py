@@ -19,15 +19,15 @@ def edit(old: str, new: str, text: str = VALID) -> str:
 
 def test_env_inline_and_file_secrets(files, tmp_path):
     (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "token").write_text("file-token-value\n\n")
+    (tmp_path / "secrets" / "token").write_text("file-token-value\n")
     text = edit('kind = "crm"', 'kind = "crm"\ntoken = { file = "secrets/token" }')
     config = files.load(text)
     options = config.connections["crm"].options
     assert options["client_secret"] == Secret(SECRET)
     assert options["client_secret"].reveal() == SECRET
     assert options["client_secret"].source == "env:CRM_SECRET"
-    # one trailing newline is stripped, not more; the relative path is resolved
-    assert options["token"].reveal() == "file-token-value\n"
+    # the file's one trailing newline is stripped; the relative path is resolved
+    assert options["token"].reveal() == "file-token-value"
     assert options["token"].source == f"file:{tmp_path / 'secrets' / 'token'}"
     inline = config.connections["mkt"].options["client_secret"]
     assert inline.reveal() == INLINE and inline.source == "inline"
@@ -126,3 +126,48 @@ def test_load_error_text_never_holds_env_secret(files):
     with pytest.raises(Exception) as info:
         load(files.write(text), files.registry, environ=files.environ)
     assert SECRET not in str(info.value)
+
+
+def _all_output(files, text: str) -> str:
+    """Everything a bad config makes syncd say: the errors' str and repr, check()'s lines."""
+    errors = files.errors(text)
+    lines = check(files.write(text), files.registry, environ=files.environ)
+    return "\n".join([*map(str, errors), *map(repr, errors), *lines])
+
+
+@pytest.mark.parametrize("content", [
+    f"{LEAK}\n\n",        # a secret file ending in two newlines
+    f"{LEAK}\r\n\r\n",
+    f"{LEAK} \n",          # a trailing space before the newline
+    f" {LEAK}\n",          # a leading space
+    f"{LEAK}\nsecond-line\n",
+    f"{LEAK}\r",
+])
+def test_secret_file_with_stray_white_space_is_rejected(files, tmp_path, content):
+    (tmp_path / "tok").write_text(content, newline="")
+    text = edit('kind = "crm"', 'kind = "crm"\ntoken = { file = "tok" }')
+    error = files.error(text, "connections.crm.token")
+    assert str(tmp_path / "tok") in error.message
+    assert "line break" in error.message or "white space" in error.message
+    out = _all_output(files, text)
+    assert LEAK not in out and "second-line" not in out
+    assert "connections.crm.token" in out
+
+
+@pytest.mark.parametrize("value", [f"{LEAK}\n", f" {LEAK}", f"{LEAK}\t", f"{LEAK}\r\nx"])
+def test_env_and_inline_secrets_with_stray_white_space_are_rejected(files, value):
+    files.environ["CRM_SECRET"] = value
+    error = files.error(VALID, "connections.crm.client_secret")
+    assert "CRM_SECRET" in error.message
+    assert LEAK not in _all_output(files, VALID)
+    files.environ["CRM_SECRET"] = SECRET
+    inline = edit(f'client_secret = "{INLINE}"', f"client_secret = {json.dumps(value)}")
+    error = files.error(inline, "connections.mkt.client_secret")
+    assert "the value" in error.message
+    assert LEAK not in _all_output(files, inline)
+
+
+def test_secret_inner_space_is_kept(files):
+    files.environ["CRM_SECRET"] = "two words"
+    config = files.load(VALID)
+    assert config.connections["crm"].options["client_secret"].reveal() == "two words"
