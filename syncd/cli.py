@@ -26,6 +26,7 @@ def _admin_client(args):
     """An AdminClient from the config's [daemon] and [admin] sections. Read leniently: a
     daemon may be running on an older, valid config while the file has errors."""
     from syncd.admin import AdminClient
+    from syncd.config.sections import is_loopback_host
     from syncd.exceptions import AdminError
 
     path = _config_path(args)
@@ -40,6 +41,11 @@ def _admin_client(args):
     base = os.path.dirname(os.path.abspath(path))
     daemon = raw.get("daemon", {}) if isinstance(raw.get("daemon"), dict) else {}
     admin = raw.get("admin", {}) if isinstance(raw.get("admin"), dict) else {}
+    host = str(admin.get("host", "127.0.0.1"))
+    if not is_loopback_host(host):  # the same check as the daemon's, before the token is read
+        raise AdminError(f"{path}: [admin] host = {json.dumps(host)} is not a loopback address; "
+                         f"the admin token is sent only to this machine (fix: write "
+                         f'`host = "127.0.0.1"` in [admin]; reach a remote syncd through ssh)')
     state_dir = os.path.join(base, str(daemon.get("state_dir", "/var/lib/syncd")))
     token_file = admin.get("token_file") or os.path.join(state_dir, "admin.token")
     token_file = os.path.join(base, str(token_file))
@@ -49,7 +55,7 @@ def _admin_client(args):
     except OSError as exc:
         raise AdminError(f"cannot read the admin token {token_file}: {exc.strerror} (is syncd "
                          f"running with this config, and are you its user or root?)") from None
-    return AdminClient(str(admin.get("host", "127.0.0.1")), int(admin.get("port", 8471)), token,
+    return AdminClient(host, int(admin.get("port", 8471)), token,
                        token_file=token_file)
 
 
@@ -112,22 +118,28 @@ def cmd_plugins(args) -> int:
 
 def cmd_status(args) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     status = _admin_client(args).status()
     if args.json:
         _print_json(status)
         return 0
+
+    def e(value: Any) -> str:  # remote text is shown as it is, never read as rich markup
+        return escape(str(value))
+
     console = Console()
-    console.print(f"syncd pid {status['pid']}, up {status['uptime']:.0f} s, "
-                  f"config {status['config']}, receiver {status['receiver']}")
+    console.print(f"syncd pid {e(status['pid'])}, up {status['uptime']:.0f} s, "
+                  f"config {e(status['config'])}, receiver {e(status['receiver'])}")
     if status.get("reload_errors"):
         console.print("[red]last reload was rejected; running on the previous config:[/red]")
         for line in status["reload_errors"]:
-            console.print(f"  {line}")
+            console.print(f"  {e(line)}")
     table = Table("connection", "kind", "state", "restarts", "last failure")
     for name, c in status["connections"].items():
-        table.add_row(name, c["kind"], c["state"], str(c["restarts"]), c["last_failure"] or "")
+        table.add_row(e(name), e(c["kind"]), e(c["state"]), e(c["restarts"]),
+                      e(c["last_failure"] or ""))
     console.print(table)
     table = Table("integration", "state", "progress", "inbox", "dead", "needs full sync",
                   "last run", "last error")
@@ -137,14 +149,14 @@ def cmd_status(args) -> int:
             progress = f"{i['processed']}/{i['total'] or '?'}"
         last = i.get("last_run")
         last_run = f"#{last['id']} {last['status']}" if last else "-"
-        table.add_row(name, i["state"], progress, str(i["inbox"].get("pending", 0)),
-                      str(i["dead_letters"]), "yes" if i["needs_full_sync"] else "no",
-                      last_run, i["last_error"] or "")
+        table.add_row(e(name), e(i["state"]), e(progress), e(i["inbox"].get("pending", 0)),
+                      e(i["dead_letters"]), "yes" if i["needs_full_sync"] else "no",
+                      e(last_run), e(i["last_error"] or ""))
     console.print(table)
     if status.get("jobs"):
         table = Table("job", "next run")
         for job in status["jobs"]:
-            table.add_row(job["id"], job.get("next_run") or "paused")
+            table.add_row(e(job["id"]), e(job.get("next_run") or "paused"))
         console.print(table)
     return 0
 

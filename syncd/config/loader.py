@@ -8,7 +8,6 @@ daemon calls :func:`load` on start and on SIGHUP (keeping the old config on any 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
@@ -44,6 +43,7 @@ from syncd.config.sections import (
     SCHEDULE_EXAMPLE,
     SCHEDULE_OPTIONS,
     did_you_mean,
+    is_loopback_host,
     kind_of,
     resolve_path,
     shown,
@@ -188,13 +188,7 @@ def _table(parent: Mapping[str, Any], key: str, dotted: str, problems: Problems)
 
 def _check_admin_host(admin: dict[str, Any], problems: Problems) -> None:
     host = admin.get("host")
-    if host is None or host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if host is not None and not is_loopback_host(host):
         problems.add("admin.host", f"must be a loopback address, got {shown(host)}: the admin "
                      "endpoint starts and cancels syncs and must not be reachable from outside",
                      'write `host = "127.0.0.1"` (or "::1"); reach it remotely through ssh')

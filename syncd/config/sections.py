@@ -10,6 +10,7 @@ choices, bounds and secrets. Every problem goes into the loader's ``Problems``; 
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import math
 import os
@@ -164,6 +165,17 @@ PATH_OPTIONS = frozenset({"daemon.state_dir", "admin.token_file"})
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback: ``localhost`` or a loopback address.
+    The daemon binds the admin endpoint only there, and the CLI sends its token only there."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # -- formatting ----------------------------------------------------------------------------
