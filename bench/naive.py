@@ -95,7 +95,8 @@ def run(tribe_url: str, tribe_id: str, tribe_secret: str, apsis_url: str, apsis_
             values[ATTR + "crmid"] = pid
             body = {version[k]: v for k, v in values.items() if v not in (None, "")}
             profile = f"{apsis_url}/audience/keyspaces/{quote(CRM_ID, safe='')}/profiles/{pid}"
-            _send(apsis, "PATCH", f"{profile}/sections/{sec}/attributes", json=body)
+            _send(apsis, "PATCH", f"{profile}/sections/{sec}/attributes", data=_json(body),
+                  headers={"Content-Type": "application/merge-patch+json"})
             labels = {lab["Name"] for lab in person.get("Labels") or []}
             v2 = profile.replace("/audience/", "/v2/audience/", 1)
             for m in consents:  # a new profile: opt-ins only (opt-out is the default state)

@@ -242,16 +242,25 @@ class ApsisClient:
         """v2 merge-patch by discriminator (``None`` clears). False when the profile does not
         exist (v2 never creates one)."""
         path = f"{self.profile_path(keyspace, key, 2)}/sections/{segment(section)}/attributes"
-        response = self.request("PATCH", path, rate_key=self.rate_key(keyspace, key), ok=(404,),
-                                data=json.dumps(dict(attributes)).encode(),
-                                headers={"Content-Type": MERGE_PATCH})
+        response = self._merge_patch(path, self.rate_key(keyspace, key), dict(attributes),
+                                     ok=(404,), accept=PROBLEM)
         return response.status_code != 404
 
     def put_attributes_v1(self, keyspace: str, key: str, section: str,
                           by_version: Mapping[str, Any]) -> None:
         """v1 PATCH by attribute version id: creates the profile when it does not exist."""
         path = f"{self.profile_path(keyspace, key)}/sections/{segment(section)}/attributes"
-        self.request("PATCH", path, rate_key=self.rate_key(keyspace, key), json=dict(by_version))
+        self._merge_patch(path, self.rate_key(keyspace, key), dict(by_version))
+
+    def _merge_patch(self, path: str, rate_key: str, body: Mapping[str, Any], *,
+                     ok: tuple[int, ...] = (), accept: str | None = None) -> requests.Response:
+        """A PATCH whose body is a JSON Merge Patch (RFC 7396): ``Content-Type:
+        application/merge-patch+json`` always (``apis.md`` 3.3), ``Accept`` as documented."""
+        headers = {"Content-Type": MERGE_PATCH}
+        if accept is not None:
+            headers["Accept"] = accept
+        return self.request("PATCH", path, rate_key=rate_key, ok=ok,
+                            data=json.dumps(body).encode(), headers=headers)
 
     def delete_attribute(self, keyspace: str, key: str, section: str, version_id: str) -> None:
         path = (f"{self.profile_path(keyspace, key)}/sections/{segment(section)}/attributes/"
@@ -279,9 +288,8 @@ class ApsisClient:
     def set_tags(self, keyspace: str, key: str, section: str, tags: Mapping[str, bool]) -> None:
         # INFER (apis.md 3.5): merge-patch of {tag discriminator: true|false}.
         path = f"{self.profile_path(keyspace, key)}/sections/{segment(section)}/tags"
-        self.request("PATCH", path, rate_key=self.rate_key(keyspace, key),
-                     data=json.dumps({str(k): bool(v) for k, v in tags.items()}).encode(),
-                     headers={"Content-Type": MERGE_PATCH})
+        self._merge_patch(path, self.rate_key(keyspace, key),
+                          {str(k): bool(v) for k, v in tags.items()})
 
     def delete_profile(self, keyspace: str, key: str) -> bool:
         """Permanent. True when it existed (404 counts as deleted: False)."""

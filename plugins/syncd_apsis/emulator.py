@@ -58,6 +58,7 @@ DEFAULT_TOPICS = ("com.apsis1.topics.newsletter", "com.apsis1.topics.offers",
 CHANNELS = ("com.apsis1.channels.email", "com.apsis1.channels.sms")
 WRITABLE_CONSENTS = ("opt-in", "opt-out")
 PROFILE = "/audience/keyspaces/{ks}/profiles/{key}"
+MERGE_PATCH = "application/merge-patch+json"
 SECTION = "/sections/{section}"
 
 
@@ -323,6 +324,26 @@ class ApsisEmulator(ImportsApi, EmailEvents, Emulator):
 
         return guarded
 
+    def _media_type(self, request: Request, expected: str = "application/json") -> None:
+        """415 (problem+json) unless the body is sent as ``expected`` (``apis.md`` 3.3: merge
+        patches are ``application/merge-patch+json``; other bodies JSON)."""
+        ctype = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != expected:
+            raise self.problem(415, f"Content-Type must be {expected}")
+
+    def _accepts_problem(self, request: Request) -> None:
+        """406 when ``Accept`` excludes problem+json (``apis.md`` 3.3, v2 attributes)."""
+        accept = (request.header("Accept") or "*/*").lower()
+        ranges = {part.split(";")[0].strip() for part in accept.split(",")}
+        if not ranges & {"application/problem+json", "application/*", "*/*"}:
+            raise self.problem(406, "Accept must allow application/problem+json")
+
+    def _required(self, body: dict[str, Any], *names: str) -> None:
+        missing = [n for n in names if body.get(n) in (None, "")]
+        if missing:
+            raise self.problem(400, f"missing required field{'s' if len(missing) > 1 else ''} "
+                                    f"{', '.join(missing)}")
+
     def _json_object(self, request: Request) -> dict[str, Any]:
         try:
             body = json.loads(request.body or b"null")
@@ -337,6 +358,7 @@ class ApsisEmulator(ImportsApi, EmailEvents, Emulator):
         if ctype != "application/json":
             raise self.problem(400, "the token request must be JSON (application/json)")
         body = self._json_object(request)
+        self._required(body, "grant_type", "client_id", "client_secret")
         if body.get("grant_type") != "client_credentials":
             raise self.problem(400, "grant_type must be client_credentials")
         now = time.monotonic()
@@ -379,9 +401,8 @@ class ApsisEmulator(ImportsApi, EmailEvents, Emulator):
                                     f"section {section}")
 
     def _patch_v2(self, request: Request):
-        ctype = (request.header("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype != "application/merge-patch+json":
-            raise self.problem(415, "Content-Type must be application/merge-patch+json")
+        self._media_type(request, MERGE_PATCH)
+        self._accepts_problem(request)
         p = request.params
         body = self._json_object(request)
         self._known(p["section"], body)
@@ -389,6 +410,7 @@ class ApsisEmulator(ImportsApi, EmailEvents, Emulator):
         return 204, None
 
     def _patch_v1(self, request: Request):
+        self._media_type(request, MERGE_PATCH)
         p = request.params
         body = self._json_object(request)
         by_version = {a["version_id"]: d for d, a in
@@ -410,8 +432,10 @@ class ApsisEmulator(ImportsApi, EmailEvents, Emulator):
         return 204, None
 
     def _post_consent(self, request: Request):
+        self._media_type(request)
         p = request.params
         body = self._json_object(request)
+        self._required(body, "topic_discriminator", "channel_discriminator", "type")
         topic, channel = body.get("topic_discriminator"), body.get("channel_discriminator")
         if body.get("type") not in WRITABLE_CONSENTS:
             raise self.problem(400, f"type must be one of {', '.join(WRITABLE_CONSENTS)}")
@@ -435,6 +459,7 @@ class ApsisEmulator(ImportsApi, EmailEvents, Emulator):
         return {"items": items}
 
     def _patch_tags(self, request: Request):
+        self._media_type(request, MERGE_PATCH)
         p = request.params
         body = self._json_object(request)
         if not all(isinstance(v, bool) for v in body.values()):
@@ -453,6 +478,7 @@ class ApsisEmulator(ImportsApi, EmailEvents, Emulator):
         return 204, None  # GAP: the real status code is not documented
 
     def _merge(self, request: Request):
+        self._media_type(request)
         body = self._json_object(request)
         profiles = body.get("profiles")
         try:

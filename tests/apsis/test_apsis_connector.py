@@ -281,3 +281,30 @@ def test_delete(emu, connect):
     assert list(emu.snapshot()) == ["crm-2"]
     assert emu.profile("a@x.nl", EMAIL) is None
     assert conn.stats()["deleted"] == 2
+
+
+def test_every_merge_patch_is_sent_as_merge_patch_json(emu, connect, monkeypatch):
+    import requests as rq
+
+    sent = []
+    original = rq.Session.request
+
+    def spy(self, method, url, **kwargs):
+        sent.append((method, url, dict(kwargs.get("headers") or {})))
+        return original(self, method, url, **kwargs)
+
+    monkeypatch.setattr(rq.Session, "request", spy)
+    conn = connect(emu)
+    profile = person(firstname="Jan")
+    profile.tags["com.apsis1.tags.vip"] = True
+    [r] = conn.write_profiles([profile], set())
+    assert r.outcome == "created", r.reason
+    [r] = conn.write_profiles([person(firstname="Piet")], {"crm-1"})
+    assert r.outcome == "updated", r.reason
+    patches = [(url, h) for m, url, h in sent if m == "PATCH"]
+    assert {url.rsplit("/", 1)[-1] for url, _ in patches} == {"attributes", "tags"}
+    assert any("/v2/" in url for url, _ in patches) and any("/v2/" not in url
+                                                            for url, _ in patches)
+    assert all(h["Content-Type"] == "application/merge-patch+json" for _, h in patches)
+    v2 = [h for url, h in patches if "/v2/" in url]
+    assert all(h["Accept"] == "application/problem+json" for h in v2)

@@ -77,8 +77,12 @@ def test_v2_does_not_create_and_needs_merge_patch(emu):
                headers=MERGE_PATCH).status_code == 404
     versions = {a["discriminator"]: a["version_id"] for a in api(
         emu, "GET", f"/audience/sections/{emu.section}/attributes", tok).json()["items"]}
-    r = api(emu, "PATCH", attrs_path(emu, "k1", v2=False), tok,
-            json={versions["com.apsis1.attributes.firstname"]: "Jan"})
+    v1_body = json.dumps({versions["com.apsis1.attributes.firstname"]: "Jan"})
+    r = api(emu, "PATCH", attrs_path(emu, "k1", v2=False), tok, data=v1_body,
+            headers={"Content-Type": "application/json"})
+    assert r.status_code == 415  # v1 bodies are merge patches too (apis.md 3.3)
+    assert r.headers["Content-Type"] == "application/problem+json"
+    r = api(emu, "PATCH", attrs_path(emu, "k1", v2=False), tok, data=v1_body, headers=MERGE_PATCH)
     assert r.status_code == 201
     assert api(emu, "PATCH", attrs_path(emu, "k1"), tok, data=body,
                headers={"Content-Type": "application/json"}).status_code == 415
@@ -87,7 +91,8 @@ def test_v2_does_not_create_and_needs_merge_patch(emu):
     assert r.status_code == 204
     assert emu.snapshot() == {"k1": {"com.apsis1.attributes.crmid": "k1"}}
     last = versions["com.apsis1.attributes.lastname"]
-    api(emu, "PATCH", attrs_path(emu, "k1", v2=False), tok, json={last: "Smit"})
+    api(emu, "PATCH", attrs_path(emu, "k1", v2=False), tok, data=json.dumps({last: "Smit"}),
+        headers=MERGE_PATCH)
     assert emu.profile("k1")["com.apsis1.attributes.lastname"] == "Smit"
     delete = f"{attrs_path(emu, 'k1', v2=False)}/{last}"
     assert api(emu, "DELETE", delete, tok).status_code == 204
@@ -144,3 +149,29 @@ def test_body_limit(emu):
     r = api(emu, "PATCH", attrs_path(emu, "k1"), tok, headers=MERGE_PATCH,
             data=json.dumps({"com.apsis1.attributes.firstname": "x" * 110_000}))
     assert r.status_code == 413 and r.json()["status"] == 413
+
+
+def test_documented_media_types_and_required_fields_are_enforced(emu):
+    tok = token(emu)
+    emu.seed(1)
+    key = "lead0-0@example.org"
+    as_json = {"Content-Type": "application/json"}
+    tags = f"/audience/keyspaces/{EMAIL}/profiles/{key}/sections/{emu.section}/tags"
+    r = api(emu, "PATCH", tags, tok, data=json.dumps({"t": True}), headers=as_json)
+    assert r.status_code == 415 and r.json()["status"] == 415
+    assert api(emu, "PATCH", tags, tok, data=json.dumps({"t": True}),
+               headers=MERGE_PATCH).status_code == 204
+    v2 = attrs_path(emu, key, ks=EMAIL)
+    r = api(emu, "PATCH", v2, tok, data="{}", headers={**MERGE_PATCH, "Accept": "text/html"})
+    assert r.status_code == 406
+    assert api(emu, "PATCH", v2, tok, data="{}", headers={
+        **MERGE_PATCH, "Accept": "application/problem+json"}).status_code == 204
+    consents = f"/v2/audience/keyspaces/{EMAIL}/profiles/{key}/sections/{emu.section}/consents"
+    r = api(emu, "POST", consents, tok, json={"type": "opt-in",
+                                               "channel_discriminator": "x"})
+    assert r.status_code == 400 and "topic_discriminator" in r.json()["detail"]
+    r = api(emu, "POST", consents, tok, data="{}", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    r = requests.post(f"{emu.url}/oauth/token", json={"grant_type": "client_credentials",
+                      "client_id": emu.client_id}, timeout=5)
+    assert r.status_code == 400 and "client_secret" in r.json()["detail"]
