@@ -45,6 +45,17 @@ class World:
     pages_read: int = 0
     bulk_calls: list[int] = field(default_factory=list)  # sizes of bulk writes
     writes: int = 0
+    #: Every consent-related change in order, to judge a run's history (not only its end):
+    #: ("optout", key, topic, channel, at), ("label", record_id, label, on, at) when a
+    #: label is set or removed, ("consent", key, topic, channel, opted_in) when a profile
+    #: write sets a consent.
+    #: ("read", n): a read of consent changes returned ``consent_log[:n]``.
+    history: list[tuple] = field(default_factory=list)
+    written_back: list[str] = field(default_factory=list)  # ids given write_consents
+    #: Called (outside the lock) with the cursor of each page read, and with the keys of
+    #: each profile write before it is applied: to pin an interleaving in a test.
+    after_read: Any = None
+    before_write: Any = None
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def put(self, record: Record) -> None:
@@ -58,6 +69,7 @@ class World:
         with self.lock:
             self.consents.setdefault(key, {})[(topic, channel)] = False
             self.consent_log.append(ConsentChange(key, topic, channel, False, at))
+            self.history.append(("optout", key, topic, channel, at))
 
     def set_label(self, record_id: str, label: str, on: bool, at: str | None = None) -> Record:
         """A user sets or removes a label on a record in the source."""
@@ -69,9 +81,11 @@ class World:
             if on and label not in labels:
                 labels.add(label)
                 times[label] = at
-            elif not on:
+                self.history.append(("label", record_id, label, True, at))
+            elif not on and label in labels:
                 labels.discard(label)
                 times.pop(label, None)
+                self.history.append(("label", record_id, label, False, at))
             new = replace(old, labels=frozenset(labels), label_times=times)
             self.records[record_id] = new
             return new
@@ -125,6 +139,8 @@ class MemoryConnector(Connector):
             start = int(cursor or 0)
             chunk = [w.records[i] for i in ids[start:start + page_size]]
             w.pages_read += 1
+        if w.after_read is not None:
+            w.after_read(cursor)
         nxt = start + page_size
         return Page(tuple(chunk), str(nxt) if nxt < len(ids) else None, total=len(ids))
 
@@ -153,6 +169,8 @@ class MemoryConnector(Connector):
     def write_profiles(self, profiles: list[Profile], known: set[str]) -> list[WriteResult]:
         w = self.world
         out = []
+        if w.before_write is not None:
+            w.before_write([p.key for p in profiles])
         with w.lock:
             for p in profiles:
                 w.writes += 1
@@ -172,6 +190,7 @@ class MemoryConnector(Connector):
                 w.profiles[p.key] = attrs
                 for c in p.consents:
                     w.consents.setdefault(p.key, {})[(c.topic, c.channel)] = c.opted_in
+                    w.history.append(("consent", p.key, c.topic, c.channel, c.opted_in))
                 if p.tags:
                     w.tags.setdefault(p.key, {}).update(p.tags)
                 out.append(WriteResult(p.key, "updated" if existed else "created"))
@@ -186,6 +205,7 @@ class MemoryConnector(Connector):
         w = self.world
         with w.lock:
             start = int(cursor or 0)
+            w.history.append(("read", len(w.consent_log)))
             return list(w.consent_log[start:]), str(len(w.consent_log))
 
     def write_consents(self, record_id: str, labels: dict[str, bool]) -> WriteResult:
@@ -193,6 +213,7 @@ class MemoryConnector(Connector):
         with w.lock:
             if record_id not in w.records:
                 return WriteResult(record_id, "failed", "no such record")
+            w.written_back.append(record_id)
             before = w.records[record_id].labels
             for label, on in labels.items():
                 w.set_label(record_id, label, on)
