@@ -8,11 +8,14 @@ A connector builds one :class:`HttpClient` per connection. The client
   connection (from any thread) leaves before the delay has passed;
 - retries 429, 5xx, timeouts and connection errors with exponential back-off and jitter
   (tenacity), and refreshes the token once on a 401;
-- never logs a secret: headers and bodies are not logged, only method, path and status.
+- never logs a secret: headers and bodies are not logged, only method, path and status; a
+  ``requests`` exception becomes a :class:`RemoteError` naming its type and the path, never its
+  message (which may quote a header value).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import threading
 import time
@@ -291,7 +294,8 @@ class HttpClient:
             headers.update(self.auth.headers(self))
         kwargs.setdefault("timeout", self.timeout)
         self.requests_sent += 1
-        response = self.session.request(method, self.url(url), headers=headers, **kwargs)
+        with transport_errors(method, url):
+            response = self.session.request(method, self.url(url), headers=headers, **kwargs)
         if response.status_code in (429, 503):
             delay = parse_retry_after(response.headers.get("Retry-After"))
             if delay is not None:
@@ -316,9 +320,7 @@ class HttpClient:
             nonlocal refreshed
             try:
                 response = self.send_raw(method, path, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise _Retry(f"{type(exc).__name__}") from None
-            except AuthError as exc:
+            except RemoteError as exc:  # transport errors (see transport_errors), auth
                 if exc.retryable:
                     raise _Retry(str(exc)) from None
                 raise
@@ -390,6 +392,29 @@ class HttpClient:
 
     def delete(self, path: str, **kwargs) -> requests.Response:
         return self.request("DELETE", path, **kwargs)
+
+
+#: Transport errors worth another attempt (the connection broke or timed out).
+TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def describe_request_error(exc: BaseException, method: str, url: str) -> str:
+    """``"GET /path: ConnectTimeout"``: the type of a ``requests`` exception and the path,
+    never its message (it may quote a header value, i.e. a token, or a query string)."""
+    return f"{method} {_path_of(url)}: {type(exc).__name__}"
+
+
+@contextlib.contextmanager
+def transport_errors(method: str, url: str):
+    """Turn any ``requests`` exception raised inside into a :class:`RemoteError` that names
+    its type and the path only (retryable when the connection broke or timed out). The
+    original is dropped (``from None``), so neither a log's traceback nor ``runs.error`` nor
+    ``syncd status`` can show its message."""
+    try:
+        yield
+    except requests.RequestException as exc:
+        raise RemoteError(describe_request_error(exc, method, url),
+                          retryable=isinstance(exc, TRANSIENT)) from None
 
 
 def _path_of(url: str) -> str:

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from syncd.exceptions import RemoteError
+from syncd.http import transport_errors
 from syncd.records import ConsentChange
 
 if TYPE_CHECKING:
@@ -243,30 +244,31 @@ class ConsentChangeReader:
         response = client.download(url)
         try:
             rows = 0
-            for row in csv_rows(response.iter_content(64 * 1024)):
-                rows += 1
-                if (row.get("type") or "").strip().upper() != UNSUBSCRIBED:
-                    continue
-                cid = (row.get("correlation_id") or "").strip()
-                if cid:
-                    if cid in seen:
-                        self._count("duplicate_rows")
+            with transport_errors("GET", url):  # a broken stream: type and path only
+                for row in csv_rows(response.iter_content(64 * 1024)):
+                    rows += 1
+                    if (row.get("type") or "").strip().upper() != UNSUBSCRIBED:
                         continue
-                    seen.add(cid)
-                try:
-                    if int(float(row.get("server_time") or 0)) >= tail_from and cid:
-                        in_tail.add(cid)
-                except ValueError:
-                    pass
-                if cid and cid in skip:
-                    continue
-                at = ms_to_iso(row.get("event_time")) or ms_to_iso(row.get("server_time"))
-                key = (row.get(self.crm_id_column) or "").strip()
-                if not at or not key:
-                    self._count("rows_without_time" if not at else "rows_without_crm_id")
-                    continue
-                topic = (row.get(self.topic_column) or "").strip() or None
-                found.append((at, key, topic))
+                    cid = (row.get("correlation_id") or "").strip()
+                    if cid:
+                        if cid in seen:
+                            self._count("duplicate_rows")
+                            continue
+                        seen.add(cid)
+                    try:
+                        if int(float(row.get("server_time") or 0)) >= tail_from and cid:
+                            in_tail.add(cid)
+                    except ValueError:
+                        pass
+                    if cid and cid in skip:
+                        continue
+                    at = ms_to_iso(row.get("event_time")) or ms_to_iso(row.get("server_time"))
+                    key = (row.get(self.crm_id_column) or "").strip()
+                    if not at or not key:
+                        self._count("rows_without_time" if not at else "rows_without_crm_id")
+                        continue
+                    topic = (row.get(self.topic_column) or "").strip() or None
+                    found.append((at, key, topic))
             self._count("rows", rows)
         finally:
             response.close()

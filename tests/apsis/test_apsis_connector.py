@@ -308,3 +308,19 @@ def test_every_merge_patch_is_sent_as_merge_patch_json(emu, connect, monkeypatch
     assert all(h["Content-Type"] == "application/merge-patch+json" for _, h in patches)
     v2 = [h for url, h in patches if "/v2/" in url]
     assert all(h["Accept"] == "application/problem+json" for h in v2)
+
+
+def test_a_token_with_a_line_break_fails_writes_without_leaking_it(emu, connect, monkeypatch):
+    issue = emu.tokens.issue
+
+    def broken(subject="syncd"):
+        token, lifetime = issue(subject)
+        return token + "\nsecret-tail", lifetime
+
+    monkeypatch.setattr(emu.tokens, "issue", broken)
+    conn = connect(emu)
+    [r] = conn.write_profiles([person(firstname="Jan")], set())
+    assert r.outcome == "failed" and not r.retryable
+    assert r.reason.endswith(": InvalidHeader") and "/audience/sections/" in r.reason
+    for text in (r.reason, repr(r), str(conn.stats())):
+        assert "secret-tail" not in text and "Bearer" not in text

@@ -127,3 +127,30 @@ def test_parse_retry_after():
     assert parse_retry_after(None) is None
     assert parse_retry_after("garbage") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_a_requests_exception_shows_its_type_and_path_never_its_message(tiny, caplog):
+    """A token with a line break makes requests raise InvalidHeader quoting the header value;
+    what syncd reports is the type and the path only (no query string, no header value)."""
+    from syncd.http import StaticToken
+
+    c = HttpClient(tiny.url, auth=StaticToken(Secret("tok\nleaked-part")), backoff=0.01)
+    with pytest.raises(RemoteError) as caught:
+        c.get("/thing?email=someone@example.org")
+    text = str(caught.value)
+    assert text == "GET /thing: InvalidHeader"
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert not caught.value.retryable
+    assert tiny.stats()["requests"] == 0  # nothing was sent
+
+
+def test_a_refused_connection_is_retried_and_reported_without_its_message(tiny):
+    url = tiny.url
+    tiny.stop()
+    c = HttpClient(url, max_attempts=2, backoff=0.01, connect_timeout=0.5)
+    with pytest.raises(RemoteError) as caught:
+        c.get("/thing?token=abc")
+    assert caught.value.retryable
+    assert str(caught.value).endswith("GET /thing: ConnectionError")
+    assert "abc" not in str(caught.value) and "127.0.0.1" not in str(caught.value)
+    assert c.retries == 1
