@@ -21,13 +21,21 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, cast
 
 import pykka
 import structlog
 
 from syncd.config.schema import Option
-from syncd.records import Event, Page, Profile, Record, WriteResult
+from syncd.records import (
+    Event,
+    Page,
+    Profile,
+    Record,
+    SchemaNeeds,
+    SchemaProblem,
+    WriteResult,
+)
 
 log = structlog.get_logger("syncd.connector")
 
@@ -63,6 +71,13 @@ class Capability(enum.StrEnum):
     #: ``bulk_write(profiles) -> list[WriteResult]``: write many profiles in one import
     #: (large full syncs), one result per profile in input order.
     BULK_WRITE = "bulk_write"
+    #: ``check_schema(needs: SchemaNeeds) -> list[SchemaProblem]``: compare the names the
+    #: config uses (``needs``, and the connection's own options) with what the account
+    #: really has (its schema, definitions). Returns the problems; raises only when the
+    #: account cannot be reached or read (refused, 401 ...), which the core reports as a
+    #: connection error, not a config error. Used by ``syncd check-config --online`` and the
+    #: daemon's preflight (:mod:`syncd.preflight`). A connector without it is not checked.
+    CHECK_SCHEMA = "check_schema"
 
 
 #: The methods each capability requires, checked when a plugin is loaded.
@@ -78,11 +93,18 @@ REQUIRED_METHODS: dict[Capability, tuple[str, ...]] = {
     Capability.CREATE_TASKS: ("create_task",),
     Capability.READ_GROUPS: ("read_group",),
     Capability.BULK_WRITE: ("bulk_write",),
+    Capability.CHECK_SCHEMA: ("check_schema",),
 }
 
 #: Parses one webhook delivery: ``(headers, raw_body) -> events``. Raises
 #: :class:`syncd.exceptions.WebhookRejected` (401 bad signature, 400 bad body ...).
 WebhookParser = Callable[[Mapping[str, str], bytes], list[Event]]
+
+
+class SchemaChecker(Protocol):
+    """A connector that declares :attr:`Capability.CHECK_SCHEMA`."""
+
+    def check_schema(self, needs: SchemaNeeds) -> list[SchemaProblem]: ...
 
 
 class Connector:
@@ -205,6 +227,11 @@ class ConnectionActor(pykka.ThreadingActor):
 
     def check(self) -> dict[str, Any]:
         return self.connector.check()
+
+    def check_schema(self, needs: SchemaNeeds) -> list[SchemaProblem]:
+        """The connector's :attr:`Capability.CHECK_SCHEMA` check (the caller checks that the
+        connector declares it)."""
+        return list(cast(SchemaChecker, self.connector).check_schema(needs))
 
     def stats(self) -> dict[str, Any]:
         return self.connector.stats()

@@ -16,6 +16,7 @@ id), the e-mail address, the mapped attributes, consents and tags.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -133,3 +134,85 @@ class WriteResult:
     retryable: bool = False
     #: What the destination calls the profile, if different from the key.
     remote_id: str | None = None
+
+
+# -- preflight: what an integration needs from a connection, and what the account lacks --------
+
+
+class NeedKind(enum.StrEnum):
+    """What a config names in a connection's account."""
+
+    FIELD = "field"  # a source field path (conditions, field mappings)
+    LABEL = "label"  # a source label (consent mappings, selections)
+    GROUP = "group"  # a source overview or selection read by name (overviews)
+    ATTRIBUTE = "attribute"  # a destination attribute (field mappings), canonical name
+    TOPIC = "topic"  # a destination consent topic
+    CHANNEL = "channel"  # a consent channel: "email" or "sms"
+    TAG = "tag"  # a destination tag (selections, overviews)
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """One name the config uses in a connection's account, and the config key that says so
+    (e.g. ``integrations.crm-apsis.fields."Contact.Organization.Name"``)."""
+
+    kind: NeedKind
+    name: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaNeeds:
+    """Everything the enabled integrations need from one connection, in the role they use
+    it in. Connection options (entity sets, sections ...) the connector knows itself."""
+
+    role: str  # "source" | "destination" | "both"
+    items: tuple[Need, ...] = ()
+
+    def of(self, kind: NeedKind) -> tuple[Need, ...]:
+        return tuple(n for n in self.items if n.kind is kind)
+
+    @property
+    def as_source(self) -> bool:
+        return self.role in ("source", "both")
+
+    @property
+    def as_destination(self) -> bool:
+        return self.role in ("destination", "both")
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaProblem:
+    """A name the config uses that the account does not have.
+
+    ``key`` is the config key to change; ``have`` what the account has instead (a short
+    list); ``suggestion`` the closest of those ("did you mean"), as the value to write.
+    ``severity`` "warning" is shown but does not fail a check (e.g. a tag APSIS may create on
+    first use)."""
+
+    key: str
+    message: str
+    have: tuple[str, ...] = ()
+    suggestion: str | None = None
+    fix: str | None = None
+    severity: str = "error"  # "error" | "warning"
+
+    def __str__(self) -> str:
+        text = f"{self.key}: {self.message}"
+        if self.have:
+            shown = ", ".join(self.have[:MAX_HAVE])
+            more = f" (and {len(self.have) - MAX_HAVE} more)" if len(self.have) > MAX_HAVE \
+                else ""
+            text += f"; the account has: {shown}{more}"
+        fixes = []
+        if self.suggestion is not None:
+            fixes.append(f"did you mean {json.dumps(self.suggestion, ensure_ascii=False)}?")
+        if self.fix:
+            fixes.append(self.fix)
+        if fixes:
+            text += f" (fix: {' '.join(fixes)})"
+        return text
+
+
+#: How many names of what an account has a problem lists.
+MAX_HAVE = 12

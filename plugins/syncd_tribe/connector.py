@@ -40,8 +40,8 @@ from typing import Any, ClassVar
 
 from syncd.connector import Capability, Connector
 from syncd.exceptions import RemoteError, SyncdError
-from syncd.records import Event, Page, Record, WriteResult
-from syncd_tribe import webhooks
+from syncd.records import Event, Page, Record, SchemaNeeds, SchemaProblem, WriteResult
+from syncd_tribe import schema, webhooks
 from syncd_tribe.client import TribeClient, any_of, literal
 from syncd_tribe.groups import Groups
 from syncd_tribe.odata import parse_datetime
@@ -92,7 +92,8 @@ class TribeConnector(Groups, Connector):
     kind: ClassVar[str] = "tribe"
     description = "Tribe CRM: persons and their contacts, real-time through webhooks"
     capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
-                              Capability.WRITE_CONSENTS, Capability.READ_GROUPS})
+                              Capability.WRITE_CONSENTS, Capability.READ_GROUPS,
+                              Capability.CHECK_SCHEMA})
     #: Seconds before a label name found unknown may reload the label list again.
     LABELS_RETRY: ClassVar[float] = 30.0
     options = OPTIONS
@@ -138,6 +139,11 @@ class TribeConnector(Groups, Connector):
         employee = self.client.call("GetCurrentEmployee()", select=["ID", "_Name"])
         return {"base_url": self.opts["base_url"], "employee": employee.get("_Name"),
                 "employee_id": employee.get("ID")}
+
+    def check_schema(self, needs: SchemaNeeds) -> list[SchemaProblem]:
+        """The config against ``$metadata``, the labels and the groups: see
+        :mod:`syncd_tribe.schema`."""
+        return schema.check(self, needs)
 
     def stats(self) -> dict[str, Any]:
         if self._client is None:

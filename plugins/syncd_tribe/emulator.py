@@ -4,7 +4,7 @@
   every ``/v1/`` call needs a valid one (401 otherwise).
 - ``/v1/odata/{Set}`` and ``/v1/odata/{Set}({guid})``: the sets of :data:`SETS` plus the
   abstract ones (``Relation``, ``Relationship``, ``Relationship_Person_Contact`` ...),
-  ``GetCurrentEmployee()`` and ``$metadata`` (a JSON listing). Queries as in :mod:`.odata`;
+  ``GetCurrentEmployee()`` and ``$metadata`` (CSDL XML of exactly what is served). Queries as in :mod:`.odata`;
   writes: POST create (201), PUT/PATCH partial update, POST with ``ID`` = update, DELETE (204),
   navigation binding ``{"Nav": {"ID": ...}}`` or inline creation ``{"Person": {...}}``.
 - ``/v1/webhooks`` GET/POST/DELETE; every change made through the API is delivered to the
@@ -138,8 +138,8 @@ class TribeEmulator(Emulator):
         self._authorize(request)
         segment = request.params["segment"]
         try:
-            if segment == "$metadata":
-                return metadata()
+            if segment == "$metadata":  # CSDL XML, derived from the store's model
+                return 200, metadata(), {}, "application/xml"
             if segment == "GetCurrentEmployee()":
                 return self._get_one("Relationship_Person_Contact_Employee", self.employee_id,
                                      request)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from syncd_tribe.emulator_store import Store, fmt_time
+from syncd_tribe.emulator_store import SCORE_FIELD, Store, fmt_time
 
 if TYPE_CHECKING:
     from syncd_tribe.emulator import TribeEmulator
@@ -29,8 +29,6 @@ DEPARTMENTS = ("Sales", "Marketing", "Finance", "IT", "Operations", "Support", N
 ROLES = ("Manager", "Director", "Consultant", "Engineer", "Assistant", "Buyer", None)
 LABELS = ("Newsletter", "Events", "Webinars", "SMS offers")
 LABEL_ODDS = (0.6, 0.3, 0.2, 0.15)
-#: A custom field as Tribe names them (``_<uuid with - as __>``): a lead score 0..100.
-SCORE_FIELD = "_3f5e1a2b__9c4d__4e8f__a1b2__c3d4e5f6a7b8"
 CONTACT = "Relationship_Person_Contact_Standard"
 BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from syncd_tribe import odata
+from syncd_tribe.emulator_metadata import csdl
 from syncd_tribe.odata import ODataError
 
 #: Concrete entity sets: ``_Type`` and navigations ``name -> (target set, collection?)``.
@@ -52,14 +53,18 @@ SETS: dict[str, tuple[str, dict[str, tuple[str, bool]]]] = {
     LABEL_LINK_SET: (LABEL_LINK_SET, {"Relation": ("Relation", False), "Label": ("Label", False)}),
 }
 
+#: A custom field as Tribe names them (``_<uuid with - as __>``): a lead score 0..100.
+SCORE_FIELD = "_3f5e1a2b__9c4d__4e8f__a1b2__c3d4e5f6a7b8"
 #: The fields each new entity of a set has (null until set), besides the standard ones.
+#: ``$metadata`` lists exactly these: the seed and the API write no others.
 FIELDS: dict[str, tuple[str, ...]] = {
     "Relation_Person": ("FirstName", "MiddleName", "LastName", "Initials", "Title", "Suffix",
-                        "EmailAddress", "PhoneNumber", "MobilePhoneNumber", "BirthDate"),
+                        "EmailAddress", "PhoneNumber", "MobilePhoneNumber", "BirthDate",
+                        SCORE_FIELD),
     "Relation_Organization": ("Name", "EmailAddress", "PhoneNumber", "Website"),
     "Relationship_Person_Contact_Standard": ("EmailAddress", "PhoneNumber",
                                              "MobilePhoneNumber", "Department", "Role",
-                                             "IsFormer"),
+                                             "IsFormer", "CustomerType"),
     "Relationship_Person_Contact_Employee": ("EmailAddress", "PhoneNumber", "Department",
                                              "Role"),
     "Relationship_Organization_Identity": ("Name",),
@@ -87,11 +92,9 @@ def concrete_sets(name: str) -> list[str]:
     return found
 
 
-def metadata() -> dict[str, Any]:
-    """A JSON listing of the entity sets (the real ``$metadata`` is CSDL XML)."""
-    return {"EntitySets": [{"Name": name, "EntityType": t, "Navigation": {
-        nav: {"Target": target, "Collection": many} for nav, (target, many) in navs.items()},
-        "Properties": list(STANDARD) + list(FIELDS[name])} for name, (t, navs) in SETS.items()]}
+def metadata() -> str:
+    """``$metadata``: the CSDL XML of this model (:mod:`syncd_tribe.emulator_metadata`)."""
+    return csdl(SETS, FIELDS, STANDARD, {SCORE_FIELD: "Edm.Int32"})
 
 
 def fmt_time(value: datetime) -> str:
