@@ -195,7 +195,12 @@ class ConnectionActor(pykka.ThreadingActor):
         self._on_failure_cb = on_failure
 
     def on_start(self) -> None:
-        self.connector.start()
+        try:
+            self.connector.start()
+        except Exception as exc:  # pykka calls no on_failure for this: tell whoever started it
+            if self._on_failure_cb is not None:
+                self._on_failure_cb(self.connector.name, exc)
+            raise
 
     def on_stop(self) -> None:
         try:

@@ -7,8 +7,10 @@ senders retry), then coordinators finish their current step, then connections cl
 
 Signal handlers only set flags; the main thread acts on them:
 
-- SIGHUP: reload. The new config is validated whole; on any error the daemon logs each
-  problem with file and key and runs on with the old config. Only what changed restarts.
+- SIGHUP: reload, in a worker thread while the main loop goes on pinging the watchdog (see
+  :mod:`syncd.reload`). The new config is validated whole; on any error, also while it is
+  applied, the daemon logs each problem and runs on with the old config. Only what changed
+  restarts.
 - SIGTERM / SIGINT: stop.
 
 A connection or coordinator actor that dies is restarted with back-off by the main loop;
@@ -37,6 +39,7 @@ from syncd.control import Control
 from syncd.coordinator import Coordinator, Progress
 from syncd.exceptions import ConfigErrors, SyncdError
 from syncd.receiver import Route, WebhookApp, start_receiver
+from syncd.reload import Reloading
 from syncd.rules import Rules
 from syncd.scheduler import Scheduler
 from syncd.store import Store
@@ -59,12 +62,17 @@ class Supervised:
     last_failure: str | None = None
     next_restart: float = 0.0
     started_at: float = field(default_factory=time.time)
+    #: The section it runs with (a ConnectionConfig or IntegrationConfig), for rollbacks.
+    config: Any = None
 
     def alive(self) -> bool:
         return self.ref is not None and self.ref.is_alive()
 
 
-class Daemon(Control):
+class Daemon(Control, Reloading):
+    #: Seconds to wait for an actor's answer (a start's ping, a reload's set_rules).
+    ask_timeout = ASK_TIMEOUT
+
     def __init__(self, config_path: str, *, registry: plugins.Registry | None = None,
                  install_signals: bool = True, configure_logging: bool = True):
         self.config_path = config_path
@@ -86,6 +94,7 @@ class Daemon(Control):
         self.stopped = threading.Event()
         self._stop_flag = threading.Event()
         self._reload_flag = threading.Event()
+        self._reload_thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._lock = threading.RLock()
         self.started_at = time.time()
@@ -121,6 +130,7 @@ class Daemon(Control):
             return 1
         finally:
             systemd.stopping()
+            self._wait_for_reload()
             self._stop_all()
             self.stopped.set()
         return 0
@@ -180,19 +190,22 @@ class Daemon(Control):
             raise SyncdError(f"integration {integration} is not running")  # Scheduler logs it
         sup.ref.proxy().run_job.defer(job, params)
 
-    def _start_connection(self, name: str) -> None:
+    def _start_connection(self, name: str, supervise: bool = False) -> None:
+        """Start a connection's actor. It raises when the start fails, unless ``supervise``:
+        then the failure is recorded and the main loop retries, as for a crashed actor."""
         conn_cfg = self.config.connections[name]
         cls = self.registry.connector(conn_cfg.kind)
 
         def start() -> pykka.ActorRef:
             connector = cls(name, conn_cfg.options)
-            ref = ConnectionActor.start(connector, on_failure=self._actor_failed)
-            ref.proxy().ping().get(timeout=ASK_TIMEOUT)
+            failures: list[BaseException] = []
+            ref = ConnectionActor.start(connector, on_failure=lambda n, e: (
+                failures.append(e), self._actor_failed(n, e)))
+            _pinged(ref, self.ask_timeout, failures)
             return ref
 
-        sup = Supervised(name, "connection", start)
-        sup.ref = start()
-        self.connections[name] = sup
+        sup = Supervised(name, "connection", start, config=conn_cfg)
+        self._first_start(sup, self.connections, supervise)
 
     def connection(self, name: str):
         sup = self.connections[name]
@@ -205,7 +218,8 @@ class Daemon(Control):
         dest_cls = self.registry.connector(dest_kind)
         return Rules.from_integration(integration, dest_cls.canonical_attribute)
 
-    def _start_coordinator(self, integration: IntegrationConfig) -> None:
+    def _start_coordinator(self, integration: IntegrationConfig, supervise: bool = False
+                           ) -> None:
         name = integration.name
         progress = self.progress.setdefault(name, Progress())
 
@@ -217,12 +231,24 @@ class Daemon(Control):
             ref = Coordinator.start(current, self._rules(current), self.store, self.connection,
                                     progress=progress, on_failure=self._actor_failed,
                                     capabilities=caps)
-            ref.proxy().ping().get(timeout=ASK_TIMEOUT)
+            _pinged(ref, self.ask_timeout)
+            sup.config = current
             return ref
 
-        sup = Supervised(name, "coordinator", start)
-        sup.ref = start()
-        self.coordinators[name] = sup
+        sup = Supervised(name, "coordinator", start, config=integration)
+        self._first_start(sup, self.coordinators, supervise)
+
+    def _first_start(self, sup: Supervised, into: dict[str, Supervised], supervise: bool
+                     ) -> None:
+        try:
+            sup.ref = sup.start()
+        except Exception as exc:
+            if not supervise:
+                raise
+            sup.last_failure = f"{type(exc).__name__}: {exc}"
+            log.error("actor.start_failed", actor=sup.name, kind=sup.kind,
+                      reason=sup.last_failure)  # _supervise starts it again
+        into[sup.name] = sup
 
     def _routes(self, cfg: Config) -> dict[str, Route]:
         routes = {}
@@ -260,7 +286,7 @@ class Daemon(Control):
             log.warning("full_sync.interrupted", integration=name, run_id=latest["id"],
                         processed=latest["processed"])
             try:
-                self._coordinator(name).start_full_sync(latest).get(timeout=ASK_TIMEOUT)
+                self._coordinator(name).start_full_sync(latest).get(timeout=self.ask_timeout)
             except Exception as exc:
                 log.error("full_sync.resume_failed", integration=name, error=str(exc))
 
@@ -275,9 +301,12 @@ class Daemon(Control):
             if self._stop_flag.is_set():
                 break
             if self._reload_flag.is_set():
-                self._reload_flag.clear()
-                self.reload()
-            self._supervise()
+                self._start_reload_worker()
+            if self._lock.acquire(blocking=False):  # a reload is changing the actors
+                try:
+                    self._supervise()
+                finally:
+                    self._lock.release()
             self._housekeeping()
             systemd.watchdog()
 
@@ -295,7 +324,7 @@ class Daemon(Control):
             log.warning("inbox.prune_failed", error=str(exc))
 
     def _actor_failed(self, name: str, exc: BaseException) -> None:
-        for sup in (*self.connections.values(), *self.coordinators.values()):
+        for sup in [*self.connections.values(), *self.coordinators.values()]:
             if sup.name == name:
                 sup.last_failure = f"{type(exc).__name__}: {exc}"
         self._wake.set()
@@ -345,88 +374,6 @@ class Daemon(Control):
                 except pykka.ActorDeadError:
                     pass
 
-    # -- reload ------------------------------------------------------------------------------
-
-    def reload(self) -> dict[str, Any]:
-        """Validate the config file again; apply it if valid, keep the old one if not."""
-        with self._lock:
-            systemd.reloading()
-            try:
-                try:
-                    new = config_mod.load(self.config_path, self.registry)
-                except ConfigErrors as exc:
-                    self.reload_errors = [str(e) for e in exc.errors]
-                    for error in exc.errors:
-                        log.error("reload.rejected", error=str(error))
-                    log.error("reload.kept_old_config", problems=len(exc.errors))
-                    self.last_reload = {"ok": False, "errors": self.reload_errors,
-                                        "at": time.time()}
-                    return self.last_reload
-                except Exception as exc:  # unreadable file and the like
-                    self.reload_errors = [f"{self.config_path}: {exc}"]
-                    log.error("reload.rejected", error=self.reload_errors[0])
-                    self.last_reload = {"ok": False, "errors": self.reload_errors,
-                                        "at": time.time()}
-                    return self.last_reload
-                changes = self._apply_config(new)
-                self.reload_errors = []
-                self.last_reload = {"ok": True, "changes": changes, "at": time.time()}
-                log.info("reload.applied", **changes)
-                return self.last_reload
-            finally:
-                systemd.ready()
-
-    def _apply_config(self, new: Config) -> dict[str, Any]:
-        old = self.config
-        d = config_mod.diff(old, new, self.registry)
-        if d.restart_listeners:
-            log.warning("reload.restart_needed", reason="the [receiver] or [admin] section "
-                        "changed; restart syncd to apply it")
-        restarted_connections = sorted(set(d.connections_changed) | set(d.connections_removed))
-        for name in restarted_connections:
-            self._stop_actor(self.connections.pop(name, None))
-        self.config = new
-        for name in sorted(set(d.connections_changed) | set(d.connections_added)):
-            self._start_connection(name)
-        for name in d.integrations_removed:
-            self._stop_actor(self.coordinators.pop(name, None))
-        for name in d.integrations_added:
-            if new.integrations[name].enabled:
-                self._start_coordinator(new.integrations[name])
-        for name in d.integrations_changed:
-            integration = new.integrations[name]
-            sup = self.coordinators.get(name)
-            if not integration.enabled:
-                self._stop_actor(self.coordinators.pop(name, None))
-            elif sup is None:
-                self._start_coordinator(integration)
-            else:
-                sup.ref.proxy().set_rules(self._rules(integration), integration).get(
-                    timeout=ASK_TIMEOUT)
-        for name in d.needs_full_sync:
-            reason = "field or consent mappings changed"
-            self.needs_full_sync[name] = reason
-            if name in self.progress:
-                self.progress[name].needs_full_sync = True
-            log.warning("full_sync.needed", integration=name, reason=reason)
-            if new.integrations[name].full_sync_on_mapping_change:
-                try:
-                    self.store.forget_digests(name)
-                    self.start_sync(name, confirm=True)
-                except Exception as exc:
-                    log.error("full_sync.start_failed", integration=name, error=str(exc))
-        if self.receiver_app is not None:
-            self.receiver_app.set_routes(self._routes(new))
-        jobs = self.scheduler.reconcile(new) if self.scheduler is not None else {}
-        return {
-            "jobs": jobs,
-            "connections_restarted": restarted_connections,
-            "integrations_added": sorted(d.integrations_added),
-            "integrations_removed": sorted(d.integrations_removed),
-            "integrations_changed": sorted(d.integrations_changed),
-            "needs_full_sync": sorted(d.needs_full_sync),
-        }
-
     def _stop_actor(self, sup: Supervised | None, timeout: float = 30.0) -> None:
         if sup is None or sup.ref is None:
             return
@@ -464,3 +411,18 @@ class Daemon(Control):
         if self.store is not None:
             self.store.close()
         log.info("daemon.stopped")
+
+
+def _pinged(ref: pykka.ActorRef, timeout: float, failures: list[BaseException] = ()) -> None:
+    """Wait for a new actor to answer. One that does not in time is told to stop once it
+    gets free (nobody else holds its ref) and the timeout is raised; one that died starting
+    raises what killed it (``failures``, filled by its on_failure)."""
+    try:
+        ref.proxy().ping().get(timeout=timeout)
+    except pykka.Timeout:
+        ref.stop(block=False)
+        raise
+    except pykka.ActorDeadError:
+        if failures:
+            raise failures[0] from None
+        raise

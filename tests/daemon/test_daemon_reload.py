@@ -1,0 +1,223 @@
+"""Reloads that fail while being applied roll back, and a slow reload never stops the main
+loop's watchdog pings: the daemon in-process, real actors, receiver and SQLite file, and a
+datagram socket standing in for systemd's notify socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from functools import partial
+
+import pykka
+import pytest
+import requests
+
+from syncd import testing
+from syncd.admin import AdminClient
+from syncd.config.schema import Option
+from syncd.daemon import Daemon
+from syncd.records import Record
+from syncd.testing import WORLDS, MemoryConnector, World, memory_registry, sign
+
+wait_for = partial(testing.wait_for, timeout=15.0)
+
+SECRET = "memory-webhook-secret"
+GATE = threading.Event()  # a held connection start waits for it
+HELD = threading.Event()  # set when a start is being held
+
+
+class GatedConnector(MemoryConnector):
+    """The memory connector whose start can hang (``start = "hold"``) or fail."""
+
+    kind = "gated"
+    options = (*MemoryConnector.options,
+               Option("start", str, "ok", "ok, hold (until GATE) or fail",
+                      choices=("ok", "hold", "fail")))
+
+    def start(self) -> None:
+        if self.config["start"] == "fail":
+            raise RuntimeError("the partner refused the connection")
+        if self.config["start"] == "hold":
+            HELD.set()
+            GATE.wait(60)
+
+
+def write_config(path, world: str, start: str = "ok") -> None:
+    path.write_text(f"""
+[daemon]
+state_dir = "state"
+stop_timeout = 5.0
+
+[receiver]
+port = 0
+
+[admin]
+port = 0
+
+[connections.crm]
+kind = "gated"
+world = "{world}"
+webhook_secret = "{SECRET}"
+start = "{start}"
+
+[connections.mkt]
+kind = "memory"
+world = "{world}"
+
+[integrations.main]
+source = "crm"
+destination = "mkt"
+
+[integrations.main.fields]
+FirstName = "firstname"
+""")
+
+
+@pytest.fixture
+def make_daemon(tmp_path):
+    GATE.clear()
+    HELD.clear()
+    started: list[tuple[Daemon, threading.Thread]] = []
+    world = World()
+    name = f"reload-{id(world)}"
+    WORLDS[name] = world
+    for i in range(5):
+        world.put(Record(f"p{i}", fields={"FirstName": f"n{i}"}, email=f"p{i}@x.nl"))
+    cfg = tmp_path / "syncd.toml"
+    write_config(cfg, name)
+
+    def make(ask_timeout: float = 30.0):
+        registry = memory_registry()
+        registry.connectors["gated"] = GatedConnector
+        daemon = Daemon(str(cfg), registry=registry, install_signals=False,
+                        configure_logging=False)
+        daemon.ask_timeout = ask_timeout
+        thread = threading.Thread(target=daemon.serve, daemon=True)
+        thread.start()
+        assert daemon.started.wait(15)
+        started.append((daemon, thread))
+        token = open(tmp_path / "state" / "admin.token").read().strip()
+        return daemon, thread, AdminClient("127.0.0.1", daemon.admin.port, token)
+
+    yield make, world, cfg, name
+    GATE.set()
+    for daemon, thread in started:
+        daemon.request_stop()
+        thread.join(15)
+        assert not thread.is_alive()
+    WORLDS.pop(name, None)
+
+
+def post_webhook(daemon, ids):
+    body = json.dumps({"ids": ids}).encode()
+    return requests.post(f"{daemon.receiver.url}/webhooks/crm", data=body,
+                         headers={"X-Memory-Signature": sign(SECRET, body)}, timeout=5)
+
+
+def assert_serving_on(daemon, thread, world, config, record="p1"):
+    """The daemon runs on ``config``, its actors are alive and a webhook still gets applied."""
+    assert thread.is_alive() and not daemon.stopped.is_set()
+    assert daemon.config is config
+    assert daemon.connections["crm"].config == config.connections["crm"]
+    assert wait_for(lambda: all(s.alive() for s in (*daemon.connections.values(),
+                                                    *daemon.coordinators.values())))
+    world.update(record, FirstName=f"after {record}")
+    assert post_webhook(daemon, [record]).status_code == 200
+    assert wait_for(lambda: world.profiles.get(record, {}).get("firstname") == f"after {record}")
+
+
+def live_actors() -> int:
+    return sum(1 for ref in pykka.ActorRegistry.get_all() if ref.is_alive())
+
+
+def test_a_reload_whose_apply_times_out_rolls_back(make_daemon):
+    make, world, cfg, name = make_daemon
+    daemon, thread, client = make(ask_timeout=1.0)
+    old = daemon.config
+    actors = live_actors()
+    write_config(cfg, name, start="hold")  # valid, but crm's new actor never answers
+    result = client.reload()
+    assert result["ok"] is False
+    assert "Timeout" in result["errors"][0] and "rolled back" in result["errors"][0]
+    assert client.status()["reload_errors"] == result["errors"]
+    assert_serving_on(daemon, thread, world, old)
+    assert daemon.connections["crm"].config.options["start"] == "ok"
+    GATE.set()  # the stuck actor gets free and stops: nothing is left running
+    assert wait_for(lambda: live_actors() == actors)
+    assert daemon.store.pending_count() == 0
+
+
+def test_a_sighup_reload_whose_apply_raises_rolls_back(make_daemon):
+    make, world, cfg, name = make_daemon
+    daemon, thread, client = make()
+    old = daemon.config
+    write_config(cfg, name, start="fail")
+    daemon.request_reload()  # what SIGHUP does
+    assert wait_for(lambda: daemon.last_reload is not None)
+    assert daemon.last_reload["ok"] is False
+    assert "the partner refused the connection" in daemon.last_reload["errors"][0]
+    assert_serving_on(daemon, thread, world, old, record="p2")
+    # the next good reload applies
+    write_config(cfg, name, start="ok")
+    cfg.write_text(cfg.read_text().replace('FirstName = "firstname"',
+                                           'FirstName = "first_name"'))
+    assert client.reload()["ok"] is True
+    assert daemon.config.integrations["main"].fields == {"FirstName": "first_name"}
+    assert client.status()["reload_errors"] == []
+
+
+@pytest.fixture
+def notify_socket(monkeypatch):
+    directory = tempfile.mkdtemp(prefix="sdn-")
+    path = os.path.join(directory, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # ping every 0.1 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    yield sock
+    sock.close()
+    shutil.rmtree(directory)
+
+
+def receive_until(sock, wanted: str) -> list[str]:
+    seen = []
+    while True:
+        message = sock.recv(4096).decode()
+        seen.append(message)
+        if message.startswith(wanted):
+            return seen
+
+
+def test_watchdog_pings_go_on_during_a_slow_reload(make_daemon, notify_socket):
+    make, world, cfg, name = make_daemon
+    daemon, thread, client = make()
+    receive_until(notify_socket, "READY=1")
+    write_config(cfg, name, start="hold")
+    daemon.request_reload()
+    receive_until(notify_socket, "RELOADING=1")
+    assert HELD.wait(10)  # the reload is stuck in crm's start
+    for _ in range(3):  # more SIGHUPs meanwhile: coalesced into one more reload
+        daemon.request_reload()
+    pings = sum(receive_until(notify_socket, "WATCHDOG=1")[-1] == "WATCHDOG=1"
+                for _ in range(5))
+    assert pings == 5 and not GATE.is_set() and daemon._reload_thread.is_alive()
+    GATE.set()
+    assert wait_for(lambda: not daemon._reload_thread.is_alive()
+                    and not daemon._reload_flag.is_set())
+    assert daemon.last_reload["ok"] is True
+    assert daemon.config.connections["crm"].options["start"] == "hold"
+    notify_socket.setblocking(False)
+    rest = []
+    try:
+        while True:
+            rest.append(notify_socket.recv(4096).decode())
+    except BlockingIOError:
+        pass
+    assert sum(m.startswith("RELOADING=1") for m in rest) == 1  # the coalesced one
+    assert_serving_on(daemon, thread, world, daemon.config, record="p3")
