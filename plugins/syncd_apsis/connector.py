@@ -37,7 +37,15 @@ from typing import Any, ClassVar
 from syncd.config.schema import Secret
 from syncd.connector import Capability, Connector
 from syncd.exceptions import RemoteError
-from syncd.records import ConsentChange, Profile, Scalar, WriteResult
+from syncd.records import (
+    ConsentChange,
+    Profile,
+    Scalar,
+    SchemaNeeds,
+    SchemaProblem,
+    WriteResult,
+)
+from syncd_apsis import definitions
 from syncd_apsis.bulk import BulkWrites
 from syncd_apsis.client import ApsisClient, UnknownAttribute
 from syncd_apsis.consent_changes import ConsentChangeReader
@@ -50,7 +58,8 @@ class ApsisConnector(BulkWrites, Connector):
     kind: ClassVar[str] = "apsis"
     description = "APSIS One: profiles, consents (2.0) and tags in one section"
     capabilities = frozenset({Capability.WRITE_PROFILES, Capability.DELETE_PROFILES,
-                              Capability.READ_CONSENT_CHANGES, Capability.BULK_WRITE})
+                              Capability.READ_CONSENT_CHANGES, Capability.BULK_WRITE,
+                              Capability.CHECK_SCHEMA})
     emulator = "syncd_apsis.emulator:ApsisEmulator"
     email_attribute = "com.apsis1.attributes.email"
     #: Seconds before an attribute name found undefined may reload the definitions again.
@@ -138,6 +147,10 @@ class ApsisConnector(BulkWrites, Connector):
                 status=404)
         return {"section": self.section, "keyspace": self.keyspace,
                 "sections": len(sections), **self.client.stats()}
+
+    def check_schema(self, needs: SchemaNeeds) -> list[SchemaProblem]:
+        """The config against the account's definitions: see :mod:`syncd_apsis.definitions`."""
+        return definitions.check(self, needs)
 
     def stats(self) -> dict[str, Any]:
         with self._counts_lock:

@@ -3,7 +3,8 @@
 - ``POST /oauth/token`` (JSON body) issues JWT-looking tokens with ``exp``; 401 problem on bad
   credentials; more than ``token_limit_per_minute`` token requests a minute -> 429. Every API
   call needs a valid, unexpired bearer (401 problem otherwise).
-- Definitions: keyspaces, sections, attributes (discriminator + version id), v2 topics, tags.
+- Definitions: keyspaces, sections, attributes (discriminator + version id), v2 topics, tags;
+  consent 1.0 lists and the switch ``consent_v2``: see :mod:`syncd_apsis.emulator_definitions`.
 - Profiles (see :mod:`syncd_apsis.audience`): v2 merge-patch attributes (no implicit create,
   415 unless ``application/merge-patch+json``), v1 PATCH by version id (creates), DELETE
   attribute by version id, DELETE profile, merges, consent 2.0 POST/GET, tags PATCH.
@@ -44,6 +45,7 @@ from urllib.parse import unquote
 from syncd.emulator import Emulator, TokenIssuer
 from syncd.wsgi import HTTPError, Request, Router
 from syncd_apsis.audience import CRM_ID, EMAIL, MOBILE, Audience, Conflict, NotFound
+from syncd_apsis.emulator_definitions import DefinitionsApi
 from syncd_apsis.emulator_events import EmailEvents
 from syncd_apsis.emulator_imports import IMPORT_SETTINGS, ImportsApi
 from syncd_apsis.emulator_limits import Bucket, JwtIssuer
@@ -62,7 +64,7 @@ MERGE_PATCH = "application/merge-patch+json"
 SECTION = "/sections/{section}"
 
 
-class ApsisEmulator(ImportsApi, EmailEvents, Emulator):
+class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
     kind = "apsis"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None,
@@ -71,8 +73,10 @@ class ApsisEmulator(ImportsApi, EmailEvents, Emulator):
                  attributes: Iterable[str] = (), topics: Iterable[str] = DEFAULT_TOPICS,
                  token_lifetime: float = 86400.0, token_limit_per_minute: int = 10,
                  requests_per_second: float = 100.0, per_key_per_second: float = 10.0,
-                 send_retry_after: bool = True, max_body: int = 100 * 1024):
+                 send_retry_after: bool = True, max_body: int = 100 * 1024,
+                 consent_v2: bool = True):
         self.client_id = client_id
+        self.consent_v2 = consent_v2
         self.client_secret = client_secret
         self.section = section
         self.tokens = JwtIssuer(token_lifetime)
@@ -209,8 +213,8 @@ class ApsisEmulator(ImportsApi, EmailEvents, Emulator):
         router.add("GET", "/audience/sections/{section}/attributes",
                    api(lambda r: self._list(r, "attributes")))
         router.add("GET", "/audience/sections/{section}/tags", api(lambda r: self._list(r, "tags")))
-        router.add("GET", "/v2/audience/sections/{section}/topics",
-                   api(lambda r: self._list(r, "topics")))
+        router.add("GET", "/v2/audience/sections/{section}/topics", api(self._v2_topics))
+        self.setup_definition_routes(router)  # consent 1.0 lists: emulator_definitions.py
         router.add("PATCH", f"/v2{PROFILE}{SECTION}/attributes", api(self._patch_v2, True))
         router.add("PATCH", f"{PROFILE}{SECTION}/attributes", api(self._patch_v1, True))
         router.add("DELETE", f"{PROFILE}{SECTION}/attributes/{{version}}",
