@@ -83,16 +83,51 @@ def cmd_run(args) -> int:
 
 
 def cmd_check_config(args) -> int:
-    from syncd import config, plugins
+    """Offline checks first (the file alone); with ``--online`` then the accounts: every name
+    the config uses is checked against what they have (``syncd.preflight``). Exit 0: no
+    problem; 1: problems in the file or names the accounts lack; 69: only connection errors
+    (the accounts could not be checked)."""
+    from syncd import config, plugins, preflight
 
-    path = _config_path(args)
-    errors = config.check(path, plugins.load())
+    if args.file and args.config and os.path.abspath(args.file) != os.path.abspath(args.config):
+        print(f"syncd: two config files given ({args.config} and {args.file}): give one",
+              file=sys.stderr)
+        return 2
+    path = args.file or _config_path(args)
+    registry = plugins.load()
+    errors = config.check(path, registry)
     if errors:
         for line in errors:
             print(line, file=sys.stderr)
         print(f"{path}: {len(errors)} problem(s)", file=sys.stderr)
         return 1
-    print(f"{path}: OK")
+    if not args.online:
+        print(f"{path}: OK (add --online to check the names it uses against the accounts)")
+        return 0
+    print(f"{path}: OK offline; checking the accounts ...", flush=True)
+    cfg = config.load(path, registry)
+    report = preflight.run(cfg, registry, preflight.direct_check(cfg, registry),
+                           log_results=False)
+    for problem in report.errors:
+        print(f"{cfg.path}: {problem}", file=sys.stderr)
+    for problem in report.warnings:
+        print(f"{cfg.path}: warning: {problem}", file=sys.stderr)
+    for line in report.connection_lines():
+        print(f"{cfg.path}: {line}", file=sys.stderr)
+    for name in report.unchecked:
+        print(f"{path}: connections.{name}: its connector cannot check the account (not "
+              f"checked)")
+    if report.errors:
+        extra = (f", and {len(report.connection_errors)} connection(s) could not be checked"
+                 if report.connection_errors else "")
+        print(f"{path}: {len(report.errors)} name(s) the accounts do not have{extra}",
+              file=sys.stderr)
+        return 1
+    if report.connection_errors:
+        print(f"{path}: {len(report.connection_errors)} connection(s) could not be checked",
+              file=sys.stderr)
+        return 69  # EX_UNAVAILABLE
+    print(f"{path}: OK online: every name the config uses exists in the accounts")
     return 0
 
 
@@ -321,8 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("run", cmd_run, "run the daemon in the foreground (SIGHUP reloads, SIGTERM stops)")
-    add("check-config", cmd_check_config, "validate a config file; each problem names its key "
-        "and the fix")
+    p = add("check-config", cmd_check_config, "validate a config file; each problem names its "
+            "key and the fix (--online: also against the accounts)")
+    p.add_argument("file", nargs="?", metavar="FILE", help="the config file (or -c FILE)")
+    p.add_argument("--online", action="store_true",
+                   help="also connect and check every name the config uses (fields, labels, "
+                        "attributes, topics ...) against what the accounts really have")
     p = add("plugins", cmd_plugins, "list connector plugins and their status", config=False)
     p.add_argument("--json", action="store_true")
     p = add("status", cmd_status, "show the running daemon's connections, integrations and jobs")

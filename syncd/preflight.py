@@ -32,6 +32,7 @@ from syncd.config.model import Config, IntegrationConfig
 from syncd.config.schema import Secret
 from syncd.config.sections import did_you_mean, toml_key
 from syncd.connector import Capability, Connector, SchemaChecker
+from syncd.exceptions import SyncdError
 from syncd.records import MAX_HAVE, Need, NeedKind, SchemaNeeds, SchemaProblem
 
 log = structlog.get_logger("syncd.preflight")
@@ -186,8 +187,10 @@ class Report:
 
 
 def run(config: Config, registry: Any, check: Check, *,
-        connections: Iterable[str] | None = None, timeout: float = 300.0) -> Report:
-    """Check the connections (all, or those named) with ``check``, concurrently."""
+        connections: Iterable[str] | None = None, timeout: float = 300.0,
+        log_results: bool = True) -> Report:
+    """Check the connections (all, or those named) with ``check``, concurrently; the
+    problems are logged unless ``log_results`` is False (the CLI prints them)."""
     wanted = list(connections) if connections is not None else list(config.connections)
     all_needs = needs(config, registry)
     checkable, unchecked = [], []
@@ -212,13 +215,18 @@ def run(config: Config, registry: Any, check: Check, *,
                 problems.extend(_scrubbed(p, secrets) for p in found)
     report = Report(problems=tuple(problems), connection_errors=errors,
                     unchecked=tuple(unchecked))
+    if log_results:
+        _log(report)
+    return report
+
+
+def _log(report: Report) -> None:
     for p in report.problems:
         log.warning("preflight.problem", key=p.key, problem=str(p), severity=p.severity)
     for line in report.connection_lines():
         log.error("preflight.connection_error", error=line)
     log.info("preflight.done", problems=len(report.errors), warnings=len(report.warnings),
-             connection_errors=len(errors), unchecked=list(unchecked))
-    return report
+             connection_errors=len(report.connection_errors), unchecked=list(report.unchecked))
 
 
 def direct_check(config: Config, registry: Any) -> Check:
@@ -239,7 +247,9 @@ def direct_check(config: Config, registry: Any) -> Check:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text if text else type(exc).__name__
+    if isinstance(exc, SyncdError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _secrets(config: Config) -> list[str]:
