@@ -11,9 +11,13 @@ the clock starts; each client thread keeps one keep-alive connection (a pooled s
 2. fixed rate: ``--rate`` deliveries per second for ``--rate-seconds``, each on its schedule
    (latency is counted from the scheduled time, so a client that falls behind shows it).
 
-    python -m bench ingest [--threads 8] [--seconds 5] [--rate 200] [--rate-seconds 10]
+Both are measured once per ``[daemon] durability``, "full" (``synchronous=FULL``, the default;
+webhooks arriving together share one commit) and "normal", and printed side by side.
 
-Goals: ≥ 1,000 acknowledged/s, p99 ≤ 25 ms at 200/s. The load generator shares the two cores
+    python -m bench ingest [--threads 8] [--seconds 5] [--rate 200] [--rate-seconds 10]
+                           [--durability full|normal]
+
+Goals, in both modes: ≥ 1,000 acknowledged/s, p99 ≤ 25 ms at 200/s. The load generator shares the two cores
 with the daemon and the emulators: its own CPU use is printed.
 """
 
@@ -41,6 +45,7 @@ from bench.common import (
 )
 
 GOAL_RATE = 1000.0
+MODES = ("full", "normal")
 GOAL_P99_MS = 25.0
 
 
@@ -156,43 +161,69 @@ def fixed_rate(port: int, header: str, secret: str, rate: float, seconds: float,
             "p99_send_lag_ms": percentile(lag, 99) * 1000}
 
 
+def measure(config: dict, args) -> dict:
+    """Saturating and fixed-rate figures of one daemon run with ``config``."""
+    port = config["receiver"]["port"]
+    source = config["connections"]["crm"]
+    header, secret = source["signature_header"], source["webhook_secret"]
+    with daemon_process(config) as (proc, client, _):
+        fixed_rate(port, header, secret, 50, 1.0)  # warm up: connections, SQLite
+        cpu0, th0 = proc_status(proc.pid)["cpu"], thread_cpu(proc.pid)
+        sat = saturate(port, header, secret, args.threads, args.seconds)
+        cpu1, th1 = proc_status(proc.pid)["cpu"], thread_cpu(proc.pid)
+        time.sleep(2.0)
+        fixed = fixed_rate(port, header, secret, args.rate, args.rate_seconds)
+        stats = client.status()["webhooks"]
+    return {"saturated": sat, "fixed": fixed, "stats": stats, "cpu": cpu1 - cpu0,
+            "threads": list(cpu_delta(th0, th1).items())[:5]}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench ingest")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument("--durability", choices=MODES, action="append",
+                        help="measure only this [daemon] durability (repeatable; default both)")
     args = parser.parse_args(argv)
+    modes = args.durability or list(MODES)
+    results = {}
     with emulator_process("tribe") as (src_cls, src, _, _), \
             emulator_process("apsis") as (dst_cls, dst, _, _):
-        source = src_cls.sandbox_config(src)
-        config = base_config(source, dst_cls.sandbox_config(dst), sync_rules(src_cls))
-        port = config["receiver"]["port"]
-        header, secret = source["signature_header"], source["webhook_secret"]
-        with daemon_process(config) as (proc, client, _):
-            fixed_rate(port, header, secret, 50, 1.0)  # warm up: connections, SQLite
-            cpu0, th0 = proc_status(proc.pid)["cpu"], thread_cpu(proc.pid)
-            sat = saturate(port, header, secret, args.threads, args.seconds)
-            cpu1, th1 = proc_status(proc.pid)["cpu"], thread_cpu(proc.pid)
-            time.sleep(2.0)
-            fixed = fixed_rate(port, header, secret, args.rate, args.rate_seconds)
-            stats = client.status()["webhooks"]
-    print(f"  saturating, {args.threads} client threads for {sat['seconds']:.1f} s: "
-          f"{sat['per_s']:,.0f} webhooks/s acknowledged (200) (statuses {sat['statuses']}); "
-          f"daemon CPU {cpu1 - cpu0:.1f} s, load generator CPU {sat['client_cpu']:.1f} s")
-    top = list(cpu_delta(th0, th1).items())[:5]
-    print("    daemon CPU by thread: " + ", ".join(f"{k} {v:.1f} s" for k, v in top))
-    print(f"  fixed {args.rate:.0f}/s for {args.rate_seconds:.0f} s: p50 {fixed['p50_ms']:.1f} ms, "
-          f"p99 {fixed['p99_ms']:.1f} ms, max {fixed['max_ms']:.1f} ms "
-          f"({fixed['failed']} not 200; client send lag p99 {fixed['p99_send_lag_ms']:.1f} ms)")
-    print(f"  receiver counters: {stats}")
-    return {"saturated": sat, "fixed": fixed,
-            "table": [("ingest", "webhooks acknowledged/s", f"{sat['per_s']:,.0f}/s",
-                       f"≥ {GOAL_RATE:,.0f}/s", sat["per_s"] >= GOAL_RATE),
-                      ("ingest", f"ack p99 at {args.rate:.0f}/s", f"{fixed['p99_ms']:.1f} ms",
-                       f"≤ {GOAL_P99_MS:.0f} ms", fixed["p99_ms"] <= GOAL_P99_MS),
-                      ("ingest", f"ack p50 at {args.rate:.0f}/s", f"{fixed['p50_ms']:.1f} ms",
-                       "-", None)]}
+        for mode in modes:
+            config = base_config(src_cls.sandbox_config(src), dst_cls.sandbox_config(dst),
+                                 sync_rules(src_cls))
+            config["daemon"]["durability"] = mode
+            results[mode] = r = measure(config, args)
+            sat, fixed = r["saturated"], r["fixed"]
+            print(f"  durability = \"{mode}\": saturating, {args.threads} client threads for "
+                  f"{sat['seconds']:.1f} s: {sat['per_s']:,.0f} webhooks/s acknowledged (200) "
+                  f"(statuses {sat['statuses']}); daemon CPU {r['cpu']:.1f} s, load generator "
+                  f"CPU {sat['client_cpu']:.1f} s", flush=True)
+            print("    daemon CPU by thread: "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in r["threads"]))
+            print(f"    fixed {args.rate:.0f}/s for {args.rate_seconds:.0f} s: p50 "
+                  f"{fixed['p50_ms']:.1f} ms, p99 {fixed['p99_ms']:.1f} ms, max "
+                  f"{fixed['max_ms']:.1f} ms ({fixed['failed']} not 200; client send lag p99 "
+                  f"{fixed['p99_send_lag_ms']:.1f} ms)")
+            print(f"    receiver counters: {r['stats']}")
+    print(f"\n  {'durability':<12}{'acked/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    for mode in modes:
+        sat, fixed = results[mode]["saturated"], results[mode]["fixed"]
+        quoted = json.dumps(mode)
+        print(f"  {quoted:<12}{sat['per_s']:>10,.0f}{fixed['p50_ms']:>9.1f}"
+              f"{fixed['p99_ms']:>9.1f}")
+    table = []
+    for mode in modes:
+        sat, fixed = results[mode]["saturated"], results[mode]["fixed"]
+        table += [("ingest", f"{mode}: webhooks acknowledged/s", f"{sat['per_s']:,.0f}/s",
+                   f"≥ {GOAL_RATE:,.0f}/s", sat["per_s"] >= GOAL_RATE),
+                  ("ingest", f"{mode}: ack p99 at {args.rate:.0f}/s", f"{fixed['p99_ms']:.1f} ms",
+                   f"≤ {GOAL_P99_MS:.0f} ms", fixed["p99_ms"] <= GOAL_P99_MS),
+                  ("ingest", f"{mode}: ack p50 at {args.rate:.0f}/s", f"{fixed['p50_ms']:.1f} ms",
+                   "-", None)]
+    return {**results, "table": table}
 
 
 if __name__ == "__main__":

@@ -158,7 +158,8 @@ class Daemon(Control, Reloading):
     def _start(self) -> None:
         cfg = self.config
         os.makedirs(cfg.daemon.state_dir, mode=0o700, exist_ok=True)
-        self.store = Store(os.path.join(cfg.daemon.state_dir, "syncd.db"))
+        self.store = Store(os.path.join(cfg.daemon.state_dir, "syncd.db"),
+                           durability=cfg.daemon.durability)
         for name in cfg.connections:
             self._start_connection(name)
         for integration in cfg.integrations.values():

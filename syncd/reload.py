@@ -115,6 +115,9 @@ class Reloading:
         if d.restart_listeners:
             log.warning("reload.restart_needed", reason="the [receiver] or [admin] section "
                         "changed; restart syncd to apply it")
+        if old.daemon.durability != new.daemon.durability:
+            log.warning("reload.restart_needed", reason="[daemon] durability changed; "
+                        "restart syncd to apply it")
         restarted_connections = sorted(set(d.connections_changed) | set(d.connections_removed))
         for name in restarted_connections:
             self._stop_actor(self.connections.pop(name, None))

@@ -8,8 +8,10 @@
 - ``runs`` and ``run_errors``: the history of full syncs and jobs, with a reason per failed
   record.
 
-Every thread gets its own connection. Each write is one transaction; ``synchronous=NORMAL``
-in WAL mode survives a killed process (``durability = "full"`` also survives power loss).
+Every thread gets its own connection. Each write is one transaction, in WAL mode;
+``durability = "full"`` (``synchronous=FULL``, the daemon's default) survives power loss,
+``"normal"`` a killed process. Webhooks stored together share one commit (group commit, see
+:mod:`syncd.groupcommit`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from syncd.groupcommit import GroupCommit
 from syncd.records import Event, Link
 
 SCHEMA_VERSION = 2
@@ -133,6 +136,7 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._inbox_commit = GroupCommit(self._enqueue_batches, wrap=_as_store_error)
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self._migrate()
@@ -220,20 +224,29 @@ class Store:
     # -- inbox -----------------------------------------------------------------------------
 
     def enqueue(self, items: Iterable[tuple[str, str, Event]]) -> list[int]:
-        """Store events for ``(integration, connection, event)`` in one transaction and
-        return their ids. Raises :class:`StoreError` when they could not be stored."""
+        """Store events for ``(integration, connection, event)`` and return their ids once
+        they are committed. Calls from several threads at once share one transaction (group
+        commit); each returns when that transaction has committed. Raises
+        :class:`StoreError` when they could not be stored."""
+        return self._inbox_commit.submit(list(items))
+
+    def _enqueue_batches(self, batches: Sequence[list[tuple[str, str, Event]]]
+                         ) -> list[list[int]]:
         now = time.time()
-        ids = []
+        out = []
         with self._tx() as conn:
-            for integration, connection, event in items:
-                cur = conn.execute(
-                    "INSERT INTO inbox (integration, connection, record_id, kind, entity, data,"
-                    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (integration, connection, event.record_id, event.kind, event.entity,
-                     json.dumps(event.data) if event.data else None, now),
-                )
-                ids.append(cur.lastrowid)
-        return ids
+            for items in batches:
+                ids = []
+                for integration, connection, event in items:
+                    cur = conn.execute(
+                        "INSERT INTO inbox (integration, connection, record_id, kind, entity,"
+                        " data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (integration, connection, event.record_id, event.kind, event.entity,
+                         json.dumps(event.data) if event.data else None, now),
+                    )
+                    ids.append(cur.lastrowid)
+                out.append(ids)
+        return out
 
     def pending(self, integration: str, limit: int = 500, now: float | None = None
                 ) -> list[InboxItem]:
@@ -488,3 +501,7 @@ def _item(row: sqlite3.Row) -> InboxItem:
         attempts=row["attempts"],
         last_error=row["last_error"],
     )
+
+
+def _as_store_error(exc: BaseException) -> BaseException:
+    return StoreError(str(exc)) if isinstance(exc, Exception) else exc

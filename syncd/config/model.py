@@ -17,6 +17,7 @@ class DaemonConfig:
     log_format: str = "auto"  # auto | json | console
     stop_timeout: float = 30.0  # seconds to finish in-flight work on SIGTERM
     restart_backoff_max: float = 60.0  # seconds: cap of a crashed actor's restart back-off
+    durability: str = "full"  # full (synchronous=FULL, survives power loss) | normal
 
 
 @dataclass(frozen=True)

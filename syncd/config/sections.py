@@ -43,6 +43,11 @@ DAEMON_OPTIONS: tuple[Option, ...] = (
            "Seconds to finish in-flight work on SIGTERM before stopping anyway.", minimum=0),
     Option("restart_backoff_max", float, 60.0,
            "Seconds: the cap of the back-off before a crashed actor is restarted.", minimum=0),
+    Option("durability", str, "full",
+           "When a webhook is acknowledged, its event is on disk: \"full\" survives a power "
+           "loss (SQLite synchronous=FULL), \"normal\" only a crash of syncd. Webhooks that "
+           "arrive together share one commit, so \"full\" costs little. Takes effect on "
+           "restart.", choices=("full", "normal")),
 )
 
 RECEIVER_OPTIONS: tuple[Option, ...] = (

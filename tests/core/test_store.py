@@ -1,4 +1,5 @@
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -109,4 +110,44 @@ def test_committed_events_survive_sigkill(tmp_path):
     time.sleep(0.05)
     s = Store(str(path))
     assert s.pending_count("i") == 200
+    s.close()
+
+
+@pytest.mark.parametrize("durability", ["full", "normal"])
+def test_every_acknowledged_event_of_concurrent_group_commits_survives_sigkill(
+        tmp_path, durability):
+    """Eight threads enqueue at once (their events share commits); each prints an id once
+    enqueue returned, and the process is killed mid-stream: every printed id is on disk."""
+    path = tmp_path / "gk.db"
+    code = textwrap.dedent(f"""
+        import os, signal, threading
+        from syncd.store import Store
+        from syncd.records import Event
+        s = Store({str(path)!r}, durability={durability!r})
+        acked = [0]
+        lock = threading.Lock()
+
+        def run(n):
+            for i in range(10_000):
+                s.enqueue([("i", "c", Event(f"{{n}}-{{i}}"))])
+                os.write(1, f"{{n}}-{{i}}\\n".encode())
+                with lock:
+                    acked[0] += 1
+                    if acked[0] == 1500:
+                        os.kill(os.getpid(), signal.SIGKILL)
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    acked = set(proc.stdout.split())
+    assert len(acked) >= 1500
+    s = Store(str(path))
+    stored = {r["record_id"] for r in s._read("SELECT record_id FROM inbox")}
+    assert acked <= stored
     s.close()

@@ -179,3 +179,13 @@ def test_a_mapping_change_starts_a_full_sync_when_the_integration_asks(running):
     assert wait_for(lambda: (client.runs("main") or [{}])[0].get("status") == "completed")
     assert all(p.get("given_name") for p in world.profiles.values())
     assert len(world.profiles) == 20
+
+
+def test_the_inbox_is_committed_with_synchronous_full_by_default(running):
+    daemon, client, world, _, _ = running
+    assert daemon.config.daemon.durability == "full"
+    assert daemon.store.durability == "full"
+    world.update("p07", FirstName="durable")
+    assert post_webhook(daemon, ["p07"]).status_code == 200
+    # the receiver's own connection (another thread) committed it with synchronous=FULL
+    assert daemon.store._conn().execute("PRAGMA synchronous").fetchone()[0] == 2
