@@ -161,7 +161,7 @@ class MemoryConnector(Connector):
             try:
                 data = json.loads(body)
                 return [Event(str(i)) for i in data["ids"]]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 raise WebhookRejected(400, "body must be JSON {\"ids\": [...]}") from None
 
         return parse

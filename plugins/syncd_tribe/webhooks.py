@@ -101,7 +101,7 @@ def make_parser(secret: Any, header: str, accepted: Iterable[str],
             raise WebhookRejected(401, f"bad {header} signature")
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: not JSON we take
             raise WebhookRejected(400, "body is not JSON") from None
         if not isinstance(data, dict) or "payload" not in data:
             raise WebhookRejected(400, 'body is not a Tribe envelope {"webhookId", "payload"}')

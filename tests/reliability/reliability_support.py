@@ -22,6 +22,7 @@ from syncd.records import Record
 from syncd.testing import WORLDS, World, memory_registry, sign
 
 SECRET = "reliability-webhook-secret"
+TRIBE_SECRET = "tribe-webhook-secret-\u00e9"  # a non-ASCII secret: signed as UTF-8
 
 
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.02) -> bool:
@@ -36,7 +37,8 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.02) -> bool:
 
 def config_text(world: str, *, state_dir: str = "state", max_body: int = 1_048_576,
                 max_attempts: int = 8, stop_timeout: float = 5.0, threads: int = 8,
-                log_level: str = "info", receiver_port: int = 0, admin_port: int = 0) -> str:
+                log_level: str = "info", receiver_port: int = 0, admin_port: int = 0,
+                tribe: bool = False) -> str:
     return f"""
 [daemon]
 state_dir = "{state_dir}"
@@ -65,6 +67,27 @@ source = "crm"
 destination = "mkt"
 max_attempts = {max_attempts}
 [integrations.main.fields]
+FirstName = "firstname"
+""" + (TRIBE_SECTIONS if tribe else "")
+
+
+#: A Tribe connection whose API is nowhere (port 9 of loopback): its webhooks reach the real
+#: Tribe parser; an integration consumes them, so an accepted one would be queued.
+TRIBE_SECTIONS = f"""
+[connections.tribe]
+kind = "tribe"
+base_url = "http://127.0.0.1:9"
+token_url = "http://127.0.0.1:9/token"
+auth = "token"
+token = "not-used"
+max_attempts = 1
+timeout = 2.0
+webhook_secret = "{TRIBE_SECRET}"
+
+[integrations.from_tribe]
+source = "tribe"
+destination = "mkt"
+[integrations.from_tribe.fields]
 FirstName = "firstname"
 """
 
