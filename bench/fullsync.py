@@ -5,6 +5,7 @@ measured side by side in one run.
 
     python -m bench fullsync [--contacts 5000] [--latency 0] [--budget documented|unlimited]
                              [--no-consents] [--no-naive] [--page-size 200]
+                             [--tribe-page-cap 100]
 
 Prints records/s (every person, incl. those skipped by the conditions), profiles written/s,
 APSIS requests per written profile (from the emulator's ``/_emulator/stats``), the share of
@@ -39,9 +40,12 @@ DEFAULT_CONTACTS = 5_000
 
 
 def measure(contacts: int, latency: float = 0.0, budget: str = "documented",
-            consents: bool = True, page_size: int | None = None) -> dict:
+            consents: bool = True, page_size: int | None = None,
+            tribe_page_cap: int | None = None) -> dict:
     settings = apsis_budget(budget)
-    with emulator_process("tribe", contacts=contacts, latency=latency) as (src_cls, src, _, _), \
+    tribe = {"server_paging": tribe_page_cap, "next_links": False} if tribe_page_cap else None
+    with emulator_process("tribe", contacts=contacts, latency=latency, settings=tribe) as (
+            src_cls, src, src_url, _), \
             emulator_process("apsis", latency=latency, settings=settings) as (
                 dst_cls, dst, dst_url, _):
         rules = sync_rules(src_cls, consents=consents, page_size=page_size)
@@ -49,9 +53,9 @@ def measure(contacts: int, latency: float = 0.0, budget: str = "documented",
                              rules)
         with daemon_process(config) as (proc, client, _):
             before, threads_before = proc_status(proc.pid), thread_cpu(proc.pid)
-            stats_before = emulator_stats(dst_url)
+            stats_before, src_before = emulator_stats(dst_url), emulator_stats(src_url)
             run = run_full_sync(client)
-            stats_after = emulator_stats(dst_url)
+            stats_after, src_after = emulator_stats(dst_url), emulator_stats(src_url)
             after, threads_after = proc_status(proc.pid), thread_cpu(proc.pid)
     seconds = run["ended_at"] - run["started_at"]
     written = (run.get("created") or 0) + (run.get("updated") or 0)
@@ -59,7 +63,23 @@ def measure(contacts: int, latency: float = 0.0, budget: str = "documented",
                      run.get("failed") or 0, stats_before, stats_after, status=run["status"],
                      peak_rss_mb=after["VmHWM"] / 1024, cpu_s=after["cpu"] - before["cpu"],
                      latency=latency, consents=consents,
-                     cpu_by_thread=cpu_delta(threads_before, threads_after))
+                     cpu_by_thread=cpu_delta(threads_before, threads_after),
+                     **person_pages(src_before, src_after, run.get("total") or 0,
+                                    page_size or 200, tribe_page_cap))
+
+
+def person_pages(before: dict, after: dict, persons: int, page_size: int,
+                 cap: int | None) -> dict:
+    """Tribe person-list requests of the run against the fewest that can read ``persons``
+    (a page of ``min(page_size, cap)`` rows each): paging on past short pages costs the
+    final empty page only."""
+    def count(stats: dict, key: str) -> int:
+        return int((stats.get(key) or {}).get("Relation_Person", 0))
+
+    rows = min(page_size, cap) if cap else page_size
+    return {"person_pages": count(after, "list_requests") - count(before, "list_requests"),
+            "empty_person_pages": count(after, "empty_pages") - count(before, "empty_pages"),
+            "fewest_person_pages": -(-persons // rows), "tribe_page_cap": cap}
 
 
 def summarize(who: str, contacts: int, budget: str, seconds: float, processed: int,
@@ -99,6 +119,12 @@ def report(r: dict) -> None:
         print(f"         bound {r['bound_profiles_per_s']:.1f} profiles/s "
               f"(100 req/s ÷ {r['requests_per_profile']:.2f}); achieved "
               f"{r['share_of_bound']:.0%} of it")
+    if "person_pages" in r:
+        extra = r["person_pages"] - r["fewest_person_pages"]
+        print(f"         Tribe person pages {r['person_pages']} ({r['empty_person_pages']} "
+              f"empty) for {r['fewest_person_pages']} needed at "
+              f"{'a cap of ' + str(r['tribe_page_cap']) if r['tribe_page_cap'] else 'no cap'}"
+              f": {extra} extra")
     if "peak_rss_mb" in r:
         print(f"         daemon peak RSS {r['peak_rss_mb']:.0f} MB, CPU "
               f"{r['cpu_us_per_record']:,.0f} µs/record ({r['cpu_s']:.1f} s)")
@@ -119,11 +145,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-naive", action="store_true", help="skip the naive loop")
     parser.add_argument("--page-size", type=int, default=None,
                         help="integration page_size (default: syncd's default)")
+    parser.add_argument("--tribe-page-cap", type=int, default=None,
+                        help="Tribe emulator answers at most this many rows a page, with no "
+                             "nextLink (paging cost on short pages)")
     args = parser.parse_args(argv)
     consents = not args.no_consents
     print(f"full sync: {args.contacts:,} contacts, latency {args.latency} s, budget "
           f"{args.budget}, {'sandbox rules' if consents else 'fields only'}")
-    result = measure(args.contacts, args.latency, args.budget, consents, args.page_size)
+    result = measure(args.contacts, args.latency, args.budget, consents, args.page_size,
+                     args.tribe_page_cap)
     report(result)
     if not args.no_naive:
         from bench import naive
@@ -147,6 +177,9 @@ def main(argv=None) -> dict:
     if "ratio_vs_naive" in result:
         rows.append(("fullsync", "syncd ÷ naive (profiles/s)",
                      f"{result['ratio_vs_naive']:.2f}", "-", None))
+    rows.append(("fullsync", "Tribe person pages beyond the fewest",
+                 str(result["person_pages"] - result["fewest_person_pages"]), "≤ 1",
+                 result["person_pages"] - result["fewest_person_pages"] <= 1))
     rows.append(("fullsync", "daemon peak RSS", f"{result['peak_rss_mb']:.0f} MB", "-", None))
     rows.append(("fullsync", "daemon CPU/record", f"{result['cpu_us_per_record']:,.0f} µs",
                  "-", None))

@@ -30,7 +30,7 @@ from syncd import rules as R
 from syncd.config.model import IntegrationConfig
 from syncd.connector import Capability
 from syncd.exceptions import RemoteError
-from syncd.jobs import CALL_TIMEOUT, Jobs
+from syncd.jobs import CALL_TIMEOUT, Jobs, shortfall
 from syncd.records import Record, WriteResult
 from syncd.store import InboxItem, Store
 
@@ -156,7 +156,7 @@ class Coordinator(Jobs, pykka.ThreadingActor):
         self._staged_counts: dict[str, int] = {}
         self._staged_errors: list = []
         self._staged_total: int | None = None
-        done = int(resume.get("processed") or 0) if resume else 0
+        done = self._processed_before(resume)
         # updated in place: the daemon and the CLI hold this object
         p = self.progress
         p.run_id, p.processed, p.counts = run_id, done, {}
@@ -168,6 +168,16 @@ class Coordinator(Jobs, pykka.ThreadingActor):
             self._self.run_job.defer("consent_changes", {})
         self._self.full_sync_step.defer()
         return run_id
+
+    def _processed_before(self, resume: dict[str, Any] | None) -> int:
+        """What the runs this one resumes processed: each counts from its own resume."""
+        done, seen = 0, set()
+        while resume and resume.get("id") not in seen:
+            seen.add(resume.get("id"))
+            done += int(resume.get("processed") or 0)
+            before = resume.get("resumed_from")
+            resume = self.store.run(before) if before else None
+        return done
 
     def cancel_full_sync(self) -> int | None:
         """Ask a running full sync to stop after the current page; returns its run id."""
@@ -213,8 +223,9 @@ class Coordinator(Jobs, pykka.ThreadingActor):
             if page.cursor is not None and not self.progress.cancel.is_set():
                 self._prefetch = self._read(page.cursor)  # overlaps the writes below
             counts, writes, deletes = self._decide(list(page.records))
-            if page.total is not None:
-                self.progress.total = page.total
+            if page.total is not None:  # the smallest count given: deletes meanwhile
+                total = self.progress.total
+                self.progress.total = page.total if total is None else min(total, page.total)
             problem = self._guard(writes, deletes)
             if problem:
                 self._finish("needs_confirmation", error=problem)
@@ -226,7 +237,7 @@ class Coordinator(Jobs, pykka.ThreadingActor):
                 self._stage(counts, writes, deletes, page)
             else:
                 counts, errors = self._write(counts, writes, deletes, full_sync=True)
-                self._commit(counts, errors, page.cursor, page.total)
+                self._commit(counts, errors, page.cursor, self.progress.total)
         except Exception as exc:
             self.log.exception("full_sync.failed", run_id=run_id)
             self._prefetch = None
@@ -268,7 +279,7 @@ class Coordinator(Jobs, pykka.ThreadingActor):
             self._staged_counts[key] = self._staged_counts.get(key, 0) + value
         self.progress.processed += counts.get("processed", 0)
         self._staged.extend(writes)
-        self._staged_total = page.total
+        self._staged_total = self.progress.total
         if (len(self._staged) >= self.integration.bulk_batch or page.cursor is None
                 or self.progress.cancel.is_set()):
             self._flush(page.cursor)
@@ -308,6 +319,11 @@ class Coordinator(Jobs, pykka.ThreadingActor):
             except Exception:
                 pass
             self._prefetch = None
+        if status == "completed":
+            missing = shortfall(self.progress.processed, self.progress.total)
+            if missing:
+                status, error = "incomplete", missing
+                self.log.warning("full_sync.incomplete", run_id=run_id, error=missing)
         self.store.finish_run(run_id, status, error)
         self.progress.state = "idle"
         self.progress.last_error = error

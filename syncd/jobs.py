@@ -24,6 +24,18 @@ from syncd.records import Event, Profile
 CALL_TIMEOUT = 600.0
 
 
+def shortfall(processed: int, total: int | None) -> str | None:
+    """Why a run that read its source to the end is not complete: it processed fewer records
+    than the source counted when it started (a server that capped pages and ended early, or
+    records deleted meanwhile). None when nothing is missing or no count was given."""
+    if total is None or processed >= total:
+        return None
+    return (f"incomplete: processed {processed} of the {total} records the source counted "
+            f"({total - processed} missing); the source ended its listing early or deleted "
+            f"records meanwhile (fix: run the sync again; if it stays short, check the "
+            f"source's paging)")
+
+
 def iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace(
         "+00:00", "Z")
@@ -65,18 +77,27 @@ class Jobs:
         run_id = self.store.start_run(self.name, "daily_creation", cursor=since)
         self.log.info("daily_creation.started", run_id=run_id, since=since)
         cursor: str | None = None
+        processed, total = 0, None
         try:
             while True:
                 page = self.source.read_page(cursor, self.integration.page_size, since=since
                                              ).get(timeout=CALL_TIMEOUT)
                 counts, errors = self._apply(list(page.records), full_sync=False)
                 self.store.progress_run(run_id, counts, total=page.total, errors=errors)
+                processed += len(page.records)
+                total = page.total if page.total is not None else total
                 cursor = page.cursor
                 if cursor is None:
                     break
         except Exception as exc:
             self.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
             raise
+        missing = shortfall(processed, total)
+        if missing:  # the window is read again next time: the cursor stays
+            self.store.finish_run(run_id, "incomplete", missing)
+            self.log.warning("daily_creation.incomplete", run_id=run_id, processed=processed,
+                             total=total)
+            return
         self.store.set_cursor(self.name, "daily_creation", repr(started))
         self.store.finish_run(run_id, "completed")
         self.log.info("daily_creation.completed", run_id=run_id)

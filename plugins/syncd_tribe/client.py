@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
 from syncd.config.schema import Secret
+from syncd.exceptions import RemoteError
 from syncd.http import ClientCredentials, HttpClient, RateBudget, StaticToken
 from syncd_tribe.odata import GUID
+from syncd_tribe.paging import PageState, next_page
 
 ODATA = "v1/odata"
 
@@ -58,6 +60,19 @@ def as_secret(value: Any) -> Secret | None:
     if value is None or isinstance(value, Secret):
         return value
     return Secret(str(value))
+
+
+def _origin(url: SplitResult) -> tuple[str, str, int | None]:
+    scheme = url.scheme.lower()
+    port = url.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (url.hostname or "").lower(), port
+
+
+def _port(url: SplitResult) -> str:
+    try:
+        return str(_origin(url)[2])
+    except ValueError:
+        return "unreadable"
 
 
 def key_literal(key: str) -> str:
@@ -123,9 +138,27 @@ class TribeClient:
             out["$count"] = "true"
         return out
 
-    def get_url(self, url: str) -> dict[str, Any]:
-        """GET an absolute or relative URL (e.g. a nextLink) and return its JSON."""
-        return self.http.get(url).json()
+    def follow(self, link: str) -> dict[str, Any]:
+        """GET an ``@odata.nextLink`` and return its JSON. The bearer token goes with every
+        request, so a link is followed only to the configured ``base_url``'s scheme, host and
+        port (relative links resolve against it); any other fails the read."""
+        return self.http.get(self.checked_link(link)).json()
+
+    def checked_link(self, link: str) -> str:
+        base = urlsplit(self.http.base_url)
+        target = urlsplit(urljoin(f"{self.http.base_url}/{ODATA}/", link))
+        try:
+            same = _origin(target) == _origin(base)
+        except ValueError:  # an unreadable port
+            same = False
+        if not same:
+            raise RemoteError(
+                f"the server sent an @odata.nextLink to {target.scheme}://{target.hostname} "
+                f"(port {_port(target)}), not to the configured API {base.scheme}://"
+                f"{base.hostname} (port {_port(base)}): syncd does not send its token elsewhere "
+                "and stops this read (fix: set base_url to the host the API names itself "
+                "by)", retryable=False)
+        return target.geturl()
 
     def query(self, entity_set: str, **options: Any) -> dict[str, Any]:
         """One request: ``{"value": [...], "@odata.count"?, "@odata.nextLink"?}``."""
@@ -135,25 +168,30 @@ class TribeClient:
 
     def iterate(self, entity_set: str, page_size: int = 500, **options: Any
                 ) -> Iterator[dict[str, Any]]:
-        """Every entity that matches, paging with ``$top``/``$skip`` and following any
-        ``@odata.nextLink`` the server sends instead."""
-        skip = 0
+        """Every entity that matches, ordered by ID unless ``orderby`` says otherwise, paged
+        as :mod:`syncd_tribe.paging` says (a short page is not the end; nextLinks to the API
+        only; a server that ignores ``$skip`` fails the read). The first request asks for
+        ``$count``: once that many rows came, no empty page is asked for."""
         options.pop("top", None)
         options.pop("skip", None)
-        while True:
-            data = self.query(entity_set, top=page_size, skip=skip, **options)
-            got = 0
-            while True:
-                values = data.get("value") or []
-                got += len(values)
-                yield from values
-                link = data.get("@odata.nextLink")
-                if not link:
-                    break
-                data = self.get_url(link)
-            if got < page_size:
+        options.pop("count", None)
+        options["orderby"] = options.get("orderby") or "ID"
+        count: int | None = None
+        state: PageState | None = PageState()
+
+        def query(skip: int) -> dict[str, Any]:
+            return self.query(entity_set, top=page_size, skip=skip, count=skip == 0,
+                              **options)
+
+        while state is not None:
+            first = state.skip == 0 and state.link is None
+            rows, data, state = next_page(state, query, self.follow, what=entity_set)
+            if first and isinstance(data.get("@odata.count"), int):
+                count = data["@odata.count"]
+            yield from rows
+            if state is not None and state.link is None and count is not None \
+                    and state.skip >= count:
                 return
-            skip += got
 
     def get(self, entity_set: str, key: str, *, select: list[str] | None = None,
             expand: str | None = None) -> dict[str, Any] | None:

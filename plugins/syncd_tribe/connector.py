@@ -46,6 +46,7 @@ from syncd_tribe.client import TribeClient, any_of, literal
 from syncd_tribe.groups import Groups
 from syncd_tribe.odata import parse_datetime
 from syncd_tribe.options import OPTIONS, resolve_options
+from syncd_tribe.paging import PageState, next_page
 
 #: Raw characters of one ``ID eq a or ID eq b ...`` filter: keeps URLs well under 8 KB.
 FILTER_BUDGET = 4000
@@ -226,41 +227,29 @@ class TribeConnector(Groups, Connector):
         return out
 
     def read_page(self, cursor: str | None, page_size: int, since: str | None = None) -> Page:
-        """Persons ordered by ID, ``page_size`` at a time, joined with their contacts.
+        """Persons ordered by ID, ``page_size`` asked for at a time, joined with their
+        contacts; paged as :mod:`syncd_tribe.paging` says (a short page is not the end: only
+        an empty one is). Every page asks for ``$count`` and gives it as ``Page.total`` (the
+        run compares what it processed with the smallest count it was given).
+        The cursor is a :class:`~syncd_tribe.paging.PageState`."""
+        state = PageState.decode(cursor)
+        flt = None
+        if since:
+            ts = literal(parse_datetime(since))
+            flt = f"LastMutationDate ge {ts} or CreationDate ge {ts}"
 
-        The cursor is the next ``$skip`` (``"400"``), or, inside a window the server split
-        with ``@odata.nextLink``, ``"<window end>|<still expected>|<nextLink>"``."""
-        total = None
-        if cursor and "|" in cursor:
-            end, remaining, link = cursor.split("|", 2)
-            data = self.client.get_url(link)
-            persons = data.get("value") or []
-            left = int(remaining) - len(persons)
-            next_link = data.get("@odata.nextLink")
-            if next_link and left > 0:
-                nxt: str | None = f"{end}|{left}|{next_link}"
-            else:
-                nxt = end if left <= 0 and persons else None
-        else:
-            skip = int(cursor or 0)
-            flt = None
-            if since:
-                ts = literal(parse_datetime(since))
-                flt = f"LastMutationDate ge {ts} or CreationDate ge {ts}"
-            data = self.client.query(self.opts["person_set"], orderby="ID", top=page_size,
+        def query(skip: int) -> dict[str, Any]:
+            return self.client.query(self.opts["person_set"], orderby="ID", top=page_size,
                                      skip=skip, filter=flt, expand=self._person_expand(),
-                                     count=cursor is None)
-            persons = data.get("value") or []
-            total = data.get("@odata.count")
-            next_link = data.get("@odata.nextLink")
-            if next_link and len(persons) < page_size:
-                nxt = f"{skip + page_size}|{page_size - len(persons)}|{next_link}"
-            elif len(persons) < page_size:
-                nxt = None
-            else:
-                nxt = str(skip + len(persons))
+                                     count=True)
+
+        persons, data, nxt = next_page(state, query, self.client.follow,
+                                       what=self.opts["person_set"])
+        total = data.get("@odata.count")
         records = self._join(persons)
-        return Page(tuple(records), nxt, total=int(total) if total is not None else None)
+        return Page(tuple(records), nxt.encode() if nxt is not None else None,
+                    total=int(total) if isinstance(total, int | str) and str(total).isdigit()
+                    else None)
 
     def read_records(self, events: list[Event]) -> list[Record]:
         """Read back what webhook events name; a relationship event is resolved to its person.

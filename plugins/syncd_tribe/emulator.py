@@ -11,15 +11,28 @@
   webhooks registered for the entity's type, signed (see :mod:`.webhooks`), by a background
   sender that retries non-2xx answers with back-off.
 
-GAPs made configurable: ``server_paging`` (max page size; ``@odata.nextLink`` beyond it),
-``request_budget`` (requests per second per token, 429 + Retry-After beyond it),
-``signature_header``. Labels (names of person-label links are a GAP): the collection
+Switches where apis.md says [GAP] or [INFER] (constructor arguments, also settable by
+``POST /_emulator/settings``; connector tests run against each setting):
+
+- paging (apis.md 1.5: "the public docs do not state a default/max page size or whether
+  ``@odata.nextLink`` is emitted" [GAP]): ``server_paging`` caps every page at that many rows
+  (None: no cap, ``$top`` is honoured); with a cap, ``next_links = True`` answers a capped
+  page with an ``@odata.nextLink`` (as an OData v4 server doing server-driven paging does),
+  ``next_links = False`` with just the short page (plus ``@odata.count`` when asked);
+  ``ignore_skip = True`` makes the server ignore ``$skip`` (every page is the first: a
+  broken server or proxy the client must not loop on); ``result_window = N`` serves no row
+  past the N-th of a listing (an empty page there) while ``@odata.count`` still counts them
+  all (a server that ends a listing early: the run must not call itself complete);
+- ``request_budget`` (apis.md 1.8: no published rate limits [GAP]): requests per second per
+  token, 429 + Retry-After beyond it;
+- ``signature_header`` (apis.md 1.7: the header name is a [GAP]).
+
+Labels (names of person-label links are a GAP): the collection
 navigation ``Labels`` (bind the whole list with PUT) and the link entities
 ``LabelAssignment`` (navigations ``Relation``, ``Label``; ``CreationDate`` = when the label was
 set), reachable from a person as ``LabelAssignments``; POST/DELETE a ``LabelAssignment`` sets or
 removes one label. Any of these fires the person's ``EntityUpdateMutation`` webhook.
-Control: ``POST /_emulator/settings`` (``server_paging``, ``request_budget``,
-``token_lifetime``), ``POST /_emulator/expire-tokens``, plus the base class' faults.
+Control: ``POST /_emulator/settings`` (the switches above and ``token_lifetime``), ``POST /_emulator/expire-tokens``, plus the base class' faults.
 """
 
 from __future__ import annotations
@@ -49,6 +62,8 @@ from syncd_tribe.emulator_store import (
 from syncd_tribe.odata import ODataError
 
 ODATA = "/v1/odata"
+#: The switches ``POST /_emulator/settings`` sets (see the module docstring).
+SETTINGS = ("server_paging", "next_links", "ignore_skip", "result_window", "request_budget")
 
 
 class TribeEmulator(Emulator):
@@ -58,6 +73,8 @@ class TribeEmulator(Emulator):
                  threads: int = 16, client_id: str = "syncd-sandbox",
                  client_secret: str = "sandbox-secret", token_lifetime: float = 3600.0,
                  signature_header: str = "X-Tribe-Signature", server_paging: int | None = None,
+                 next_links: bool = True, ignore_skip: bool = False,
+                 result_window: int | None = None,
                  request_budget: float | None = None, delivery_attempts: int = 5,
                  delivery_backoff: float = 0.2,
                  webhook_secret: str = "sandbox-webhook-secret"):
@@ -67,12 +84,18 @@ class TribeEmulator(Emulator):
         self.webhook_secret = webhook_secret
         self.signature_header = signature_header
         self.server_paging = server_paging
+        self.next_links = next_links
+        self.ignore_skip = ignore_skip
+        self.result_window = result_window
         self.request_budget = request_budget
         self.tokens = TokenIssuer(token_lifetime, prefix="tribe")
         self.store = Store()
         self.employee_id = setup_identity(self.store)
         self._webhooks: dict[str, dict[str, Any]] = {}
         self._buckets: dict[str, list[float]] = {}
+        #: collection GETs per entity set, and how many of them answered an empty page
+        self.list_requests: dict[str, int] = {}
+        self.empty_pages: dict[str, int] = {}
         self.sender = Sender(signature_header, delivery_attempts, delivery_backoff)
         super().__init__(host, port, seed=seed, threads=threads)
 
@@ -90,12 +113,12 @@ class TribeEmulator(Emulator):
 
     def _settings(self, request: Request) -> dict:
         body = request.json() or {}
-        for key in ("server_paging", "request_budget"):
+        for key in SETTINGS:
             if key in body:
                 setattr(self, key, body[key])
         if "token_lifetime" in body:
             self.tokens.lifetime = float(body["token_lifetime"])
-        return {"server_paging": self.server_paging, "request_budget": self.request_budget,
+        return {**{key: getattr(self, key) for key in SETTINGS},
                 "token_lifetime": self.tokens.lifetime}
 
     def _token(self, request: Request):
@@ -187,21 +210,25 @@ class TribeEmulator(Emulator):
         select = odata.parse_select(request.arg("$select"))
         expand = odata.parse_expand(request.arg("$expand"))
         top = _int_arg(request, "$top")
-        skip = _int_arg(request, "$skip") or 0
+        skip = 0 if self.ignore_skip else _int_arg(request, "$skip") or 0
         limit = top
         if self.server_paging and (limit is None or limit > self.server_paging):
             limit = int(self.server_paging)
         with self.lock:
             ids = self.store.query(set_name, request.arg("$filter"), request.arg("$orderby"))
-            window = ids[skip:skip + limit] if limit is not None else ids[skip:]
+            served = ids if self.result_window is None else ids[:int(self.result_window)]
+            window = served[skip:skip + limit] if limit is not None else served[skip:]
             value = [self.store.render(eid, select, expand) for eid in window]
+            self.list_requests[set_name] = self.list_requests.get(set_name, 0) + 1
+            if not value:
+                self.empty_pages[set_name] = self.empty_pages.get(set_name, 0) + 1
         out: dict[str, Any] = {"@odata.context": f"{self.url}{ODATA}/$metadata#{set_name}"}
         if (request.arg("$count") or "").lower() == "true":
             out["@odata.count"] = len(ids)
         out["value"] = value
         end = skip + len(window)
-        wanted_end = len(ids) if top is None else min(len(ids), skip + top)
-        if limit != top and end < wanted_end:
+        wanted_end = len(served) if top is None else min(len(served), skip + top)
+        if limit != top and end < wanted_end and self.next_links:
             params = [(k, v) for k, v in parse_qsl(request.query_string, keep_blank_values=True)
                       if k not in ("$skip", "$top")]
             params.append(("$skip", str(end)))
@@ -329,6 +356,8 @@ class TribeEmulator(Emulator):
         with self.lock:
             out["persons"] = len(self.store.members["Relation_Person"])
             out["webhooks"] = len(self._webhooks)
+            out["list_requests"] = dict(self.list_requests)
+            out["empty_pages"] = dict(self.empty_pages)
         out["tokens_issued"] = self.tokens.issued
         return out
 

@@ -13,6 +13,14 @@ from syncd.wsgi import ServerThread
 
 SEEDED = 60  # persons seeded in the emulator fixture (plus the API's own virtual user)
 
+#: The emulator's paging switches (apis.md 1.5 is a GAP): no cap; a cap answered with
+#: nextLinks; a cap answered with short pages only (and @odata.count).
+PAGING = {
+    "uncapped": {},
+    "cap+nextLink": {"server_paging": 7, "next_links": True},
+    "cap-no-nextLink": {"server_paging": 7, "next_links": False},
+}
+
 
 def tribe_config(emulator: TribeEmulator, **overrides) -> dict:
     config = TribeConnector.sandbox_config(emulator)
@@ -30,6 +38,14 @@ def emulator():
         yield emu
     finally:
         emu.stop()
+
+
+@pytest.fixture(params=list(PAGING))
+def paging(request, emulator):
+    """Runs a test once per paging setting of the emulator; gives the setting's name."""
+    for key, value in PAGING[request.param].items():
+        setattr(emulator, key, value)
+    return request.param
 
 
 @pytest.fixture

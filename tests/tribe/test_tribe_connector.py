@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 from syncd_tribe.connector import TribeConnector
+from syncd_tribe.paging import PagingError
 
 from syncd.config.schema import Secret
-from syncd.exceptions import AuthError, SyncdError
+from syncd.exceptions import AuthError, RemoteError, SyncdError
 from syncd.records import Event
 
 
@@ -22,7 +23,8 @@ def read_all(connector, page_size=25, since=None):
 
 def test_read_page_joins_contact_organization_and_labels(emulator, connector):
     page = connector.read_page(None, 500)
-    assert page.cursor is None
+    last = connector.read_page(page.cursor, 500)  # a short page is not the end: an empty one is
+    assert last.records == () and last.cursor is None
     assert page.total == len(emulator.persons()) == len(page.records)
     contacts = {c["Person"]["ID"]: c for c in emulator.contacts()}
     persons = {p["ID"]: p for p in emulator.persons()}
@@ -48,17 +50,82 @@ def test_read_page_joins_contact_organization_and_labels(emulator, connector):
     assert custom, "custom fields come through as they are"
 
 
-@pytest.mark.parametrize("server_paging", [None, 7])
-def test_full_scan_pages_every_person_once(emulator, make_connector, server_paging):
-    emulator.server_paging = server_paging
+def test_full_scan_pages_every_person_once(emulator, make_connector, paging):
     connector = make_connector()
+    before = emulator.stats()["requests"]
     pages = read_all(connector, page_size=25)
     ids = [r.id for p in pages for r in p.records]
     assert ids == sorted(p["ID"] for p in emulator.persons())
     assert pages[0].total == len(ids)
-    if server_paging:
-        assert any("|" in (p.cursor or "") for p in pages)  # nextLinks were followed
-        assert max(len(p.records) for p in pages) <= server_paging
+    if paging != "uncapped":
+        assert max(len(p.records) for p in pages) <= 7
+    # one request per page of persons; the only one beyond the minimum is the final empty page
+    persons_requests = len(pages)
+    assert pages[-1].records == () and all(p.records for p in pages[:-1])
+    # 61 persons: 25+25+11 (windows of $top=25, each split 7+7+7+4 by nextLinks), or 7 at a
+    # time by $skip, plus the final empty page
+    assert len(ids) == 61
+    assert persons_requests == {"uncapped": 3, "cap+nextLink": 10,
+                                "cap-no-nextLink": 9}[paging] + 1
+    assert emulator.stats()["requests"] - before >= persons_requests
+
+
+def test_short_pages_without_next_link_are_read_to_the_end(emulator, make_connector):
+    """Issue 7.1: 2,000 persons, a server capping pages at 100 with no nextLink, $top=200:
+    every person is read, $skip advancing by the rows received."""
+    emulator.seed(2000, seed=3)
+    emulator.server_paging, emulator.next_links = 100, False
+    connector = make_connector()
+    pages = read_all(connector, page_size=200)
+    ids = [r.id for p in pages for r in p.records]
+    assert len(ids) == len(set(ids)) == len(emulator.persons()) >= 2000
+    assert pages[0].total == len(ids)
+    assert len(pages) == -(-len(ids) // 100) + 1  # the only extra request: the empty page
+
+
+def test_a_server_ignoring_skip_fails_the_read_instead_of_looping(emulator, make_connector):
+    emulator.ignore_skip = True
+    connector = make_connector()
+    before = emulator.stats()["requests"]
+    first = connector.read_page(None, 25)
+    with pytest.raises(PagingError, match=r"ignores \$skip"):
+        connector.read_page(first.cursor, 25)
+    assert emulator.stats()["requests"] - before <= 6  # two person pages, their contacts
+    # the internal reads (contacts, labels, groups) refuse to loop the same way
+    emulator.server_paging = 5
+    with pytest.raises(PagingError, match=r"ignores \$skip"):
+        list(connector.client.iterate("Relation_Person", page_size=5))
+
+
+def test_next_links_go_only_to_the_configured_host(emulator, connector, receiver):
+    """Issue 8.8: the bearer token must not follow a nextLink to another host (here another
+    loopback server, which must receive nothing), scheme or port."""
+    connector.check()  # the token is fetched
+    before = connector.stats()["requests"]
+    for link in (f"{receiver.server.url}/v1/odata/Relation_Person?$skip=5",
+                 emulator.url.replace("http://", "https://") + "/v1/odata/Relation_Person",
+                 "https://evil.example/v1/odata/Relation_Person",
+                 "//evil.example/v1/odata/Relation_Person"):
+        with pytest.raises(RemoteError, match="does not send its token elsewhere"):
+            connector.client.follow(link)
+    assert connector.stats()["requests"] == before and receiver.received == []
+    same = connector.client.follow(f"{emulator.url}/v1/odata/Relation_Person?$top=2")
+    relative = connector.client.follow("Relation_Person?$top=3")
+    assert len(same["value"]) == 2 and len(relative["value"]) == 3
+
+
+def test_a_next_link_to_another_host_fails_the_page(emulator, connector, monkeypatch):
+    evil = "https://evil.example/v1/odata/Relation_Person?$skip=7"
+    real = connector.client.query
+
+    def query(entity_set, **kwargs):
+        data = real(entity_set, **kwargs)
+        return {**data, "@odata.nextLink": evil} if entity_set == "Relation_Person" else data
+
+    monkeypatch.setattr(connector.client, "query", query)
+    page = connector.read_page(None, 7)
+    with pytest.raises(RemoteError, match="evil.example.*does not send its token elsewhere"):
+        connector.read_page(page.cursor, 7)
 
 
 def test_since_reads_only_what_changed(emulator, connector):
