@@ -167,6 +167,13 @@ def cmd_status(args) -> int:
     console = Console()
     console.print(f"syncd pid {e(status['pid'])}, up {status['uptime']:.0f} s, "
                   f"config {e(status['config'])}, receiver {e(status['receiver'])}")
+    hooks = status.get("webhooks") or {}
+    if hooks:
+        reasons = ", ".join(f"{e(k)} {v}" for k, v in sorted(hooks.get("reasons", {}).items()))
+        console.print(f"webhooks: received {hooks.get('received', 0)}, accepted "
+                      f"{hooks.get('accepted', 0)} ({hooks.get('events', 0)} events), rejected "
+                      f"{sum(hooks.get('rejected', {}).values())}"
+                      + (f" ({reasons})" if reasons else ""))
     if status.get("reload_errors"):
         console.print("[red]last reload was rejected; running on the previous config:[/red]")
         for line in status["reload_errors"]:

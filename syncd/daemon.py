@@ -170,7 +170,8 @@ class Daemon(Control, Reloading):
                                        notify=self._notify_coordinators)
         self.receiver_app.set_routes(self._routes(cfg))
         self.receiver = start_receiver(self.receiver_app, cfg.receiver.host, cfg.receiver.port,
-                                       cfg.receiver.threads)
+                                       cfg.receiver.threads,
+                                       connection_limit=cfg.receiver.connection_limit)
         token_file = cfg.admin.token_file or os.path.join(cfg.daemon.state_dir, "admin.token")
         self.admin_token = ensure_token(token_file)
         self.admin = ServerThread(AdminApp(self, self.admin_token), cfg.admin.host,

@@ -12,12 +12,16 @@
    :class:`~syncd.store.StoreError` → 503 + ``Retry-After``, never 2xx;
 6. 200 ``{"accepted": n}``; the ``notify`` callback runs once the answer is written.
 
-Bodies and headers are never logged: they carry signatures, tokens and personal data.
+Bodies and headers are never logged: they carry signatures, tokens and personal data. A
+rejection is logged at most ``LOG_LINES`` times per reason per ``LOG_INTERVAL`` seconds (the
+next line after a quiet spell says how many were not logged), its texts cut short; the exact
+counts per reason are in :meth:`WebhookApp.stats` and so in ``syncd status``.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -34,6 +38,38 @@ log = structlog.get_logger("syncd.receiver")
 
 RETRY_AFTER = "5"
 _READ_CHUNK = 65536
+LOG_LINES = 10  # rejection lines logged per reason ...
+LOG_INTERVAL = 60.0  # ... per this many seconds
+_EXCERPT = 200  # characters of a reason or name in a log line
+
+
+def _cut(text: str, limit: int = _EXCERPT) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+class LogLimiter:
+    """At most ``lines`` log lines per key per ``interval`` seconds; counts what it holds back."""
+
+    def __init__(self, lines: int = LOG_LINES, interval: float = LOG_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic):
+        self.lines, self.interval, self.clock = lines, interval, clock
+        self._windows: dict[str, list[float]] = {}  # key -> [start, logged, held back]
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> tuple[bool, int]:
+        """Whether to log this one, and how many were held back before it (reported once)."""
+        now = self.clock()
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None or now - window[0] >= self.interval:
+                held = int(window[2]) if window else 0
+                self._windows[key] = [now, 1, 0]
+                return True, held
+            if window[1] < self.lines:
+                window[1] += 1
+                return True, 0
+            window[2] += 1
+            return False, 0
 
 
 @dataclass(frozen=True)
@@ -88,7 +124,8 @@ class WebhookApp:
     got new events, after their commit; it must be quick (the daemon sends actor messages)."""
 
     def __init__(self, store: Store, max_body: int,
-                 notify: Callable[[list[str]], None] | None = None):
+                 notify: Callable[[list[str]], None] | None = None,
+                 log_limiter: LogLimiter | None = None):
         self.store = store
         self.max_body = max_body
         self.notify = notify
@@ -100,6 +137,8 @@ class WebhookApp:
         self._accepted_deliveries = 0
         self._accepted_events = 0
         self._rejected: dict[int, int] = {}
+        self._reasons: dict[str, int] = {}
+        self._log_limiter = log_limiter or LogLimiter()
         self.router = Router()
         self.router.add("POST", "/webhooks/{connection}", self._webhook)
         self.router.add("GET", "/healthz", self._healthz)
@@ -116,22 +155,25 @@ class WebhookApp:
 
     def stats(self) -> dict[str, Any]:
         """Counters since start: deliveries received, accepted, events queued, rejections by
-        status."""
+        status and by reason (exact, however few of them were logged)."""
         with self._lock:
             return {
                 "received": self._received,
                 "accepted": self._accepted_deliveries,
                 "events": self._accepted_events,
                 "rejected": dict(self._rejected),
+                "reasons": dict(self._reasons),
             }
 
-    def _count(self, status: int, events: int = 0) -> None:
+    def _count(self, status: int, events: int = 0, reason: str | None = None) -> None:
         with self._lock:
             if status == 200:
                 self._accepted_deliveries += 1
                 self._accepted_events += events
             else:
                 self._rejected[status] = self._rejected.get(status, 0) + 1
+                if reason is not None:
+                    self._reasons[reason] = self._reasons.get(reason, 0) + 1
 
     # -- WSGI -------------------------------------------------------------------------------
 
@@ -161,31 +203,33 @@ class WebhookApp:
         with self._lock:
             self._received += 1
         if self.draining:
-            return self._reject(connection, 503, "draining", {"Retry-After": RETRY_AFTER})
+            return self._reject(connection, 503, "draining", "draining",
+                                {"Retry-After": RETRY_AFTER})
         route = self._routes.get(connection)
         if route is None:
-            return self._reject(connection[:100], 404, f"no webhook connection {connection!r}")
+            return self._reject(connection, 404, "unknown_connection",
+                                f"no webhook connection {connection!r}")
         try:
             raw = self._read_body(request)
         except HTTPError as exc:
-            return self._reject(connection, exc.status, exc.body["error"])
+            code = "too_large" if exc.status == 413 else "bad_length"
+            return self._reject(connection, exc.status, code, exc.body["error"])
         try:
             events = list(route.parser(_Headers(request.headers), raw))
         except WebhookRejected as exc:
             status = exc.status if 400 <= exc.status < 500 else 400
-            return self._reject(connection, status, exc.reason)
+            return self._reject(connection, status, f"rejected_{status}", exc.reason)
         except Exception as exc:  # a parser bug or a body it did not expect
-            log.warning("webhook.parser_failed", connection=connection,
-                        error=type(exc).__name__)
-            return self._reject(connection, 400, "malformed webhook body")
+            return self._reject(connection, 400, "malformed", "malformed webhook body",
+                                error=type(exc).__name__)
         items = [(integration, connection, event)
                  for integration in route.integrations for event in events]
         if items:
             try:
                 self.store.enqueue(items)
             except StoreError as exc:
-                log.error("webhook.store_failed", connection=connection, error=str(exc))
-                return self._reject(connection, 503, "cannot store the event now",
+                log.error("webhook.store_failed", connection=connection, error=_cut(str(exc)))
+                return self._reject(connection, 503, "store_failed", "cannot store the event now",
                                     {"Retry-After": RETRY_AFTER})
         accepted = len(events) if items else 0
         self._count(200, accepted)
@@ -197,10 +241,16 @@ class WebhookApp:
             after = lambda: self.notify(names)  # noqa: E731
         return 200, {"accepted": accepted}, {}, after
 
-    def _reject(self, connection: str, status: int, reason: str,
-                headers: dict[str, str] | None = None):
-        self._count(status)
-        log.warning("webhook.rejected", connection=connection, status=status, reason=reason)
+    def _reject(self, connection: str, status: int, code: str, reason: str,
+                headers: dict[str, str] | None = None, **fields: str):
+        """Answer ``status``; count it under ``code``; log it unless that reason was logged
+        ``LOG_LINES`` times this interval."""
+        self._count(status, reason=code)
+        log_it, held = self._log_limiter.allow(code)
+        if log_it:
+            extra = {"not_logged_before": held} if held else {}
+            log.warning("webhook.rejected", connection=_cut(connection, 100), status=status,
+                        code=code, reason=_cut(reason), **extra, **fields)
         return status, {"error": reason}, headers or {}, None
 
     def _read_body(self, request: Request) -> bytes:
@@ -234,9 +284,13 @@ class WebhookApp:
 
 
 def start_receiver(app: WebhookApp, host: str = "127.0.0.1", port: int = 0,
-                   threads: int = 8) -> ServerThread:
+                   threads: int = 8, connection_limit: int = 100) -> ServerThread:
     """Serve ``app`` with waitress in a thread. Waitress itself refuses bodies far over the
-    limit (it buffers whole requests before the app runs), the app answers the rest."""
+    limit (it buffers whole requests before the app runs), the app answers the rest. At most
+    ``connection_limit`` connections are open at once (more wait in the listen backlog), so
+    the memory held for request bodies stays under about ``connection_limit * 2 * max_body``.
+    """
     cap = max(app.max_body * 2, app.max_body + 65536)
+    # waitress counts its listening socket and its wake-up trigger among the connections
     return ServerThread(app, host, port, threads=threads, name="receiver",
-                        max_request_body_size=cap).start()
+                        max_request_body_size=cap, connection_limit=connection_limit + 2).start()

@@ -27,8 +27,9 @@ class ReceiverConfig:
     #: The URL partners reach the receiver at (behind the TLS proxy); webhooks are
     #: registered as ``{public_url}/webhooks/{connection}``. Empty: no registration.
     public_url: str = ""
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: int = 65_536
     threads: int = 8
+    connection_limit: int = 100  # open connections at once; more wait in the backlog
 
 
 @dataclass(frozen=True)

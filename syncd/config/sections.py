@@ -59,9 +59,15 @@ RECEIVER_OPTIONS: tuple[Option, ...] = (
     Option("public_url", str, "",
            "The https URL partners reach the receiver at, through the TLS proxy. Webhooks are "
            "registered as {public_url}/webhooks/{connection}. Empty: no registration."),
-    Option("max_body_bytes", int, 1_048_576,
-           "Largest webhook body accepted; a larger one is answered 413.", minimum=1),
+    Option("max_body_bytes", int, 65_536,
+           "Largest webhook body accepted; a larger one is answered 413. Webhooks carry ids "
+           "only, so 64 KiB is plenty; the receiver buffers at most about twice this per "
+           "connection.", minimum=1),
     Option("threads", int, 8, "Worker threads of the receiver.", minimum=1, maximum=256),
+    Option("connection_limit", int, 100,
+           "Most connections the receiver keeps open at once; more wait in the listen "
+           "backlog until one closes (with max_body_bytes, this caps the memory senders can "
+           "make it hold).", minimum=1, maximum=10_000),
 )
 
 ADMIN_OPTIONS: tuple[Option, ...] = (

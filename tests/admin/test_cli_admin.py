@@ -32,6 +32,8 @@ class StatusControl:
                 "dead_letters": 1, "needs_full_sync": False,
                 "last_run": {"id": 9, "status": "failed"}, "last_error": f"[/] {MARKUP}"}},
             "jobs": [{"id": "daily [/i]", "next_run": None}],
+            "webhooks": {"received": 9, "accepted": 3, "events": 4, "rejected": {"401": 6},
+                         "reasons": {"rejected_401": 5, "[b]odd": 1}},
         }
 
 
@@ -111,4 +113,6 @@ def test_status_shows_remote_markup_literally(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert code == 0 and control.calls == 1
     assert out.count(MARKUP) == 3  # reload error, connection failure, integration error
+    assert "webhooks: received 9, accepted 3 (4 events), rejected 6 ([b]odd 1, rejected_401 5)" \
+        in out
     assert "[/] [/b]" in out and "daily [/i]" in out and "/etc/[b]syncd.toml" in out

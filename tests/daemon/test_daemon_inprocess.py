@@ -181,6 +181,16 @@ def test_a_mapping_change_starts_a_full_sync_when_the_integration_asks(running):
     assert len(world.profiles) == 20
 
 
+def test_receiver_limits_by_default(running):
+    daemon, client, _, _, _ = running
+    assert daemon.receiver_app.max_body == 65536
+    assert daemon.receiver.server.adj.connection_limit == 100 + 2  # + listener and trigger
+    r = requests.post(f"{daemon.receiver.url}/webhooks/crm", data=b"x" * 70_000, timeout=5)
+    assert r.status_code == 413
+    assert client.status()["webhooks"]["reasons"] == {"too_large": 1}
+    assert daemon.store.pending_count() == 0
+
+
 def test_the_inbox_is_committed_with_synchronous_full_by_default(running):
     daemon, client, world, _, _ = running
     assert daemon.config.daemon.durability == "full"

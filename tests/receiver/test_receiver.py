@@ -105,7 +105,8 @@ def test_a_parser_crash_is_400_not_queued_and_logged_without_the_body(server, ap
     assert resp.json() == {"error": "malformed webhook body"}
     assert stored(store) == 0
     assert "jan@example.com" not in repr(logs)
-    assert any(e["event"] == "webhook.parser_failed" and e["error"] == "KeyError" for e in logs)
+    assert any(e["event"] == "webhook.rejected" and e["code"] == "malformed"
+               and e["error"] == "KeyError" for e in logs)
 
 
 def test_a_rejection_with_a_non_4xx_status_is_still_a_4xx(server, app, store):
@@ -277,7 +278,9 @@ def test_counters_and_logs_without_bodies_or_signatures(server, app):
         post(server, b"{bad")
         post(server, body, connection="nope")
     assert app.stats() == {"received": 4, "accepted": 1, "events": 1,
-                           "rejected": {401: 1, 400: 1, 404: 1}}
+                           "rejected": {401: 1, 400: 1, 404: 1},
+                           "reasons": {"rejected_401": 1, "rejected_400": 1,
+                                       "unknown_connection": 1}}
     text = repr(logs)
     for leak in ("secret-person-1", sign(body), "deadbeef", SECRET.decode()):
         assert leak not in text
