@@ -40,6 +40,8 @@ class AdminControl(Protocol):
 
     def cancel_sync(self, integration: str) -> dict[str, Any]: ...
 
+    def confirm(self, integration: str) -> dict[str, Any]: ...
+
     def runs(self, integration: str | None = None, limit: int = 20) -> list[dict[str, Any]]: ...
 
     def run(self, run_id: int) -> dict[str, Any] | None: ...
@@ -115,6 +117,8 @@ class AdminApp:
         r = self.router = Router()
         r.add("GET", "/status", lambda q: control.status())
         r.add("POST", "/integrations/{name}/sync", self._sync)
+        r.add("POST", "/integrations/{name}/confirm",
+              lambda q: control.confirm(q.params["name"]))
         r.add("POST", "/integrations/{name}/cancel",
               lambda q: control.cancel_sync(q.params["name"]))
         r.add("GET", "/runs", lambda q: control.runs(
@@ -239,6 +243,9 @@ class AdminClient:
     def start_sync(self, integration: str, confirm: bool = False) -> dict[str, Any]:
         return self._call("POST", f"/integrations/{_seg(integration)}/sync",
                           json={"confirm": bool(confirm)})
+
+    def confirm(self, integration: str) -> dict[str, Any]:
+        return self._call("POST", f"/integrations/{_seg(integration)}/confirm")
 
     def cancel_sync(self, integration: str) -> dict[str, Any]:
         return self._call("POST", f"/integrations/{_seg(integration)}/cancel")

@@ -184,7 +184,7 @@ def cmd_status(args) -> int:
                       e(c["last_failure"] or ""))
     console.print(table)
     table = Table("integration", "state", "progress", "inbox", "dead", "needs full sync",
-                  "last run", "last error")
+                  "guard", "last run", "last error")
     for name, i in status["integrations"].items():
         progress = ""
         if i["state"] == "full_sync":
@@ -193,14 +193,32 @@ def cmd_status(args) -> int:
         last_run = f"#{last['id']} {last['status']}" if last else "-"
         table.add_row(e(name), e(i["state"]), e(progress), e(i["inbox"].get("pending", 0)),
                       e(i["dead_letters"]), "yes" if i["needs_full_sync"] else "no",
-                      e(last_run), e(i["last_error"] or ""))
+                      e(_guard_cell(i.get("guard"))), e(last_run), e(i["last_error"] or ""))
     console.print(table)
+    for name, i in status["integrations"].items():
+        guard = i.get("guard") or {}
+        if guard.get("held_since"):
+            held = ", ".join(f"{n} {k}" for k, n in sorted(guard.get("held", {}).items()))
+            console.print(f"[bold red]{e(name)} holds consent changes and deletes"
+                          f"[/bold red] since {_fmt_time(guard['held_since'])}"
+                          f" (held: {e(held or 'none yet')}): "
+                          f"{e(guard.get('reason') or '')}\n"
+                          f"  to let them go: {e(guard['confirm'])}")
     if status.get("jobs"):
         table = Table("job", "next run")
         for job in status["jobs"]:
             table.add_row(e(job["id"]), e(job.get("next_run") or "paused"))
         console.print(table)
     return 0
+
+
+def _guard_cell(guard: dict | None) -> str:
+    """``count/limit in 24h``, and ``HELD`` while the guard holds."""
+    if not guard:
+        return "-"
+    limit = guard["limit"] if guard.get("limit") is not None else "off"
+    cell = f"{guard['count']}/{limit} in {guard['window'] / 3600:g}h"
+    return f"HELD {cell}" if guard.get("held_since") else cell
 
 
 def _wait_with_progress(client, integration: str, run_id: int) -> dict:
@@ -241,6 +259,14 @@ def cmd_sync_start(args) -> int:
     run = _wait_with_progress(client, args.integration, run_id)
     _print_run(client.run(run_id))
     return 0 if run["status"] == "completed" else 1
+
+
+def cmd_confirm(args) -> int:
+    result = _admin_client(args).confirm(args.integration)
+    print(f"confirmed {args.integration}: the guard's count starts again; "
+          f"{result['records']} held record(s) are read again and applied, "
+          f"{result['write_backs']} held write-back(s) go at the next consent poll")
+    return 0
 
 
 def cmd_sync_cancel(args) -> int:
@@ -387,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("integration")
     s.add_argument("-c", "--config", metavar="FILE")
     s.set_defaults(func=cmd_sync_cancel)
+
+    p = add("confirm", cmd_confirm, "let the consent changes and deletes the stop-and-confirm "
+            "guard holds go, and start its count again")
+    p.add_argument("integration")
 
     p = add("runs", cmd_runs, "list runs (syncd runs [INTEGRATION]) or show one "
             "(syncd runs show RUN)")

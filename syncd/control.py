@@ -9,6 +9,7 @@ from typing import Any
 
 from syncd.coordinator import Progress
 from syncd.exceptions import NeedsConfirmation
+from syncd.guard import guard_status
 
 ASK_TIMEOUT = 30.0
 
@@ -43,6 +44,7 @@ class Control:
                 "last_run": latest[0] if latest else None,
                 "restarts": sup.restarts if sup else 0,
                 "last_failure": sup.last_failure if sup else None,
+                "guard": guard_status(self.store, integration),
             }
         connections = {}
         for name, conn in cfg.connections.items():
@@ -80,6 +82,12 @@ class Control:
             raise
         self.needs_full_sync.pop(integration, None)
         return {"run_id": run_id, "integration": integration}
+
+    def confirm(self, integration: str) -> dict[str, Any]:
+        """A person confirms what the stop-and-confirm guard holds (``syncd confirm``)."""
+        if integration not in self.config.integrations:
+            raise KeyError(f"no integration named {integration!r}")
+        return self._coordinator(integration).confirm().get(timeout=ASK_TIMEOUT)
 
     def cancel_sync(self, integration: str) -> dict[str, Any]:
         self._coordinator(integration)  # raises for an unknown or dead integration

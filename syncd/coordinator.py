@@ -30,6 +30,7 @@ from syncd import rules as R
 from syncd.config.model import IntegrationConfig
 from syncd.connector import Capability
 from syncd.exceptions import RemoteError
+from syncd.guard import Guarded
 from syncd.jobs import CALL_TIMEOUT, Jobs, shortfall
 from syncd.records import Record, WriteResult
 from syncd.store import InboxItem, Store
@@ -63,7 +64,7 @@ class Progress:
         return self.run_id
 
 
-class Coordinator(Jobs, pykka.ThreadingActor):
+class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
     def __init__(
         self,
         integration: IntegrationConfig,
@@ -89,8 +90,8 @@ class Coordinator(Jobs, pykka.ThreadingActor):
         self._prefetch: pykka.Future | None = None
         self._drain_timer: threading.Timer | None = None
         self._drain_scheduled = False
-        self._confirmed = False
-        self._sensitive = 0
+        self._confirmed = False  # the running full sync was confirmed by a person
+        self._held = 0  # consent changes and deletes the running full sync held
         #: {"source": ..., "destination": ...}: the capabilities of the two connections
         self.capabilities = capabilities or {}
         self.log = log.bind(integration=self.name)
@@ -149,8 +150,11 @@ class Coordinator(Jobs, pykka.ThreadingActor):
         self.progress.cancel.clear()
         self._cursor = cursor
         self._prefetch = None
+        if confirm:  # a person confirmed: the guard's hold and count start again
+            self.store.guard_confirm(self.name)
+            self.log.warning("guard.confirmed", run_id=run_id)
         self._confirmed = confirm
-        self._sensitive = 0
+        self._held = 0
         self._bulk: bool | None = None
         self._staged: list[R.Write] = []
         self._staged_counts: dict[str, int] = {}
@@ -226,10 +230,6 @@ class Coordinator(Jobs, pykka.ThreadingActor):
             if page.total is not None:  # the smallest count given: deletes meanwhile
                 total = self.progress.total
                 self.progress.total = page.total if total is None else min(total, page.total)
-            problem = self._guard(writes, deletes)
-            if problem:
-                self._finish("needs_confirmation", error=problem)
-                return
             if self._bulk is None:
                 self._bulk = self._use_bulk(page.total)
             self._cursor = page.cursor
@@ -291,21 +291,6 @@ class Coordinator(Jobs, pykka.ThreadingActor):
         counts, more = self._write(counts, writes, [], full_sync=True, bulk=True)
         self._commit(counts, errors + more, cursor, self._staged_total, pages_counted=True)
 
-    def _guard(self, writes: list[R.Write], deletes: list[R.Delete]) -> str | None:
-        """Stop-and-confirm: a run that would opt in or out, or delete, more than the
-        configured share of the profiles syncd keeps, waits for ``--confirm``."""
-        self._sensitive += sum(1 for w in writes if w.consent_flips) + len(deletes)
-        if self._confirmed or not self._sensitive:
-            return None
-        base = max(self.progress.total or 0, self.store.link_count(self.name))
-        limit = max(10, self.integration.confirm_share * base)
-        if self._sensitive <= limit:
-            return None
-        return (f"this run would change the consents of, or delete, more than "
-                f"{self.integration.confirm_share:.0%} of {base} profiles "
-                f"({self._sensitive} so far); nothing past that point was written (fix: "
-                f"check the mappings, then run `syncd sync start {self.name} --confirm`)")
-
     def _finish(self, status: str, error: str | None = None) -> None:
         run_id = self.progress.run_id
         if getattr(self, "_staged", None) and status in ("cancelled", "completed"):
@@ -324,6 +309,14 @@ class Coordinator(Jobs, pykka.ThreadingActor):
             if missing:
                 status, error = "incomplete", missing
                 self.log.warning("full_sync.incomplete", run_id=run_id, error=missing)
+        if status == "completed" and self._held:
+            status = "needs_confirmation"
+            error = (f"{self._held} consent changes or deletes were held: more than "
+                     f"{self.integration.confirm_share:.0%} of the profiles would change "
+                     f"(other updates were written; fix: check the source and the mappings, "
+                     f"then run `syncd confirm {self.name}` or `syncd sync start {self.name} "
+                     f"--confirm`)")
+        self._confirmed, self._held = False, 0
         self.store.finish_run(run_id, status, error)
         self.progress.state = "idle"
         self.progress.last_error = error
@@ -367,6 +360,7 @@ class Coordinator(Jobs, pykka.ThreadingActor):
                *, full_sync: bool, bulk: bool = False
                ) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
         errors: list[tuple[str, str, bool]] = []
+        writes, deletes = self._guarded(counts, writes, deletes)
         new_links: list[tuple[str, str, str | None, dict | None]] = []
         overridden: list[tuple[str, str, str]] = []
         if writes:

@@ -220,7 +220,10 @@ class Jobs:
         pending: dict[str, list[tuple[str, str, str]]] = {}
         for key, topic, channel in self.store.unwritten_optouts(self.name):
             pending.setdefault(key, []).append((key, topic, channel))
+        allowed = self._guarded_write_backs(list(pending))
         for key, rows in pending.items():
+            if key not in allowed:
+                continue  # held: stays unwritten until a person confirms
             labels = {by_topic[(t, c)]: False for _, t, c in rows if (t, c) in by_topic}
             result = self.source.call("write_consents", key, labels).get(timeout=CALL_TIMEOUT)
             if result.outcome == "failed":

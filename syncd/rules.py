@@ -14,6 +14,7 @@ to every record as it comes).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -135,18 +136,18 @@ def consent_key(consent: Consent) -> str:
     return f"{consent.topic}|{consent.channel}"
 
 
-def delta(profile: Profile, state: dict | None) -> tuple[Profile, dict, int]:
+def delta(profile: Profile, state: dict | None) -> tuple[Profile, dict, tuple[str, ...]]:
     """What to send of ``profile`` given the ``state`` last written (None: never written).
 
     Attributes go in full; consents and tags only where they differ from what was last
     written (a new profile gets its opt-ins and set tags; an opt-out or a cleared tag is sent
     only where an opt-in or a set tag was written before; a consent whose state is unknown,
     ``None``, is sent either way). Returns the profile to send, the
-    new state, and how many consents flip on a profile written before (for the
+    new state, and the keys of the consents that flip on a profile written before (for the
     stop-and-confirm guard)."""
     before_c = (state or {}).get("c", {})
     before_t = (state or {}).get("t", {})
-    send_c, flips = [], 0
+    send_c, flips = [], []
     for c in profile.consents:
         key = consent_key(c)
         previous = before_c.get(key)
@@ -157,12 +158,12 @@ def delta(profile: Profile, state: dict | None) -> tuple[Profile, dict, int]:
             send_c.append(c)
         elif previous != c.opted_in:
             send_c.append(c)
-            flips += 1
+            flips.append(key)
     send_t = {tag: on for tag, on in profile.tags.items()
               if before_t.get(tag, False) != on}
     new_state = {"c": {consent_key(c): c.opted_in for c in profile.consents},
                  "t": dict(profile.tags)}
-    return replace(profile, consents=tuple(send_c), tags=send_t), new_state, flips
+    return replace(profile, consents=tuple(send_c), tags=send_t), new_state, tuple(flips)
 
 
 # -- decisions ---------------------------------------------------------------------------------
@@ -172,14 +173,20 @@ def delta(profile: Profile, state: dict | None) -> tuple[Profile, dict, int]:
 class Write:
     #: What to send: attributes in full, consents and tags that changed.
     profile: Profile
-    digest: str
+    #: None: the next evaluation of the record writes it again (consents were held).
+    digest: str | None
     known: bool  # syncd wrote this profile before (it should exist)
     #: The consents and tags the destination holds once written.
     state: dict = field(default_factory=dict)
-    #: Consents that flip on a profile written before (for the stop-and-confirm guard).
-    consent_flips: int = 0
+    #: Keys (``topic|channel``) of the consents that flip on a profile written before.
+    flipped: tuple[str, ...] = ()
     #: Destination opt-outs that a newer opt-in in the source overrides.
     optouts_overridden: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def consent_flips(self) -> int:
+        """How many consents flip (for the stop-and-confirm guard)."""
+        return len(self.flipped)
 
 
 @dataclass(frozen=True)
@@ -195,11 +202,16 @@ class Skip:
 
 @dataclass(frozen=True)
 class Delete:
-    key: str
+    key: str  # the destination's key of the profile
     reason: str
+    #: The source record (to read it directly before deleting, and to hold it).
+    record_id: str = ""
 
 
 Decision = Write | Unchanged | Skip | Delete
+
+DELETED = "deleted in the source"
+UNMATCHED = "no longer matches the sync conditions"
 
 
 def decide(rules: Rules, record: Record, link: Link | None,
@@ -210,11 +222,11 @@ def decide(rules: Rules, record: Record, link: Link | None,
         # Deleting in the CRM never deletes the profile (seed 000/001 know no such sync);
         # with delete_unmatched a deleted contact no longer matches, so it goes too.
         if link is not None and rules.delete_unmatched:
-            return Delete(link.dest_key, "deleted in the source")
+            return Delete(link.dest_key, DELETED, record.id)
         return Skip(record.id, "deleted in the source")
     if not matches(rules.conditions, record):
         if link is not None and rules.delete_unmatched:
-            return Delete(link.dest_key, "no longer matches the sync conditions")
+            return Delete(link.dest_key, UNMATCHED, record.id)
         return Skip(record.id, "does not match the sync conditions")
     consents, overridden = resolve_consents(rules, record, optouts)
     profile = replace(to_profile(rules, record), consents=consents)
@@ -222,5 +234,47 @@ def decide(rules: Rules, record: Record, link: Link | None,
     if link is not None and link.digest == digest:
         return Unchanged(record.id)
     send, state, flips = delta(profile, link.state if link is not None else None)
-    return Write(send, digest, known=link is not None, state=state, consent_flips=flips,
+    return Write(send, digest, known=link is not None, state=state, flipped=flips,
                  optouts_overridden=overridden)
+
+
+# -- the stop-and-confirm guard ------------------------------------------------------------------
+
+#: The guard never stops fewer sensitive changes than this, whatever the share (a small
+#: integration would otherwise need a confirm for every second unsubscribe).
+GUARD_MINIMUM = 10
+
+
+def guard_limit(share: float, profiles: int) -> int | None:
+    """How many consent flips and deletes an integration may make in one window without a
+    person's confirm: ``confirm_share`` of the ``profiles`` syncd keeps for it, at least
+    :data:`GUARD_MINIMUM`. ``None`` (no limit) when the share is 1 or more."""
+    if share >= 1:
+        return None
+    return max(GUARD_MINIMUM, math.floor(share * max(0, profiles) + 1e-9))
+
+
+def guard_allowance(counted: int, wanted: int, limit: int | None, held: bool) -> int:
+    """How many of ``wanted`` more sensitive changes may go now, with ``counted`` made in
+    the window; the rest are held (and the integration with them) until a confirm."""
+    if held:
+        return 0
+    if limit is None:
+        return wanted
+    return max(0, min(wanted, limit - counted))
+
+
+def hold_consents(write: Write) -> Write:
+    """``write`` without its consent flips: attributes and tags still go; the flipped
+    consents keep the state last written, and the record is written again at its next
+    evaluation (digest None), so the flips are derived again after a confirm."""
+    flipped = set(write.flipped)
+    if not flipped:
+        return write
+    kept = tuple(c for c in write.profile.consents if consent_key(c) not in flipped)
+    state_c = dict(write.state.get("c", {}))
+    for c in write.profile.consents:
+        if consent_key(c) in flipped:
+            state_c[consent_key(c)] = not c.opted_in
+    return replace(write, profile=replace(write.profile, consents=kept), digest=None,
+                   state={**write.state, "c": state_c}, flipped=(), optouts_overridden=())

@@ -6,7 +6,8 @@
   last written (so an unchanged record is not written again);
 - ``cursors``: named positions (daily-job windows, partners' change cursors);
 - ``runs`` and ``run_errors``: the history of full syncs and jobs, with a reason per failed
-  record.
+  record;
+- the stop-and-confirm guard's count and holds (:mod:`syncd.guardstore`).
 
 Every thread gets its own connection. Each write is one transaction, in WAL mode;
 ``durability = "full"`` (``synchronous=FULL``, the daemon's default) survives power loss,
@@ -27,9 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncd.groupcommit import GroupCommit
+from syncd.guardstore import MIGRATION as GUARD_MIGRATION
+from syncd.guardstore import GuardTables
 from syncd.records import Event, Link
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -105,6 +108,7 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (integration, key, topic, channel)
     ) WITHOUT ROWID;
     """,
+    3: GUARD_MIGRATION,
 }
 
 COUNTERS = ("processed", "created", "updated", "unchanged", "skipped", "failed")
@@ -126,7 +130,7 @@ class StoreError(Exception):
     """The state database could not be read or written."""
 
 
-class Store:
+class Store(GuardTables):
     """Thread-safe access to the state database at ``path``."""
 
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 5.0):

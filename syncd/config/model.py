@@ -109,8 +109,10 @@ class IntegrationConfig:
     enabled: bool = True
     delete_unmatched: bool = False
     full_sync_on_mapping_change: bool = False
-    #: Stop a run that would opt in/out or delete more than this share of profiles.
+    #: Hold consent changes and deletes past this share of the profiles, per window.
     confirm_share: float = 0.1
+    #: Seconds over which the stop-and-confirm guard counts consent flips and deletes.
+    confirm_window: float = 86400.0
     #: Attempts before a real-time event goes to the dead letters.
     max_attempts: int = 8
     #: Full syncs of more records than this use the destination's bulk imports (0: never).

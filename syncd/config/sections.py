@@ -113,8 +113,12 @@ INTEGRATION_OPTIONS: tuple[Option, ...] = (
     Option("full_sync_on_mapping_change", bool, False,
            "Start a full sync by itself when a reload changes field or consent mappings."),
     Option("confirm_share", float, 0.1,
-           "A run that would opt in/out or delete more than this share of the profiles waits "
-           "for `syncd sync --confirm`.", minimum=0, maximum=1),
+           "Consent changes (opt-in/opt-out flips, write-backs) and deletes past this share "
+           "of the profiles syncd keeps (at least 10) within `confirm_window` are held until "
+           "a person runs `syncd confirm NAME` (1: no limit).", minimum=0, maximum=1),
+    Option("confirm_window", float, 86400.0,
+           "Seconds over which the stop-and-confirm guard counts consent changes and "
+           "deletes, across runs, resumes and restarts.", minimum=60),
     Option("max_attempts", int, 8,
            "Attempts before a real-time event goes to the dead letters.", minimum=1),
     Option("bulk_threshold", int, 10000,

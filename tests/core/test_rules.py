@@ -100,7 +100,7 @@ def test_record_that_stops_matching_is_skipped_not_deleted():
 def test_record_that_stops_matching_is_deleted_when_enabled():
     rules = R.Rules(conditions=(Condition("CustomerType", "A"),), delete_unmatched=True)
     assert R.decide(rules, rec(CustomerType="B"), Link("p1", "d")) == R.Delete(
-        "p1", "no longer matches the sync conditions")
+        "p1", "no longer matches the sync conditions", "p1")
     # never synced: nothing to delete
     assert isinstance(R.decide(rules, rec(CustomerType="B"), None), R.Skip)
 

@@ -199,3 +199,38 @@ def test_the_inbox_is_committed_with_synchronous_full_by_default(running):
     assert post_webhook(daemon, ["p07"]).status_code == 200
     # the receiver's own connection (another thread) committed it with synchronous=FULL
     assert daemon.store._conn().execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+CONSENT = """
+[[integrations.main.consents]]
+label = "{label}"
+topic = "news"
+channel = "email"
+"""
+
+
+def test_a_mapping_change_never_confirms_its_own_full_sync(running):
+    """A reload that remaps a consent onto a label no record has would opt everyone out: the
+    full sync it starts is unconfirmed, the guard holds past the share, `syncd status` says
+    so, and only `syncd confirm` (through the admin endpoint) lets the rest go."""
+    daemon, client, world, cfg, name = running
+    for i in range(20):
+        world.set_label(f"p{i:02d}", "Newsletter", True)
+    settings = "full_sync_on_mapping_change = true\nconfirm_share = 0.1"
+    write_config(cfg, name, settings=settings, extra=CONSENT.format(label="Newsletter"))
+    assert client.reload()["ok"] is True
+    assert wait_for(lambda: (client.runs("main") or [{}])[0].get("status") == "completed")
+    assert all(c[("news", "email")] for c in world.consents.values()) and len(world.consents) == 20
+    write_config(cfg, name, settings=settings, extra=CONSENT.format(label="Renamed"))
+    assert client.reload()["ok"] is True
+    assert wait_for(lambda: (client.runs("main") or [{}])[0].get("status")
+                    == "needs_confirmation")
+    opted_out = lambda: sum(1 for c in world.consents.values() if not c[("news", "email")])  # noqa: E731
+    assert opted_out() == 10  # the minimum of 10, not 20
+    guard = client.status()["integrations"]["main"]["guard"]
+    assert (guard["count"], guard["limit"], guard["held"]) == (10, 10, {"consent": 10})
+    assert guard["held_since"] and guard["confirm"] == "syncd confirm main"
+    assert client.confirm("main")["records"] == 10
+    assert wait_for(lambda: opted_out() == 20)
+    guard = client.status()["integrations"]["main"]["guard"]
+    assert guard["held_since"] is None and guard["count"] == 0
