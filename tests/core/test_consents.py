@@ -1,6 +1,7 @@
 """Consent both ways: the pure rules, and the coordinator with real actors and SQLite."""
 
 
+import pykka
 import pytest
 
 from syncd import rules as R
@@ -84,6 +85,7 @@ def setup(tmp_path, memory_world, actors):
         world.put(Record(f"p{i:02d}", email=f"p{i}@x.nl"))
         world.set_label(f"p{i:02d}", "Newsletter", True, at="2026-01-01T00:00:00+00:00")
     yield world, store, coord, progress
+    pykka.ActorRegistry.stop_all(block=True, timeout=10)  # no actor uses a closed store
     store.close()
 
 

@@ -3,6 +3,7 @@
 import threading
 import time
 
+import pykka
 import pytest
 
 from syncd.config.model import Condition, IntegrationConfig
@@ -38,6 +39,7 @@ def setup(tmp_path, memory_world):
         return ref.proxy(), progress
 
     yield world, store, make
+    pykka.ActorRegistry.stop_all(block=True, timeout=10)  # no actor uses a closed store
     store.close()
 
 

@@ -4,6 +4,7 @@ resumes and restarts: real coordinator actors, a real SQLite file, the memory co
 import datetime as dt
 from dataclasses import replace
 
+import pykka
 import pytest
 
 from syncd import rules as R
@@ -83,6 +84,7 @@ def make(tmp_path, memory_world):
         return h, world
 
     yield make
+    pykka.ActorRegistry.stop_all(block=True, timeout=10)  # no actor uses a closed store
     for h in made:
         h.store.close()
 
