@@ -210,6 +210,7 @@ def test_a_resumed_full_sync_counts_on(make):
     h.events([f"p{i:04d}" for i in range(20)])  # 20: the limit (10 % of 200)
     assert opted_out(world) == 20
     run_id = h.store.start_run("i", "full", cursor="100", total=200)
+    h.store.progress_run(run_id, {"processed": 100}, cursor="100")
     h.restart()  # the run was interrupted; the daemon resumes it at its cursor
     (interrupted,) = h.store.interrupt_running()
     drop_labels(world, range(100, 140))
