@@ -202,9 +202,18 @@ class Emulator:
             self.requests.clear()
             self.retry_after_violations = 0
 
-    def throttle(self, request: Request, retry_after: float) -> HTTPError:
-        """An HTTPError 429 with Retry-After, recorded for violation accounting."""
-        self.remember_retry_after(request, retry_after)
+    def retry_after_scope(self, request: Request) -> str:
+        """The scope a 429 on ``request`` holds: "" (the whole API) unless the partner
+        documents a limit of the endpoint's own (override)."""
+        return ""
+
+    def throttle(self, request: Request, retry_after: float,
+                 scope: str | None = None) -> HTTPError:
+        """An HTTPError 429 with Retry-After, recorded for violation accounting under
+        ``scope`` (default: :meth:`retry_after_scope`)."""
+        if scope is None:
+            scope = self.retry_after_scope(request)
+        self.remember_retry_after(request, retry_after, scope)
         body, ctype = self.error_body(429, "Too Many Requests")
         return HTTPError(429, body, {"Retry-After": retry_after_header(retry_after)}, ctype)
 

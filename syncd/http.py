@@ -5,7 +5,9 @@ A connector builds one :class:`HttpClient` per connection. The client
 - keeps one pooled ``requests.Session`` (sized for the connector's concurrency);
 - spends a :class:`RateBudget` before each request, so syncd never exceeds a partner's limit;
 - honours ``Retry-After`` globally: after a 429 or 503 that names a delay, *no* request of this
-  connection (from any thread) leaves before the delay has passed;
+  account (from any thread, any client sharing its :class:`Holds`) leaves before the delay has
+  passed, checked right before the bytes go out; a request of a narrower ``scope`` (an
+  endpoint with a limit of its own) holds only that scope;
 - retries 429, 5xx, timeouts and connection errors with exponential back-off and jitter
   (tenacity), and refreshes the token once on a 401;
 - never logs a secret: headers and bodies are not logged, only method, path and status; a
@@ -108,6 +110,37 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+class Holds:
+    """The ``Retry-After`` holds of one account, by scope, shared by every client of it.
+
+    A hold of scope ``""`` (a 429 or 503 that names no narrower scope) holds *every* request
+    of the account; a hold of another scope (an endpoint with a limit of its own, e.g. an
+    export's 1 a minute) holds only the requests of that scope. A request of scope ``s``
+    waits for the holds of ``""`` and ``s``."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, seconds: float, scope: str = "") -> None:
+        with self._lock:
+            until = self._clock() + seconds
+            if until > self._until.get(scope, 0.0):
+                self._until[scope] = until
+
+    def remaining(self, scope: str = "") -> float:
+        """Seconds until a request of ``scope`` may leave (0 when it may now)."""
+        with self._lock:
+            until = max(self._until.get("", 0.0), self._until.get(scope, 0.0) if scope else 0.0)
+            return max(0.0, until - self._clock())
+
+    def wait(self, scope: str = "", sleep: Callable[[float], None] = time.sleep) -> None:
+        """Return once no hold covers ``scope`` (a hold taken while sleeping is waited too)."""
+        while (delay := self.remaining(scope)) > 0:
+            sleep(delay)
+
+
 class Auth:
     """Adds credentials to a request; ``invalidate`` forgets a token the server refused."""
 
@@ -178,7 +211,7 @@ class ClientCredentials(Auth):
         if self.scope:
             data["scope"] = self.scope
         kwargs: dict[str, Any] = {"json": data} if self.body == "json" else {"data": data}
-        response = client.send_raw("POST", self.token_url, auth=False, **kwargs)
+        response = client.send_raw("POST", self.token_url, auth=False, scope="token", **kwargs)
         if response.status_code >= 400:
             raise AuthError(
                 f"token request to {self.token_url} failed with {response.status_code}: "
@@ -239,6 +272,7 @@ class HttpClient:
         user_agent: str = "syncd",
         name: str = "",
         sleep: Callable[[float], None] = time.sleep,
+        holds: Holds | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.auth = auth or Auth()
@@ -250,8 +284,8 @@ class HttpClient:
         self.budget = budget
         self.name = name
         self._sleep = sleep
-        self._not_before = 0.0  # time.time() before which no request may leave
-        self._gate = threading.Lock()
+        #: Retry-After holds; clients of one account share one (pass ``holds=``).
+        self.holds = holds if holds is not None else Holds()
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
@@ -268,38 +302,39 @@ class HttpClient:
             return path
         return f"{self.base_url}/{path.lstrip('/')}"
 
-    # -- the gate that honours Retry-After for every thread of this connection ---------------
+    # -- the gate that honours Retry-After for every thread of this account ------------------
 
-    def _wait_gate(self) -> None:
-        while True:
-            with self._gate:
-                delay = self._not_before - time.time()
-            if delay <= 0:
-                return
-            self._sleep(delay)
+    def _wait_gate(self, scope: str = "") -> None:
+        self.holds.wait(scope, self._sleep)
 
-    def _hold(self, seconds: float) -> None:
-        with self._gate:
-            self._not_before = max(self._not_before, time.time() + seconds)
+    def _hold(self, seconds: float, scope: str = "") -> None:
+        self.holds.hold(seconds, scope)
 
     # -- sending -----------------------------------------------------------------------------
 
-    def send_raw(self, method: str, url: str, *, auth: bool = True, **kwargs) -> requests.Response:
-        """One attempt: waits for the gate and the budget, sends, returns whatever came back."""
-        self._wait_gate()
+    def send_raw(self, method: str, url: str, *, auth: bool = True, scope: str = "",
+                 **kwargs) -> requests.Response:
+        """One attempt: waits for the holds and the budget, sends, returns whatever came back.
+
+        The holds of ``scope`` (and the account's) are checked again right before the bytes
+        go out, after the budget and the token: a 429 that another thread received while
+        this one waited holds this request too. A 429 or 503 with ``Retry-After`` holds
+        ``scope`` ("" = every request of the account)."""
+        self._wait_gate(scope)
         if self.budget is not None:
             self.budget.acquire()
         headers = dict(kwargs.pop("headers", None) or {})
         if auth:
             headers.update(self.auth.headers(self))
         kwargs.setdefault("timeout", self.timeout)
+        self._wait_gate(scope)  # last check: nothing but the send follows
         self.requests_sent += 1
         with transport_errors(method, url):
             response = self.session.request(method, self.url(url), headers=headers, **kwargs)
         if response.status_code in (429, 503):
             delay = parse_retry_after(response.headers.get("Retry-After"))
             if delay is not None:
-                self._hold(delay)
+                self._hold(delay, scope)
         return response
 
     def request(

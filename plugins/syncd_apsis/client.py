@@ -12,10 +12,12 @@ back-off and ``Retry-After`` honoured across threads. This module adds what is A
   a request that names a profile, next to the account budget;
 - URL-encoded profile keys in paths (``a%40a.com``);
 - definitions: keyspaces, sections, attributes (discriminator + version id), topics, tags;
-- the e-mail event export (``apis.md`` 3.6) on a *second* HttpClient (same token, same
-  account budget): its 1-a-minute limit answers 429 + ``Retry-After``, and that hold must not
-  stop the profile writes of the connection (HttpClient holds every request of a client
-  after a ``Retry-After``).
+- one set of ``Retry-After`` holds (:class:`syncd.http.Holds`) for the account, shared by
+  the profile, export and import clients: a 429 holds every request of the account, checked
+  right before each request leaves, except the 429s of the endpoints whose limits are their
+  own (the export request's 1 a minute, scope ``export``; the import request's 10 a minute
+  and 3 pending, scope ``import``; the token endpoint's 10 a minute, scope ``token``), which
+  hold only their endpoint.
 
 Errors are RFC 7807 problem+json; their ``title``/``detail`` end up in :class:`RemoteError`
 messages (``syncd.http`` formats them). Secrets never reach a message, a log or a repr.
@@ -44,6 +46,10 @@ from syncd.http import (
 
 MERGE_PATCH = "application/merge-patch+json"
 PROBLEM = "application/problem+json"
+#: Retry-After scopes of the endpoints whose limits are their own (``apis.md`` 3.8: event
+#: exports 1/min, imports 10/min and 3 pending). Any other 429 holds the whole account.
+EXPORT_SCOPE = "export"
+IMPORT_SCOPE = "import"
 
 
 def segment(value: str) -> str:
@@ -100,7 +106,7 @@ class _ApsisHttp(HttpClient):
     def send_raw(self, method: str, url: str, *, auth: bool = True,
                  rate_key: str | None = None, **kwargs: Any) -> requests.Response:
         if rate_key is not None:
-            self._wait_gate()
+            self._wait_gate(kwargs.get("scope", ""))
             self.key_budget.acquire(rate_key)
         return super().send_raw(method, url, auth=auth, **kwargs)
 
@@ -142,16 +148,19 @@ class ApsisClient:
             name=name,
         )
         self.reauth_403 = 0
-        #: The e-mail event export's own client: its Retry-After holds only exports.
+        #: The e-mail event export's own client (its own pool), under the same holds: a 429
+        #: of the account holds exports too; the 429 of the export request's own limit (1 a
+        #: minute, scope ``export``) holds only export requests.
         self.exports_http = HttpClient(
             self.base_url, auth=self.auth, timeout=timeout, max_attempts=max_attempts,
-            backoff=backoff, budget=self.http.budget, pool_size=2, name=f"{name}-exports")
-        #: Profile imports' own client: a 429's Retry-After (10 imports a minute, 3 pending)
-        #: holds only imports, not the profile writes.
+            backoff=backoff, budget=self.http.budget, pool_size=2, name=f"{name}-exports",
+            holds=self.http.holds)
+        #: Profile imports' own client, under the same holds: the 429 of an import request's
+        #: own limits (10 a minute, 3 pending; scope ``import``) holds only import requests.
         self.imports_http = HttpClient(
             self.base_url, auth=self.auth, timeout=max(timeout, 120.0),
             max_attempts=max_attempts, backoff=backoff, budget=self.http.budget, pool_size=2,
-            name=f"{name}-imports")
+            name=f"{name}-imports", holds=self.http.holds)
 
     def __repr__(self) -> str:
         return f"ApsisClient(base_url={self.base_url!r}, client_id={self.auth.client_id!r})"
@@ -160,6 +169,10 @@ class ApsisClient:
         self.http.close()
         self.exports_http.close()
         self.imports_http.close()
+
+    def holds_remaining(self, scope: str = "") -> float:
+        """Seconds before a request of ``scope`` may leave (a Retry-After being waited out)."""
+        return self.http.holds.remaining(scope)
 
     def stats(self) -> dict[str, int]:
         clients = (self.http, self.exports_http, self.imports_http)
@@ -310,7 +323,7 @@ class ApsisClient:
         if attributes:
             body["attributes"] = list(attributes)
         response = self.exports_http.request(
-            "POST", "/emails/reports", ok=(429,), json=body,
+            "POST", "/emails/reports", ok=(429,), json=body, scope=EXPORT_SCOPE,
             headers={"Accept": f"{PROBLEM}, application/json"})
         if response.status_code == 429:
             return None, parse_retry_after(response.headers.get("Retry-After"))
@@ -345,7 +358,7 @@ class ApsisClient:
         it sent none). Other errors raise RemoteError."""
         response = self.imports_http.request(
             "POST", f"/v2/audience/sections/{segment(section)}/imports", ok=(429,),
-            json=dict(body), headers={"Accept": f"{PROBLEM}, application/json"})
+            json=dict(body), scope=IMPORT_SCOPE, headers={"Accept": f"{PROBLEM}, application/json"})
         if response.status_code == 429:
             return None, parse_retry_after(response.headers.get("Retry-After"))
         data = response.json()

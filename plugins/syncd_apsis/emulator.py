@@ -62,6 +62,14 @@ WRITABLE_CONSENTS = ("opt-in", "opt-out")
 PROFILE = "/audience/keyspaces/{ks}/profiles/{key}"
 MERGE_PATCH = "application/merge-patch+json"
 SECTION = "/sections/{section}"
+#: GAP switch: what a 429 of the per-profile-key limit holds (the whole account, or the key).
+KEY_429_SCOPES = ("account", "key")
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+    return str(value)
 
 
 class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
@@ -74,7 +82,7 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
                  token_lifetime: float = 86400.0, token_limit_per_minute: int = 10,
                  requests_per_second: float = 100.0, per_key_per_second: float = 10.0,
                  send_retry_after: bool = True, max_body: int = 100 * 1024,
-                 consent_v2: bool = True):
+                 consent_v2: bool = True, key_429_scope: str = "account"):
         self.client_id = client_id
         self.consent_v2 = consent_v2
         self.client_secret = client_secret
@@ -82,6 +90,7 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
         self.tokens = JwtIssuer(token_lifetime)
         self.token_limit_per_minute = token_limit_per_minute
         self.send_retry_after = send_retry_after
+        self.key_429_scope = _choice("key_429_scope", key_429_scope, KEY_429_SCOPES)
         self.audience = Audience()
         self._token_times: deque[float] = deque()
         self._account = Bucket(requests_per_second)
@@ -192,10 +201,23 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
         body, ctype = self.error_body(status, detail)
         return HTTPError(status, body, content_type=ctype)
 
-    def _too_many(self, request: Request, wait: float, what: str) -> HTTPError:
+    def retry_after_scope(self, request: Request) -> str:
+        """Endpoints with limits of their own (``apis.md`` 3.8): their 429s hold only them."""
+        path = request.path
+        if path == "/oauth/token":
+            return "token"
+        if request.method == "POST" and path == "/emails/reports":
+            return "export"
+        if request.method == "POST" and path.startswith("/v2/audience/sections/") \
+                and path.endswith("/imports"):
+            return "import"
+        return ""
+
+    def _too_many(self, request: Request, wait: float, what: str,
+                  scope: str | None = None) -> HTTPError:
         wait = max(0.01, math.ceil(wait * 1000) / 1000)
         if self.send_retry_after:
-            error = self.throttle(request, wait)
+            error = self.throttle(request, wait, scope)
             error.body = self.error_body(429, what)[0]
             return error
         return self.problem(429, what)
@@ -244,13 +266,18 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
                 self._keys.clear()
             if "send_retry_after" in values:
                 self.send_retry_after = bool(values["send_retry_after"])
+            if "key_429_scope" in values:
+                self.key_429_scope = _choice("key_429_scope", values["key_429_scope"],
+                                             KEY_429_SCOPES)
             return {"requests_per_second": self._account.rate,
                     "per_key_per_second": self.per_key_per_second,
-                    "send_retry_after": self.send_retry_after, **current_imports}
+                    "send_retry_after": self.send_retry_after,
+                    "key_429_scope": self.key_429_scope, **current_imports}
 
     def _settings(self, request: Request):
         body = request.json() or {}
         known = {"requests_per_second", "per_key_per_second", "send_retry_after",
+                 "key_429_scope",
                  *IMPORT_SETTINGS}
         unknown = sorted(set(body) - known) if isinstance(body, dict) else ["(not an object)"]
         if unknown:
@@ -294,8 +321,15 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
             request.params = {k: unquote(v) for k, v in request.params.items()}
             if not self.tokens.valid(TokenIssuer.bearer(request)):
                 raise self.problem(401, "missing, invalid or expired access token")
+            key_scope = None
+            if keyed:
+                key_scope = f"key:{request.params['ks']}/{request.params['key']}"
+                self.check_retry_after(request, key_scope)
+            # an endpoint with a limit of its own is not one of the "most endpoints" of the
+            # 100/s account limit (apis.md 3.8): its 429s come from its own limit only
+            own_limit = bool(self.retry_after_scope(request))
             with self._budget_lock:
-                wait = self._account.take()
+                wait, scope = (0.0 if own_limit else self._account.take()), None
                 if not wait and keyed:
                     slot = (request.params["ks"], request.params["key"])
                     bucket = self._keys.get(slot)
@@ -305,10 +339,11 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
                         bucket = self._keys[slot] = Bucket(self.per_key_per_second)
                     wait = bucket.take()
                     what = "more than the allowed requests per second to one profile key"
+                    scope = key_scope if self.key_429_scope == "key" else ""
                 else:
                     what = "more than the allowed requests per second for the account"
             if wait:
-                raise self._too_many(request, wait, what)
+                raise self._too_many(request, wait, what, scope)
             if keyed and request.params["ks"] not in self.keyspaces:
                 raise self.problem(404, f"keyspace {request.params['ks']} not found")
             if "section" in request.params and request.params["section"] not in self.sections:
@@ -358,6 +393,7 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
         return body
 
     def _token(self, request: Request):
+        self.check_retry_after(request, "token")
         ctype = (request.header("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             raise self.problem(400, "the token request must be JSON (application/json)")

@@ -154,3 +154,36 @@ def test_a_refused_connection_is_retried_and_reported_without_its_message(tiny):
     assert str(caught.value).endswith("GET /thing: ConnectionError")
     assert "abc" not in str(caught.value) and "127.0.0.1" not in str(caught.value)
     assert c.retries == 1
+
+
+def test_a_hold_taken_while_a_request_waits_for_the_budget_holds_it_too(tiny):
+    """Two threads pass the Retry-After gate together; one is answered 429 + Retry-After
+    while the other still waits for the rate budget: that one must wait out the hold too."""
+    c = client(tiny, budget=RateBudget(5, burst=1))
+    c.auth.headers(c)  # the token first: its request is not part of the race
+    tiny.reset_stats()
+    tiny.set_faults(fail_next=[429], retry_after=0.5)
+    threads = [threading.Thread(target=c.get, args=("/thing",)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stats = tiny.stats()
+    assert stats["by_status"] == {"200": 2, "429": 1}
+    assert stats["retry_after_violations"] == 0
+
+
+def test_clients_sharing_holds_wait_for_each_others_retry_after(tiny):
+    from syncd.http import Holds
+
+    holds = Holds()
+    a, b = client(tiny, holds=holds), client(tiny, holds=holds)
+    a.get("/thing"), b.get("/thing")
+    tiny.set_faults(fail_next=[429], retry_after=0.4)
+    assert a.get("/thing", ok=(429,)).status_code == 429  # not retried: a holds the account
+    assert holds.remaining() > 0.3
+    b.get("/thing")  # the other client waits for it
+    assert tiny.stats()["retry_after_violations"] == 0
+    assert holds.remaining() == 0
+    holds.hold(0.3, scope="export")  # a narrower scope holds only its own requests
+    assert holds.remaining("") == 0 and holds.remaining("export") > 0.2
