@@ -127,7 +127,42 @@ def test_a_run_that_flips_too_many_consents_stops_for_confirmation(setup):
     run = full_sync(store, coord)
     assert run["status"] == "needs_confirmation"
     assert "--confirm" in run["error"]
-    assert sum(1 for k, c in world.consents.items() if not c[("news", "email")]) < 30
+    assert sum(1 for k, c in world.consents.items() if not c[("news", "email")]) == 10
     run = full_sync(store, coord, confirm=True)
     assert run["status"] == "completed"
     assert sum(1 for c in world.consents.values() if not c[("news", "email")]) == 30
+
+
+@pytest.mark.parametrize(("share", "total", "allowed"), [
+    (0.2, 50, 10), (0.1, 200, 20), (0.3, 100, 30), (0.25, 80, 20), (0.5, 40, 20),
+    (0.05, 100, 10),  # the minimum: never fewer than 10
+    (0.0, 30, 10),
+])
+def test_stop_and_confirm_lets_exactly_the_share_through(tmp_path, memory_world, actors,
+                                                          share, total, allowed):
+    """Every profile loses its opt-in label: exactly ``max(10, share × profiles)`` opt-outs
+    are written, the rest wait for a confirm (a limit fixed at another share fails here)."""
+    world_name, world = memory_world
+    store = Store(str(tmp_path / "syncd.db"))
+    refs = {n: ConnectionActor.start(MemoryConnector(n, {"world": world_name}))
+            for n in ("src", "dst")}
+    caps = {"source": MemoryConnector.capabilities, "destination": MemoryConnector.capabilities}
+    integration = IntegrationConfig("i", "src", "dst", consents=(NEWS,), page_size=25,
+                                    confirm_share=share)
+    coord = Coordinator.start(integration, R.Rules.from_integration(integration), store,
+                              lambda n: refs[n].proxy(), capabilities=caps).proxy()
+    for i in range(total):
+        world.put(Record(f"p{i:03d}", email=f"p{i}@x.nl"))
+        world.set_label(f"p{i:03d}", "Newsletter", True, at="2026-01-01T00:00:00+00:00")
+    assert full_sync(store, coord)["created"] == total
+    for i in range(total):
+        world.set_label(f"p{i:03d}", "Newsletter", False)
+    run = full_sync(store, coord)
+    opted_out = sum(1 for c in world.consents.values() if not c[("news", "email")])
+    assert opted_out == allowed
+    assert run["status"] == "needs_confirmation" and run["error"].startswith(
+        f"{total - allowed} consent changes")
+    assert full_sync(store, coord, confirm=True)["status"] == "completed"
+    assert sum(1 for c in world.consents.values() if not c[("news", "email")]) == total
+    pykka.ActorRegistry.stop_all(block=True, timeout=10)
+    store.close()
