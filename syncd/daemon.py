@@ -259,7 +259,10 @@ class Daemon(Control, Reloading):
             if Capability.PARSE_WEBHOOKS not in cls.capabilities:
                 continue
             consumers = tuple(i.name for i in cfg.integrations_from(name))
-            routes[name] = Route(name, cls.webhook_parser(name, conn.options), consumers)
+            disabled = tuple(i.name for i in cfg.integrations.values()
+                             if i.source == name and not i.enabled)
+            routes[name] = Route(name, cls.webhook_parser(name, conn.options), consumers,
+                                 disabled)
         return routes
 
     def _register_webhooks(self, cfg: Config) -> None:

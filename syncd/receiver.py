@@ -12,6 +12,9 @@
    :class:`~syncd.store.StoreError` → 503 + ``Retry-After``, never 2xx;
 6. 200 ``{"accepted": n}``; the ``notify`` callback runs once the answer is written.
 
+Deliveries with events for a connection whose integrations are all disabled are answered 503
++ ``Retry-After`` after step 4, so that the sender keeps them until one is enabled again.
+
 Bodies and headers are never logged: they carry signatures, tokens and personal data. A
 rejection is logged at most ``LOG_LINES`` times per reason per ``LOG_INTERVAL`` seconds (the
 next line after a quiet spell says how many were not logged), its texts cut short; the exact
@@ -37,6 +40,7 @@ from syncd.wsgi import HTTPError, Request, Router, ServerThread, respond
 log = structlog.get_logger("syncd.receiver")
 
 RETRY_AFTER = "5"
+RETRY_AFTER_DISABLED = "300"
 _READ_CHUNK = 65536
 LOG_LINES = 10  # rejection lines logged per reason ...
 LOG_INTERVAL = 60.0  # ... per this many seconds
@@ -79,6 +83,9 @@ class Route:
     connection: str
     parser: WebhookParser
     integrations: tuple[str, ...]
+    #: Disabled integrations fed by this connection: with no enabled one, deliveries are
+    #: answered 503 + Retry-After (the sender keeps them), never 200 and dropped.
+    disabled: tuple[str, ...] = ()
 
 
 class _Headers(dict):
@@ -222,6 +229,11 @@ class WebhookApp:
         except Exception as exc:  # a parser bug or a body it did not expect
             return self._reject(connection, 400, "malformed", "malformed webhook body",
                                 error=type(exc).__name__)
+        if events and not route.integrations and route.disabled:
+            return self._reject(connection, 503, "integrations_disabled",
+                                "every integration fed by this connection is disabled; "
+                                "deliver it again later", {"Retry-After": RETRY_AFTER_DISABLED},
+                                disabled=",".join(route.disabled))
         items = [(integration, connection, event)
                  for integration in route.integrations for event in events]
         if items:

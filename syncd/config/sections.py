@@ -107,7 +107,10 @@ INTEGRATION_OPTIONS: tuple[Option, ...] = (
     Option("page_size", int, 200, "Records read per page in a full sync.",
            minimum=1, maximum=5000),
     Option("batch_size", int, 100, "Profiles written per request.", minimum=1, maximum=1000),
-    Option("enabled", bool, True, "false keeps the integration configured but idle."),
+    Option("enabled", bool, True,
+           "false keeps the integration configured but idle. Webhooks of a source whose "
+           "integrations are all disabled are answered 503 with Retry-After (the sender keeps "
+           "them)."),
     Option("delete_unmatched", bool, False,
            "Delete destination profiles whose record no longer meets the conditions."),
     Option("full_sync_on_mapping_change", bool, False,

@@ -234,3 +234,18 @@ def test_a_mapping_change_never_confirms_its_own_full_sync(running):
     assert wait_for(lambda: opted_out() == 20)
     guard = client.status()["integrations"]["main"]["guard"]
     assert guard["held_since"] is None and guard["count"] == 0
+
+
+def test_webhooks_for_disabled_integrations_are_refused_with_503_not_dropped(running):
+    daemon, client, world, cfg, name = running
+    write_config(cfg, name, settings="enabled = false")
+    assert client.reload()["ok"] is True
+    world.update("p08", FirstName="while disabled")
+    r = post_webhook(daemon, ["p08"])
+    assert r.status_code == 503 and r.headers["Retry-After"]
+    assert daemon.store.pending_count() == 0
+    assert world.profiles.get("p08", {}).get("firstname") != "while disabled"
+    write_config(cfg, name)
+    assert client.reload()["ok"] is True
+    assert post_webhook(daemon, ["p08"]).status_code == 200  # the sender delivers it again
+    assert wait_for(lambda: world.profiles.get("p08", {}).get("firstname") == "while disabled")

@@ -121,3 +121,19 @@ def test_open_connections_are_capped(store):
             sock.close()
     finally:
         srv.stop()
+
+
+def test_a_connection_whose_integrations_are_all_disabled_answers_503(store):
+    app = serve(store, routes={"crm": Route("crm", hmac_parser, (), disabled=("main",))})
+    srv = start_receiver(app, "127.0.0.1", 0, threads=2)
+    try:
+        resp = post(srv.url, body_of(["p1", "p2"]))
+        assert resp.status_code == 503 and int(resp.headers["Retry-After"]) > 0
+        assert post(srv.url, body_of(["p3"]), signature="bad").status_code == 401  # auth first
+        assert post(srv.url, body_of([], kind="ignored")).status_code == 200  # nothing to keep
+        app.set_routes({"crm": Route("crm", hmac_parser, ("main",))})  # enabled again
+        assert post(srv.url, body_of(["p1", "p2"])).status_code == 200  # the sender's retry
+    finally:
+        srv.stop()
+    assert [i.event.record_id for i in store.pending("main")] == ["p1", "p2"]
+    assert app.stats()["reasons"] == {"integrations_disabled": 1, "rejected_401": 1}
