@@ -100,6 +100,9 @@ class Emulator:
         self.requests: deque[tuple[float, str, str, int]] = deque(maxlen=10_000)
         self.counts: dict[str, int] = {}
         self.retry_after_violations = 0
+        #: Called with (request, status) after each answer outside ``/_emulator/``, from the
+        #: serving thread: lets a test count what it needs (e.g. the pages of a full sync).
+        self.observers: list = []
         self.router.add("GET", "/_emulator/stats", lambda r: self.stats())
         self.router.add("POST", "/_emulator/faults", self._set_faults)
         self.router.add("POST", "/_emulator/reset-stats", lambda r: self.reset_stats() or {})
@@ -295,6 +298,8 @@ class Emulator:
                 with self._stats_lock:
                     self.counts[status] = self.counts.get(status, 0) + 1
                     self.requests.append((time.time(), request.method, request.path, status))
+                for observe in list(self.observers):
+                    observe(request, status)
 
 
 def retry_after_header(seconds: float) -> str:
