@@ -306,15 +306,17 @@ def cmd_runs(args) -> int:
 
 
 def cmd_events_list(args) -> int:
-    events = _admin_client(args).events(failed=True, integration=args.integration)
+    events = _admin_client(args).events(failed=args.failed, integration=args.integration)
     if args.json:
         _print_json(events)
         return 0
     if not events:
-        print("no failed events")
+        print("no failed events" if args.failed else "no events waiting to be applied")
     for e in events:
-        print(f"#{e['id']} {e['integration']} {e['kind']} {e['record_id']} "
-              f"(received {_fmt_time(e['received_at'])}, {e['attempts']} attempts): {e['error']}")
+        state = "failed for good" if e.get("status") == "dead" else "waiting"
+        print(f"#{e['id']} {e['integration']} {e['kind']} {e['record_id']} {state} "
+              f"(received {_fmt_time(e['received_at'])}, {e['attempts']} attempts)"
+              + (f": {e['error']}" if e["error"] else ""))
     return 0
 
 
@@ -425,10 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
 
-    p = add("events", None, "list or retry real-time events that failed for good", config=False)
+    p = add("events", None, "list real-time events not applied yet; retry those that failed "
+            "for good", config=False)
     ev_sub = p.add_subparsers(dest="events_command", metavar="ACTION", required=True)
-    s = ev_sub.add_parser("list", help="list dead letters (use --failed)")
-    s.add_argument("--failed", action="store_true", default=True)
+    s = ev_sub.add_parser("list", help="list the events not applied yet (pending, waiting to "
+                          "be tried again, failed for good)")
+    s.add_argument("--failed", action="store_true",
+                   help="only those that failed for good (the dead letters)")
     s.add_argument("--integration")
     s.add_argument("--json", action="store_true")
     s.add_argument("-c", "--config", metavar="FILE")

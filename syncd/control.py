@@ -108,9 +108,14 @@ class Control:
         return run
 
     def events(self, failed: bool = True, integration: str | None = None) -> list[dict[str, Any]]:
-        items = self.store.dead_letters(integration)
+        """The dead letters (``failed``), or every event not applied yet: pending ones, those
+        waiting to be tried again, and the dead letters."""
+        if integration and integration not in self.config.integrations:
+            raise KeyError(f"no integration named {integration!r}")
+        items = (self.store.dead_letters(integration) if failed
+                 else self.store.unapplied(integration))
         return [{"id": i.id, "integration": i.integration, "connection": i.connection,
-                 "record_id": i.event.record_id, "kind": i.event.kind,
+                 "record_id": i.event.record_id, "kind": i.event.kind, "status": i.status,
                  "received_at": i.received_at, "attempts": i.attempts,
                  "error": i.last_error} for i in items]
 

@@ -304,6 +304,13 @@ class Store(GuardTables):
                               (limit,))
         return [_item(r) for r in rows]
 
+    def unapplied(self, integration: str | None = None, limit: int = 1000) -> list[InboxItem]:
+        """Events not applied yet: pending (perhaps waiting to be tried again) and dead."""
+        where = "status IN ('pending', 'dead')" + (" AND integration=?" if integration else "")
+        args = (integration, limit) if integration else (limit,)
+        return [_item(r) for r in self._read(
+            f"SELECT * FROM inbox WHERE {where} ORDER BY id LIMIT ?", args)]
+
     def retry_dead(self, ids: Sequence[int] | None = None, integration: str | None = None) -> int:
         """Put dead letters back in the queue (all of them, or ``ids``); returns how many."""
         with self._tx() as conn:

@@ -137,3 +137,35 @@ def test_an_event_whose_retries_run_out_is_a_dead_letter(tmp_path, quiet, monkey
         assert dead(r) == []
     finally:
         stop_daemon(r)
+
+
+def test_events_list_shows_what_waits_and_failed_ones_only_with_the_flag(tmp_path, quiet,
+                                                                          monkeypatch):
+    """`syncd events list` lists every event not applied yet (one waiting for its next
+    attempt, a dead letter); `--failed` only the dead letters."""
+    read_records = MemoryConnector.read_records
+
+    def flaky(self, events):
+        if any(e.record_id == "p08" for e in events):
+            raise ConnectionError("crm unreachable")
+        return read_records(self, events)
+
+    monkeypatch.setattr(MemoryConnector, "read_records", flaky)
+    r = start_with_cli_port(tmp_path, max_attempts=8)
+    try:
+        letter = fail_for_good(r, "p09", "never")
+        r.world.update("p08", FirstName="later")
+        assert r.post(["p08"]).status_code == 200
+        assert wait_for(lambda: any(e["record_id"] == "p08" and e["attempts"] >= 1
+                                    for e in r.client.events(failed=False)))
+        listed = cli(r, "events", "list").stdout
+        assert "p08 waiting" in listed and "crm unreachable" in listed, listed
+        assert "p09 failed for good" in listed, listed
+        failed = cli(r, "events", "list", "--failed").stdout
+        assert "p09" in failed and "p08" not in failed, failed
+        as_json = json.loads(cli(r, "events", "list", "--json").stdout)
+        assert {e["record_id"]: e["status"] for e in as_json} == {"p08": "pending",
+                                                                   "p09": "dead"}
+        assert [e["id"] for e in dead(r)] == [letter["id"]]  # listing changed nothing
+    finally:
+        stop_daemon(r)
