@@ -71,6 +71,10 @@ class Capability(enum.StrEnum):
     #: ``bulk_write(profiles) -> list[WriteResult]``: write many profiles in one import
     #: (large full syncs), one result per profile in input order.
     BULK_WRITE = "bulk_write"
+    #: ``read_record(record_id) -> Record | None``: a direct read of one record by its key,
+    #: ``None`` only when the source answers "not found" (404). The core deletes a profile
+    #: (``delete_unmatched``) only after this read confirms it; without it, never.
+    READ_RECORD = "read_record"
     #: ``check_schema(needs: SchemaNeeds) -> list[SchemaProblem]``: compare the names the
     #: config uses (``needs``, and the connection's own options) with what the account
     #: really has (its schema, definitions). Returns the problems; raises only when the
@@ -93,6 +97,7 @@ REQUIRED_METHODS: dict[Capability, tuple[str, ...]] = {
     Capability.CREATE_TASKS: ("create_task",),
     Capability.READ_GROUPS: ("read_group",),
     Capability.BULK_WRITE: ("bulk_write",),
+    Capability.READ_RECORD: ("read_record",),
     Capability.CHECK_SCHEMA: ("check_schema",),
 }
 

@@ -360,6 +360,7 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
                *, full_sync: bool, bulk: bool = False
                ) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
         errors: list[tuple[str, str, bool]] = []
+        deletes = self._confirmed_deletes(counts, deletes, errors)
         writes, deletes = self._guarded(counts, writes, deletes)
         new_links: list[tuple[str, str, str | None, dict | None]] = []
         overridden: list[tuple[str, str, str]] = []

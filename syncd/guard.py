@@ -25,6 +25,8 @@ from typing import Any
 
 from syncd import rules as R
 from syncd.config.model import IntegrationConfig
+from syncd.connector import Capability
+from syncd.jobs import CALL_TIMEOUT
 from syncd.records import Event
 from syncd.store import Store
 
@@ -99,6 +101,38 @@ class Guarded:
             counts["held"] = counts.get("held", 0) + held
             self._held += held
         return out_writes, out_deletes
+
+    def _confirmed_deletes(self, counts: dict[str, int], deletes: list[R.Delete],
+                           errors: list[tuple[str, str, bool]]) -> list[R.Delete]:
+        """The deletes a direct read of each record in the source confirms (see
+        :func:`syncd.rules.delete_confirmed`); a failed read is a retryable error of that
+        record, never a delete. Sources that cannot read one record directly delete none."""
+        if not deletes:
+            return deletes
+        if Capability.READ_RECORD not in self.capabilities.get("source", ()):
+            self.log.warning("delete.unconfirmable", count=len(deletes),
+                             reason=f"{self.integration.source} cannot read one record "
+                                    f"directly; profiles are kept")
+            counts["kept"] = counts.get("kept", 0) + len(deletes)
+            return []
+        confirmed = []
+        for delete in deletes:
+            record_id = delete.record_id or delete.key
+            try:
+                direct = self.source.call("read_record", record_id).get(timeout=CALL_TIMEOUT)
+            except Exception as exc:
+                errors.append((record_id, f"not deleted: reading {record_id} directly to "
+                                          f"confirm the delete failed: {type(exc).__name__}: "
+                                          f"{exc}", True))
+                counts["failed"] = counts.get("failed", 0) + 1
+                continue
+            if R.delete_confirmed(self.rules, delete, direct):
+                confirmed.append(delete)
+            else:
+                counts["kept"] = counts.get("kept", 0) + 1
+                self.log.warning("delete.refused", record_id=record_id, reason=delete.reason,
+                                 found="the record exists in the source and matches")
+        return confirmed
 
     def _guarded_write_backs(self, keys: list[str]) -> set[str]:
         """The profile keys whose opt-outs may be written back to the source now."""

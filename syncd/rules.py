@@ -238,6 +238,18 @@ def decide(rules: Rules, record: Record, link: Link | None,
                  optouts_overridden=overridden)
 
 
+def delete_confirmed(rules: Rules, delete: Delete, direct: Record | None) -> bool:
+    """Whether ``delete`` stands after a direct read of its record in the source: the
+    source answered "not found" (``direct`` is None, or a deleted record), or the record
+    read directly no longer meets the conditions. A record merely missing from a list
+    answer, or one that matches after all, is never deleted."""
+    if not rules.delete_unmatched:
+        return False
+    if direct is None or direct.deleted:
+        return True
+    return not matches(rules.conditions, direct)
+
+
 # -- the stop-and-confirm guard ------------------------------------------------------------------
 
 #: The guard never stops fewer sensitive changes than this, whatever the share (a small

@@ -94,7 +94,7 @@ class TribeConnector(Groups, Connector):
     description = "Tribe CRM: persons and their contacts, real-time through webhooks"
     capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
                               Capability.WRITE_CONSENTS, Capability.READ_GROUPS,
-                              Capability.CHECK_SCHEMA})
+                              Capability.CHECK_SCHEMA, Capability.READ_RECORD})
     #: Seconds before a label name found unknown may reload the label list again.
     LABELS_RETRY: ClassVar[float] = 30.0
     options = OPTIONS
@@ -280,6 +280,16 @@ class TribeConnector(Groups, Connector):
                               expand=self._person_expand())
         records = {r.id: r for r in self._join(persons)}
         return [records.get(i) or Record(i, deleted=True) for i in ids]
+
+    def read_record(self, record_id: str) -> Record | None:
+        """One person read directly by its key (``Person(<id>)``), not through a listing:
+        ``None`` only when Tribe answers 404 (the core deletes a profile only then)."""
+        person = self.client.get(self.opts["person_set"], record_id.lower(),
+                                 expand=self._person_expand())
+        if person is None:
+            return None
+        records = self._join([person])
+        return records[0] if records else None
 
     def _fetch(self, entity_set: str, path: str, ids: list[str], **options: Any
                ) -> list[dict[str, Any]]:

@@ -112,7 +112,8 @@ INTEGRATION_OPTIONS: tuple[Option, ...] = (
            "integrations are all disabled are answered 503 with Retry-After (the sender keeps "
            "them)."),
     Option("delete_unmatched", bool, False,
-           "Delete destination profiles whose record no longer meets the conditions."),
+           "Delete destination profiles whose record no longer meets the conditions, once "
+           "a direct read of the record confirms it (not found, or no longer matching)."),
     Option("full_sync_on_mapping_change", bool, False,
            "Start a full sync by itself when a reload changes field or consent mappings."),
     Option("confirm_share", float, 0.1,

@@ -114,3 +114,15 @@ def test_expected_view_drops_cleared_attributes():
     profile = R.to_profile(R.Rules(fields={"A": "a", "B": "b"}), rec(A="x"))
     assert R.expected_view(profile, "email", "id") == {"email": "jan@example.nl", "id": "p1",
                                                        "a": "x"}
+
+
+def test_a_delete_stands_only_when_the_direct_read_confirms_it():
+    rules = R.Rules(conditions=(Condition("CustomerType", "A"),), delete_unmatched=True)
+    gone = R.Delete("p1", R.DELETED, "p1")
+    assert R.delete_confirmed(rules, gone, None)  # "not found"
+    assert R.delete_confirmed(rules, gone, Record("p1", deleted=True))
+    assert not R.delete_confirmed(rules, gone, rec(CustomerType="A"))  # only missing from a list
+    unmatched = R.Delete("p1", R.UNMATCHED, "p1")
+    assert R.delete_confirmed(rules, unmatched, rec(CustomerType="B"))
+    assert not R.delete_confirmed(rules, unmatched, rec(CustomerType="A"))
+    assert not R.delete_confirmed(R.Rules(), gone, None)  # never without delete_unmatched

@@ -9,6 +9,7 @@ from syncd_tribe.connector import TribeConnector
 from syncd.config.model import IntegrationConfig
 from syncd.connector import ConnectionActor
 from syncd.coordinator import Coordinator, Progress
+from syncd.records import Event
 from syncd.rules import Rules
 from syncd.store import Store
 from syncd.testing import MemoryConnector, wait_for
@@ -94,3 +95,26 @@ def test_daily_creation_that_ends_before_its_count_is_incomplete(emulator, sync)
     run = store.latest_run("i", "daily_creation")
     assert run["status"] == "incomplete" and "processed 20 of the 61" in run["error"]
     assert store.cursor("i", "daily_creation") is None  # the window is read again next time
+
+
+def test_a_person_a_listing_leaves_out_is_read_directly_and_kept(emulator, sync):
+    """delete_unmatched with a server that ends listings early (``result_window``): the
+    webhook read-back finds one of five persons, the other four look deleted; a direct read
+    of each (``Person(<id>)``) finds them, so no profile is deleted. A person really gone
+    (404 on the direct read) is."""
+    make, store, world = sync
+    coordinator, _ = make(delete_unmatched=True)
+    assert run_to_end(store, coordinator)["status"] == "completed"
+    before = len(world.profiles)
+    ids = sorted(world.profiles)[:5]
+    emulator.result_window = 1
+    store.enqueue([("i", "crm", Event(i)) for i in ids])
+    coordinator.notify().get(timeout=5)
+    assert wait_for(lambda: store.pending_count("i") == 0, 30)
+    assert len(world.profiles) == before and all(i in world.profiles for i in ids)
+    with emulator.lock:
+        emulator.store.remove(ids[2])
+    store.enqueue([("i", "crm", Event(ids[2]))])
+    coordinator.notify().get(timeout=5)
+    assert wait_for(lambda: ids[2] not in world.profiles, 30)
+    assert len(world.profiles) == before - 1
