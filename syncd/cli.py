@@ -184,7 +184,7 @@ def cmd_status(args) -> int:
                       e(c["last_failure"] or ""))
     console.print(table)
     table = Table("integration", "state", "progress", "inbox", "dead", "needs full sync",
-                  "guard", "last run", "last error")
+                  "guard", "last run", "preflight", "last error")
     for name, i in status["integrations"].items():
         progress = ""
         if i["state"] == "full_sync":
@@ -193,8 +193,10 @@ def cmd_status(args) -> int:
         last_run = f"#{last['id']} {last['status']}" if last else "-"
         table.add_row(e(name), e(i["state"]), e(progress), e(i["inbox"].get("pending", 0)),
                       e(i["dead_letters"]), "yes" if i["needs_full_sync"] else "no",
-                      e(_guard_cell(i.get("guard"))), e(last_run), e(i["last_error"] or ""))
+                      e(_guard_cell(i.get("guard"))), e(last_run),
+                      e((i.get("preflight") or {}).get("state", "-")), e(i["last_error"] or ""))
     console.print(table)
+    _print_preflight(console, status, e)
     for name, i in status["integrations"].items():
         guard = i.get("guard") or {}
         if guard.get("held_since"):
@@ -219,6 +221,25 @@ def _guard_cell(guard: dict | None) -> str:
     limit = guard["limit"] if guard.get("limit") is not None else "off"
     cell = f"{guard['count']}/{limit} in {guard['window'] / 3600:g}h"
     return f"HELD {cell}" if guard.get("held_since") else cell
+
+
+def _print_preflight(console, status: dict, e) -> None:
+    """Per integration, what its accounts lack (the daemon's preflight)."""
+    for name, i in status["integrations"].items():
+        found = i.get("preflight") or {}
+        errors, conns = found.get("problems") or [], found.get("connection_errors") or []
+        warnings = found.get("warnings") or []
+        if not (errors or conns or warnings):
+            continue
+        color = "red" if errors else "yellow"
+        console.print(f"[{color}]integration {e(name)}: preflight problems (a full sync is "
+                      f"{'refused' if errors else 'allowed'}):[/{color}]")
+        for line in conns:
+            console.print(f"  connection error: {e(line)}")
+        for line in errors:
+            console.print(f"  {e(line)}")
+        for line in warnings:
+            console.print(f"  warning: {e(line)}")
 
 
 def _wait_with_progress(client, integration: str, run_id: int) -> dict:

@@ -45,6 +45,7 @@ class Control:
                 "restarts": sup.restarts if sup else 0,
                 "last_failure": sup.last_failure if sup else None,
                 "guard": guard_status(self.store, integration),
+                "preflight": self.preflight_status(name),
             }
         connections = {}
         for name, conn in cfg.connections.items():
@@ -75,6 +76,7 @@ class Control:
     def start_sync(self, integration: str, confirm: bool = False) -> dict[str, Any]:
         if integration not in self.config.integrations:
             raise KeyError(f"no integration named {integration!r}")
+        self._preflight_gate(integration)  # raises PreflightFailed naming the keys
         try:
             run_id = self._coordinator(integration).start_full_sync(
                 confirm=confirm).get(timeout=ASK_TIMEOUT)

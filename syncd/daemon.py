@@ -37,6 +37,7 @@ from syncd.config.model import Config, IntegrationConfig
 from syncd.connector import Capability, ConnectionActor
 from syncd.control import Control
 from syncd.coordinator import Coordinator, Progress
+from syncd.daemon_preflight import Preflights
 from syncd.exceptions import ConfigErrors, SyncdError
 from syncd.receiver import Route, WebhookApp, start_receiver
 from syncd.reload import Reloading
@@ -69,7 +70,7 @@ class Supervised:
         return self.ref is not None and self.ref.is_alive()
 
 
-class Daemon(Control, Reloading):
+class Daemon(Control, Reloading, Preflights):
     #: Seconds to wait for an actor's answer (a start's ping, a reload's set_rules).
     ask_timeout = ASK_TIMEOUT
 
@@ -100,6 +101,7 @@ class Daemon(Control, Reloading):
         self.started_at = time.time()
         self.reload_errors: list[str] = []
         self.last_reload: dict[str, Any] | None = None
+        self._init_preflight()  # daemon_preflight.py
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -181,6 +183,7 @@ class Daemon(Control, Reloading):
             self._send_job, state_file=os.path.join(cfg.daemon.state_dir, "scheduler.json"))
         self.scheduler.reconcile(cfg)
         self.scheduler.start()
+        self.start_preflight("start")  # in the background: the accounts against the config
         if cfg.receiver.public_url:
             threading.Thread(target=self._register_webhooks, args=(cfg,), daemon=True,
                              name="webhook-registration").start()

@@ -65,3 +65,17 @@ class NeedsConfirmation(SyncdError):
 
 class AdminError(SyncdError):
     """The CLI could not talk to the running daemon, or the daemon refused a command."""
+
+
+class PreflightFailed(SyncdError):
+    """A full sync refused: the accounts lack names its config uses (the preflight's
+    problems, each with its config key)."""
+
+    def __init__(self, integration: str, problems: list):
+        self.integration = integration
+        self.problems = problems
+        lines = "; ".join(str(p) for p in problems)
+        super().__init__(
+            f"full sync of {integration} refused: the accounts lack {len(problems)} name(s) "
+            f"its config uses: {lines} (fix: correct the config or the account, check with "
+            f"`syncd check-config --online`, then `syncd reload`)")

@@ -102,6 +102,7 @@ class Reloading:
         self.reload_errors = []
         self.last_reload = {"ok": True, "changes": changes, "at": time.time()}
         log.info("reload.applied", **changes)
+        self.start_preflight("reload")  # the new config against the accounts, in the background
         return self.last_reload
 
     def _reload_failed(self, errors: list[str]) -> dict[str, Any]:
