@@ -240,9 +240,8 @@ class WebhookApp:
             try:
                 self.store.enqueue(items)
             except StoreError as exc:
-                log.error("webhook.store_failed", connection=connection, error=_cut(str(exc)))
                 return self._reject(connection, 503, "store_failed", "cannot store the event now",
-                                    {"Retry-After": RETRY_AFTER})
+                                    {"Retry-After": RETRY_AFTER}, error=str(exc))
         accepted = len(events) if items else 0
         self._count(200, accepted)
         log.info("webhook.accepted", connection=connection, status=200, count=accepted,
@@ -261,8 +260,10 @@ class WebhookApp:
         log_it, held = self._log_limiter.allow(code)
         if log_it:
             extra = {"not_logged_before": held} if held else {}
-            log.warning("webhook.rejected", connection=_cut(connection, 100), status=status,
-                        code=code, reason=_cut(reason), **extra, **fields)
+            extra.update({k: _cut(v) for k, v in fields.items()})
+            (log.error if code == "store_failed" else log.warning)(
+                "webhook.rejected", connection=_cut(connection, 100), status=status, code=code,
+                reason=_cut(reason), **extra)
         return status, {"error": reason}, headers or {}, None
 
     def _read_body(self, request: Request) -> bytes:
