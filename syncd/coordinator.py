@@ -437,17 +437,15 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
         items = self.store.pending(self.name, limit=self.integration.batch_size)
         if not items:
             return False
-        events = [item.event for item in items]
-        try:
-            records = self.source.read_records(events).get(timeout=CALL_TIMEOUT)
-        except RemoteError as exc:
-            self._fail(items, f"reading back from {self.integration.source}: {exc}",
-                       retryable=exc.retryable)
-            return True
-        except Exception as exc:
-            self._fail(items, f"reading back from {self.integration.source}: "
-                              f"{type(exc).__name__}: {exc}", retryable=True)
-            return True
+        full = len(items) >= self.integration.batch_size
+        records, failures = self._read_back(items)
+        for failed_items, reason, retryable in failures:
+            self._fail(failed_items, reason, retryable=retryable)
+        if failures:
+            gone = {i.id for failed_items, _, _ in failures for i in failed_items}
+            items = [i for i in items if i.id not in gone]
+            if not items:
+                return True
         latest: dict[str, Record] = {}
         for record in records:
             latest[record.id] = record
@@ -469,7 +467,28 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
         for (reason, retryable), failed_items in by_error.items():
             self._fail(failed_items, reason, retryable=retryable)
         self.log.debug("realtime.applied", events=len(items), **counts)
-        return len(items) >= self.integration.batch_size
+        return full
+
+    def _read_back(self, items: list[InboxItem]
+                   ) -> tuple[list[Record], list[tuple[list[InboxItem], str, bool]]]:
+        """Read back the records ``items`` name: the records, and the failed items with
+        their reason. A batch refused for good (a non-retryable error) is split in halves
+        and each read again, so that only the event that causes it becomes a dead letter;
+        a retryable error keeps the batch together (it is tried again as a whole)."""
+        where = f"reading back from {self.integration.source}"
+        try:
+            return self.source.read_records([i.event for i in items]
+                                            ).get(timeout=CALL_TIMEOUT), []
+        except RemoteError as exc:
+            if exc.retryable or len(items) == 1:
+                return [], [(items, f"{where}: {exc}", exc.retryable)]
+            self.log.info("realtime.batch_split", events=len(items), reason=str(exc))
+            half = len(items) // 2
+            first, first_failed = self._read_back(items[:half])
+            second, second_failed = self._read_back(items[half:])
+            return first + second, first_failed + second_failed
+        except Exception as exc:
+            return [], [(items, f"{where}: {type(exc).__name__}: {exc}", True)]
 
     def _fail(self, items: list[InboxItem], reason: str, *, retryable: bool) -> None:
         self.progress.events_failed += len(items)

@@ -25,7 +25,7 @@ import pytest
 from syncd import plugins
 from syncd.config.schema import Option, Secret
 from syncd.connector import Capability, Connector
-from syncd.exceptions import WebhookRejected
+from syncd.exceptions import RemoteError, WebhookRejected
 from syncd.records import ConsentChange, Event, Page, Profile, Record, WriteResult
 
 
@@ -41,6 +41,10 @@ class World:
     #: Ids that list answers (read_page, read_records) leave out although they exist: a
     #: direct read (read_record) still finds them.
     unlisted: set[str] = field(default_factory=set)
+    #: Ids whose read-back (read_records) the source refuses for good (a 400 naming the
+    #: whole request, as an OData filter with one bad key is refused).
+    poisoned: set[str] = field(default_factory=set)
+    record_reads: int = 0  # read_records calls
     direct_reads: list[str] = field(default_factory=list)
     #: When set, read_page waits for it between pages (to hold a full sync mid-way).
     page_gate: threading.Event | None = None
@@ -153,6 +157,11 @@ class MemoryConnector(Connector):
     def read_records(self, events: list[Event]) -> list[Record]:
         w = self.world
         with w.lock:
+            w.record_reads += 1
+            bad = sorted(w.poisoned & {e.record_id for e in events})
+            if bad:
+                raise RemoteError(f"400: the source refused the read of {len(events)} records",
+                                  status=400, retryable=False)
             return [(None if e.record_id in w.unlisted else w.records.get(e.record_id))
                     or Record(e.record_id, deleted=True) for e in events]
 
