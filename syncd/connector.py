@@ -159,6 +159,26 @@ class Connector:
         return []
 
     @classmethod
+    def validate_needs(cls, name: str, config: Mapping[str, Any], needs: SchemaNeeds
+                       ) -> list[SchemaProblem]:
+        """Offline checks of the connection's options against what the enabled
+        integrations use of it (``needs``, see :func:`syncd.preflight.needs`), e.g. a
+        consent mapping on a source configured without labels. Problems name the config key
+        to change and the fix."""
+        return []
+
+    #: What the enabled integrations use of this connection, given by the core with
+    #: :meth:`set_needs` before the first read and again on every reload; None: not told,
+    #: read everything.
+    needs: SchemaNeeds | None = None
+
+    def set_needs(self, needs: SchemaNeeds) -> None:
+        """The names the integrations use in this connection (field paths, labels, groups
+        ...). A source may read only what they need: e.g. expand a navigation only when a
+        field path reaches it, labels only when a consent or selection mapping uses them."""
+        self.needs = needs
+
+    @classmethod
     def sandbox_config(cls, emulator: Any) -> dict[str, Any]:
         """The connection section that points this connector at a running emulator."""
         raise NotImplementedError

@@ -226,7 +226,7 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
             page = future.get(timeout=CALL_TIMEOUT)
             if page.cursor is not None and not self.progress.cancel.is_set():
                 self._prefetch = self._read(page.cursor)  # overlaps the writes below
-            counts, writes, deletes = self._decide(list(page.records))
+            counts, writes, deletes, unreadable = self._decide(list(page.records))
             if page.total is not None:  # the smallest count given: deletes meanwhile
                 total = self.progress.total
                 self.progress.total = page.total if total is None else min(total, page.total)
@@ -234,10 +234,11 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
                 self._bulk = self._use_bulk(page.total)
             self._cursor = page.cursor
             if self._bulk:
+                self._staged_errors.extend(unreadable)
                 self._stage(counts, writes, deletes, page)
             else:
                 counts, errors = self._write(counts, writes, deletes, full_sync=True)
-                self._commit(counts, errors, page.cursor, self.progress.total)
+                self._commit(counts, unreadable + errors, page.cursor, self.progress.total)
         except Exception as exc:
             self.log.exception("full_sync.failed", run_id=run_id)
             self._prefetch = None
@@ -326,14 +327,22 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
 
     # -- applying records ------------------------------------------------------------------
 
-    def _decide(self, records: list[Record]) -> tuple[dict[str, int], list, list]:
-        """The rules' decisions for a batch: counts of what needs no write, the writes and
-        the deletes."""
+    def _decide(self, records: list[Record]) -> tuple[dict[str, int], list, list, list]:
+        """The rules' decisions for a batch: counts of what needs no write, the writes, the
+        deletes, and the errors of records the source could not read whole (``error``):
+        those fail, retryable, and nothing is decided for them."""
         counts = {"processed": len(records)}
         writes: list[R.Write] = []
         deletes: list[R.Delete] = []
+        unreadable = [(r.id, f"reading from {self.integration.source}: {r.error}", True)
+                      for r in records if r.error]
+        if unreadable:
+            counts["failed"] = len(unreadable)
+            records = [r for r in records if not r.error]
+            for rid, reason, _ in unreadable:
+                self.log.warning("record.unreadable", record_id=rid, reason=reason)
         if not records:
-            return counts, writes, deletes
+            return counts, writes, deletes, unreadable
         ids = [r.id for r in records]
         links = self.store.links(self.name, ids)
         optouts = self.store.optouts(self.name, ids) if self.rules.consents else {}
@@ -348,13 +357,14 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
                 counts["skipped"] = counts.get("skipped", 0) + 1
             else:
                 deletes.append(decision)
-        return counts, writes, deletes
+        return counts, writes, deletes, unreadable
 
     def _apply(self, records: list[Record], *, full_sync: bool
                ) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
         """Decide and write a batch of records; returns counts and per-record errors."""
-        counts, writes, deletes = self._decide(records)
-        return self._write(counts, writes, deletes, full_sync=full_sync)
+        counts, writes, deletes, unreadable = self._decide(records)
+        counts, errors = self._write(counts, writes, deletes, full_sync=full_sync)
+        return counts, unreadable + errors
 
     def _write(self, counts: dict[str, int], writes: list[R.Write], deletes: list[R.Delete],
                *, full_sync: bool, bulk: bool = False

@@ -124,10 +124,12 @@ class Jobs:
                 chunk = ids[start:start + self.integration.page_size]
                 records = self.source.read_records([Event(i) for i in chunk]
                                                    ).get(timeout=CALL_TIMEOUT)
-                counts, writes, deletes = self._decide(records)
+                counts, writes, deletes, unreadable = self._decide(records)
                 known = self.store.links(self.name, [r.id for r in records])
                 tagged = []
                 for record in records:
+                    if record.error:
+                        continue  # failed: its membership is applied when it reads whole
                     link = known.get(record.id)
                     write = next((w for w in writes if w.profile.key == record.id), None)
                     if write is None and link is None:
@@ -143,7 +145,8 @@ class Jobs:
                     writes[i] = replace(write, profile=replace(
                         write.profile, tags={**write.profile.tags, tag: on}))
                 counts, errors = self._write(counts, writes, deletes, full_sync=False)
-                self.store.progress_run(run_id, counts, total=len(ids), errors=errors)
+                self.store.progress_run(run_id, counts, total=len(ids),
+                                        errors=unreadable + errors)
             self.store.set_cursor(self.name, cursor_name, json.dumps(sorted(members)))
         except Exception as exc:
             self.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")

@@ -45,6 +45,10 @@ class Record:
     modified_at: str | None = None
     #: True when the source says the record was deleted.
     deleted: bool = False
+    #: Why the source could not read this record whole (e.g. its labels came back missing
+    #: or malformed). Such a record is never acted on: no write, no consent change, no
+    #: delete; it fails, retryable, with this reason. Never read it as "no labels".
+    error: str | None = None
 
     def get(self, path: str, default: Scalar = None) -> Scalar:
         return self.fields.get(path, default)

@@ -11,39 +11,28 @@ A record is a Tribe person (``Relation_Person``). Its fields are flat, dotted pa
 A person with several contacts: the one chosen is the one not marked former
 (``former_field``), then the most recently mutated, then the highest ID (deterministic).
 Labels (``labels_nav``) become ``Record.labels`` and also ``Record.selections`` (Tribe's
-selections are built on labels; their own API is a GAP). ``Record.email`` is the first
+selections are built on labels; their own API is a GAP): see :mod:`syncd_tribe.labels`, which
+also writes opt-in labels (``write_consents``). ``Record.email`` is the first
 non-empty of ``email_fields``; ``Record.modified_at`` is the later ``LastMutationDate`` of the
 person and the chosen contact.
 
-Labels and when they were set. How a person links to its labels is a GAP in Tribe's public
-docs, so it is configurable. By default (the emulator's model) ``labels_nav`` leads to *link*
-entities (``LabelAssignments``, of the set ``label_link_set``) that carry ``label_link_time_field``
-(``CreationDate``: when the label was set, which fills ``Record.label_times``) and navigate to
-the label (``label_link_label_nav``) and to the person (``label_link_owner_nav``). With
-``label_link_label_nav = ""``, ``labels_nav`` leads straight to the labels (e.g. ``Labels``):
-no times then.
-
-``write_consents`` (WRITE_CONSENTS) sets or removes opt-in labels by name: it POSTs a link /
-DELETEs it (or, without links, binds the person's whole label list with one PUT). Each change
-makes Tribe fire the person's update webhook, so the change comes back as a record update.
 """
 
 from __future__ import annotations
 
-import math
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC
 from typing import Any, ClassVar
 
 from syncd.connector import Capability, Connector
-from syncd.exceptions import RemoteError, SyncdError
-from syncd.records import Event, Page, Record, SchemaNeeds, SchemaProblem, WriteResult
+from syncd.exceptions import SyncdError
+from syncd.preflight import connection_key
+from syncd.records import Event, NeedKind, Page, Record, SchemaNeeds, SchemaProblem
 from syncd_tribe import schema, webhooks
 from syncd_tribe.client import TribeClient, any_of, literal
 from syncd_tribe.groups import Groups
+from syncd_tribe.labels import LabelDataError, Labels
 from syncd_tribe.odata import parse_datetime
 from syncd_tribe.options import OPTIONS, resolve_options
 from syncd_tribe.paging import PageState, next_page
@@ -51,24 +40,6 @@ from syncd_tribe.paging import PageState, next_page
 #: Raw characters of one ``ID eq a or ID eq b ...`` filter: keeps URLs well under 8 KB.
 FILTER_BUDGET = 4000
 CONTACT_PAGE = 1000
-
-class UnknownLabel(Exception):
-    pass
-
-
-def _iso_utc(value: Any) -> str | None:
-    """An ISO time with its offset (UTC when the API gives none), or None if unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return parse_datetime(value).astimezone(UTC).isoformat().replace("+00:00", "Z")
-    except ValueError:
-        return None
-
-
-def _later(a: str, b: str) -> bool:
-    return parse_datetime(a) > parse_datetime(b)
-
 
 def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
@@ -89,14 +60,12 @@ def _chunks(ids: list[str], path: str) -> Iterable[list[str]]:
         yield chunk
 
 
-class TribeConnector(Groups, Connector):
+class TribeConnector(Groups, Labels, Connector):
     kind: ClassVar[str] = "tribe"
     description = "Tribe CRM: persons and their contacts, real-time through webhooks"
     capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
                               Capability.WRITE_CONSENTS, Capability.READ_GROUPS,
                               Capability.CHECK_SCHEMA, Capability.READ_RECORD})
-    #: Seconds before a label name found unknown may reload the label list again.
-    LABELS_RETRY: ClassVar[float] = 30.0
     options = OPTIONS
     emulator = "syncd_tribe.emulator:TribeEmulator"
 
@@ -175,6 +144,24 @@ class TribeConnector(Groups, Connector):
                             '"Relationship.Person.Contact.Standard"])')
         return problems
 
+    @classmethod
+    def validate_needs(cls, name: str, config: Mapping[str, Any], needs: SchemaNeeds
+                       ) -> list[SchemaProblem]:
+        """Consent and selection mappings read labels: ``labels_nav = ""`` (no labels) with
+        them would read every person as having none, i.e. opt everyone out."""
+        labels = needs.of(NeedKind.LABEL) if needs.as_source else ()
+        if not labels or resolve_options(config)["labels_nav"]:
+            return []
+        users = ", ".join(sorted({n.key for n in labels})[:3])
+        return [SchemaProblem(
+            key=connection_key(name, "labels_nav"),
+            message=f'is "" (no labels), but {users} map{"s" if len(labels) == 1 else ""} '
+                    f"labels: every person would read as having none, which opts everyone "
+                    f"out",
+            fix='set labels_nav to the navigation from a person to its labels (e.g. '
+                '"LabelAssignments", or "Labels" with label_link_label_nav = ""; see '
+                "$metadata), or remove the consent and selection mappings")]
+
     # -- sandbox -----------------------------------------------------------------------------
 
     @classmethod
@@ -200,31 +187,7 @@ class TribeConnector(Groups, Connector):
     # -- reading -----------------------------------------------------------------------------
 
     def _person_expand(self) -> str | None:
-        nav, link = self.opts["labels_nav"], self.opts["label_link_label_nav"]
-        if not nav:
-            return None
-        if link:
-            return (f"{nav}($select=ID,{self.opts['label_link_time_field']};"
-                    f"$expand={link}($select=ID,Name))")
-        return f"{nav}($select=ID,Name)"
-
-    def _label_items(self, person: Mapping[str, Any]) -> list[tuple[dict, str | None, Any]]:
-        """``(label, link id or None, when set or None)`` of each label on an expanded
-        person."""
-        nav, link = self.opts["labels_nav"], self.opts["label_link_label_nav"]
-        items = person.get(nav) if nav else None
-        out = []
-        for item in items or []:
-            if not isinstance(item, Mapping):
-                continue
-            if link:
-                label = item.get(link)
-                if isinstance(label, Mapping):
-                    out.append((dict(label), item.get("ID"),
-                                item.get(self.opts["label_link_time_field"])))
-            else:
-                out.append((dict(item), None, None))
-        return out
+        return self.label_expand()
 
     def read_page(self, cursor: str | None, page_size: int, since: str | None = None) -> Page:
         """Persons ordered by ID, ``page_size`` asked for at a time, joined with their
@@ -338,17 +301,11 @@ class TribeConnector(Groups, Connector):
                     fields[f"Contact.{key}"] = value
             if (contact.get("LastMutationDate") or "") > (modified or ""):
                 modified = contact.get("LastMutationDate")
-        names: set[str] = set()
-        label_times: dict[str, str] = {}
-        for label, _, when in self._label_items(person):
-            if not label.get("Name"):
-                continue
-            name = str(label["Name"])
-            names.add(name)
-            stamp = _iso_utc(when)
-            if stamp and (name not in label_times or _later(stamp, label_times[name])):
-                label_times[name] = stamp
-        labels = frozenset(names)
+        error = None
+        try:
+            labels, label_times = self.read_labels(person)
+        except LabelDataError as exc:  # never "no labels": that would opt everyone out
+            labels, label_times, error = frozenset(), {}, str(exc)
         email = None
         for path in self.opts["email_fields"]:
             value = fields.get(path)
@@ -356,114 +313,8 @@ class TribeConnector(Groups, Connector):
                 email = value.strip()
                 break
         return Record(id=str(person["ID"]).lower(), fields=fields, email=email, labels=labels,
-                      label_times=label_times, selections=labels, modified_at=modified)
-
-    # -- writing consents (opt-in labels) ------------------------------------------------------
-
-    def _resolve_labels(self, names: list[str]) -> dict[str, str]:
-        """Label name -> id. The label list is loaded once, lazily, and reloaded when a name
-        is not in it (an admin may just have created the label); the same unknown name
-        reloads it again only after ``LABELS_RETRY`` seconds. A name matches exactly, else case-insensitively when that
-        is unambiguous. Raises UnknownLabel naming what is missing."""
-        with self._labels_lock:
-            now = time.monotonic()
-            missing = [n for n in names if self._match(n) is None]
-            if self._label_ids is None or any(
-                    now - self._refreshed_for.get(n, -math.inf) >= self.LABELS_RETRY
-                    for n in missing):
-                if self._label_ids is not None:
-                    self._refreshed_for.update(dict.fromkeys(missing, now))
-                self._label_ids = {}
-                for label in self.client.iterate(self.opts["label_set"], page_size=500,
-                                                 select=["ID", "Name"]):
-                    if label.get("Name") and label.get("ID"):
-                        self._label_ids.setdefault(str(label["Name"]),
-                                                   str(label["ID"]).lower())
-            found = {n: self._match(n) for n in names}
-        missing = [n for n, i in found.items() if i is None]
-        if missing:
-            raise UnknownLabel(
-                f"label{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
-                f"not found in Tribe (fix: create {'them' if len(missing) > 1 else 'it'} in "
-                f"Tribe, or correct the consent mapping)")
-        return {n: i for n, i in found.items() if i is not None}
-
-    def _match(self, name: str) -> str | None:
-        ids = self._label_ids or {}
-        if name in ids:
-            return ids[name]
-        folded = [i for n, i in ids.items() if n.casefold() == name.casefold()]
-        return folded[0] if len(folded) == 1 else None
-
-    def write_consents(self, record_id: str, labels: dict[str, bool]) -> WriteResult:
-        """Set (True) or remove (False) the named opt-in labels on person ``record_id``.
-
-        Idempotent: a label already set / already absent counts as unchanged; the outcome
-        is ``updated`` when at least one label changed, else ``unchanged``. An unknown label
-        name fails the whole call (nothing written, not retryable); so does a person that no
-        longer exists. API failures are retryable when the API says so (5xx, 429 ...)."""
-        rid = str(record_id).lower()
-        if not labels:
-            return WriteResult(rid, "unchanged")
-        if not self.opts["labels_nav"]:
-            return WriteResult(rid, "failed", "labels_nav is empty: labels cannot be written "
-                                              "(fix: set labels_nav)", retryable=False)
-        try:
-            ids = self._resolve_labels(list(labels))
-            person = self.client.get(self.opts["person_set"], rid, select=["ID"],
-                                     expand=self._person_expand())
-            if person is None:
-                return WriteResult(rid, "failed", f"no person {rid} in Tribe (deleted?)",
-                                   retryable=False)
-            current = {str(label.get("ID") or "").lower(): link
-                       for label, link, _ in self._label_items(person)}
-            wanted = {ids[name]: bool(on) for name, on in labels.items()}
-            if self.opts["label_link_label_nav"]:
-                changed = self._write_links(rid, current, wanted)
-            else:
-                changed = self._write_label_list(rid, current, wanted)
-        except UnknownLabel as exc:
-            return WriteResult(rid, "failed", str(exc), retryable=False)
-        except RemoteError as exc:
-            return WriteResult(rid, "failed", str(exc), retryable=exc.retryable)
-        except Exception as exc:  # a bug or an odd answer: report it, may work next time
-            self.log.exception("tribe.write_consents_failed", record=rid)
-            return WriteResult(rid, "failed", f"{type(exc).__name__}: {exc}", retryable=True)
-        if changed:
-            self.log.info("tribe.labels_written", record=rid, changed=changed)
-        return WriteResult(rid, "updated" if changed else "unchanged")
-
-    def _write_links(self, rid: str, current: dict[str, Any], wanted: dict[str, bool]) -> int:
-        """One POST per label to set, one DELETE per link to remove; 409 on a POST (set
-        meanwhile) and 404 on a DELETE (removed meanwhile) count as unchanged."""
-        changed = 0
-        link_set = self.opts["label_link_set"]
-        owner, label_nav = self.opts["label_link_owner_nav"], self.opts["label_link_label_nav"]
-        for label_id, on in wanted.items():
-            if on and label_id not in current:
-                body = {owner: {"ID": rid}, label_nav: {"ID": label_id}}
-                if self.client.create(link_set, body, ok=(409,)) is not None:
-                    changed += 1
-            elif not on and label_id in current:
-                link = current[label_id]
-                if link and self.client.delete(link_set, str(link)):
-                    changed += 1
-        return changed
-
-    def _write_label_list(self, rid: str, current: dict[str, Any],
-                          wanted: dict[str, bool]) -> int:
-        """Without links: bind the person's whole label list with one PUT."""
-        labels = list(current)
-        for label_id, on in wanted.items():
-            if on and label_id not in labels:
-                labels.append(label_id)
-            elif not on and label_id in labels:
-                labels.remove(label_id)
-        changed = len(set(labels) ^ set(current))
-        if changed:
-            self.client.update(self.opts["person_set"], rid,
-                               {self.opts["labels_nav"]: [{"ID": i} for i in labels]})
-        return changed
+                      label_times=label_times, selections=labels, modified_at=modified,
+                      error=error)
 
     # -- webhooks ----------------------------------------------------------------------------
 

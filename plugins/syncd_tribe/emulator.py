@@ -23,6 +23,10 @@ Switches where apis.md says [GAP] or [INFER] (constructor arguments, also settab
   broken server or proxy the client must not loop on); ``result_window = N`` serves no row
   past the N-th of a listing (an empty page there) while ``@odata.count`` still counts them
   all (a server that ends a listing early: the run must not call itself complete);
+- ``omit_navs`` (apis.md 1.4: the person-label navigation is a [GAP]; a server may also
+  leave out what the caller may not read): navigations left out of every answer although
+  ``$expand`` asked for them (e.g. ``["LabelAssignments"]``: persons come without their label
+  data; ``["Label"]``: label links come without their label);
 - ``request_budget`` (apis.md 1.8: no published rate limits [GAP]): requests per second per
   token, 429 + Retry-After beyond it;
 - ``signature_header`` (apis.md 1.7: the header name is a [GAP]).
@@ -63,7 +67,8 @@ from syncd_tribe.odata import ODataError
 
 ODATA = "/v1/odata"
 #: The switches ``POST /_emulator/settings`` sets (see the module docstring).
-SETTINGS = ("server_paging", "next_links", "ignore_skip", "result_window", "request_budget")
+SETTINGS = ("server_paging", "next_links", "ignore_skip", "result_window", "omit_navs",
+            "request_budget")
 
 
 class TribeEmulator(Emulator):
@@ -74,7 +79,7 @@ class TribeEmulator(Emulator):
                  client_secret: str = "sandbox-secret", token_lifetime: float = 3600.0,
                  signature_header: str = "X-Tribe-Signature", server_paging: int | None = None,
                  next_links: bool = True, ignore_skip: bool = False,
-                 result_window: int | None = None,
+                 result_window: int | None = None, omit_navs: tuple[str, ...] = (),
                  request_budget: float | None = None, delivery_attempts: int = 5,
                  delivery_backoff: float = 0.2,
                  webhook_secret: str = "sandbox-webhook-secret"):
@@ -90,6 +95,7 @@ class TribeEmulator(Emulator):
         self.request_budget = request_budget
         self.tokens = TokenIssuer(token_lifetime, prefix="tribe")
         self.store = Store()
+        self.omit_navs = omit_navs
         self.employee_id = setup_identity(self.store)
         self._webhooks: dict[str, dict[str, Any]] = {}
         self._buckets: dict[str, list[float]] = {}
@@ -154,6 +160,14 @@ class TribeEmulator(Emulator):
                     wait = 0.0
             if wait:
                 raise self.throttle(request, wait)
+
+    @property
+    def omit_navs(self) -> list[str]:
+        return sorted(self.store.omit_navs)
+
+    @omit_navs.setter
+    def omit_navs(self, value) -> None:
+        self.store.omit_navs = set(value or ())
 
     # -- OData -----------------------------------------------------------------------------
 

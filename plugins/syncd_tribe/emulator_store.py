@@ -111,6 +111,9 @@ class Store:
         self._cache: dict[tuple, list[str]] = {}
         self._last_time = datetime.now(UTC)
         self.version = 0
+        #: Navigations left out of every answer even when expanded (the emulator's
+        #: ``omit_navs`` switch).
+        self.omit_navs: set[str] = set()
 
     # -- time ------------------------------------------------------------------------------
 
@@ -411,6 +414,8 @@ class Store:
             if nav not in navs:
                 raise ODataError(f"Could not find a property named '{nav}' on "
                                  f"'{SETS[set_name][0]}'")
+            if nav in self.omit_navs:
+                continue
             target = self.navs[eid].get(nav)
             sel, exp = options.get("select"), options.get("expand") or {}
             if navs[nav][1]:

@@ -168,7 +168,7 @@ def _build(raw: dict[str, Any], path: str, registry: Registry, problems: Problem
     integrations = _integrations(raw, classes, problems, base_dir, environ)
     if problems.count():
         return None
-    return Config(
+    config = Config(
         path=path,
         daemon=DaemonConfig(**simple["daemon"]),
         receiver=ReceiverConfig(**simple["receiver"]),
@@ -176,6 +176,28 @@ def _build(raw: dict[str, Any], path: str, registry: Registry, problems: Problem
         connections=connections,
         integrations=integrations,
     )
+    _needs_problems(config, registry, classes, problems)
+    return None if problems.count() else config
+
+
+def _needs_problems(config: Config, registry: Registry, classes: dict, problems: Problems
+                    ) -> None:
+    """Each connector's offline check of its options against what the integrations use."""
+    from syncd.preflight import needs  # here: syncd.preflight imports syncd.config
+
+    for name, wanted in needs(config, registry).items():
+        cls = classes.get(name)
+        if cls is None:
+            continue
+        try:
+            found = cls.validate_needs(name, config.connections[name].options, wanted)
+        except Exception as exc:  # a plugin's bug must not stop the loader
+            problems.add(f"connections.{toml_key(name)}", f"the connector's own check failed "
+                         f"({type(exc).__name__}: {exc}); this is a bug in the {cls.kind} "
+                         "plugin")
+            continue
+        for problem in found:
+            problems.add(problem.key, problem.message, problem.fix or "")
 
 
 def _table(parent: Mapping[str, Any], key: str, dotted: str, problems: Problems) -> dict:
