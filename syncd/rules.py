@@ -247,6 +247,8 @@ def delete_confirmed(rules: Rules, delete: Delete, direct: Record | None) -> boo
         return False
     if direct is None or direct.deleted:
         return True
+    if direct.error:  # read, but not whole: no delete on a partial read
+        return False
     return not matches(rules.conditions, direct)
 
 
