@@ -127,6 +127,10 @@ class Connector:
     #: The import path of the emulator class of the partner's API (for ``syncd emulate`` and
     #: the sandbox), e.g. ``"syncd_tribe.emulator:TribeEmulator"``. Loaded only on demand.
     emulator: ClassVar[str | None] = None
+    #: The daemon's state directory (set by the daemon before ``start``; None in tools and
+    #: tests that give none). A connector may keep small files of its own under it (e.g. an
+    #: access token that must outlive a restart), named after its connection.
+    state_dir: str | None = None
 
     def __init__(self, name: str, config: Mapping[str, Any]):
         #: The connection's name (the key under ``[connections]``).

@@ -213,6 +213,7 @@ class Daemon(Control, Reloading, Preflights):
 
         def start() -> pykka.ActorRef:
             connector = cls(name, conn_cfg.options)
+            connector.state_dir = self.config.daemon.state_dir
             failures: list[BaseException] = []
             ref = ConnectionActor.start(connector, on_failure=lambda n, e: (
                 failures.append(e), self._actor_failed(n, e)))

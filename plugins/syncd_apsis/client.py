@@ -3,11 +3,11 @@
 Built on :class:`syncd.http.HttpClient`, which brings pooling, the account budget, retries with
 back-off and ``Retry-After`` honoured across threads. This module adds what is APSIS':
 
-- OAuth client credentials with a **JSON** body (``apis.md`` 3.1). The token is cached for its
-  life (``expires_in`` or the JWT ``exp`` claim, whichever ends first): the token endpoint
-  allows only 10 requests a minute, so it is never asked needlessly. A 401 drops the token and
-  re-authenticates (HttpClient does that); a 403 does the same once, as APSIS' own connectors
-  do (``HTTP_CODES_FORCE_GENERATE_TOKEN = [401, 403]``);
+- OAuth client credentials with a **JSON** body (``apis.md`` 3.1), see
+  :mod:`syncd_apsis.token`: the token is cached for its life (the JWT ``exp``), in memory and,
+  given ``token_file``, across restarts (the token endpoint allows only 10 requests a minute).
+  A 401 drops the token and re-authenticates (HttpClient does that); a 403 does the same once,
+  as APSIS' own connectors do (``HTTP_CODES_FORCE_GENERATE_TOKEN = [401, 403]``);
 - a per-profile-key budget (10 requests/s per key, ``apis.md`` 3.8) spent on every attempt of
   a request that names a profile, next to the account budget;
 - URL-encoded profile keys in paths (``a%40a.com``);
@@ -25,9 +25,7 @@ messages (``syncd.http`` formats them). Secrets never reach a message, a log or 
 
 from __future__ import annotations
 
-import base64
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -37,12 +35,14 @@ import requests
 from syncd.config.schema import Secret
 from syncd.exceptions import AuthError, RemoteError
 from syncd.http import (
-    ClientCredentials,
     HttpClient,
     KeyedRateBudget,
     RateBudget,
     parse_retry_after,
 )
+from syncd_apsis.token import ApsisToken, jwt_expiry
+
+__all__ = ["ApsisClient", "ApsisToken", "jwt_expiry", "segment", "items_of"]
 
 MERGE_PATCH = "application/merge-patch+json"
 PROBLEM = "application/problem+json"
@@ -62,37 +62,6 @@ def items_of(payload: Any) -> list[dict]:
     if isinstance(payload, dict):
         payload = payload.get("items", payload.get("data", []))
     return [item for item in payload or [] if isinstance(item, dict)]
-
-
-def jwt_expiry(token: str) -> float | None:
-    """The ``exp`` claim (epoch seconds) of a JWT, or None when it is not a readable JWT."""
-    try:
-        claims = token.split(".")[1]
-        claims += "=" * (-len(claims) % 4)
-        exp = json.loads(base64.urlsafe_b64decode(claims)).get("exp")
-        return float(exp) if exp is not None else None
-    except (IndexError, ValueError, TypeError, AttributeError):
-        return None
-
-
-class ApsisToken(ClientCredentials):
-    """Client credentials with a JSON body whose cache also honours the JWT ``exp`` claim
-    (the docs say ``exp`` is authoritative, ``expires_in`` is kept for compatibility)."""
-
-    def __init__(self, token_url: str, client_id: str, client_secret: Secret, **kwargs: Any):
-        kwargs.setdefault("default_lifetime", 86400.0)
-        super().__init__(token_url, client_id, client_secret, body="json", **kwargs)
-
-    def _fetch(self, client: HttpClient) -> None:
-        super()._fetch(client)
-        exp = jwt_expiry(self._token or "")
-        if exp is not None:
-            remaining = exp - time.time()
-            margin = min(self.refresh_margin, max(remaining, 0.0) / 4)
-            self._expires_at = min(self._expires_at, time.monotonic() + remaining - margin)
-
-    def __repr__(self) -> str:
-        return f"ApsisToken(token_url={self.token_url!r}, client_id={self.client_id!r})"
 
 
 class _ApsisHttp(HttpClient):
@@ -127,11 +96,13 @@ class ApsisClient:
         pool_size: int = 16,
         backoff: float = 0.5,
         name: str = "apsis",
+        token_file: str | None = None,
     ):
         if not isinstance(client_secret, Secret):
             client_secret = Secret(str(client_secret))
         self.base_url = base_url.rstrip("/")
-        self.auth = ApsisToken(f"{self.base_url}/oauth/token", client_id, client_secret)
+        self.auth = ApsisToken(f"{self.base_url}/oauth/token", client_id, client_secret,
+                               cache_file=token_file)
         # Half a second's worth of burst: the server's bucket starts counting when our first
         # request *arrives*, so a full burst could look early to it by a network jitter.
         self.key_budget = KeyedRateBudget(per_profile_per_second,
@@ -178,7 +149,8 @@ class ApsisClient:
         clients = (self.http, self.exports_http, self.imports_http)
         return {"requests": sum(c.requests_sent for c in clients),
                 "retries": sum(c.retries for c in clients),
-                "token_fetches": self.auth.fetches, "reauth_on_403": self.reauth_403}
+                "token_fetches": self.auth.fetches, "tokens_reused": self.auth.reused,
+                "reauth_on_403": self.reauth_403}
 
     # -- sending -----------------------------------------------------------------------------
 

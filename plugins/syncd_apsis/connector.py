@@ -28,6 +28,7 @@ Consent changes made in APSIS One (unsubscribes) are read back from the e-mail e
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -118,8 +119,17 @@ class ApsisConnector(BulkWrites, Connector):
                 pool_size=concurrency + 2, name=self.name,
                 # not an option: tests shorten the back-off between retries
                 backoff=float(c.get("backoff", 0.5)),
+                token_file=self.token_file(),
             )
             self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"apsis-{self.name}")
+
+    def token_file(self) -> str | None:
+        """Where the access token outlives a restart: ``{state_dir}/apsis-tokens/NAME.json``
+        (None without a state directory)."""
+        if not self.state_dir:
+            return None
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in self.name)
+        return os.path.join(self.state_dir, "apsis-tokens", f"{safe}.json")
 
     def stop(self) -> None:
         with self._start_lock:
