@@ -5,14 +5,21 @@ documents it. This module gives them what they share, with no vendor in it:
 
 - :class:`Emulator`: a WSGI app served by waitress in a thread, with a router, a request log,
   faults on demand and a control API under ``/_emulator/``;
-- :class:`Faults`: random or scheduled 5xx, 429 with ``Retry-After``, hangs and latency;
+- :class:`Faults`: random or scheduled 5xx, 429 with ``Retry-After``, hangs and latency, all
+  raised before the handler runs; and "applied, then failed": a write (any method but GET and
+  HEAD) that the handler ran and committed, whose answer is then lost: a 5xx instead of it,
+  a hang of ``hang_seconds`` then 504 (a client with a shorter timeout sees a timeout), or a
+  connection dropped mid-answer (status ``0``). Counted in ``stats()["applied_then_failed"]``;
 - Retry-After accounting: a client that sends a request before a ``Retry-After`` it was given
   has passed is counted as a violation (``stats()["retry_after_violations"]``);
 - :class:`TokenIssuer`: expiring bearer tokens for OAuth token endpoints.
 
 Control API (JSON): ``GET /_emulator/stats``, ``POST /_emulator/faults`` with any of
 ``error_rate``, ``throttle_rate``, ``retry_after``, ``hang_rate``, ``hang_seconds``,
-``latency``, ``fail_next`` (a list of statuses for the next requests), ``POST
+``latency``, ``fail_next`` (a list of statuses for the next requests), ``fail_after_rate``
+(share of writes applied, then answered 500/502/503), ``fail_after_next`` (a list of
+statuses, ``504`` a hang, ``0`` a dropped connection, for the next writes, applied first),
+``fail_after_path`` (only writes whose path contains it), ``POST
 /_emulator/reset-stats``. Faults never apply to ``/_emulator/`` itself.
 """
 
@@ -38,6 +45,10 @@ class Faults:
     hang_seconds: float = 30.0
     latency: float = 0.0  # seconds added to every answer
     fail_next: list[int] = field(default_factory=list)  # statuses for the next requests
+    #: "applied, then failed": the write is committed, then its answer is lost
+    fail_after_rate: float = 0.0  # share of writes answered 500/502/503 after applying them
+    fail_after_next: list[int] = field(default_factory=list)  # 5xx; 504 hang; 0 drop
+    fail_after_path: str = ""  # only writes whose path contains this ("": any write)
 
 
 class TokenIssuer:
@@ -102,6 +113,7 @@ class Emulator:
         self.requests: deque[tuple[float, str, str, int]] = deque(maxlen=10_000)
         self.counts: dict[str, int] = {}
         self.retry_after_violations = 0
+        self.applied_then_failed = 0
         #: Called with (request, status) after each answer outside ``/_emulator/``, from the
         #: serving thread: lets a test count what it needs (e.g. the pages of a full sync).
         self.observers: list = []
@@ -183,7 +195,8 @@ class Emulator:
             for key, value in values.items():
                 if not hasattr(self.faults, key):
                     raise ValueError(f"unknown fault {key!r}")
-                setattr(self.faults, key, list(value) if key == "fail_next" else value)
+                setattr(self.faults, key,
+                        list(value) if key in ("fail_next", "fail_after_next") else value)
 
     def _set_faults(self, request: Request) -> dict:
         try:
@@ -198,6 +211,7 @@ class Emulator:
                 "requests": sum(self.counts.values()),
                 "by_status": {str(k): v for k, v in sorted(self.counts.items())},
                 "retry_after_violations": self.retry_after_violations,
+                "applied_then_failed": self.applied_then_failed,
                 "faults": asdict(self.faults),
             }
 
@@ -206,6 +220,7 @@ class Emulator:
             self.counts.clear()
             self.requests.clear()
             self.retry_after_violations = 0
+            self.applied_then_failed = 0
 
     def retry_after_scope(self, request: Request) -> str:
         """The scope a 429 on ``request`` holds: "" (the whole API) unless the partner
@@ -267,6 +282,24 @@ class Emulator:
             body, ctype = self.error_body(504, "injected hang")
             raise HTTPError(504, body, content_type=ctype)
 
+    def _lost_answer(self, request: Request) -> int | None:
+        """The fault that replaces the answer of a write the handler has just applied: a
+        status (504: after a hang; 0: the connection is dropped), or None."""
+        f = self.faults
+        if request.method in ("GET", "HEAD") or f.fail_after_path not in request.path:
+            return None
+        with self._stats_lock:
+            if f.fail_after_next:
+                status = f.fail_after_next.pop(0)
+            elif f.fail_after_rate and self.rng.random() < f.fail_after_rate:
+                status = self.rng.choice((500, 502, 503))
+            else:
+                return None
+            self.applied_then_failed += 1
+        if status == 504:
+            time.sleep(f.hang_seconds)
+        return status
+
     # -- WSGI ------------------------------------------------------------------------------
 
     def __call__(self, environ, start_response):
@@ -288,6 +321,16 @@ class Emulator:
                 ctype = rest[1] if len(rest) > 1 else "application/json"
             else:
                 status, body, headers, ctype = 200, result, None, "application/json"
+            lost = None if control or status >= 400 else self._lost_answer(request)
+            if lost == 0:  # headers promise a body that never comes: the server hangs up
+                status = 0
+                start_response("200 OK", [("Content-Type", "application/json"),
+                                          ("Content-Length", "4096")])
+                return [b'{"partial": ']
+            if lost is not None:
+                status = lost
+                body, ctype = self.error_body(lost, "applied, then failed (injected)")
+                return respond(start_response, lost, body, None, ctype)
             return respond(start_response, status, body, headers, ctype)
         except HTTPError as exc:
             status = exc.status

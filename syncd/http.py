@@ -344,10 +344,14 @@ class HttpClient:
         *,
         ok: tuple[int, ...] = (),
         retry_statuses: frozenset[int] = RETRY_STATUSES,
+        attempts: int | None = None,
         **kwargs,
     ) -> requests.Response:
         """Send with retries. Returns the response for any status below 400 or listed in ``ok``;
-        raises :class:`RemoteError` for any other, after retrying what can be retried."""
+        raises :class:`RemoteError` for any other, after retrying what can be retried.
+        ``attempts`` (default ``max_attempts``): 1 for a write that must not be sent again
+        blindly once its answer was lost (the caller checks what was applied first)."""
+        attempts = attempts or self.max_attempts
 
         refreshed = False
 
@@ -395,7 +399,7 @@ class HttpClient:
 
         retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, _Retry)),
-            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_retry_time),
+            stop=stop_after_attempt(attempts) | stop_after_delay(self.max_retry_time),
             wait=wait,
             sleep=self._sleep,
             before_sleep=before_sleep,
@@ -407,7 +411,7 @@ class HttpClient:
             status = exc.response.status_code if exc.response is not None else None
             detail = _error_text(exc.response) if exc.response is not None else str(exc)
             raise RemoteError(
-                f"{method} {_path_of(path)} still failing after {self.max_attempts} attempts: "
+                f"{method} {_path_of(path)} still failing after {attempts} attempt(s): "
                 f"{detail}",
                 status=status,
                 retryable=True,

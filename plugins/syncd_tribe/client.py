@@ -204,10 +204,11 @@ class TribeClient:
         return response.json()
 
     def create(self, entity_set: str, body: Mapping[str, Any], *,
-               ok: tuple[int, ...] = ()) -> dict[str, Any] | None:
+               ok: tuple[int, ...] = (), attempts: int | None = None) -> dict[str, Any] | None:
         """The created entity; None when the answer is a status listed in ``ok`` (e.g. 409:
-        it exists already)."""
-        response = self.http.post(self.entity_url(entity_set), json=dict(body), ok=ok)
+        it exists already). ``attempts=1``: not sent again after a lost answer."""
+        response = self.http.post(self.entity_url(entity_set), json=dict(body), ok=ok,
+                                  attempts=attempts)
         if response.status_code in ok:
             return None
         return response.json() if response.content else {}

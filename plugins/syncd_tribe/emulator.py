@@ -29,7 +29,10 @@ Switches where apis.md says [GAP] or [INFER] (constructor arguments, also settab
   data; ``["Label"]``: label links come without their label);
 - ``request_budget`` (apis.md 1.8: no published rate limits [GAP]): requests per second per
   token, 429 + Retry-After beyond it;
-- ``signature_header`` (apis.md 1.7: the header name is a [GAP]).
+- ``signature_header`` (apis.md 1.7: the header name is a [GAP]);
+- ``duplicate_label_links`` (person-label links are a [GAP]): False answers 409 to a
+  ``LabelAssignment`` POST for a label already set; True makes a second link, as an entity
+  set without a uniqueness constraint would (a label then goes with its last link).
 
 Labels (names of person-label links are a GAP): the collection
 navigation ``Labels`` (bind the whole list with PUT) and the link entities
@@ -68,7 +71,7 @@ from syncd_tribe.odata import ODataError
 ODATA = "/v1/odata"
 #: The switches ``POST /_emulator/settings`` sets (see the module docstring).
 SETTINGS = ("server_paging", "next_links", "ignore_skip", "result_window", "omit_navs",
-            "request_budget")
+            "request_budget", "duplicate_label_links")
 
 
 class TribeEmulator(Emulator):
@@ -81,7 +84,7 @@ class TribeEmulator(Emulator):
                  next_links: bool = True, ignore_skip: bool = False,
                  result_window: int | None = None, omit_navs: tuple[str, ...] = (),
                  request_budget: float | None = None, delivery_attempts: int = 5,
-                 delivery_backoff: float = 0.2,
+                 delivery_backoff: float = 0.2, duplicate_label_links: bool = False,
                  webhook_secret: str = "sandbox-webhook-secret"):
         self.client_id = client_id
         self.client_secret = client_secret
@@ -96,6 +99,7 @@ class TribeEmulator(Emulator):
         self.tokens = TokenIssuer(token_lifetime, prefix="tribe")
         self.store = Store()
         self.omit_navs = omit_navs
+        self.store.duplicate_label_links = duplicate_label_links
         self.employee_id = setup_identity(self.store)
         self._webhooks: dict[str, dict[str, Any]] = {}
         self._buckets: dict[str, list[float]] = {}
@@ -104,6 +108,14 @@ class TribeEmulator(Emulator):
         self.empty_pages: dict[str, int] = {}
         self.sender = Sender(signature_header, delivery_attempts, delivery_backoff)
         super().__init__(host, port, seed=seed, threads=threads)
+
+    @property
+    def duplicate_label_links(self) -> bool:
+        return self.store.duplicate_label_links
+
+    @duplicate_label_links.setter
+    def duplicate_label_links(self, value: bool) -> None:
+        self.store.duplicate_label_links = bool(value)
 
     # -- routes ----------------------------------------------------------------------------
 

@@ -114,6 +114,10 @@ class Store:
         #: Navigations left out of every answer even when expanded (the emulator's
         #: ``omit_navs`` switch).
         self.omit_navs: set[str] = set()
+        #: False: POSTing a label link for a label already set answers 409; True: it makes
+        #: another link (an entity set without a uniqueness constraint). A GAP: see the
+        #: emulator's ``duplicate_label_links``.
+        self.duplicate_label_links = False
 
     # -- time ------------------------------------------------------------------------------
 
@@ -189,13 +193,16 @@ class Store:
         self.navs[owner][LABEL_LINKS_NAV] = kept
 
     def add_label_link(self, owner: str, label: str) -> dict[str, Any]:
-        """Set ``label`` on ``owner`` as a new link (409 when it is set already)."""
+        """Set ``label`` on ``owner`` as a new link (409 when it is set already, unless
+        ``duplicate_label_links``: then a second link)."""
         if self.set_of.get(owner) not in LABELLED:
             raise ODataError("'Relation' must be a person or an organisation")
-        if label in (self.navs[owner].get(LABELS_NAV) or []):
+        labels = self.navs[owner].setdefault(LABELS_NAV, [])
+        if label in labels and not self.duplicate_label_links:
             raise ODataError("the label is already set on this relation", status=409)
         link = self.put(LABEL_LINK_SET, {}, {"Relation": owner, "Label": label})
-        self.navs[owner].setdefault(LABELS_NAV, []).append(label)
+        if label not in labels:
+            labels.append(label)
         self.navs[owner].setdefault(LABEL_LINKS_NAV, []).append(link["ID"])
         self.put(self.set_of[owner], {"ID": owner})  # the owner changed: LastMutationDate
         return link
@@ -209,8 +216,10 @@ class Store:
             owner, label = self.owner_of_link(eid), self.navs[eid].get("Label")
             if owner is not None:
                 navs = self.navs[owner]
-                navs[LABELS_NAV] = [x for x in navs.get(LABELS_NAV) or [] if x != label]
                 navs[LABEL_LINKS_NAV] = [x for x in navs.get(LABEL_LINKS_NAV) or [] if x != eid]
+                if not any(self.navs.get(x, {}).get("Label") == label
+                           for x in navs[LABEL_LINKS_NAV]):  # its last link: the label goes
+                    navs[LABELS_NAV] = [x for x in navs.get(LABELS_NAV) or [] if x != label]
         set_name = self.set_of.pop(eid)
         del self.members[set_name][eid]
         for nav, target in self.navs.pop(eid).items():

@@ -179,8 +179,9 @@ class Labels:
             if person is None:
                 return WriteResult(rid, "failed", f"no person {rid} in Tribe (deleted?)",
                                    retryable=False)
-            current = {str(label.get("ID") or "").lower(): link
-                       for label, link, _ in self.label_items(person)}
+            current: dict[str, list] = {}  # label id -> its links (two if set twice)
+            for label, link, _ in self.label_items(person):
+                current.setdefault(str(label.get("ID") or "").lower(), []).append(link)
             wanted = {ids[name]: bool(on) for name, on in labels.items()}
             if self.opts["label_link_label_nav"]:
                 changed = self._write_links(rid, current, wanted)
@@ -199,22 +200,42 @@ class Labels:
             self.log.info("tribe.labels_written", record=rid, changed=changed)
         return WriteResult(rid, "updated" if changed else "unchanged")
 
-    def _write_links(self, rid: str, current: dict[str, Any], wanted: dict[str, bool]) -> int:
-        """One POST per label to set, one DELETE per link to remove; 409 on a POST (set
-        meanwhile) and 404 on a DELETE (removed meanwhile) count as unchanged."""
+    def _write_links(self, rid: str, current: dict[str, list], wanted: dict[str, bool]) -> int:
+        """One POST per label to set, a DELETE per link of a label to remove (a label set
+        twice has two); 409 on a POST (set meanwhile) and 404 on a DELETE (removed
+        meanwhile) count as unchanged."""
         changed = 0
-        link_set = self.opts["label_link_set"]
         owner, label_nav = self.opts["label_link_owner_nav"], self.opts["label_link_label_nav"]
         for label_id, on in wanted.items():
             if on and label_id not in current:
-                body = {owner: {"ID": rid}, label_nav: {"ID": label_id}}
-                if self.client.create(link_set, body, ok=(409,)) is not None:
-                    changed += 1
+                changed += self._create_link(rid, label_id,
+                                             {owner: {"ID": rid}, label_nav: {"ID": label_id}})
             elif not on and label_id in current:
-                link = current[label_id]
-                if link and self.client.delete(link_set, str(link)):
-                    changed += 1
+                gone = [link for link in current[label_id]
+                        if link and self.client.delete(self.opts["label_link_set"], str(link))]
+                changed += bool(gone)
         return changed
+
+    def _create_link(self, rid: str, label_id: str, body: dict[str, Any]) -> int:
+        """POST a label link, never blindly twice: when an answer is lost (5xx, a timeout, a
+        dropped connection) the link may have been made all the same, so the person's labels
+        are read again before another POST (a second one would set the label twice)."""
+        attempts = int(self.opts["max_attempts"])
+        for attempt in range(1, attempts + 1):
+            try:
+                made = self.client.create(self.opts["label_link_set"], body, ok=(409,),
+                                          attempts=1)
+                return int(made is not None)
+            except RemoteError as exc:
+                if not exc.retryable or attempt == attempts:
+                    raise
+            time.sleep(min(self.client.http.backoff * 2 ** (attempt - 1), 5.0))
+            person = self.client.get(self.opts["person_set"], rid, select=["ID"],
+                                     expand=self.label_expand())
+            if person is not None and any(str(label.get("ID") or "").lower() == label_id
+                                          for label, _, _ in self.label_items(person)):
+                return 1  # the lost answer's POST was applied
+        return 0
 
     def _write_label_list(self, rid: str, current: dict[str, Any],
                           wanted: dict[str, bool]) -> int:
