@@ -156,6 +156,8 @@ def delta(profile: Profile, state: dict | None) -> tuple[Profile, dict, tuple[st
                 send_c.append(c)
         elif previous is None:  # unknown since an opt-out was read: send either way
             send_c.append(c)
+            if c.opted_in:  # over the opt-out the destination reported: a flip
+                flips.append(key)
         elif previous != c.opted_in:
             send_c.append(c)
             flips.append(key)

@@ -45,6 +45,10 @@ class World:
     #: whole request, as an OData filter with one bad key is refused).
     poisoned: set[str] = field(default_factory=set)
     record_reads: int = 0  # read_records calls
+    #: How every read of the source serves labels: "ok"; "fail" (a retryable error, as a
+    #: label read that times out); "empty" (no labels at all, as an unexpanded label link);
+    #: "malformed" (labels under names no mapping knows, as a renamed name field).
+    label_reads: str = "ok"
     direct_reads: list[str] = field(default_factory=list)
     #: When set, read_page waits for it between pages (to hold a full sync mid-way).
     page_gate: threading.Event | None = None
@@ -118,6 +122,20 @@ def sign(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def _check_label_reads(w: World) -> None:
+    if w.label_reads == "fail":
+        raise RemoteError("503: the label read timed out", status=503, retryable=True)
+
+
+def _labels_as_read(w: World, record: Record) -> Record:
+    if w.label_reads == "empty" and not record.deleted:
+        return replace(record, labels=frozenset(), label_times={})
+    if w.label_reads == "malformed" and not record.deleted:
+        return replace(record, labels=frozenset(f"?{label}?" for label in record.labels),
+                       label_times={})
+    return record
+
+
 class MemoryConnector(Connector):
     kind: ClassVar[str] = "memory"
     description = "in-memory source and destination, for tests"
@@ -142,12 +160,13 @@ class MemoryConnector(Connector):
         gate = w.page_gate
         if gate is not None and cursor is not None:
             gate.wait(30)
+        _check_label_reads(w)
         with w.lock:
             ids = sorted(i for i, r in w.records.items()
                          if (since is None or (r.modified_at or "") >= since)
                          and i not in w.unlisted)
             start = int(cursor or 0)
-            chunk = [w.records[i] for i in ids[start:start + page_size]]
+            chunk = [_labels_as_read(w, w.records[i]) for i in ids[start:start + page_size]]
             w.pages_read += 1
         if w.after_read is not None:
             w.after_read(cursor)
@@ -162,14 +181,18 @@ class MemoryConnector(Connector):
             if bad:
                 raise RemoteError(f"400: the source refused the read of {len(events)} records",
                                   status=400, retryable=False)
-            return [(None if e.record_id in w.unlisted else w.records.get(e.record_id))
-                    or Record(e.record_id, deleted=True) for e in events]
+            _check_label_reads(w)
+            return [_labels_as_read(w, (None if e.record_id in w.unlisted
+                                        else w.records.get(e.record_id))
+                                    or Record(e.record_id, deleted=True)) for e in events]
 
     def read_record(self, record_id: str) -> Record | None:
         w = self.world
         with w.lock:
             w.direct_reads.append(record_id)
-            return w.records.get(record_id)
+            _check_label_reads(w)
+            record = w.records.get(record_id)
+            return None if record is None else _labels_as_read(w, record)
 
     @classmethod
     def webhook_parser(cls, name: str, config: Mapping[str, Any]):

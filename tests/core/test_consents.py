@@ -166,3 +166,14 @@ def test_stop_and_confirm_lets_exactly_the_share_through(tmp_path, memory_world,
     assert sum(1 for c in world.consents.values() if not c[("news", "email")]) == total
     pykka.ActorRegistry.stop_all(block=True, timeout=10)
     store.close()
+
+
+def test_an_opt_in_over_an_opt_out_the_destination_reported_counts_as_a_flip():
+    first = R.decide(RULES, rec({"Newsletter"}), None)
+    unknown = {"c": {"news|email": None}, "t": {}}  # an opt-out was read from the destination
+    again = R.decide(RULES, rec({"Newsletter"}), Link("p1", None, unknown))
+    assert again.profile.consents == (Consent("news", "email", True),)
+    assert again.flipped == ("news|email",)
+    agree = R.decide(RULES, rec(), Link("p1", None, unknown))
+    assert agree.profile.consents == (Consent("news", "email", False),) and not agree.flipped
+    assert first.consent_flips == 0
