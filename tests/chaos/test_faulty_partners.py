@@ -3,7 +3,9 @@ events run, and syncd still converges without ever jumping a ``Retry-After``.
 
 Faults, on every Tribe and APSIS API request (token endpoints included; the webhook deliveries
 from Tribe to syncd are not faulted): 10 % answered 500/502/503, 5 % 429 with ``Retry-After``,
-2 % hang past syncd's client timeout (1 s; the hang lasts 1.5 s, then 504). The changes in
+2 % hang past syncd's client timeout (1 s; the hang lasts 1.5 s, then 504), and 3 % of the
+writes that got through are *applied, then* answered 500/502/503 (the answer lost after the
+partner committed: a retry must not duplicate anything). The changes in
 Tribe are made through its faulty API too (``mutate`` retries them itself, honouring
 ``Retry-After``, under its own token, so the emulators' accounting of ``Retry-After`` holds
 syncd alone to account).
@@ -20,7 +22,9 @@ accepted (no replay exists for it short of a new full sync, which would hide los
 The faults stay on for the full sync and the events, and go off only for the final reads:
 APSIS equals the rules applied to Tribe's current data (``syncd.sandbox.compare``, consents
 and tags included), no duplicate profile, nothing pending or dead, and both emulators count
-``retry_after_violations == 0``.
+``retry_after_violations == 0``. Each kind of fault is counted per emulator: each of the two
+must have answered 429s, hangs, 5xx and applied-then-failed writes (a sum over both could hide
+an emulator that never faulted).
 """
 
 from __future__ import annotations
@@ -47,13 +51,14 @@ from chaos_support import (
 
 CONTACTS = 300
 FAULTS = {"error_rate": 0.10, "throttle_rate": 0.05, "retry_after": 0.5, "hang_rate": 0.02,
-          "hang_seconds": 1.5}
+          "hang_seconds": 1.5, "fail_after_rate": 0.03}
 CLIENT = {"timeout": 1.0, "max_attempts": 8}
 
 
 def off(*emulators) -> None:
     for emu in emulators:
-        emu.set_faults(error_rate=0.0, throttle_rate=0.0, hang_rate=0.0, latency=0.0)
+        emu.set_faults(error_rate=0.0, throttle_rate=0.0, hang_rate=0.0, latency=0.0,
+                       fail_after_rate=0.0)
 
 
 @pytest.mark.slow
@@ -116,12 +121,13 @@ def test_sync_and_events_converge_with_faulty_partners(chaos):
                                              "record.failed", "webhook.accepted")))
 
     assert load.errors == [], f"changes that could not be made in Tribe: {load.errors[:3]}"
-    # the faults did happen, and syncd did retry through them
-    def count(*codes: str) -> int:
-        return sum(by_status[name].get(c, 0) for name in by_status for c in codes)
-
-    assert count("429") and count("504") and count("500", "502", "503"), by_status
+    # the faults did happen, at each emulator, and syncd did retry through them
+    print("applied, then failed:", {n: s["applied_then_failed"] for n, s in stats.items()})
     for name in ("tribe", "apsis"):
+        answers = by_status[name]
+        assert answers.get("429") and answers.get("504"), (name, answers)
+        assert sum(answers.get(c, 0) for c in ("500", "502", "503")), (name, answers)
+        assert stats[name]["applied_then_failed"] > 0, (name, stats[name])
         assert retries[name] and retries[name] > 0, connections[name]
     assert load.made >= 20
 

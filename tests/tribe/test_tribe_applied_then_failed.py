@@ -11,6 +11,7 @@ import pytest
 from test_tribe_labels import person_with
 
 from syncd.records import Event
+from syncd.testing import wait_for
 
 LABEL = "Webinars"
 
@@ -36,8 +37,11 @@ def test_a_lost_answer_sets_the_label_once(emulator, make_connector, duplicates,
     assert result.outcome == "updated", result
     assert emulator.stats()["applied_then_failed"] == 1
     assert links_of(emulator, pid, LABEL) == 1
-    posts = [s for _, m, p, s in emulator.requests if m == "POST" and "LabelAssignment" in p]
-    assert posts == [fault], posts  # the one POST, whose answer was lost: never a second
+
+    def posts():  # a hung answer is logged when its hang ends
+        return [s for _, m, p, s in emulator.requests if m == "POST" and "LabelAssignment" in p]
+
+    assert wait_for(lambda: posts() == [fault]), posts()  # the lost one, never a second
     # and the label goes again in one call
     assert connector.write_consents(pid, {LABEL: False}).outcome == "updated"
     assert links_of(emulator, pid, LABEL) == 0
