@@ -126,7 +126,11 @@ class Guarded:
                                           f"{exc}", True))
                 counts["failed"] = counts.get("failed", 0) + 1
                 continue
-            if R.delete_confirmed(self.rules, delete, direct):
+            if direct is not None and getattr(direct, "error", None):
+                errors.append((record_id, f"not deleted: the direct read of {record_id} was "
+                                          f"not whole: {direct.error}", True))
+                counts["failed"] = counts.get("failed", 0) + 1
+            elif R.delete_confirmed(self.rules, delete, direct):
                 confirmed.append(delete)
             else:
                 counts["kept"] = counts.get("kept", 0) + 1

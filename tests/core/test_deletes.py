@@ -108,3 +108,15 @@ def test_a_full_sync_over_a_list_that_leaves_people_out_deletes_nobody(setup):
     assert wait_for(lambda: store.run(run_id)["status"] != "running")
     events(coord, sorted(world.unlisted))  # and their webhooks read them as gone
     assert len(world.profiles) == 20
+
+
+def test_a_direct_read_that_is_not_whole_deletes_nothing(setup, monkeypatch):
+    world, store, make, events = setup
+    coord = make()
+    monkeypatch.setattr(MemoryConnector, "read_record",
+                        lambda self, rid: Record(rid, error="label data missing"))
+    world.update("p11", CustomerType="B")
+    events(coord, ["p11"])
+    assert "p11" in world.profiles
+    (item,) = store.pending("i", now=float("inf"))
+    assert "not whole" in item.last_error and "label data missing" in item.last_error
