@@ -41,6 +41,7 @@ class Control:
                 "dead_letters": counts.get(name, {}).get("dead", 0),
                 "needs_full_sync": name in self.needs_full_sync,
                 "last_error": progress.last_error,
+                "paused": progress.paused,
                 "last_run": latest[0] if latest else None,
                 "restarts": sup.restarts if sup else 0,
                 "last_failure": sup.last_failure if sup else None,

@@ -30,6 +30,7 @@ from syncd import rules as R
 from syncd.config.model import IntegrationConfig
 from syncd.connector import Capability
 from syncd.exceptions import RemoteError
+from syncd.failfast import FailedFast, FailFastWrites
 from syncd.guard import Guarded
 from syncd.jobs import CALL_TIMEOUT, Jobs, shortfall
 from syncd.records import Record, WriteResult
@@ -52,6 +53,8 @@ class Progress:
     dead_letters: int = 0
     last_error: str | None = None
     needs_full_sync: bool = False
+    #: Why the real-time path is paused (fail-fast, :mod:`syncd.failfast`), or None.
+    paused: str | None = None
     #: Set from any thread to cancel the running full sync after its current page; not a
     #: message, because the actor may be busy waiting for that page.
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -64,7 +67,7 @@ class Progress:
         return self.run_id
 
 
-class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
+class Coordinator(Jobs, Guarded, FailFastWrites, pykka.ThreadingActor):
     def __init__(
         self,
         integration: IntegrationConfig,
@@ -100,6 +103,7 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self._self = self.actor_ref.proxy()
+        self.progress.paused = None  # a restart resumes a paused real-time path
         self._schedule_consent_poll()
 
     def on_stop(self) -> None:
@@ -131,6 +135,7 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
         self.rules = rules
         self.integration = integration
         self._schedule_consent_poll()
+        self.resume("reload")
 
     def notify(self) -> None:
         """New events are in the inbox (told by the receiver)."""
@@ -155,6 +160,8 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
             self.log.warning("guard.confirmed", run_id=run_id)
         self._confirmed = confirm
         self._held = 0
+        self._new_run_probe()
+        self.resume("sync start")
         self._bulk: bool | None = None
         self._staged: list[R.Write] = []
         self._staged_counts: dict[str, int] = {}
@@ -191,8 +198,13 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
         self._drain_scheduled = False
         if self.progress.state == "full_sync":
             return  # held until the full sync ends
+        if self.progress.paused:
+            return  # fail-fast: the events wait in the inbox for a reload or a sync start
         try:
             busy = self._drain_batch()
+        except FailedFast as exc:
+            self._pause(str(exc))
+            return
         except Exception as exc:  # never let a bug in one batch stop the actor
             self.log.exception("realtime.batch_crashed")
             self.progress.last_error = f"{type(exc).__name__}: {exc}"
@@ -239,6 +251,11 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
             else:
                 counts, errors = self._write(counts, writes, deletes, full_sync=True)
                 self._commit(counts, unreadable + errors, page.cursor, self.progress.total)
+        except FailedFast as exc:
+            self.log.error("full_sync.failed_fast", run_id=run_id, reason=str(exc))
+            self._prefetch = None
+            self._finish("failed", error=str(exc))
+            return
         except Exception as exc:
             self.log.exception("full_sync.failed", run_id=run_id)
             self._prefetch = None
@@ -380,12 +397,7 @@ class Coordinator(Jobs, Guarded, pykka.ThreadingActor):
             fresh = [(w.profile.key, w.profile.key, None, None) for w in writes if not w.known]
             if fresh:
                 self.store.save_links(self.name, fresh)
-            if bulk:
-                future = self.destination.call("bulk_write", [w.profile for w in writes])
-            else:
-                future = self.destination.write_profiles(
-                    [w.profile for w in writes], [w.profile.key for w in writes if w.known])
-            results: list[WriteResult] = future.get(timeout=CALL_TIMEOUT)
+            results: list[WriteResult] = self._send_writes(writes, bulk)  # fail-fast
             for write, result in zip(writes, results, strict=True):
                 if result.outcome == "failed":
                     counts["failed"] = counts.get("failed", 0) + 1

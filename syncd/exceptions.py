@@ -49,9 +49,14 @@ class WebhookRejected(SyncdError):
 class RemoteError(SyncdError):
     """A partner's API answered with an error that retrying did not (or cannot) fix."""
 
-    def __init__(self, message: str, status: int | None = None, retryable: bool = False):
+    def __init__(self, message: str, status: int | None = None, retryable: bool = False, *,
+                 endpoint: str | None = None, detail: str | None = None):
         self.status = status
         self.retryable = retryable
+        #: The request as ``METHOD /path/{template}`` (no key, no secret), when known.
+        self.endpoint = endpoint
+        #: The partner's own message (e.g. problem+json title - detail), when it sent one.
+        self.detail = detail
         super().__init__(message)
 
 

@@ -213,11 +213,14 @@ class ClientCredentials(Auth):
         kwargs: dict[str, Any] = {"json": data} if self.body == "json" else {"data": data}
         response = client.send_raw("POST", self.token_url, auth=False, scope="token", **kwargs)
         if response.status_code >= 400:
+            detail = _error_text(response)
             raise AuthError(
                 f"token request to {self.token_url} failed with {response.status_code}: "
-                f"{_error_text(response)}",
+                f"{detail}",
                 status=response.status_code,
                 retryable=response.status_code in RETRY_STATUSES,
+                endpoint=f"POST {_path_of(self.token_url)}",
+                detail=detail,
             )
         payload = response.json()
         self.fetches += 1
@@ -345,13 +348,17 @@ class HttpClient:
         ok: tuple[int, ...] = (),
         retry_statuses: frozenset[int] = RETRY_STATUSES,
         attempts: int | None = None,
+        endpoint: str | None = None,
         **kwargs,
     ) -> requests.Response:
         """Send with retries. Returns the response for any status below 400 or listed in ``ok``;
         raises :class:`RemoteError` for any other, after retrying what can be retried.
         ``attempts`` (default ``max_attempts``): 1 for a write that must not be sent again
-        blindly once its answer was lost (the caller checks what was applied first)."""
+        blindly once its answer was lost (the caller checks what was applied first).
+        ``endpoint`` names the request in errors as a path template (``/profiles/{key}``):
+        default, the path without its query."""
         attempts = attempts or self.max_attempts
+        endpoint = f"{method} {endpoint or _path_of(path)}"
 
         refreshed = False
 
@@ -373,10 +380,13 @@ class HttpClient:
             if status in retry_statuses:
                 delay = parse_retry_after(response.headers.get("Retry-After"))
                 raise _Retry(f"HTTP {status}", delay=delay, response=response)
+            detail = _error_text(response)
             raise RemoteError(
-                f"{method} {_path_of(path)} failed with {status}: {_error_text(response)}",
+                f"{method} {_path_of(path)} failed with {status}: {detail}",
                 status=status,
                 retryable=False,
+                endpoint=endpoint,
+                detail=detail,
             )
 
         def wait(state: RetryCallState) -> float:
@@ -415,6 +425,8 @@ class HttpClient:
                 f"{detail}",
                 status=status,
                 retryable=True,
+                endpoint=endpoint,
+                detail=detail,
             ) from None
 
     def get(self, path: str, **kwargs) -> requests.Response:

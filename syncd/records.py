@@ -138,6 +138,14 @@ class WriteResult:
     retryable: bool = False
     #: What the destination calls the profile, if different from the key.
     remote_id: str | None = None
+    #: For a failure the partner answered: its HTTP status, the request as a path template
+    #: (``PATCH /profiles/{key}``: no key, no secret), the partner's own message (problem
+    #: title/detail) and, when the connector knows, the likely fix. The core stops a run
+    #: whose first writes all fail alike (:mod:`syncd.failfast`).
+    status: int | None = None
+    endpoint: str | None = None
+    detail: str | None = None
+    fix: str | None = None
 
 
 # -- preflight: what an integration needs from a connection, and what the account lacks --------

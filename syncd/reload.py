@@ -101,6 +101,10 @@ class Reloading:
                                         "rolled back and syncd runs on the previous config"])
         self.reload_errors = []
         self.last_reload = {"ok": True, "changes": changes, "at": time.time()}
+        for sup in list(self.coordinators.values()):  # a paused real-time path resumes
+            if sup.alive() and self.progress.get(sup.name, None) is not None \
+                    and self.progress[sup.name].paused:
+                sup.ref.proxy().resume.defer("reload")
         log.info("reload.applied", **changes)
         self.start_preflight("reload")  # the new config against the accounts, in the background
         return self.last_reload

@@ -57,6 +57,27 @@ def segment(value: str) -> str:
     return quote(str(value), safe="")
 
 
+#: Path segments that follow these name a thing of the account: templated in errors.
+_PLACEHOLDERS = {"keyspaces": "{keyspace}", "profiles": "{key}", "sections": "{section}",
+                 "attributes": "{version_id}", "imports": "{import_id}",
+                 "reports": "{report_id}", "tags": "{tag}"}
+
+
+def endpoint_template(path: str) -> str:
+    """A request path as a template for messages: ``/audience/keyspaces/{keyspace}/profiles/
+    {key}/sections/{section}/attributes`` (no profile key, e-mail address or id in it)."""
+    parts = path.split("?", 1)[0].split("/")
+    out = list(parts)
+    for i in range(1, len(parts)):
+        previous = parts[i - 1]
+        if not parts[i] or previous not in _PLACEHOLDERS:
+            continue
+        if previous == "profiles" and out[i - 2] != "{keyspace}":
+            continue  # /audience/profiles/merges
+        out[i] = _PLACEHOLDERS[previous]
+    return "/".join(out)
+
+
 def items_of(payload: Any) -> list[dict]:
     """The list of a definitions answer: ``{"items": [...]}`` or a bare list."""
     if isinstance(payload, dict):
@@ -158,6 +179,7 @@ class ApsisClient:
                 ok: tuple[int, ...] = (), **kwargs: Any) -> requests.Response:
         """Send with retries; a 403 drops the token and tries once more with a fresh one."""
         headers = {"Accept": f"{PROBLEM}, application/json", **kwargs.pop("headers", {})}
+        kwargs.setdefault("endpoint", endpoint_template(path))
         if rate_key is not None:
             kwargs["rate_key"] = rate_key
         try:

@@ -248,7 +248,7 @@ class ApsisConnector(BulkWrites, Connector):
         except UnknownAttribute as exc:
             return WriteResult(profile.key, "failed", str(exc), retryable=False)
         except RemoteError as exc:
-            return WriteResult(profile.key, "failed", str(exc), retryable=exc.retryable)
+            return self._failed(profile.key, exc)
         except Exception as exc:  # a bug or an odd answer: record it, keep the batch going
             self.log.exception("apsis.write_failed", key=profile.key)
             return WriteResult(profile.key, "failed", f"{type(exc).__name__}: {exc}",
@@ -281,6 +281,26 @@ class ApsisConnector(BulkWrites, Connector):
         return WriteResult(profile.key, outcome,
                            remote_id=key if key != profile.key else None)
 
+    def _failed(self, key: str, exc: RemoteError) -> WriteResult:
+        """A failed write with what the core's fail-fast names: status, endpoint template,
+        APSIS' message (problem title - detail) and the likely fix in this connection."""
+        return WriteResult(key, "failed", str(exc), retryable=exc.retryable, status=exc.status,
+                           endpoint=exc.endpoint, detail=exc.detail, fix=self._fix(exc))
+
+    def _fix(self, exc: RemoteError) -> str | None:
+        conn = f"[connections.{self.name}]"
+        if exc.status in (401, 403):
+            return (f"check `client_id` and `client_secret` in {conn} and the API key's "
+                    f"permissions in APSIS One (write access to keyspace {self.keyspace}, "
+                    f"section {self.section} and its attributes)")
+        if exc.status == 404 and "/consents" in (exc.endpoint or ""):
+            return (f"check the consent mappings' topics and channels, and `section` in "
+                    f"{conn} (now {self.section!r})")
+        if exc.status == 404:
+            return (f"check `section` (now {self.section!r}) and `keyspace` (now "
+                    f"{self.keyspace!r}) in {conn}: the account has no such one")
+        return None
+
     # -- consent changes made in APSIS One ------------------------------------------------------
 
     def read_consent_changes(self, cursor: str | None) -> tuple[list[ConsentChange], str]:
@@ -307,7 +327,7 @@ class ApsisConnector(BulkWrites, Connector):
                 client.delete_profile(ks, key)
                 return WriteResult(key, "deleted")
             except RemoteError as exc:
-                return WriteResult(key, "failed", str(exc), retryable=exc.retryable)
+                return self._failed(key, exc)
             except Exception as exc:
                 self.log.exception("apsis.delete_failed", key=key)
                 return WriteResult(key, "failed", f"{type(exc).__name__}: {exc}",

@@ -118,6 +118,9 @@ class IntegrationConfig:
     #: Full syncs of more records than this use the destination's bulk imports (0: never).
     bulk_threshold: int = 10000
     bulk_batch: int = 5000
+    #: Writes a run probes first: when they all fail with one non-retryable status, the run
+    #: stops (the real-time path pauses) with one error (0: off).
+    fail_fast: int = 20
     #: Seconds between reads of consents changed in the destination (written back).
     consent_poll_interval: float = 300.0
     #: When the daily job creating new contacts runs (the safety net for missed webhooks);

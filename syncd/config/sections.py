@@ -130,6 +130,11 @@ INTEGRATION_OPTIONS: tuple[Option, ...] = (
            "import API, when it has one (0: never).", minimum=0),
     Option("bulk_batch", int, 5000,
            "Profiles per bulk import.", minimum=100, maximum=50000),
+    Option("fail_fast", int, 20,
+           "The first writes of a run are sent as a probe of this size: when they all fail "
+           "with one non-retryable status, the run stops (the real-time path pauses, its "
+           "events kept) with one error naming the status, the endpoint, the partner's "
+           "message and the likely fix (0: off).", minimum=0, maximum=1000),
     Option("consent_poll_interval", float, 300.0,
            "Seconds between reads of the consents changed in the destination (unsubscribes), "
            "which are written back to the source.", minimum=10),
