@@ -131,9 +131,16 @@ class Coordinator(Jobs, Guarded, FailFastWrites, pykka.ThreadingActor):
     # -- the public messages ---------------------------------------------------------------
 
     def set_rules(self, rules: R.Rules, integration: IntegrationConfig) -> None:
-        """A reload changed conditions, mappings or settings of this integration."""
+        """A reload changed conditions, mappings or settings of this integration. A page
+        read ahead is read again: it was read for the old rules (e.g. without labels)."""
         self.rules = rules
         self.integration = integration
+        if self._prefetch is not None:
+            try:
+                self._prefetch.get(timeout=CALL_TIMEOUT)
+            except Exception:
+                pass  # read again anyway
+            self._prefetch = None
         self._schedule_consent_poll()
         self.resume("reload")
 

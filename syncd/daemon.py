@@ -31,7 +31,7 @@ import pykka
 import structlog
 
 from syncd import config as config_mod
-from syncd import logs, plugins, systemd
+from syncd import logs, plugins, preflight, systemd
 from syncd.admin import AdminApp, ensure_token
 from syncd.config.model import Config, IntegrationConfig
 from syncd.connector import Capability, ConnectionActor
@@ -40,6 +40,7 @@ from syncd.coordinator import Coordinator, Progress
 from syncd.daemon_preflight import Preflights
 from syncd.exceptions import ConfigErrors, SyncdError
 from syncd.receiver import Route, WebhookApp, start_receiver
+from syncd.records import SchemaNeeds
 from syncd.reload import Reloading
 from syncd.rules import Rules
 from syncd.scheduler import Scheduler
@@ -83,6 +84,8 @@ class Supervised:
 class Daemon(Control, Reloading, Preflights):
     #: Seconds to wait for an actor's answer (a start's ping, a reload's set_rules).
     ask_timeout = ASK_TIMEOUT
+    #: Set while a reload moves between two configs: per connection, what either uses.
+    wide_needs: dict[str, SchemaNeeds] | None = None
 
     def __init__(self, config_path: str, *, registry: plugins.Registry | None = None,
                  install_signals: bool = True, configure_logging: bool = True):
@@ -214,6 +217,7 @@ class Daemon(Control, Reloading, Preflights):
         def start() -> pykka.ActorRef:
             connector = cls(name, conn_cfg.options)
             connector.state_dir = self.config.daemon.state_dir
+            connector.set_needs(self.needs_of(name))  # before its first read
             failures: list[BaseException] = []
             ref = ConnectionActor.start(connector, on_failure=lambda n, e: (
                 failures.append(e), self._actor_failed(n, e)))
@@ -222,6 +226,13 @@ class Daemon(Control, Reloading, Preflights):
 
         sup = Supervised(name, "connection", start, config=conn_cfg)
         self._first_start(sup, self.connections, supervise)
+
+    def needs_of(self, name: str) -> SchemaNeeds:
+        """What the enabled integrations use of connection ``name``; while a reload moves
+        between two configs, what either uses (see :class:`syncd.reload.Reloading`)."""
+        if self.wide_needs is not None and name in self.wide_needs:
+            return self.wide_needs[name]
+        return preflight.needs(self.config, self.registry).get(name, SchemaNeeds("none"))
 
     def connection(self, name: str):
         sup = self.connections[name]

@@ -184,6 +184,13 @@ class SchemaNeeds:
     def of(self, kind: NeedKind) -> tuple[Need, ...]:
         return tuple(n for n in self.items if n.kind is kind)
 
+    def union(self, other: SchemaNeeds) -> SchemaNeeds:
+        """What either needs (while a reload moves from one config to the next)."""
+        roles = {r for n in (self, other) for r in (
+            ("source", "destination") if n.role == "both" else (n.role,)) if r != "none"}
+        role = "both" if len(roles) == 2 else next(iter(roles), "none")
+        return SchemaNeeds(role=role, items=tuple(dict.fromkeys(self.items + other.items)))
+
     @property
     def as_source(self) -> bool:
         return self.role in ("source", "both")

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from syncd import config as config_mod
-from syncd import systemd
+from syncd import preflight, systemd
 from syncd.config.model import Config
 from syncd.exceptions import ConfigErrors
+from syncd.records import SchemaNeeds
 
 if TYPE_CHECKING:
     from syncd.daemon import Supervised
@@ -126,9 +127,15 @@ class Reloading:
         restarted_connections = sorted(set(d.connections_changed) | set(d.connections_removed))
         for name in restarted_connections:
             self._stop_actor(self.connections.pop(name, None))
+        # Sources read what the old and the new rules need until every coordinator has the
+        # new rules (a read without labels decided by rules with consents would opt out);
+        # then only what the new rules need.
+        self.wide_needs = _union(preflight.needs(old, self.registry),
+                                 preflight.needs(new, self.registry))
         self.config = new
         for name in sorted(set(d.connections_changed) | set(d.connections_added)):
             self._start_connection(name)
+        self._tell_needs()
         for name in d.integrations_removed:
             self._stop_actor(self.coordinators.pop(name, None))
         for name in d.integrations_added:
@@ -143,6 +150,8 @@ class Reloading:
                 self._start_coordinator(integration)
             else:
                 self._set_rules(sup, integration)
+        self.wide_needs = None
+        self._tell_needs()
         for name in d.needs_full_sync:
             reason = "field or consent mappings changed"
             self.needs_full_sync[name] = reason
@@ -167,6 +176,13 @@ class Reloading:
             "needs_full_sync": sorted(d.needs_full_sync),
         }
 
+    def _tell_needs(self) -> None:
+        """Tell every running connection what the integrations use of it now."""
+        for name, sup in list(self.connections.items()):
+            if sup.ref is not None and sup.ref.is_alive():
+                sup.ref.proxy().call("set_needs", self.needs_of(name)).get(
+                    timeout=self.ask_timeout)
+
     def _set_rules(self, sup: Supervised, integration) -> None:
         sup.ref.proxy().set_rules(self._rules(integration), integration).get(
             timeout=self.ask_timeout)
@@ -178,6 +194,8 @@ class Reloading:
         """Bring actors, routes and jobs back to ``old`` after a reload failed part-way.
         Each step is guarded: whatever fails is logged, and an actor that does not start is
         left to the supervisor, which restarts it with back-off."""
+        self.wide_needs = _union(preflight.needs(old, self.registry),
+                                 self.wide_needs or {})
         self.config = old
         self.needs_full_sync.clear()
         self.needs_full_sync.update(flags)
@@ -208,6 +226,8 @@ class Reloading:
                 self._routes(old)))
         if self.scheduler is not None:
             self._guarded("jobs", "scheduler", self.scheduler.reconcile, old)
+        self.wide_needs = None
+        self._guarded("needs", "connections", self._tell_needs)
 
     def _guarded(self, step: str, name: str, func, *args) -> bool:
         try:
@@ -217,3 +237,8 @@ class Reloading:
             log.error("reload.rollback_step_failed", step=step, name=name,
                       error=f"{type(exc).__name__}: {exc}")
             return False
+
+
+def _union(a: dict[str, SchemaNeeds], b: dict[str, SchemaNeeds]) -> dict[str, SchemaNeeds]:
+    none = SchemaNeeds("none")
+    return {name: a.get(name, none).union(b.get(name, none)) for name in {*a, *b}}

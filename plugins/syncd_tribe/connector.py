@@ -186,8 +186,25 @@ class TribeConnector(Groups, Labels, Connector):
 
     # -- reading -----------------------------------------------------------------------------
 
+    # What the integrations need (``set_needs``; None: not told, read everything): labels
+    # only for consent and selection mappings, the contact and its organisation only when a
+    # field path (conditions, field mappings, email_fields) reaches them. An $expand of a
+    # navigation the account lacks is a 400, so what no rule uses is never asked for.
+
+    def _needs_labels(self) -> bool:
+        return self.needs is None or bool(self.needs.of(NeedKind.LABEL))
+
+    def _field_paths(self) -> list[str] | None:
+        if self.needs is None:
+            return None
+        return [n.name for n in self.needs.of(NeedKind.FIELD)] + list(self.opts["email_fields"])
+
+    def _needs_path(self, prefix: str) -> bool:
+        paths = self._field_paths()
+        return paths is None or any(p.startswith(prefix) for p in paths)
+
     def _person_expand(self) -> str | None:
-        return self.label_expand()
+        return self.label_expand() if self._needs_labels() else None
 
     def read_page(self, cursor: str | None, page_size: int, since: str | None = None) -> Page:
         """Persons ordered by ID, ``page_size`` asked for at a time, joined with their
@@ -272,8 +289,11 @@ class TribeConnector(Groups, Labels, Connector):
     def _join(self, persons: list[dict[str, Any]]) -> list[Record]:
         ids = [str(p["ID"]).lower() for p in persons if p.get("ID")]
         by_person: dict[str, list[dict[str, Any]]] = {}
-        for contact in self._fetch(self.opts["contact_set"], "Person/ID", ids,
-                                   expand="Relation,Person($select=ID)"):
+        if not self._needs_path("Contact."):
+            ids = []
+        expand = "Relation,Person($select=ID)" if self._needs_path("Contact.Organization.") \
+            else "Person($select=ID)"
+        for contact in self._fetch(self.opts["contact_set"], "Person/ID", ids, expand=expand):
             pid = str((contact.get("Person") or {}).get("ID") or "").lower()
             by_person.setdefault(pid, []).append(contact)
         return [self.to_record(p, self.choose_contact(by_person.get(str(p["ID"]).lower(), [])))
@@ -301,11 +321,14 @@ class TribeConnector(Groups, Labels, Connector):
                     fields[f"Contact.{key}"] = value
             if (contact.get("LastMutationDate") or "") > (modified or ""):
                 modified = contact.get("LastMutationDate")
+        labels: frozenset[str] = frozenset()
+        label_times: dict[str, str] = {}
         error = None
-        try:
-            labels, label_times = self.read_labels(person)
-        except LabelDataError as exc:  # never "no labels": that would opt everyone out
-            labels, label_times, error = frozenset(), {}, str(exc)
+        if self._needs_labels():  # else no rule reads them: they were not asked for
+            try:
+                labels, label_times = self.read_labels(person)
+            except LabelDataError as exc:  # never "no labels": that would opt everyone out
+                error = str(exc)
         email = None
         for path in self.opts["email_fields"]:
             value = fields.get(path)

@@ -48,13 +48,12 @@ import random
 import secrets
 import time
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import requests
 
 from syncd.emulator import Emulator, TokenIssuer
 from syncd.wsgi import HTTPError, Request, Router
-from syncd_tribe import odata
+from syncd_tribe.emulator_query import LABEL_NAVS, ODATA, Queries
 from syncd_tribe.emulator_seed import seed_store, setup_identity
 from syncd_tribe.emulator_sender import Sender
 from syncd_tribe.emulator_store import (
@@ -68,13 +67,12 @@ from syncd_tribe.emulator_store import (
 )
 from syncd_tribe.odata import ODataError
 
-ODATA = "/v1/odata"
 #: The switches ``POST /_emulator/settings`` sets (see the module docstring).
 SETTINGS = ("server_paging", "next_links", "ignore_skip", "result_window", "omit_navs",
-            "request_budget", "duplicate_label_links")
+            "label_navs", "request_budget", "duplicate_label_links")
 
 
-class TribeEmulator(Emulator):
+class TribeEmulator(Queries, Emulator):
     kind = "tribe"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None,
@@ -83,6 +81,7 @@ class TribeEmulator(Emulator):
                  signature_header: str = "X-Tribe-Signature", server_paging: int | None = None,
                  next_links: bool = True, ignore_skip: bool = False,
                  result_window: int | None = None, omit_navs: tuple[str, ...] = (),
+                 label_navs: tuple[str, ...] = LABEL_NAVS,
                  request_budget: float | None = None, delivery_attempts: int = 5,
                  delivery_backoff: float = 0.2, duplicate_label_links: bool = False,
                  webhook_secret: str = "sandbox-webhook-secret"):
@@ -100,6 +99,7 @@ class TribeEmulator(Emulator):
         self.store = Store()
         self.omit_navs = omit_navs
         self.store.duplicate_label_links = duplicate_label_links
+        self.label_navs = label_navs
         self.employee_id = setup_identity(self.store)
         self._webhooks: dict[str, dict[str, Any]] = {}
         self._buckets: dict[str, list[float]] = {}
@@ -173,14 +173,6 @@ class TribeEmulator(Emulator):
             if wait:
                 raise self.throttle(request, wait)
 
-    @property
-    def omit_navs(self) -> list[str]:
-        return sorted(self.store.omit_navs)
-
-    @omit_navs.setter
-    def omit_navs(self, value) -> None:
-        self.store.omit_navs = set(value or ())
-
     # -- OData -----------------------------------------------------------------------------
 
     def _odata(self, request: Request):
@@ -188,7 +180,7 @@ class TribeEmulator(Emulator):
         segment = request.params["segment"]
         try:
             if segment == "$metadata":  # CSDL XML, derived from the store's model
-                return 200, metadata(), {}, "application/xml"
+                return 200, metadata(self.store.model), {}, "application/xml"
             if segment == "GetCurrentEmployee()":
                 return self._get_one("Relationship_Person_Contact_Employee", self.employee_id,
                                      request)
@@ -216,52 +208,6 @@ class TribeEmulator(Emulator):
             raise HTTPError(405, {"error": f"{request.method} is not allowed here"})
         except ODataError as exc:
             raise HTTPError(exc.status, {"error": str(exc)}) from None
-
-    def _get_one(self, set_name: str, key: str, request: Request):
-        select = odata.parse_select(request.arg("$select"))
-        expand = odata.parse_expand(request.arg("$expand"))
-        with self.lock:
-            eid = self.store.find(set_name, key)
-            if eid is None:
-                raise HTTPError(404, {"error": f"No {set_name} with ID {key}"})
-            out = self.store.render(eid, select, expand)
-        return {"@odata.context": f"{self.url}{ODATA}/$metadata#{set_name}/$entity", **out}
-
-    def _get_many(self, set_name: str, request: Request):
-        args = request.query
-        unknown = [k for k in args if k.startswith("$") and k not in (
-            "$select", "$expand", "$filter", "$orderby", "$top", "$skip", "$count", "$format")]
-        if unknown:
-            raise ODataError(f"the query option {unknown[0]} is not supported")
-        select = odata.parse_select(request.arg("$select"))
-        expand = odata.parse_expand(request.arg("$expand"))
-        top = _int_arg(request, "$top")
-        skip = 0 if self.ignore_skip else _int_arg(request, "$skip") or 0
-        limit = top
-        if self.server_paging and (limit is None or limit > self.server_paging):
-            limit = int(self.server_paging)
-        with self.lock:
-            ids = self.store.query(set_name, request.arg("$filter"), request.arg("$orderby"))
-            served = ids if self.result_window is None else ids[:int(self.result_window)]
-            window = served[skip:skip + limit] if limit is not None else served[skip:]
-            value = [self.store.render(eid, select, expand) for eid in window]
-            self.list_requests[set_name] = self.list_requests.get(set_name, 0) + 1
-            if not value:
-                self.empty_pages[set_name] = self.empty_pages.get(set_name, 0) + 1
-        out: dict[str, Any] = {"@odata.context": f"{self.url}{ODATA}/$metadata#{set_name}"}
-        if (request.arg("$count") or "").lower() == "true":
-            out["@odata.count"] = len(ids)
-        out["value"] = value
-        end = skip + len(window)
-        wanted_end = len(served) if top is None else min(len(served), skip + top)
-        if limit != top and end < wanted_end and self.next_links:
-            params = [(k, v) for k, v in parse_qsl(request.query_string, keep_blank_values=True)
-                      if k not in ("$skip", "$top")]
-            params.append(("$skip", str(end)))
-            if top is not None:
-                params.append(("$top", str(top - (end - skip))))
-            out["@odata.nextLink"] = f"{self.url}{request.path}?{urlencode(params)}"
-        return out
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -462,16 +408,3 @@ def _split_segment(segment: str) -> tuple[str, str | None]:
             key = key[3:]
         return name, key.strip("'")
     return segment, None
-
-
-def _int_arg(request: Request, name: str) -> int | None:
-    value = request.arg(name)
-    if value is None or value == "":
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ODataError(f"{name} must be a non-negative integer") from None
-    if number < 0:
-        raise ODataError(f"{name} must be a non-negative integer")
-    return number

@@ -92,9 +92,9 @@ def concrete_sets(name: str) -> list[str]:
     return found
 
 
-def metadata() -> str:
+def metadata(model: dict | None = None) -> str:
     """``$metadata``: the CSDL XML of this model (:mod:`syncd_tribe.emulator_metadata`)."""
-    return csdl(SETS, FIELDS, STANDARD, {SCORE_FIELD: "Edm.Int32"})
+    return csdl(model or SETS, FIELDS, STANDARD, {SCORE_FIELD: "Edm.Int32"})
 
 
 def fmt_time(value: datetime) -> str:
@@ -118,6 +118,9 @@ class Store:
         #: another link (an entity set without a uniqueness constraint). A GAP: see the
         #: emulator's ``duplicate_label_links``.
         self.duplicate_label_links = False
+        #: What the API serves of the model: :data:`SETS` less the navigations this account
+        #: lacks (see :mod:`syncd_tribe.emulator_query`); the fixture path writes all.
+        self.model: dict[str, tuple[str, dict[str, tuple[str, bool]]]] = SETS
 
     # -- time ------------------------------------------------------------------------------
 
@@ -253,7 +256,7 @@ class Store:
         ``(id, "created" | "changed")`` to ``changes`` for it and any inline-created one."""
         if not isinstance(body, dict):
             raise ODataError("the body must be a JSON object")
-        navdefs = SETS[set_name][1]
+        navdefs = self.model[set_name][1]
         fields: dict[str, Any] = {}
         links: dict[str, Any] = {}
         if set_name == LABEL_LINK_SET:
@@ -403,7 +406,8 @@ class Store:
         for s in sets:
             current = s
             for segment in path[:-1]:
-                navs = {n: t for c in concrete_sets(current) for n, t in SETS[c][1].items()}
+                navs = {n: t for c in concrete_sets(current)
+                        for n, t in self.model[c][1].items()}
                 if segment not in navs:
                     raise ODataError(f"Could not find a navigation property named '{segment}'")
                 current = navs[segment][0]
@@ -418,7 +422,7 @@ class Store:
                 if name in entity:
                     out[name] = entity[name]
         set_name = self.set_of[eid]
-        navs = SETS[set_name][1]
+        navs = self.model[set_name][1]
         for nav, options in expand.items():
             if nav not in navs:
                 raise ODataError(f"Could not find a property named '{nav}' on "

@@ -128,7 +128,7 @@ def test_a_next_link_to_another_host_fails_the_page(emulator, connector, monkeyp
         connector.read_page(page.cursor, 7)
 
 
-def test_since_reads_only_what_changed(emulator, connector):
+def test_since_reads_only_what_changed(emulator, connector, paging):
     person = emulator.persons()[10]
     session = emulator.api_session()
     session.put(f"{emulator.url}/v1/odata/Relation_Person({person['ID']})",
@@ -138,7 +138,7 @@ def test_since_reads_only_what_changed(emulator, connector):
     assert ids == [person["ID"]]
 
 
-def test_several_contacts_choose_current_then_newest(emulator, connector):
+def test_several_contacts_choose_current_then_newest(emulator, connector, paging):
     person = emulator.persons()[5]["ID"]
     orgs = [o["ID"] for o in emulator.organizations()[1:4]]
     session = emulator.api_session()
@@ -157,7 +157,7 @@ def test_several_contacts_choose_current_then_newest(emulator, connector):
     assert record.fields["Contact.IsFormer"] is False
 
 
-def test_read_records_resolves_relationships_and_deletions(emulator, connector):
+def test_read_records_resolves_relationships_and_deletions(emulator, connector, paging):
     contact = emulator.contacts()[7]
     person = emulator.persons()[3]["ID"]
     gone = "0a7c3a52-6c1f-4b55-9b0e-2f7d4f1b0fff"

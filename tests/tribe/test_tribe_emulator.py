@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 from syncd_tribe.emulator import TribeEmulator
 
@@ -131,3 +132,31 @@ def test_seed_is_deterministic_and_quick():
     assert a.contacts() == b.contacts()
     assert {lab["Name"] for lab in a.labels()} >= {"Newsletter", "Events"}
     assert all(c["CustomerType"] in "ABC" for c in a.contacts())
+
+
+def test_unknown_select_and_expand_are_400_even_when_no_row_matches(emulator):
+    session = emulator.api_session()
+    base = f"{emulator.url}/v1/odata/Relation_Person"
+    nothing = "$filter=LastName eq 'nobody at all'"
+    assert session.get(f"{base}?{nothing}&$select=ID,FirstName").status_code == 200
+    for query, name in (("$select=ID,Nope", "Nope"),
+                        ("$expand=Nope", "Nope"),
+                        ("$expand=LabelAssignments($expand=Nope)", "Nope"),
+                        ("$expand=Labels($select=ID,Nope)", "Nope")):
+        r = session.get(f"{base}?{nothing}&{query}")
+        assert r.status_code == 400 and name in r.text, (query, r.text)
+    pid = emulator.persons()[0]["ID"]
+    assert session.get(f"{base}({pid})?$select=Nope").status_code == 400
+
+
+@pytest.mark.parametrize("label_navs", [["Labels", "LabelAssignments"], ["Labels"],
+                                        ["LabelAssignments"], []])
+def test_an_account_may_lack_label_navigations(emulator, label_navs):
+    emulator.label_navs = label_navs
+    session = emulator.api_session()
+    base = f"{emulator.url}/v1/odata/Relation_Person"
+    for nav in ("Labels", "LabelAssignments"):
+        r = session.get(f"{base}?$top=0&$expand={nav}")
+        assert r.status_code == (200 if nav in label_navs else 400), (nav, r.text)
+    metadata = session.get(f"{emulator.url}/v1/odata/$metadata").text
+    assert ('Name="LabelAssignments"' in metadata) == ("LabelAssignments" in label_navs)

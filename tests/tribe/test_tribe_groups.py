@@ -3,7 +3,7 @@
 import pytest
 
 
-def test_read_group_returns_the_persons_its_filter_selects(emulator, make_connector):
+def test_read_group_returns_the_persons_its_filter_selects(emulator, make_connector, paging):
     emulator.seed(60, seed=3)
     names = sorted({p["LastName"] for p in emulator.persons()})
     wanted = names[0]

@@ -25,7 +25,7 @@ def parse(connector, receiver) -> list[Event]:
     return [e for headers, body in receiver.received for e in parser(headers, body)]
 
 
-def test_label_times_are_read(emulator, connector):
+def test_label_times_are_read(emulator, connector, paging):
     page = connector.read_page(None, 500)
     labelled = [r for r in page.records if r.labels]
     assert labelled
@@ -53,7 +53,7 @@ def test_a_label_set_later_has_a_later_time_and_kept_labels_keep_theirs(emulator
     assert after.modified_at > before.modified_at
 
 
-def test_write_consents_adds_and_removes_through_the_api(emulator, connector, receiver):
+def test_write_consents_adds_and_removes_through_the_api(emulator, connector, receiver, paging):
     assert Capability.WRITE_CONSENTS in TribeConnector.capabilities
     connector.ensure_webhook(receiver.url)
     person = person_with(emulator, "Newsletter", "Events")
