@@ -171,7 +171,7 @@ def cmd_status(args) -> int:
     if hooks:
         reasons = ", ".join(f"{e(k)} {v}" for k, v in sorted(hooks.get("reasons", {}).items()))
         console.print(f"webhooks: received {hooks.get('received', 0)}, accepted "
-                      f"{hooks.get('accepted', 0)} ({hooks.get('events', 0)} events), rejected "
+                      f"{hooks.get('accepted', 0)} ({hooks.get('events', 0)} events), refused "
                       f"{sum(hooks.get('rejected', {}).values())}"
                       + (f" ({reasons})" if reasons else ""))
     if status.get("reload_errors"):

@@ -113,6 +113,6 @@ def test_status_shows_remote_markup_literally(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert code == 0 and control.calls == 1
     assert out.count(MARKUP) == 3  # reload error, connection failure, integration error
-    assert "webhooks: received 9, accepted 3 (4 events), rejected 6 ([b]odd 1, rejected_401 5)" \
+    assert "webhooks: received 9, accepted 3 (4 events), refused 6 ([b]odd 1, rejected_401 5)" \
         in out
     assert "[/] [/b]" in out and "daily [/i]" in out and "/etc/[b]syncd.toml" in out
