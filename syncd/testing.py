@@ -64,8 +64,8 @@ class World:
     #: ("read", n): a read of consent changes returned ``consent_log[:n]``.
     history: list[tuple] = field(default_factory=list)
     written_back: list[str] = field(default_factory=list)  # ids given write_consents
-    #: Called (outside the lock) with the cursor of each page read, and with the keys of
-    #: each profile write before it is applied: to pin an interleaving in a test.
+    #: Called (outside the lock) with the cursor of each page read, and with the profiles
+    #: of each write before it is applied: to pin or observe an interleaving in a test.
     after_read: Any = None
     before_write: Any = None
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -214,7 +214,7 @@ class MemoryConnector(Connector):
         w = self.world
         out = []
         if w.before_write is not None:
-            w.before_write([p.key for p in profiles])
+            w.before_write(list(profiles))
         with w.lock:
             for p in profiles:
                 w.writes += 1

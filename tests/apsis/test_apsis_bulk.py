@@ -12,6 +12,7 @@ from syncd_apsis.connector import ApsisConnector
 
 from syncd.connector import Capability, missing_methods
 from syncd.records import Consent, Profile
+from syncd.testing import wait_for
 
 NEWSLETTER = "com.apsis1.topics.newsletter"
 OFFERS = "com.apsis1.topics.offers"
@@ -320,9 +321,11 @@ def test_emulator_upload_url_is_pre_signed_and_bounded(emu):
     assert requests.put(url, data=b"id\n" + b"k\n" * 600, timeout=5).status_code == 413
     assert requests.put(url, data=b"id\nk1\n\n", timeout=5).status_code == 200
     assert requests.put(url, data=b"id\nk1\n", timeout=5).status_code == 409
-    time.sleep(0.05)
-    answer = requests.get(status_url, headers=h, timeout=5).json()
-    assert answer["status"] == "completed"
+    def look():
+        return requests.get(status_url, headers=h, timeout=5).json()
+
+    assert wait_for(lambda: look()["status"] == "completed"), look()
+    answer = look()
     assert answer["result"]["created"] == 1 and answer["result"]["failed"] == 1
     assert answer["result"]["errors"][0]["row"] == 2
     assert emu.profile("k1") == {"com.apsis1.attributes.crmid": "k1"}

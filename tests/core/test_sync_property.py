@@ -305,8 +305,8 @@ def test_a_page_read_before_an_opt_out_was_read_never_opts_back_in(actors, tmp_p
                 coord.run_job("consent_changes", {})
                 told.set()
 
-        def before_write(keys):
-            if keys == ["p0"]:  # page 1's write ends after the poll was told
+        def before_write(profiles):
+            if [p.key for p in profiles] == ["p0"]:  # page 1's write ends after the poll was told
                 assert told.wait(10)
 
         world.after_read, world.before_write = after_read, before_write
