@@ -191,6 +191,7 @@ class Jobs:
             cursor = self.store.cursor(self.name, "consent_changes")
             changes, nxt = self.destination.call("read_consent_changes", cursor
                                                  ).get(timeout=CALL_TIMEOUT)
+            changes = self._drop_our_own_optouts(changes)
             rows = [(c.key, c.topic, c.channel, c.at) for c in changes
                     if not c.opted_in and (c.topic, c.channel) in by_topic]
             if rows:
@@ -202,6 +203,19 @@ class Jobs:
         finally:
             self._schedule_consent_poll()
 
+    def _drop_our_own_optouts(self, changes: list) -> list:
+        """Inferred opt-outs (an unsubscribe that named no topic) that syncd itself wrote
+        are not a person's: they stay unresolved, never removing a label in the source."""
+        inferred = sorted({c.key for c in changes if c.inferred})
+        if not inferred:
+            return changes
+        kept, unresolved = R.split_inferred(changes, self.store.links(self.name, inferred))
+        if unresolved:
+            self.log.warning("consent.unresolved", count=len(unresolved),
+                             reason="an unsubscribe named no topic and the profile's opt-outs "
+                                    "are ones syncd wrote")
+        return kept
+
     def _note_destination_state(self, rows: list[tuple[str, str, str, str]]) -> None:
         """These consents changed in the destination behind syncd's back, possibly before
         an opt-in syncd wrote on older knowledge: mark them unknown (None) in the links, so
@@ -212,7 +226,8 @@ class Jobs:
             link = links.get(key)
             if link is None:
                 continue
-            state = {"c": dict(link.state.get("c", {})), "t": dict(link.state.get("t", {}))}
+            state = {**link.state, "c": dict(link.state.get("c", {})),
+                     "t": dict(link.state.get("t", {}))}
             state["c"][f"{topic}|{channel}"] = None
             links[key] = type(link)(link.dest_key, None, state)
             updated.append(key)

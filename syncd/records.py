@@ -72,6 +72,10 @@ class ConsentChange:
     channel: str  # "email" or "sms"
     opted_in: bool
     at: str  # ISO-8601, when the destination says it happened
+    #: True when the destination's event did not name the consent and the connector inferred
+    #: it from the profile's current state (e.g. an unsubscribe without a topic, resolved
+    #: through the profile's opt-outs): the core drops those syncd itself wrote.
+    inferred: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +127,8 @@ class Link:
 
     dest_key: str
     digest: str | None
-    #: The consents and tags last written: ``{"c": {"topic|channel": bool}, "t": {tag: bool}}``
+    #: The consents and tags last written: ``{"c": {"topic|channel": bool}, "t": {tag: bool}}``,
+    #: and ``"w"``: the consent keys whose last consent syncd *sent* is an opt-out.
     state: dict = field(default_factory=dict)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
-from syncd.records import Consent, Link, Profile, Record, Scalar
+from syncd.records import Consent, ConsentChange, Link, Profile, Record, Scalar
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,31 @@ def consent_key(consent: Consent) -> str:
     return f"{consent.topic}|{consent.channel}"
 
 
+def written_optouts(state: dict | None, sent: Iterable[Consent] = ()) -> list[str]:
+    """The consent keys (``topic|channel``) whose last consent *sent* by syncd is an opt-out,
+    after sending ``sent``: kept in a link's state as ``"w"``, so that an opt-out syncd wrote
+    is never taken for one a person made in the destination."""
+    written = set((state or {}).get("w", ()))
+    for c in sent:
+        (written.discard if c.opted_in else written.add)(consent_key(c))
+    return sorted(written)
+
+
+def split_inferred(changes: Iterable[ConsentChange], links: dict[str, Link]
+                   ) -> tuple[list[ConsentChange], list[ConsentChange]]:
+    """``(kept, unresolved)``: a change the connector inferred from the profile's current
+    opt-outs (an unsubscribe that named no topic) is kept only when that opt-out is not one
+    syncd wrote; the others stay unresolved (a person's unsubscribe cannot be told apart
+    from syncd's own opt-out, and must not make syncd's opt-out permanent in the source)."""
+    kept, unresolved = [], []
+    for change in changes:
+        link = links.get(change.key)
+        ours = link is not None and f"{change.topic}|{change.channel}" in \
+            (link.state or {}).get("w", ())
+        (unresolved if change.inferred and ours else kept).append(change)
+    return kept, unresolved
+
+
 def delta(profile: Profile, state: dict | None) -> tuple[Profile, dict, tuple[str, ...]]:
     """What to send of ``profile`` given the ``state`` last written (None: never written).
 
@@ -165,6 +190,9 @@ def delta(profile: Profile, state: dict | None) -> tuple[Profile, dict, tuple[st
               if before_t.get(tag, False) != on}
     new_state = {"c": {consent_key(c): c.opted_in for c in profile.consents},
                  "t": dict(profile.tags)}
+    written = written_optouts({"w": (state or {}).get("w", ())}, send_c)
+    if written:
+        new_state["w"] = written
     return replace(profile, consents=tuple(send_c), tags=send_t), new_state, tuple(flips)
 
 
@@ -289,8 +317,17 @@ def hold_consents(write: Write) -> Write:
         return write
     kept = tuple(c for c in write.profile.consents if consent_key(c) not in flipped)
     state_c = dict(write.state.get("c", {}))
+    written = set(write.state.get("w", ()))
     for c in write.profile.consents:
         if consent_key(c) in flipped:
             state_c[consent_key(c)] = not c.opted_in
+            if not c.opted_in:  # a held opt-out is not sent; a held opt-in: keep as written
+                written.discard(consent_key(c))
+            else:
+                written.add(consent_key(c))
+    state = {**write.state, "c": state_c}
+    state.pop("w", None)
+    if written:
+        state["w"] = sorted(written)
     return replace(write, profile=replace(write.profile, consents=kept), digest=None,
-                   state={**write.state, "c": state_c}, flipped=(), optouts_overridden=())
+                   state=state, flipped=(), optouts_overridden=())

@@ -28,7 +28,8 @@ deduplicating by ``(key, topic, channel, at)`` is the caller's job.
 GAPs (configurable): the name of the decoration column of an attribute (``export_crm_id_column``
 is requested as an attribute and read as a column of that name), and the topic of an
 ``UNSUBSCRIBED`` row (``export_topic_column``). When a row names no topic, the profile's
-consents are read and each opt-out of the e-mail channel becomes a change. A row without a CRM
+consents are read and each opt-out of the e-mail channel becomes a change marked ``inferred``
+(the core drops the opt-outs syncd itself wrote: they stay unresolved). A row without a CRM
 id (a profile syncd did not write) is skipped and counted.
 """
 
@@ -277,7 +278,7 @@ class ConsentChangeReader:
             if topic is not None:
                 changes.append(ConsentChange(key, topic, "email", False, at))
             else:
-                changes.extend(ConsentChange(key, t, "email", False, at)
+                changes.extend(ConsentChange(key, t, "email", False, at, inferred=True)
                                for t in self._opted_out_topics(key))
         changes.sort(key=lambda c: (parse_cursor(c.at), c.key, c.topic))
         self._count("changes", len(changes))

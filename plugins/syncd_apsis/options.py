@@ -55,5 +55,6 @@ OPTIONS: tuple[Option, ...] = (
            "the column it comes back as (the column name is not documented)."),
     Option("export_topic_column", str, "topic_discriminator",
            "The export column naming an UNSUBSCRIBED row's topic (not documented); rows "
-           "without it are resolved through the profile's current opt-outs."),
+           "without it are resolved through the profile's current opt-outs, except those "
+           "syncd wrote (they stay unresolved)."),
 )

@@ -126,3 +126,23 @@ def test_a_delete_stands_only_when_the_direct_read_confirms_it():
     assert R.delete_confirmed(rules, unmatched, rec(CustomerType="B"))
     assert not R.delete_confirmed(rules, unmatched, rec(CustomerType="A"))
     assert not R.delete_confirmed(R.Rules(), gone, None)  # never without delete_unmatched
+
+
+def test_opt_outs_syncd_sent_are_remembered_and_inferred_ones_of_them_unresolved():
+    from syncd.records import Consent, ConsentChange, Link, Profile
+    from syncd.rules import delta, split_inferred
+
+    out = Consent("news", "email", False)
+    sent, state, _ = delta(Profile("k", None, consents=(out,)), {"c": {"news|email": True}})
+    assert sent.consents == (out,) and state["w"] == ["news|email"]
+    back_in = Consent("news", "email", True)
+    _, state, _ = delta(Profile("k", None, consents=(back_in,)), state)
+    assert "w" not in state  # syncd's last word is an opt-in again
+    never_sent = delta(Profile("k", None, consents=(out,)), None)[1]
+    assert "w" not in never_sent  # an opt-out never sent is not syncd's
+    links = {"k": Link("k", None, {"c": {"news|email": False}, "w": ["news|email"]})}
+    inferred = ConsentChange("k", "news", "email", False, "t", inferred=True)
+    named = ConsentChange("k", "news", "email", False, "t")
+    other = ConsentChange("j", "news", "email", False, "t", inferred=True)
+    kept, unresolved = split_inferred([inferred, named, other], links)
+    assert kept == [named, other] and unresolved == [inferred]
