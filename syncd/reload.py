@@ -29,7 +29,7 @@ from syncd.exceptions import ConfigErrors
 from syncd.records import SchemaNeeds
 
 if TYPE_CHECKING:
-    from syncd.daemon import Supervised
+    from syncd.supervision import Supervised
 
 log = structlog.get_logger("syncd.daemon")
 
