@@ -1,7 +1,9 @@
 """The daemon: start order, signals, reload, supervision, stop order, systemd notifications.
 
 Start order: plugins → config → logs → state → connection actors (pinged) → coordinators
-(pinged) → receiver → admin endpoint → interrupted runs resumed → READY. Stop order is the
+(pinged) → receiver → admin endpoint → interrupted runs resumed → READY, with the preflight
+(the accounts against the config, :mod:`syncd.daemon_preflight`) started in the background
+before READY, and again after each applied reload. Stop order is the
 reverse, inside one ``finally``: the receiver drains first (new webhooks get 503, so their
 senders retry), then coordinators finish their current step, then connections close.
 

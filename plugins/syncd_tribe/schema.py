@@ -21,6 +21,7 @@ derived from it. Nothing here writes.
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -233,10 +234,12 @@ class _Checker:
     def groups(self, person: str) -> None:
         groups = self.opts.get("groups") or {}
         for need in self.needs.of(NeedKind.GROUP):
-            if need.name not in groups:
-                self.add(missing(need.key, f"names no group of connection {self.c.name!r}",
-                                 need.name, groups, fix=f"add it to "
-                                 f"{self.key('groups')} as an OData filter on persons"))
+            if need.name not in groups:  # the config's groups, not the account's: no "have"
+                found = missing(need.key, f"names no group of {self.key('groups')} (its "
+                                f"groups: {', '.join(sorted(groups)) or 'none'})", need.name,
+                                groups, fix=f"add it to {self.key('groups')} as an OData "
+                                "filter on persons")
+                self.add(dataclasses.replace(found, have=()))
         for name, flt in groups.items():
             key = self.key("groups", toml_key(name))
             try:
