@@ -193,8 +193,22 @@ class _Checker:
         navs = self.meta.navigations(person)
         if nav not in navs:
             many = [n for n, (_, coll) in navs.items() if coll]
-            self.add(missing(self.key("labels_nav"), f"{person} has no navigation {nav!r} "
-                             f"(labels are used: {uses})", nav, many))
+            found = missing(self.key("labels_nav"), f"{person} has no navigation {nav!r} "
+                            f"(labels are used: {uses})", nav, many)
+            if found.suggestion is None and len(many) == 1:  # the only candidate there is
+                found = dataclasses.replace(found, suggestion=many[0], fix=None)
+            if found.suggestion is not None:
+                straight = "Name" in self.meta.properties(navs[found.suggestion][0])
+                if straight and link:  # it leads to the labels themselves, not to links
+                    found = dataclasses.replace(found, fix='and set label_link_label_nav = "" '
+                                                f"({found.suggestion} leads straight to the "
+                                                "labels)")
+                elif not straight and not link:
+                    found = dataclasses.replace(found, fix="and set label_link_label_nav to "
+                                                f"the navigation from a {found.suggestion} "
+                                                'link to its label (see $metadata, e.g. '
+                                                '"Label")')
+            self.add(found)
             return
         target = navs[nav][0]
         label_type = target

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from syncd_tribe import schema
 from syncd_tribe.connector import TribeConnector
+from syncd_tribe.emulator import TribeEmulator
 from syncd_tribe.emulator_store import FIELDS, SETS, STANDARD
 
 from syncd.connector import Capability
@@ -154,3 +155,35 @@ def test_parse_reads_inheritance_and_collections():
     assert meta.properties("Person") == {"ID", "Name"}
     assert meta.properties("Base") == {"ID", "Name"}  # reached through a base-typed nav
     assert meta.navigations("Person") == {"Tags": ("Tag", True)}
+
+
+@pytest.mark.parametrize("label_navs", [("Labels",), ("LabelAssignments",), ()])
+def test_labels_nav_against_each_label_navigation_setting(label_navs):
+    """An account may have either label navigation, both or neither (the emulator's
+    ``label_navs``): $metadata follows it and so does the check."""
+    emu = TribeEmulator(seed=1, label_navs=label_navs)
+    emu.seed(5, seed=1)
+    emu.start()
+    try:
+        for options in ({}, {"labels_nav": "Labels", "label_link_label_nav": ""}):
+            connector = TribeConnector("crm", {**TribeConnector.sandbox_config(emu), **options})
+            try:
+                problems = by_key(connector.check_schema(SANDBOX))
+            finally:
+                connector.stop()
+            nav = options.get("labels_nav", "LabelAssignments")
+            if nav in label_navs:
+                assert problems == {}
+                continue
+            problem = problems["connections.crm.labels_nav"]
+            assert set(problem.have) == set(label_navs)
+            if label_navs == ("Labels",):
+                assert problem.suggestion == "Labels"
+                assert 'label_link_label_nav = ""' in str(problem)
+            elif label_navs == ("LabelAssignments",):
+                assert problem.suggestion == "LabelAssignments"
+                assert "set label_link_label_nav to the navigation" in str(problem)
+            else:
+                assert problem.suggestion is None
+    finally:
+        emu.stop()
