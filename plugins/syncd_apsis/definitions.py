@@ -15,6 +15,13 @@ config key and a "did you mean":
 
 Names under ``com.apsis1.attributes.`` are shown and suggested short (``firstname``), as the
 config may write them.
+
+The requests (all GETs, ``shared/apis.md`` 3.2 unless said): ``/audience/keyspaces``,
+``/audience/sections``, ``/audience/sections/{section}/attributes``,
+``/v2/audience/sections/{section}/topics``, on its 404 ``.../consent-lists`` and
+``.../consent-lists/{list}/topics``; ``/audience/sections/{section}/tags`` (3.5: "Get all
+tags" exists, its path is inferred in :mod:`syncd_apsis.client`). Answer shapes are GAPs:
+``{"items": [...]}`` or a bare list is read (:func:`~syncd_apsis.client.items_of`).
 """
 
 from __future__ import annotations

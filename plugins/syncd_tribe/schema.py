@@ -17,6 +17,12 @@ names in the account, each problem with its config key and a "did you mean":
 
 A navigation typed with an abstract type (``Relation``) reaches the properties of every type
 derived from it. Nothing here writes.
+
+The requests and what backs them (``shared/apis.md``): ``GET /v1/odata/$metadata`` with
+``Accept: application/xml`` (1.3, "Metadata": XML); the label list ``GET
+/v1/odata/{label_set}?$select=ID,Name`` paged with ``$top``/``$skip`` (1.4: labels exist as an
+entity, their set name is a GAP, hence the option; 1.5: paging); each group ``GET
+/v1/odata/{person_set}?$filter=...&$top=0`` (1.5: ``$filter``, ``$top``).
 """
 
 from __future__ import annotations
