@@ -1,8 +1,64 @@
 """A thin client of the Tribe CRM API over :class:`syncd.http.HttpClient`.
 
 It knows OData URLs (``/v1/odata/Set``, ``Set(guid)``), query options and the
-``{"value": [...]}`` collection shape, follows ``@odata.nextLink`` when the server sends one,
-and leaves auth, rate budget, retries and Retry-After to ``HttpClient``.
+``{"value": [...]}`` collection shape, pages as :mod:`syncd_tribe.paging` says (nextLinks only
+to the configured host), and leaves auth, rate budget, retries and Retry-After to
+``HttpClient``.
+
+Every request the Tribe connector sends, and what backs it (sections of ``shared/apis.md``;
+where it says [GAP] or [INFER], the connector option and the emulator switch that cover it):
+
+=====================================================  ==========================================
+Request (who sends it)                                 Backed by
+=====================================================  ==========================================
+``POST {token_url}`` form ``grant_type=client_         1.1 token endpoint [DOC]: form-encoded,
+credentials&client_id&client_secret&scope``            ``scope`` "read write" [CODE n8n]; token
+(``syncd.http.ClientCredentials``)                     lifetime [GAP]: ``expires_in`` honoured
+Header ``Authorization: Bearer <token>`` on every      1.1 [DOC postman, CODE]; never sent off
+``/v1/`` call, ``Content-Type: application/json``      the configured host (nextLinks, 8.8);
+on bodies (JSON, as every 1.3/1.6 example)             bodies JSON: 1.3 examples [DOC, CODE]
+``GET /v1/odata/GetCurrentEmployee()?$select=ID,       1.1 bootstrapping calls [DOC]
+_Name`` (``check``)
+``GET /v1/odata/$metadata`` (``check_schema``)         1.3 Metadata [DOC]
+``GET /v1/odata/Relation_Person?$orderby=ID&$top=N&    1.2 entity set, 1.5 query options [DOC];
+$skip=k&$count=true[&$filter=LastMutationDate ge t     page size/cap/nextLink [GAP]: paging.py,
+or CreationDate ge t][&$expand=<labels>]``             emulator ``server_paging``, ``next_links``,
+(``read_page``: full sync, daily creation)             ``ignore_skip``, ``result_window``; the
+                                                       incremental filter 1.3/1.5 [CODE ETL]
+``$expand=<labels_nav>($select=ID,<label_link_time_    1.4 person-label nav [GAP]: options
+field>;$expand=<label_link_label_nav>($select=ID,      ``labels_nav``, ``label_link_*``; only when
+Name))`` on persons                                    a consent/selection mapping uses labels;
+                                                       emulator ``label_navs``, ``omit_navs``
+``@odata.nextLink`` followed (same host only)          1.5 "tolerate a nextLink" [INFER]
+``GET /v1/odata/Relation_Person?$filter=ID eq a or     1.5 ``eq``/``or`` [DOC], ``in`` refused
+ID eq b ...`` (``read_records``: webhook read-back,    [DOC] (hence ``or`` chains, 4 kB each:
+overviews)                                             URL limits [INFER])
+``GET /v1/odata/Relation_Person(<guid>)?$expand=...``  1.3 Get [DOC]
+(``read_record``, ``write_consents``)
+``GET /v1/odata/Relationship_Person_Contact_Standard   1.2 contact set, 1.4 ``Person``/``Relation``
+?$filter=Person/ID eq a or ...&$expand=Person(         navigations [DOC contact page]; ``Relation``
+$select=ID)[,Relation]`` (joins contacts)              only when a field path reaches
+                                                       ``Contact.Organization.``; former flag [GAP]:
+                                                       ``former_field``
+``GET /v1/odata/Relation_Person?$filter=<group>&       1.4 selections/overviews [GAP]: the
+$select=ID&$orderby=ID`` (``read_group``)              ``groups`` option (an OData filter each)
+``GET /v1/odata/<label_set>?$select=ID,Name``          1.4 "Entity Labels exists" [DOC]; set name
+(``write_consents`` label lookup)                      [GAP]: ``label_set``
+``POST /v1/odata/<label_link_set>`` ``{<owner_nav>:    1.3 create + nav binding ``{"X": {"ID":
+{"ID": person}, <label_nav>: {"ID": label}}``; 409     ..}}`` [DOC]; link set [GAP]: options
+= set already                                          ``label_link_*``; emulator
+                                                       ``duplicate_label_links``
+``DELETE /v1/odata/<label_link_set>(<guid>)``          1.3 Delete [DOC]; link set [GAP] as above
+``PUT /v1/odata/Relation_Person(<guid>)``              1.3 Update (partial PUT) [DOC]; binding a
+``{<labels_nav>: [{"ID": ..}, ...]}`` (no links)       collection nav [GAP]: ``label_link_label_nav
+                                                       = ""``
+``GET /v1/webhooks``, ``POST /v1/webhooks``            1.7 REST management [DOC]; body fields
+``{"url", "entityType", "secret"}``,                   [GAP] (emulator mirrors the guess);
+``DELETE /v1/webhooks/{id}`` (``ensure_webhook``)      signature header [GAP]: ``signature_header``
+429/5xx retried, ``Retry-After`` honoured              1.8 rate limits [GAP], Retry-After [INFER]:
+                                                       ``requests_per_second``, emulator
+                                                       ``request_budget``
+=====================================================  ==========================================
 """
 
 from __future__ import annotations

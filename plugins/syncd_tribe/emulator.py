@@ -4,12 +4,19 @@
   every ``/v1/`` call needs a valid one (401 otherwise).
 - ``/v1/odata/{Set}`` and ``/v1/odata/{Set}({guid})``: the sets of :data:`SETS` plus the
   abstract ones (``Relation``, ``Relationship``, ``Relationship_Person_Contact`` ...),
-  ``GetCurrentEmployee()`` and ``$metadata`` (CSDL XML of exactly what is served). Queries as in :mod:`.odata`;
+  ``GetCurrentEmployee()`` and ``$metadata`` (CSDL XML of exactly what is served). Queries
+  as in :mod:`.odata`, served by :mod:`.emulator_query`;
   writes: POST create (201), PUT/PATCH partial update, POST with ``ID`` = update, DELETE (204),
   navigation binding ``{"Nav": {"ID": ...}}`` or inline creation ``{"Person": {...}}``.
 - ``/v1/webhooks`` GET/POST/DELETE; every change made through the API is delivered to the
   webhooks registered for the entity's type, signed (see :mod:`.webhooks`), by a background
   sender that retries non-2xx answers with back-off.
+
+Strict where apis.md says [DOC] or [CODE]: form-encoded client-credentials tokens (1.1);
+``in``/``has`` refused, ``$select``/``$expand`` of a property or navigation the entity type
+lacks answered 400 before any row is read, as an OData v4 server (Olingo, 1.0 and 1.5) does;
+``LastName`` required on create, navigation binding ``{"Nav": {"ID": ...}}`` (1.3);
+employees cannot be deleted (1.2).
 
 Switches where apis.md says [GAP] or [INFER] (constructor arguments, also settable by
 ``POST /_emulator/settings``; connector tests run against each setting):
@@ -23,6 +30,11 @@ Switches where apis.md says [GAP] or [INFER] (constructor arguments, also settab
   broken server or proxy the client must not loop on); ``result_window = N`` serves no row
   past the N-th of a listing (an empty page there) while ``@odata.count`` still counts them
   all (a server that ends a listing early: the run must not call itself complete);
+- ``label_navs`` (apis.md 1.4: "Exact entity set / nav name for person<->label ... [GAP]"):
+  which of the label navigations ``Labels`` and ``LabelAssignments`` this account has (both
+  by default; ``["Labels"]``: an account without ``LabelAssignments``, where
+  ``$expand=LabelAssignments`` is a 400 as for any unknown navigation, and ``$metadata``
+  does not list it);
 - ``omit_navs`` (apis.md 1.4: the person-label navigation is a [GAP]; a server may also
   leave out what the caller may not read): navigations left out of every answer although
   ``$expand`` asked for them (e.g. ``["LabelAssignments"]``: persons come without their label
@@ -39,7 +51,8 @@ navigation ``Labels`` (bind the whole list with PUT) and the link entities
 ``LabelAssignment`` (navigations ``Relation``, ``Label``; ``CreationDate`` = when the label was
 set), reachable from a person as ``LabelAssignments``; POST/DELETE a ``LabelAssignment`` sets or
 removes one label. Any of these fires the person's ``EntityUpdateMutation`` webhook.
-Control: ``POST /_emulator/settings`` (the switches above and ``token_lifetime``), ``POST /_emulator/expire-tokens``, plus the base class' faults.
+Control: ``POST /_emulator/settings`` (the switches above and ``token_lifetime``),
+``POST /_emulator/expire-tokens``, plus the base class' faults.
 """
 
 from __future__ import annotations
@@ -53,12 +66,12 @@ import requests
 
 from syncd.emulator import Emulator, TokenIssuer
 from syncd.wsgi import HTTPError, Request, Router
+from syncd_tribe.emulator_access import Accessors
 from syncd_tribe.emulator_query import LABEL_NAVS, ODATA, Queries
 from syncd_tribe.emulator_seed import seed_store, setup_identity
 from syncd_tribe.emulator_sender import Sender
 from syncd_tribe.emulator_store import (
     LABEL_LINK_SET,
-    LABEL_LINKS_NAV,
     SETS,
     UNDELETABLE,
     Store,
@@ -72,7 +85,7 @@ SETTINGS = ("server_paging", "next_links", "ignore_skip", "result_window", "omit
             "label_navs", "request_budget", "duplicate_label_links")
 
 
-class TribeEmulator(Queries, Emulator):
+class TribeEmulator(Queries, Accessors, Emulator):
     kind = "tribe"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None,
@@ -348,47 +361,6 @@ class TribeEmulator(Queries, Emulator):
         from syncd_tribe.emulator_seed import mutate
 
         return mutate(self, rng)
-
-    def _entities(self, set_name: str, expand: dict | None = None) -> list[dict[str, Any]]:
-        with self.lock:
-            return [self.store.render(eid, None, expand or {})
-                    for eid in self.store.ids_of(set_name)]
-
-    def label_times(self, eid: str) -> dict[str, str]:
-        """``{label name: when it was set}`` of a person (the links' ``CreationDate``)."""
-        with self.lock:
-            found = self.store.find("Relation_Person", eid)
-            if found is None:
-                return {}
-            out = {}
-            for link in self.store.navs[found].get(LABEL_LINKS_NAV) or []:
-                label = self.store.navs.get(link, {}).get("Label")
-                if label in self.store.entities and link in self.store.entities:
-                    out[self.store.entities[label]["Name"]] = \
-                        self.store.entities[link]["CreationDate"]
-            return out
-
-    def persons(self) -> list[dict[str, Any]]:
-        return self._entities("Relation_Person", {"Labels": {"select": ["ID", "Name"]}})
-
-    def person(self, eid: str) -> dict[str, Any] | None:
-        with self.lock:
-            found = self.store.find("Relation_Person", eid)
-            return None if found is None else self.store.render(
-                found, None, {"Labels": {"select": ["ID", "Name"]}})
-
-    def contacts(self) -> list[dict[str, Any]]:
-        return self._entities("Relationship_Person_Contact_Standard", {
-            "Person": {"select": ["ID"]}, "Relation": {"select": ["ID", "Name"]}})
-
-    def organizations(self) -> list[dict[str, Any]]:
-        return self._entities("Relation_Organization")
-
-    def labels(self) -> list[dict[str, Any]]:
-        return self._entities("Label")
-
-    def tasks(self) -> list[dict[str, Any]]:
-        return self._entities("Activity_Task", {"Assignee": {"select": ["ID"]}})
 
     def api_session(self) -> requests.Session:
         """A session authenticated with the emulator's own client credentials."""

@@ -25,76 +25,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from syncd_tribe import odata
-from syncd_tribe.emulator_metadata import csdl
+from syncd_tribe.emulator_model import (  # noqa: F401 (re-exported)
+    FIELDS,
+    INLINE_TARGET,
+    LABEL_LINK_SET,
+    LABEL_LINKS_NAV,
+    LABELLED,
+    LABELS_NAV,
+    READ_ONLY,
+    SCORE_FIELD,
+    SETS,
+    STANDARD,
+    UNDELETABLE,
+    concrete_sets,
+    metadata,
+)
 from syncd_tribe.odata import ODataError
-
-#: Concrete entity sets: ``_Type`` and navigations ``name -> (target set, collection?)``.
-#: A target may be an abstract set (``Relation``): any entity of its concrete sets.
-LABELS_NAV = "Labels"
-LABEL_LINKS_NAV = "LabelAssignments"
-LABEL_LINK_SET = "LabelAssignment"
-#: The sets that carry labels.
-LABELLED = frozenset({"Relation_Person", "Relation_Organization"})
-_LABEL_NAVS = {LABELS_NAV: ("Label", True), LABEL_LINKS_NAV: (LABEL_LINK_SET, True)}
-SETS: dict[str, tuple[str, dict[str, tuple[str, bool]]]] = {
-    "Relation_Person": ("Relation.Person", dict(_LABEL_NAVS)),
-    "Relation_Organization": ("Relation.Organization", dict(_LABEL_NAVS)),
-    "Relationship_Person_Contact_Standard": ("Relationship.Person.Contact.Standard", {
-        "Person": ("Relation_Person", False), "Relation": ("Relation", False)}),
-    "Relationship_Person_Contact_Employee": ("Relationship.Person.Contact.Employee", {
-        "Person": ("Relation_Person", False), "Relation": ("Relation", False)}),
-    "Relationship_Organization_Identity": ("Relationship.Organization.Identity", {
-        "Relation": ("Relation_Organization", False)}),
-    "Activity_Task": ("Activity.Task", {
-        "Assignee": ("Relationship_Person_Contact_Employee", False),
-        "Relationship": ("Relationship", False)}),
-    "Label": ("Label", {}),
-    # GAP: the real entity set of person/organisation <-> label links is not documented.
-    LABEL_LINK_SET: (LABEL_LINK_SET, {"Relation": ("Relation", False), "Label": ("Label", False)}),
-}
-
-#: A custom field as Tribe names them (``_<uuid with - as __>``): a lead score 0..100.
-SCORE_FIELD = "_3f5e1a2b__9c4d__4e8f__a1b2__c3d4e5f6a7b8"
-#: The fields each new entity of a set has (null until set), besides the standard ones.
-#: ``$metadata`` lists exactly these: the seed and the API write no others.
-FIELDS: dict[str, tuple[str, ...]] = {
-    "Relation_Person": ("FirstName", "MiddleName", "LastName", "Initials", "Title", "Suffix",
-                        "EmailAddress", "PhoneNumber", "MobilePhoneNumber", "BirthDate",
-                        SCORE_FIELD),
-    "Relation_Organization": ("Name", "EmailAddress", "PhoneNumber", "Website"),
-    "Relationship_Person_Contact_Standard": ("EmailAddress", "PhoneNumber",
-                                             "MobilePhoneNumber", "Department", "Role",
-                                             "IsFormer", "CustomerType"),
-    "Relationship_Person_Contact_Employee": ("EmailAddress", "PhoneNumber", "Department",
-                                             "Role"),
-    "Relationship_Organization_Identity": ("Name",),
-    "Activity_Task": ("Subject", "Description", "StartDate", "EndDate"),
-    "Label": ("Name",),
-    LABEL_LINK_SET: (),
-}
-
-#: Where an inline-created entity of an abstract navigation target goes.
-INLINE_TARGET = {"Relation": "Relation_Organization",
-                 "Relationship": "Relationship_Person_Contact_Standard"}
-#: Sets that cannot be deleted through the API (the docs say so of employees).
-UNDELETABLE = frozenset({"Relationship_Person_Contact_Employee"})
-READ_ONLY = frozenset({"_Type", "_Name", "CreationDate", "LastMutationDate", "SortIndex"})
-STANDARD = ("ID", "_Type", "_Name", "SortIndex", "CreationDate", "LastMutationDate", "ImportId")
-
-
-def concrete_sets(name: str) -> list[str]:
-    """The concrete sets behind ``name`` (itself, or the sets of an abstract set)."""
-    if name in SETS:
-        return [name]
-    found = [s for s in SETS if s.startswith(name + "_")]
-    if not found:
-        raise KeyError(name)
-    return found
-
-
-def metadata(model: dict | None = None) -> str:
-    """``$metadata``: the CSDL XML of this model (:mod:`syncd_tribe.emulator_metadata`)."""
-    return csdl(model or SETS, FIELDS, STANDARD, {SCORE_FIELD: "Edm.Int32"})
 
 
 def fmt_time(value: datetime) -> str:
@@ -412,7 +358,10 @@ class Store:
                     raise ODataError(f"Could not find a navigation property named '{segment}'")
                 current = navs[segment][0]
 
-    def render(self, eid: str, select: list[str] | None, expand: dict[str, dict]) -> dict:
+    def render(self, eid: str, select: list[str] | None, expand: dict[str, dict],
+               api: bool = True) -> dict:
+        """An entity as the API answers it (``api``: the account's model, ``omit_navs``
+        applied), or as it is (``api=False``: the tests' and the sandbox's view)."""
         entity = self.entities[eid]
         if select is None:
             out = dict(entity)
@@ -422,20 +371,21 @@ class Store:
                 if name in entity:
                     out[name] = entity[name]
         set_name = self.set_of[eid]
-        navs = self.model[set_name][1]
+        navs = (self.model if api else SETS)[set_name][1]
         for nav, options in expand.items():
             if nav not in navs:
                 raise ODataError(f"Could not find a property named '{nav}' on "
                                  f"'{SETS[set_name][0]}'")
-            if nav in self.omit_navs:
+            if api and nav in self.omit_navs:
                 continue
             target = self.navs[eid].get(nav)
             sel, exp = options.get("select"), options.get("expand") or {}
             if navs[nav][1]:
-                out[nav] = [self.render(t, sel, exp) for t in (target or [])
+                out[nav] = [self.render(t, sel, exp, api) for t in (target or [])
                             if t in self.entities]
             else:
-                out[nav] = self.render(target, sel, exp) if target in self.entities else None
+                out[nav] = self.render(target, sel, exp, api) if target in self.entities \
+                    else None
         return out
 
     def ids_of(self, set_name: str) -> list[str]:

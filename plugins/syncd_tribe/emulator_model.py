@@ -1,0 +1,75 @@
+"""The Tribe emulator's data model: entity sets, their fields and navigations (apis.md 1.2,
+1.4), and ``$metadata`` derived from it. The person-label link set and navigations are a GAP
+(apis.md 1.4): see :mod:`syncd_tribe.emulator_store` and the emulator's ``label_navs``."""
+
+from __future__ import annotations
+
+from syncd_tribe.emulator_metadata import csdl
+
+#: Concrete entity sets: ``_Type`` and navigations ``name -> (target set, collection?)``.
+#: A target may be an abstract set (``Relation``): any entity of its concrete sets.
+LABELS_NAV = "Labels"
+LABEL_LINKS_NAV = "LabelAssignments"
+LABEL_LINK_SET = "LabelAssignment"
+#: The sets that carry labels.
+LABELLED = frozenset({"Relation_Person", "Relation_Organization"})
+_LABEL_NAVS = {LABELS_NAV: ("Label", True), LABEL_LINKS_NAV: (LABEL_LINK_SET, True)}
+SETS: dict[str, tuple[str, dict[str, tuple[str, bool]]]] = {
+    "Relation_Person": ("Relation.Person", dict(_LABEL_NAVS)),
+    "Relation_Organization": ("Relation.Organization", dict(_LABEL_NAVS)),
+    "Relationship_Person_Contact_Standard": ("Relationship.Person.Contact.Standard", {
+        "Person": ("Relation_Person", False), "Relation": ("Relation", False)}),
+    "Relationship_Person_Contact_Employee": ("Relationship.Person.Contact.Employee", {
+        "Person": ("Relation_Person", False), "Relation": ("Relation", False)}),
+    "Relationship_Organization_Identity": ("Relationship.Organization.Identity", {
+        "Relation": ("Relation_Organization", False)}),
+    "Activity_Task": ("Activity.Task", {
+        "Assignee": ("Relationship_Person_Contact_Employee", False),
+        "Relationship": ("Relationship", False)}),
+    "Label": ("Label", {}),
+    # GAP: the real entity set of person/organisation <-> label links is not documented.
+    LABEL_LINK_SET: (LABEL_LINK_SET, {"Relation": ("Relation", False), "Label": ("Label", False)}),
+}
+
+#: A custom field as Tribe names them (``_<uuid with - as __>``): a lead score 0..100.
+SCORE_FIELD = "_3f5e1a2b__9c4d__4e8f__a1b2__c3d4e5f6a7b8"
+#: The fields each new entity of a set has (null until set), besides the standard ones.
+#: ``$metadata`` lists exactly these: the seed and the API write no others.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "Relation_Person": ("FirstName", "MiddleName", "LastName", "Initials", "Title", "Suffix",
+                        "EmailAddress", "PhoneNumber", "MobilePhoneNumber", "BirthDate",
+                        SCORE_FIELD),
+    "Relation_Organization": ("Name", "EmailAddress", "PhoneNumber", "Website"),
+    "Relationship_Person_Contact_Standard": ("EmailAddress", "PhoneNumber",
+                                             "MobilePhoneNumber", "Department", "Role",
+                                             "IsFormer", "CustomerType"),
+    "Relationship_Person_Contact_Employee": ("EmailAddress", "PhoneNumber", "Department",
+                                             "Role"),
+    "Relationship_Organization_Identity": ("Name",),
+    "Activity_Task": ("Subject", "Description", "StartDate", "EndDate"),
+    "Label": ("Name",),
+    LABEL_LINK_SET: (),
+}
+
+#: Where an inline-created entity of an abstract navigation target goes.
+INLINE_TARGET = {"Relation": "Relation_Organization",
+                 "Relationship": "Relationship_Person_Contact_Standard"}
+#: Sets that cannot be deleted through the API (the docs say so of employees).
+UNDELETABLE = frozenset({"Relationship_Person_Contact_Employee"})
+READ_ONLY = frozenset({"_Type", "_Name", "CreationDate", "LastMutationDate", "SortIndex"})
+STANDARD = ("ID", "_Type", "_Name", "SortIndex", "CreationDate", "LastMutationDate", "ImportId")
+
+
+def concrete_sets(name: str) -> list[str]:
+    """The concrete sets behind ``name`` (itself, or the sets of an abstract set)."""
+    if name in SETS:
+        return [name]
+    found = [s for s in SETS if s.startswith(name + "_")]
+    if not found:
+        raise KeyError(name)
+    return found
+
+
+def metadata(model: dict | None = None) -> str:
+    """``$metadata``: the CSDL XML of this model (:mod:`syncd_tribe.emulator_metadata`)."""
+    return csdl(model or SETS, FIELDS, STANDARD, {SCORE_FIELD: "Edm.Int32"})
