@@ -10,6 +10,7 @@ from functools import partial
 
 import pytest
 import tomli_w
+from structlog.testing import capture_logs
 from syncd_apsis.connector import ApsisConnector  # noqa: I001 - after syncd: plugin
 from syncd_apsis.emulator import ApsisEmulator
 from syncd_tribe.connector import TribeConnector
@@ -107,8 +108,12 @@ def test_a_reload_runs_the_preflight_again(accounts, start):
     settled(client, "ok")
     config["connections"]["crm"]["labels_nav"] = "LabelAssignment"
     path.write_bytes(tomli_w.dumps(config).encode())
-    assert client.reload()["ok"]
-    found = settled(client, "problems")
+    with capture_logs() as logs:
+        assert client.reload()["ok"]
+        found = settled(client, "problems")
+    logged = [e for e in logs if e["event"] == "preflight.problem" and e["severity"] == "error"]
+    assert [e["key"] for e in logged] == ["connections.crm.labels_nav"]
+    assert "LabelAssignments" in logged[0]["problem"]
     assert any(line.startswith("connections.crm.labels_nav: ") and "LabelAssignments" in line
                for line in found["problems"])
     with pytest.raises(AdminError, match="connections.crm.labels_nav"):

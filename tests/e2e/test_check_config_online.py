@@ -65,6 +65,8 @@ def test_the_sandbox_config_passes_online(sandbox):
     _no_secret(result, secrets)
     positional = syncd_cli("check-config", path, "--online")  # the file as an argument
     assert positional.returncode == 0, positional.stderr
+    two = syncd_cli("check-config", "-c", path, path + ".other")
+    assert two.returncode == 2 and "two config files given" in two.stderr
 
 
 def test_three_wrong_names_are_named_with_their_keys_and_suggestions(sandbox):
