@@ -83,52 +83,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_check_config(args) -> int:
-    """Offline checks first (the file alone); with ``--online`` then the accounts: every name
-    the config uses is checked against what they have (``syncd.preflight``). Exit 0: no
-    problem; 1: problems in the file or names the accounts lack; 69: only connection errors
-    (the accounts could not be checked)."""
-    from syncd import config, plugins, preflight
+    from syncd.cli_check import check_config
 
-    if args.file and args.config and os.path.abspath(args.file) != os.path.abspath(args.config):
-        print(f"syncd: two config files given ({args.config} and {args.file}): give one",
-              file=sys.stderr)
-        return 2
-    path = args.file or _config_path(args)
-    registry = plugins.load()
-    errors = config.check(path, registry)
-    if errors:
-        for line in errors:
-            print(line, file=sys.stderr)
-        print(f"{path}: {len(errors)} problem(s)", file=sys.stderr)
-        return 1
-    if not args.online:
-        print(f"{path}: OK (add --online to check the names it uses against the accounts)")
-        return 0
-    print(f"{path}: OK offline; checking the accounts ...", flush=True)
-    cfg = config.load(path, registry)
-    report = preflight.run(cfg, registry, preflight.direct_check(cfg, registry),
-                           log_results=False)
-    for problem in report.errors:
-        print(f"{cfg.path}: {problem}", file=sys.stderr)
-    for problem in report.warnings:
-        print(f"{cfg.path}: warning: {problem}", file=sys.stderr)
-    for line in report.connection_lines():
-        print(f"{cfg.path}: {line}", file=sys.stderr)
-    for name in report.unchecked:
-        print(f"{path}: connections.{name}: its connector cannot check the account (not "
-              f"checked)")
-    if report.errors:
-        extra = (f", and {len(report.connection_errors)} connection(s) could not be checked"
-                 if report.connection_errors else "")
-        print(f"{path}: {len(report.errors)} name(s) the accounts do not have{extra}",
-              file=sys.stderr)
-        return 1
-    if report.connection_errors:
-        print(f"{path}: {len(report.connection_errors)} connection(s) could not be checked",
-              file=sys.stderr)
-        return 69  # EX_UNAVAILABLE
-    print(f"{path}: OK online: every name the config uses exists in the accounts")
-    return 0
+    return check_config(args, _config_path(args))
 
 
 def cmd_plugins(args) -> int:
@@ -155,6 +112,8 @@ def cmd_status(args) -> int:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from syncd.cli_check import print_preflight
 
     status = _admin_client(args).status()
     if args.json:
@@ -196,7 +155,7 @@ def cmd_status(args) -> int:
                       e(_guard_cell(i.get("guard"))), e(last_run),
                       e((i.get("preflight") or {}).get("state", "-")), e(i["last_error"] or ""))
     console.print(table)
-    _print_preflight(console, status, e)
+    print_preflight(console, status, e)
     for name, i in status["integrations"].items():
         guard = i.get("guard") or {}
         if guard.get("held_since"):
@@ -221,25 +180,6 @@ def _guard_cell(guard: dict | None) -> str:
     limit = guard["limit"] if guard.get("limit") is not None else "off"
     cell = f"{guard['count']}/{limit} in {guard['window'] / 3600:g}h"
     return f"HELD {cell}" if guard.get("held_since") else cell
-
-
-def _print_preflight(console, status: dict, e) -> None:
-    """Per integration, what its accounts lack (the daemon's preflight)."""
-    for name, i in status["integrations"].items():
-        found = i.get("preflight") or {}
-        errors, conns = found.get("problems") or [], found.get("connection_errors") or []
-        warnings = found.get("warnings") or []
-        if not (errors or conns or warnings):
-            continue
-        color = "red" if errors else "yellow"
-        console.print(f"[{color}]integration {e(name)}: preflight problems (a full sync is "
-                      f"{'refused' if errors else 'allowed'}):[/{color}]")
-        for line in conns:
-            console.print(f"  connection error: {e(line)}")
-        for line in errors:
-            console.print(f"  {e(line)}")
-        for line in warnings:
-            console.print(f"  warning: {e(line)}")
 
 
 def _wait_with_progress(client, integration: str, run_id: int) -> dict:
