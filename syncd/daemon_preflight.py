@@ -10,7 +10,8 @@
   error) its two connections are checked again at once, as the account may have been fixed
   meanwhile. A full sync whose config names something the accounts lack is refused with
   :class:`~syncd.exceptions.PreflightFailed` naming the keys. A connection error does not
-  refuse it: the run meets the account itself and says what it finds.
+  refuse it: the run meets the account itself and says what it finds. A run the daemon
+  resumes at start (interrupted before) was checked when it started and is not gated again.
 """
 
 from __future__ import annotations
