@@ -248,3 +248,30 @@ def test_the_window_forgets_old_changes(make, monkeypatch):
     assert h.guard()["count"] == 10
     later = dt.datetime.now().timestamp() + h.integration.confirm_window + 1
     assert h.store.guard_state("i", h.integration.confirm_window, now=later)["count"] == 0
+
+
+def test_the_store_counts_in_the_window_and_only_a_confirm_ends_a_hold(tmp_path):
+    store = Store(str(tmp_path / "g.db"))
+    day = 86400.0
+    store.guard_admit("i", [("consent", "a"), ("delete", "b")], [], None, day, now=1000.0)
+    store.guard_admit("i", [("consent", "c")], [("consent", "d"), ("delete", "e")],
+                      "too many", day, now=2000.0)
+    state = store.guard_state("i", day, now=2000.0)
+    assert state == {"count": 3, "held_since": 2000.0, "reason": "too many",
+                     "held": {"consent": 1, "delete": 1}}
+    # the window forgets what is older than a day; the hold stays
+    later = store.guard_state("i", day, now=1000.0 + day + 1)
+    assert later["count"] == 1 and later["held_since"] == 2000.0
+    store.guard_admit("i", [], [("consent", "f")], "again", day, now=3000.0)
+    assert store.guard_state("i", day, now=3000.0)["reason"] == "too many"  # held since first
+    store.close()
+    store = Store(str(tmp_path / "g.db"))  # a restart
+    assert store.guard_state("i", day, now=3000.0)["held_since"] == 2000.0
+    released = store.guard_confirm("i", now=4000.0)
+    assert sorted(released) == [("consent", "d"), ("consent", "f"), ("delete", "e")]
+    assert store.guard_state("i", day, now=4000.0) == {"count": 0, "held_since": None,
+                                                        "reason": None, "held": {}}
+    assert store.guard_take_confirmed("i", [("consent", "d"), ("consent", "x")]) == {
+        ("consent", "d")}
+    assert store.guard_take_confirmed("i", [("consent", "d")]) == set()  # passes once
+    store.close()

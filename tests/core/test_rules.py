@@ -146,3 +146,38 @@ def test_opt_outs_syncd_sent_are_remembered_and_inferred_ones_of_them_unresolved
     other = ConsentChange("j", "news", "email", False, "t", inferred=True)
     kept, unresolved = split_inferred([inferred, named, other], links)
     assert kept == [named, other] and unresolved == [inferred]
+
+
+def test_the_guard_limit_is_the_share_of_the_profiles_kept_and_at_least_the_minimum():
+    assert R.GUARD_MINIMUM == 10
+    assert R.guard_limit(0.1, 1000) == 100
+    assert R.guard_limit(0.29, 100) == 29  # no float rounding down to 28
+    assert R.guard_limit(0.1, 50) == 10 and R.guard_limit(0.0, 10_000) == 10
+    assert R.guard_limit(1.0, 50) is None  # 1: no limit
+
+
+def test_the_guard_allows_up_to_the_limit_and_nothing_while_held():
+    assert R.guard_allowance(0, 30, 10, held=False) == 10
+    assert R.guard_allowance(7, 2, 10, held=False) == 2
+    assert R.guard_allowance(10, 1, 10, held=False) == 0
+    assert R.guard_allowance(12, 5, 10, held=False) == 0
+    assert R.guard_allowance(0, 5, 10, held=True) == 0
+    assert R.guard_allowance(500, 5, None, held=False) == 5
+
+
+def test_a_held_write_keeps_attributes_and_tags_and_the_consents_last_written():
+    rules = R.Rules(fields={"FirstName": "firstname"},
+                    consents=(ConsentMapping("Newsletter", "news", "email"),),
+                    selections={"VIP": "vip"})
+    first = R.decide(rules, rec(labels={"Newsletter"}), None)
+    link = Link("p1", first.digest, first.state)
+    write = R.decide(rules, rec(FirstName="Piet", selections={"VIP"}), link)
+    assert write.flipped == ("news|email",)
+    held = R.hold_consents(write)
+    assert held.profile.consents == () and held.flipped == ()
+    assert held.profile.attributes == {"firstname": "Piet"}
+    assert held.profile.tags == {"vip": True}
+    assert held.state["c"] == {"news|email": True} and held.digest is None
+    again = R.decide(rules, rec(FirstName="Piet", selections={"VIP"}),
+                     Link("p1", held.digest, held.state))
+    assert again.flipped == ("news|email",)  # derived again at the next evaluation

@@ -249,3 +249,10 @@ def test_webhooks_for_disabled_integrations_are_refused_with_503_not_dropped(run
     assert client.reload()["ok"] is True
     assert post_webhook(daemon, ["p08"]).status_code == 200  # the sender delivers it again
     assert wait_for(lambda: world.profiles.get("p08", {}).get("firstname") == "while disabled")
+
+
+def test_confirm_of_an_unknown_integration_is_a_404(running):
+    _, client, _, _, _ = running
+    with pytest.raises(AdminError) as refused:
+        client.confirm("nope")
+    assert refused.value.status == 404 and "nope" in str(refused.value)
