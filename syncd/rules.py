@@ -212,6 +212,8 @@ class Write:
     flipped: tuple[str, ...] = ()
     #: Destination opt-outs that a newer opt-in in the source overrides.
     optouts_overridden: tuple[tuple[str, str], ...] = ()
+    #: The opt-outs syncd had written before this write (the link's ``"w"``).
+    written_before: tuple[str, ...] = ()
 
     @property
     def consent_flips(self) -> int:
@@ -265,7 +267,8 @@ def decide(rules: Rules, record: Record, link: Link | None,
         return Unchanged(record.id)
     send, state, flips = delta(profile, link.state if link is not None else None)
     return Write(send, digest, known=link is not None, state=state, flipped=flips,
-                 optouts_overridden=overridden)
+                 optouts_overridden=overridden,
+                 written_before=tuple((link.state or {}).get("w", ())) if link else ())
 
 
 def delete_confirmed(rules: Rules, delete: Delete, direct: Record | None) -> bool:
@@ -317,17 +320,13 @@ def hold_consents(write: Write) -> Write:
         return write
     kept = tuple(c for c in write.profile.consents if consent_key(c) not in flipped)
     state_c = dict(write.state.get("c", {}))
-    written = set(write.state.get("w", ()))
     for c in write.profile.consents:
         if consent_key(c) in flipped:
             state_c[consent_key(c)] = not c.opted_in
-            if not c.opted_in:  # a held opt-out is not sent; a held opt-in: keep as written
-                written.discard(consent_key(c))
-            else:
-                written.add(consent_key(c))
     state = {**write.state, "c": state_c}
     state.pop("w", None)
+    written = written_optouts({"w": write.written_before}, kept)  # what is really sent
     if written:
-        state["w"] = sorted(written)
+        state["w"] = written
     return replace(write, profile=replace(write.profile, consents=kept), digest=None,
                    state=state, flipped=(), optouts_overridden=())

@@ -181,3 +181,15 @@ def test_a_held_write_keeps_attributes_and_tags_and_the_consents_last_written():
     again = R.decide(rules, rec(FirstName="Piet", selections={"VIP"}),
                      Link("p1", held.digest, held.state))
     assert again.flipped == ("news|email",)  # derived again at the next evaluation
+
+
+def test_a_held_write_remembers_only_the_opt_outs_really_sent():
+    rules = R.Rules(consents=(ConsentMapping("Newsletter", "news", "email"),))
+    first = R.decide(rules, rec(labels={"Newsletter"}), None)
+    out = R.decide(rules, rec(), Link("p1", first.digest, first.state))
+    assert out.state["w"] == ["news|email"]  # sent: syncd's opt-out
+    assert "w" not in R.hold_consents(out).state  # held: not sent, not syncd's
+    sent = Link("p1", out.digest, out.state)
+    back_in = R.decide(rules, rec(labels={"Newsletter"}), sent)
+    assert "w" not in back_in.state
+    assert R.hold_consents(back_in).state["w"] == ["news|email"]  # still syncd's opt-out
