@@ -142,6 +142,13 @@ class ConsentChangeReader:
         self.timeout = timeout
         self.poll_interval = max(0.01, poll_interval)
         self.crm_id_column = crm_id_column
+        #: The attribute requested to decorate the rows (a discriminator), and the columns
+        #: its value may come back as (GAP: the configured one, the discriminator, the
+        #: attribute's short name: the first that is filled wins).
+        self.crm_id_attribute = crm_id_column if "." in crm_id_column else \
+            f"com.apsis1.attributes.{crm_id_column}"
+        self.crm_id_columns = tuple(dict.fromkeys(
+            (crm_id_column, self.crm_id_attribute, self.crm_id_attribute.rsplit(".", 1)[-1])))
         self.topic_column = topic_column
         self._sleep = sleep
         self._clock = clock
@@ -200,7 +207,7 @@ class ConsentChangeReader:
             if end <= start - self.overlap:  # a cursor from the future (clock skew)
                 return None
             report_id, retry_after = client.create_email_report(
-                iso(start - self.overlap), iso(end), attributes=(self.crm_id_column,))
+                iso(start - self.overlap), iso(end), attributes=(self.crm_id_attribute,))
             if report_id is not None:
                 self._count("exports")
                 return _Pending(cursor, report_id, end, time.monotonic())
@@ -264,7 +271,8 @@ class ConsentChangeReader:
                     if cid and cid in skip:
                         continue
                     at = ms_to_iso(row.get("event_time")) or ms_to_iso(row.get("server_time"))
-                    key = (row.get(self.crm_id_column) or "").strip()
+                    key = next((v.strip() for c in self.crm_id_columns
+                                if (v := row.get(c) or "").strip()), "")
                     if not at or not key:
                         self._count("rows_without_time" if not at else "rows_without_crm_id")
                         continue

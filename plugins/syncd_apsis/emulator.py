@@ -1,28 +1,49 @@
 """An APSIS One API emulator: a real HTTP server on loopback, in memory (``apis.md`` 3.9).
 
-- ``POST /oauth/token`` (JSON body) issues JWT-looking tokens with ``exp``; 401 problem on bad
-  credentials; more than ``token_limit_per_minute`` token requests a minute -> 429. Every API
-  call needs a valid, unexpired bearer (401 problem otherwise).
-- Definitions: keyspaces, sections, attributes (discriminator + version id), v2 topics, tags;
-  consent 1.0 lists and the switch ``consent_v2``: see :mod:`syncd_apsis.emulator_definitions`.
-- Profiles (see :mod:`syncd_apsis.audience`): v2 merge-patch attributes (no implicit create,
-  415 unless ``application/merge-patch+json``), v1 PATCH by version id (creates), DELETE
-  attribute by version id, DELETE profile, merges, consent 2.0 POST/GET, tags PATCH.
-- Limits: body > 100 kB -> 413; ``requests_per_second`` for the account and
-  ``per_key_per_second`` per profile key -> 429 (with ``Retry-After`` unless
-  ``send_retry_after`` is False: APSIS does not document the header).
-- Errors are problem+json everywhere. Faults and the control API come from the base class.
-- E-mail events (``unsubscribe``, ``record_event``) and the e-mail event export
-  (``/emails/reports``): see :mod:`syncd_apsis.emulator_events`.
-- Profile imports (Import v2: create, pre-signed upload, status; 3 pending and 10 a minute):
-  see :mod:`syncd_apsis.emulator_imports`.
-- Control (for benchmarks): ``POST /_emulator/settings`` with any of ``requests_per_second``,
-  ``per_key_per_second`` (0: unlimited), ``send_retry_after`` and the import settings
-  (``import_requests_per_minute``, ``max_pending_imports``, ``import_delay``,
-  ``max_import_file``, ``import_upload_ttl``); ``GET
-  /_emulator/profile/{crm_id}`` and ``POST /_emulator/profiles`` (``{"keys": [...]}``) return
-  a profile's attributes and ``modified_at`` (epoch seconds of its last successful write
-  through the API), without touching the budgets, the faults or the request counts.
+Strict where ``apis.md`` says [DOC] or [CODE]:
+
+- ``POST /oauth/token``: a JSON body only (a form body -> 400), ``grant_type``,
+  ``client_id``, ``client_secret`` required (400); JWT-looking tokens with ``exp``; 401 on bad
+  credentials; more than ``token_limit_per_minute`` (10) a minute -> 429. Every API call
+  needs a valid, unexpired bearer (401 otherwise). (3.1)
+- Definitions: keyspaces (``manage_subscriptions``), sections, attributes (discriminator +
+  version id), v2 topics, tags, consent 1.0 lists: :mod:`syncd_apsis.emulator_definitions`.
+- Profiles (:mod:`syncd_apsis.emulator_profiles`, :mod:`syncd_apsis.audience`): merge-patch
+  bodies (v1 and v2 attributes, tags) only as ``application/merge-patch+json``, JSON bodies
+  (consents, merges, imports, exports) only as ``application/json`` -> 415 otherwise; v2
+  attributes need an ``Accept`` allowing problem+json (406); v2 never creates (404 problem on
+  a missing profile), v1 by version id creates; required fields -> 400. (3.3-3.5, 3.7)
+- Limits: a body over 100 kB -> 413; ``requests_per_second`` (100) for the account and
+  ``per_key_per_second`` (10) per profile key -> 429; the endpoints with limits of their own
+  (token, export requests, import requests) are outside the account budget and their 429s
+  hold only themselves. (3.8)
+- Errors are RFC 7807 problem+json everywhere. (3.8)
+- E-mail events and their export: :mod:`syncd_apsis.emulator_events`; imports (create,
+  pre-signed upload, status, 3 pending, 10 a minute): :mod:`syncd_apsis.emulator_imports`.
+
+Switches where it says [GAP] or [INFER] (constructor arguments; those marked "settable" also
+at run time through ``POST /_emulator/settings``), each covered by connector tests per setting:
+
+- ``key_429_scope`` (settable) ``"account"`` (default) | ``"key"``: what a 429 of the
+  per-profile-key limit holds for ``Retry-After`` accounting, every request of the account
+  or that key (3.8).
+- ``send_retry_after`` (settable) True (default) | False: 429s carry ``Retry-After`` or not
+  (3.8; the import limits follow it too).
+- ``channels`` ``"com.apsis1"`` (default: ``com.apsis1.channels.email`` / ``.sms``) |
+  ``"short"`` (``email`` / ``sms``): the channel discriminator strings (3.4).
+- ``export_topic_column`` (default ``topic_discriminator``; ``""``: none) and
+  ``export_attribute_columns`` ``"discriminator"`` (default) | ``"name"``: the e-mail event
+  export's topic column and decoration column names (3.6).
+- ``consent_v2`` True (default) | False: consent 2.0 topics answer, or only the 1.0 lists
+  (3.4).
+- Faults of the base class (:class:`syncd.emulator.Faults`, ``POST /_emulator/faults``):
+  5xx, 429 with ``Retry-After``, hangs, latency, scheduled statuses.
+
+Control (benchmarks): ``POST /_emulator/settings`` also takes ``requests_per_second``,
+``per_key_per_second`` (0: unlimited) and the import settings (``import_requests_per_minute``,
+``max_pending_imports``, ``import_delay``, ``max_import_file``, ``import_upload_ttl``); ``GET
+/_emulator/profile/{crm_id}`` and ``POST /_emulator/profiles`` read profiles
+(:mod:`syncd_apsis.emulator_control`).
 
 Response shapes of the definitions are GAPs in the public material: they are invented here
 as ``{"items": [...]}`` with the fields ``apis.md`` names.
@@ -32,7 +53,6 @@ from __future__ import annotations
 
 import hmac
 import http
-import json
 import math
 import threading
 import time
@@ -45,10 +65,12 @@ from urllib.parse import unquote
 from syncd.emulator import Emulator, TokenIssuer
 from syncd.wsgi import HTTPError, Request, Router
 from syncd_apsis.audience import CRM_ID, EMAIL, MOBILE, Audience, Conflict, NotFound
+from syncd_apsis.emulator_control import KEY_429_SCOPES, ControlApi, _choice
 from syncd_apsis.emulator_definitions import DefinitionsApi
 from syncd_apsis.emulator_events import EmailEvents
-from syncd_apsis.emulator_imports import IMPORT_SETTINGS, ImportsApi
+from syncd_apsis.emulator_imports import ImportsApi
 from syncd_apsis.emulator_limits import Bucket, JwtIssuer
+from syncd_apsis.emulator_profiles import CHANNEL_SETS, ProfilesApi
 
 DEFAULT_SECTION = "com.apsis1.sections.default"
 STANDARD_ATTRIBUTES = ("email", "mobile", "crmid", "firstname", "lastname")
@@ -57,22 +79,10 @@ EXTRA_ATTRIBUTES = ("company", "jobtitle", "phone", "city", "country", "zipcode"
                     "birthday", "gender", "usercreated.attributes.customer-type")
 DEFAULT_TOPICS = ("com.apsis1.topics.newsletter", "com.apsis1.topics.offers",
                   "com.apsis1.topics.events")
-CHANNELS = ("com.apsis1.channels.email", "com.apsis1.channels.sms")
-WRITABLE_CONSENTS = ("opt-in", "opt-out")
 PROFILE = "/audience/keyspaces/{ks}/profiles/{key}"
-MERGE_PATCH = "application/merge-patch+json"
 SECTION = "/sections/{section}"
-#: GAP switch: what a 429 of the per-profile-key limit holds (the whole account, or the key).
-KEY_429_SCOPES = ("account", "key")
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}")
-    return str(value)
-
-
-class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
+class ApsisEmulator(ControlApi, ProfilesApi, DefinitionsApi, ImportsApi, EmailEvents,
+                    Emulator):
     kind = "apsis"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None,
@@ -82,7 +92,9 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
                  token_lifetime: float = 86400.0, token_limit_per_minute: int = 10,
                  requests_per_second: float = 100.0, per_key_per_second: float = 10.0,
                  send_retry_after: bool = True, max_body: int = 100 * 1024,
-                 consent_v2: bool = True, key_429_scope: str = "account"):
+                 consent_v2: bool = True, key_429_scope: str = "account",
+                 channels: str = "com.apsis1", export_topic_column: str | None = None,
+                 export_attribute_columns: str = "discriminator"):
         self.client_id = client_id
         self.consent_v2 = consent_v2
         self.client_secret = client_secret
@@ -91,6 +103,7 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
         self.token_limit_per_minute = token_limit_per_minute
         self.send_retry_after = send_retry_after
         self.key_429_scope = _choice("key_429_scope", key_429_scope, KEY_429_SCOPES)
+        self.channels = _choice("channels", channels, tuple(CHANNEL_SETS))
         self.audience = Audience()
         self._token_times: deque[float] = deque()
         self._account = Bucket(requests_per_second)
@@ -102,6 +115,11 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
         self.sections: dict[str, dict[str, Any]] = {}
         self.keyspaces = {CRM_ID: "CRM ID", EMAIL: "Email", MOBILE: "Mobile"}
         self._init_email_events(seed)  # e-mail events and their export: emulator_events.py
+        if export_topic_column is not None:
+            self.export_topic_column = export_topic_column
+        self.export_attribute_columns = _choice("export_attribute_columns",
+                                                export_attribute_columns,
+                                                ("discriminator", "name"))
         self._init_imports()  # profile imports: emulator_imports.py
         super().__init__(host, port, seed=seed, threads=threads, max_body=max_body)
         self.define_section(section)
@@ -139,7 +157,7 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
         with self.lock:
             self.sections[section or self.section]["topics"].setdefault(discriminator, {
                 "discriminator": discriminator, "name": discriminator.rsplit(".", 1)[-1],
-                "channel_discriminators": list(CHANNELS)})
+                "channel_discriminators": list(self.channel_discriminators)})
 
     # -- accessors -------------------------------------------------------------------------------
 
@@ -249,63 +267,6 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
         self.setup_event_routes(router)
         self.setup_import_routes(router)
 
-    # -- control (benchmarks) --------------------------------------------------------------------
-
-    def settings(self, **values: Any) -> dict[str, Any]:
-        """Change the budgets: ``requests_per_second`` (account), ``per_key_per_second``,
-        ``send_retry_after``, and the import settings (:data:`IMPORT_SETTINGS`). A rate of 0
-        means unlimited. Returns the current settings."""
-        imports = {k: values[k] for k in IMPORT_SETTINGS if k in values}
-        with self.lock:
-            current_imports = self.configure_imports(**imports)
-        with self._budget_lock:
-            if "requests_per_second" in values:
-                self._account = Bucket(float(values["requests_per_second"]))
-            if "per_key_per_second" in values:
-                self.per_key_per_second = float(values["per_key_per_second"])
-                self._keys.clear()
-            if "send_retry_after" in values:
-                self.send_retry_after = bool(values["send_retry_after"])
-            if "key_429_scope" in values:
-                self.key_429_scope = _choice("key_429_scope", values["key_429_scope"],
-                                             KEY_429_SCOPES)
-            return {"requests_per_second": self._account.rate,
-                    "per_key_per_second": self.per_key_per_second,
-                    "send_retry_after": self.send_retry_after,
-                    "key_429_scope": self.key_429_scope, **current_imports}
-
-    def _settings(self, request: Request):
-        body = request.json() or {}
-        known = {"requests_per_second", "per_key_per_second", "send_retry_after",
-                 "key_429_scope",
-                 *IMPORT_SETTINGS}
-        unknown = sorted(set(body) - known) if isinstance(body, dict) else ["(not an object)"]
-        if unknown:
-            raise self.problem(400, f"unknown setting {', '.join(unknown)}")
-        try:
-            return self.settings(**body)
-        except (TypeError, ValueError) as exc:
-            raise self.problem(400, str(exc)) from None
-
-    def profile_state(self, key: str, keyspace: str = CRM_ID) -> dict[str, Any] | None:
-        """A profile's attributes (default section) and ``modified_at``, or None."""
-        with self.lock:
-            p = self.audience.find(keyspace, key)
-            if p is None:
-                return None
-            return {"key": key, "attributes": dict(p.attributes.get(self.section, {})),
-                    "modified_at": self._modified.get(p.pid)}
-
-    def _control_profile(self, request: Request):
-        state = self.profile_state(unquote(request.params["key"]))
-        if state is None:
-            raise self.problem(404, "no such profile")
-        return state
-
-    def _control_profiles(self, request: Request):
-        body = request.json() or {}
-        return {"items": [self.profile_state(str(k)) for k in body.get("keys", [])]}
-
     def __call__(self, environ, start_response):
         # Route on the raw path, so that an encoded "/" in a profile key stays in its segment;
         # the API handlers decode their parameters.
@@ -363,35 +324,6 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
 
         return guarded
 
-    def _media_type(self, request: Request, expected: str = "application/json") -> None:
-        """415 (problem+json) unless the body is sent as ``expected`` (``apis.md`` 3.3: merge
-        patches are ``application/merge-patch+json``; other bodies JSON)."""
-        ctype = (request.header("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype != expected:
-            raise self.problem(415, f"Content-Type must be {expected}")
-
-    def _accepts_problem(self, request: Request) -> None:
-        """406 when ``Accept`` excludes problem+json (``apis.md`` 3.3, v2 attributes)."""
-        accept = (request.header("Accept") or "*/*").lower()
-        ranges = {part.split(";")[0].strip() for part in accept.split(",")}
-        if not ranges & {"application/problem+json", "application/*", "*/*"}:
-            raise self.problem(406, "Accept must allow application/problem+json")
-
-    def _required(self, body: dict[str, Any], *names: str) -> None:
-        missing = [n for n in names if body.get(n) in (None, "")]
-        if missing:
-            raise self.problem(400, f"missing required field{'s' if len(missing) > 1 else ''} "
-                                    f"{', '.join(missing)}")
-
-    def _json_object(self, request: Request) -> dict[str, Any]:
-        try:
-            body = json.loads(request.body or b"null")
-        except ValueError:
-            raise self.problem(400, "the body is not JSON") from None
-        if not isinstance(body, dict):
-            raise self.problem(400, "the body must be a JSON object")
-        return body
-
     def _token(self, request: Request):
         self.check_retry_after(request, "token")
         ctype = (request.header("Content-Type") or "").split(";")[0].strip().lower()
@@ -430,105 +362,3 @@ class ApsisEmulator(DefinitionsApi, ImportsApi, EmailEvents, Emulator):
     def _list(self, request: Request, what: str):
         return {"items": [dict(v) for v in self.sections[request.params["section"]][what]
                           .values()]}
-
-    # -- profiles ----------------------------------------------------------------------------------
-
-    def _known(self, section: str, names: Iterable[str]) -> None:
-        attrs = self.sections[section]["attributes"]
-        unknown = [n for n in names if n not in attrs]
-        if unknown:
-            raise self.problem(400, f"attribute {', '.join(unknown)} is not defined in "
-                                    f"section {section}")
-
-    def _patch_v2(self, request: Request):
-        self._media_type(request, MERGE_PATCH)
-        self._accepts_problem(request)
-        p = request.params
-        body = self._json_object(request)
-        self._known(p["section"], body)
-        self.audience.write(p["ks"], p["key"], p["section"], body, create=False)
-        return 204, None
-
-    def _patch_v1(self, request: Request):
-        self._media_type(request, MERGE_PATCH)
-        p = request.params
-        body = self._json_object(request)
-        by_version = {a["version_id"]: d for d, a in
-                      self.sections[p["section"]]["attributes"].items()}
-        unknown = [v for v in body if v not in by_version]
-        if unknown:
-            raise self.problem(400, f"unknown attribute version id {', '.join(unknown)}")
-        changes = {by_version[v]: value for v, value in body.items()}
-        _, created = self.audience.write(p["ks"], p["key"], p["section"], changes, create=True)
-        return (201 if created else 200), {}
-
-    def _delete_attribute(self, request: Request):
-        p = request.params
-        names = [d for d, a in self.sections[p["section"]]["attributes"].items()
-                 if a["version_id"] == p["version"]]
-        if not names:
-            raise self.problem(404, f"attribute version {p['version']} not found")
-        self.audience.write(p["ks"], p["key"], p["section"], {names[0]: None}, create=False)
-        return 204, None
-
-    def _post_consent(self, request: Request):
-        self._media_type(request)
-        p = request.params
-        body = self._json_object(request)
-        self._required(body, "topic_discriminator", "channel_discriminator", "type")
-        topic, channel = body.get("topic_discriminator"), body.get("channel_discriminator")
-        if body.get("type") not in WRITABLE_CONSENTS:
-            raise self.problem(400, f"type must be one of {', '.join(WRITABLE_CONSENTS)}")
-        if channel not in CHANNELS:
-            raise self.problem(400, f"unknown channel_discriminator {channel!r}")
-        if topic not in self.sections[p["section"]]["topics"]:
-            raise self.problem(404, f"topic {topic!r} not found in section {p['section']}")
-        profile = self.audience.get(p["ks"], p["key"])
-        status = self.audience.set_consent(profile, p["section"], topic, channel, body)
-        if status == 409:
-            raise self.problem(409, f"consent {body['type']} is already set for {topic} on "
-                                    f"{channel}")
-        return status, None
-
-    def _get_consents(self, request: Request):
-        p = request.params
-        profile = self.audience.get(p["ks"], p["key"])
-        wanted = set(request.query.get("consent_types", []))
-        items = [dict(c) for c in profile.consents.get(p["section"], {}).values()
-                 if not wanted or c["type"] in wanted]
-        return {"items": items}
-
-    def _patch_tags(self, request: Request):
-        self._media_type(request, MERGE_PATCH)
-        p = request.params
-        body = self._json_object(request)
-        if not all(isinstance(v, bool) for v in body.values()):
-            raise self.problem(400, "tag values must be true or false")
-        profile = self.audience.get(p["ks"], p["key"])
-        known = self.sections[p["section"]]["tags"]
-        for tag in body:  # GAP: tags are defined on first use here
-            known.setdefault(tag, {"discriminator": tag, "name": tag.rsplit(".", 1)[-1]})
-        profile.tags.setdefault(p["section"], {}).update(body)
-        return 204, None
-
-    def _delete_profile(self, request: Request):
-        p = request.params
-        if not self.audience.delete(p["ks"], p["key"]):
-            raise self.problem(404, f"no profile with key {p['key']!r} in keyspace {p['ks']}")
-        return 204, None  # GAP: the real status code is not documented
-
-    def _merge(self, request: Request):
-        self._media_type(request)
-        body = self._json_object(request)
-        profiles = body.get("profiles")
-        try:
-            (a, b) = [(str(x["keyspace_discriminator"]), str(x["profile_key"]))
-                      for x in profiles]  # type: ignore[union-attr]
-        except (TypeError, KeyError, ValueError):
-            raise self.problem(400, "profiles must be two {keyspace_discriminator, "
-                                    "profile_key} objects") from None
-        for ks, _ in (a, b):
-            if ks not in self.keyspaces:
-                raise self.problem(400, f"unknown keyspace {ks}")
-        self.audience.merge(a, b, self.section)
-        return 204, None

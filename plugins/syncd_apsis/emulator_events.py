@@ -30,6 +30,12 @@ The export:
   ``UNSUBSCRIBED`` row, empty for other types), then one column per requested attribute,
   named by its discriminator (GAP: the real decoration column names are not documented),
   holding the profile's value (``com.apsis1.attributes.crmid``: the CRM id).
+- Switches for those GAPs (attributes, set before requests): ``export_topic_column`` (the
+  name of the topic column, default :data:`TOPIC_COLUMN`; ``""``: the file has no topic
+  column, as if APSIS did not say which topic an unsubscribe was for) and
+  ``export_attribute_columns`` (``"discriminator"``, the default: a decoration column is
+  named ``com.apsis1.attributes.crmid``; ``"name"``: ``crmid``). The connector's options
+  ``export_topic_column`` and ``export_crm_id_column`` name what it reads.
 - Limit: APSIS allows 1 event export request a minute. ``export_interval`` (seconds between
   two export requests of the account; 0 = off, the default here; 60 = APSIS) answers a request
   that comes sooner with 429 + ``Retry-After``. A request sent before a ``Retry-After`` it was
@@ -115,6 +121,9 @@ class EmailEvents:
         self.duplicate_rate = 0.1
         #: share of events with event_time = 0
         self.zero_time_rate = 0.1
+        #: GAP switches: the topic column's name ("" = none), decoration column names
+        self.export_topic_column = TOPIC_COLUMN
+        self.export_attribute_columns = "discriminator"  # or "name"
         self.export_violations = 0
         self.exports_requested = 0
         self.exports_throttled = 0
@@ -173,13 +182,15 @@ class EmailEvents:
                 self.email_events.append({**row, "server_time": row["server_time"] + 1})
             return {k: v for k, v in row.items() if not k.startswith("_")}
 
-    def unsubscribe(self, crm_id: str, topic: str, channel: str = EMAIL_CHANNEL, *,
+    def unsubscribe(self, crm_id: str, topic: str, channel: str | None = None, *,
                     at: float | None = None, duplicate: bool | None = None,
                     zero_time: bool | None = None) -> dict[str, Any] | None:
         """A recipient clicks "unsubscribe": the profile's consent for ``topic`` on
         ``channel`` becomes opt-out, and (e-mail) an UNSUBSCRIBED event is recorded; returns
         its row (None for SMS: the SMS export is a GAP). KeyError for an unknown profile,
         ValueError for an unknown topic or channel."""
+        email_channel = self.channel_discriminators[0]  # type: ignore[attr-defined]
+        channel = channel or email_channel
         with self.lock:
             section = self.section
             if topic not in self.sections[section]["topics"]:
@@ -193,7 +204,7 @@ class EmailEvents:
             self.audience.set_consent(
                 profile, section, topic, channel,
                 {"type": "opt-out", "reason": "unsubscribe link", "source": "email"})
-            if channel != EMAIL_CHANNEL:
+            if channel != email_channel:
                 return None
             return self.record_event(crm_id, "UNSUBSCRIBED", topic=topic, at=at,
                                      duplicate=duplicate, zero_time=zero_time)
@@ -228,6 +239,7 @@ class EmailEvents:
             raise error
 
     def _create_report(self, request: Request):
+        self._media_type(request)  # type: ignore[attr-defined]
         body = self._json_object(request)
         try:
             start = parse_iso(body.get("start_at"))
@@ -249,21 +261,31 @@ class EmailEvents:
         self._export_gate(request)  # a refused request (400) does not use the minute
         lo, hi = _ms(start), _ms(end)
         rows = []
+        topic_column = self.export_topic_column
+
+        def column(name: str) -> str:
+            return name.rsplit(".", 1)[-1] if self.export_attribute_columns == "name" else name
+
         for event in self.email_events:
             if lo <= event["server_time"] < hi:
                 row = {k: v for k, v in event.items() if not k.startswith("_")}
+                topic = row.pop(TOPIC_COLUMN, "")
+                if topic_column:
+                    row[topic_column] = topic
                 profile = self.audience.profiles.get(event["_pid"])
                 attrs = profile.attributes.get(self.section, {}) if profile else {}
                 for name in attributes:
                     value = attrs.get(name)
                     if value is None and name == CRMID_ATTRIBUTE:
                         value = event["_crm_id"]
-                    row[name] = "" if value is None else value
+                    row[column(name)] = "" if value is None else value
                 rows.append(row)
         report_id = str(uuid.uuid4())
         now = time.time()
         self.reports[report_id] = {"report_id": report_id, "requested": now,
-                                   "columns": [*BASE_COLUMNS, TOPIC_COLUMN, *attributes],
+                                   "columns": [*BASE_COLUMNS,
+                                               *([topic_column] if topic_column else []),
+                                               *map(column, attributes)],
                                    "rows": rows, "start_at": _iso(start), "end_at": _iso(end)}
         return 201, {"report_id": report_id, "status": "pending"}
 

@@ -149,6 +149,7 @@ class ImportsApi:
 
     def _create_import(self, request: Request):
         section = request.params["section"]
+        self._media_type(request)  # type: ignore[attr-defined]
         body = self._json_object(request)
         if body.get("file_type", "text/csv") != "text/csv":
             raise self.problem(400, "file_type must be text/csv")

@@ -52,7 +52,8 @@ OPTIONS: tuple[Option, ...] = (
            "600 s call timeout.", minimum=1, maximum=590),
     Option("export_crm_id_column", str, "com.apsis1.attributes.crmid",
            "The attribute that decorates e-mail event export rows with the CRM id, and "
-           "the column it comes back as (the column name is not documented)."),
+           "the column it comes back as (the column name is not documented: the "
+           "attribute's discriminator and its short name are read too)."),
     Option("export_topic_column", str, "topic_discriminator",
            "The export column naming an UNSUBSCRIBED row's topic (not documented); rows "
            "without it are resolved through the profile's current opt-outs, except those "
