@@ -369,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("integration")
     s.add_argument("--wait", action="store_true", help="show a progress bar until it ends")
     s.add_argument("--confirm", action="store_true",
-                   help="go ahead even if the run changes more consents than the set share")
+                   help="confirm what the stop-and-confirm guard holds, and let this run "
+                        "change consents and delete past the share")
     s.add_argument("-c", "--config", metavar="FILE")
     s.set_defaults(func=cmd_sync_start)
     s = sync_sub.add_parser("cancel", help="cancel a running full sync")

@@ -16,6 +16,10 @@ derives the flip again (and holds it again while the hold lasts); the held recor
 in the store, and a confirm queues them again as real-time events, so they are read afresh
 from the source and applied (each passes the guard once). Held write-backs stay in the
 opt-out table and go at the next consent poll after the confirm.
+
+A full sync started with ``--confirm`` is the person's: its changes pass uncounted. Its
+resume after a restart is not (the confirm was given for the run as started): past the
+share, what it would change is held like any other change.
 """
 
 from __future__ import annotations
