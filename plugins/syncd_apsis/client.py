@@ -21,6 +21,56 @@ back-off and ``Retry-After`` honoured across threads. This module adds what is A
 
 Errors are RFC 7807 problem+json; their ``title``/``detail`` end up in :class:`RemoteError`
 messages (``syncd.http`` formats them). Secrets never reach a message, a log or a repr.
+
+Every request the connector sends, and what backs its method, path, headers and body
+(``apis.md`` sections; a GAP names the option or emulator switch that covers it). Common to
+all: ``Authorization: Bearer`` (3.1), ``Accept: application/problem+json,
+application/json`` (errors are problem+json, 3.8), path segments URL-encoded (3.3 [CODE]),
+429 / ``Retry-After`` (3.8; the header's presence and a 429's scope are GAPs: emulator
+``send_retry_after`` and ``key_429_scope``; without the header: exponential back-off),
+401/403 -> new token once (3.1 [CODE]).
+
+- ``POST /oauth/token``, ``Content-Type: application/json``, ``{"grant_type":
+  "client_credentials", "client_id", "client_secret"}``; no bearer: 3.1 [DOC]; expiry from
+  the JWT ``exp`` (3.1 [DOC]).
+- ``GET /audience/keyspaces``, ``GET /audience/sections``, ``GET
+  /audience/sections/{section}/attributes``, ``GET /v2/audience/sections/{section}/topics``,
+  ``GET /audience/sections/{section}/consent-lists[/{list}/topics]`` (preflight,
+  :mod:`syncd_apsis.definitions`): 3.2 [DOC]/[CODE]; the answers' shape is a GAP
+  (:func:`items_of` takes ``{"items"}``, ``{"data"}`` or a bare list; the emulator's
+  ``consent_v2`` switch for unmigrated accounts). ``GET /audience/sections/{section}/tags``:
+  3.5 says "Get all tags" exists, its path is inferred [GAP] (preflight only).
+- ``PATCH /v2/audience/keyspaces/{ks}/profiles/{key}/sections/{section}/attributes``,
+  ``Content-Type: application/merge-patch+json``, ``Accept: application/problem+json``, body
+  by attribute discriminator, ``null`` clears; 404 = no such profile (v2 never creates):
+  3.3 [DOC].
+- ``PATCH /audience/keyspaces/{ks}/profiles/{key}/sections/{section}/attributes`` (v1, creates
+  the profile), ``Content-Type: application/merge-patch+json``, body by attribute version
+  id: 3.3 [DOC]/[CODE] (the vendor's client: "Content must follow JSON Merge Patch specs").
+- ``DELETE .../sections/{section}/attributes/{version_id}``: 3.3 [CODE].
+- ``POST /v2/audience/keyspaces/{ks}/profiles/{key}/sections/{section}/consents``, JSON
+  ``{"topic_discriminator", "channel_discriminator", "type", "reason", "source"}``; 201/204,
+  409 = already so: 3.4 [DOC]/[CODE]. The channel strings are [INFER]: options
+  ``email_channel`` / ``sms_channel``, emulator switch ``channels``.
+- ``GET /v2/.../consents?consent_types=opt-out`` (an unsubscribe without a topic): 3.4 [DOC].
+- ``PATCH /audience/keyspaces/{ks}/profiles/{key}/sections/{section}/tags``,
+  ``Content-Type: application/merge-patch+json``, ``{"<tag>": true|false}``: 3.5 [INFER]
+  (path and body; tags also go through imports, 3.7 [DOC]).
+- ``DELETE /audience/keyspaces/{ks}/profiles/{key}``: 3.7 [CODE]; its success status is a
+  GAP (any 2xx; 404 = already gone).
+- ``PUT /audience/profiles/merges``, JSON ``{"profiles": [{"keyspace_discriminator",
+  "profile_key"} x 2]}``, 409 on conflict: 3.7 [CODE].
+- ``POST /emails/reports`` (path [INFER] from the page slug), JSON ``{"start_at", "end_at",
+  "attributes"}``; ``GET /emails/reports/{report_id}``; ``GET`` of ``file_download_url``
+  (the bearer only to the API's host): 3.6 [DOC]. The file's crm-id and topic columns are
+  GAPs: options ``export_crm_id_column`` / ``export_topic_column`` (a row without a topic is
+  resolved through the profile's opt-outs), emulator switches ``export_topic_column`` /
+  ``export_attribute_columns``. Limit 1 a minute (3.6 [DOC]): scope ``export``.
+- ``POST /v2/audience/sections/{section}/imports``, JSON mappings and options (names beyond
+  ``keyspace_mappings[].keyspace_discriminator`` are a GAP, as the emulator has them);
+  ``PUT`` of the pre-signed ``file_upload_url``, ``Content-Type: text/csv``, no bearer; ``GET
+  /audience/sections/{section}/imports/{import_id}``: 3.7 [DOC]. Limits 10 a minute, 3
+  pending (3.7 [DOC]): scope ``import``.
 """
 
 from __future__ import annotations
@@ -28,7 +78,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -38,23 +87,17 @@ from syncd.http import (
     HttpClient,
     KeyedRateBudget,
     RateBudget,
-    parse_retry_after,
+)
+from syncd_apsis.client_jobs import (
+    PROBLEM,
+    ExportsAndImports,
+    segment,
 )
 from syncd_apsis.token import ApsisToken, jwt_expiry
 
 __all__ = ["ApsisClient", "ApsisToken", "jwt_expiry", "segment", "items_of"]
 
 MERGE_PATCH = "application/merge-patch+json"
-PROBLEM = "application/problem+json"
-#: Retry-After scopes of the endpoints whose limits are their own (``apis.md`` 3.8: event
-#: exports 1/min, imports 10/min and 3 pending). Any other 429 holds the whole account.
-EXPORT_SCOPE = "export"
-IMPORT_SCOPE = "import"
-
-
-def segment(value: str) -> str:
-    """One URL path segment: every reserved character encoded (``a@a.com`` -> ``a%40a.com``)."""
-    return quote(str(value), safe="")
 
 
 #: Path segments that follow these name a thing of the account: templated in errors.
@@ -101,7 +144,7 @@ class _ApsisHttp(HttpClient):
         return super().send_raw(method, url, auth=auth, **kwargs)
 
 
-class ApsisClient:
+class ApsisClient(ExportsAndImports):
     """One connection's APSIS One API client. Thread-safe."""
 
     def __init__(
@@ -303,76 +346,6 @@ class ApsisClient:
         response = self.request("DELETE", self.profile_path(keyspace, key),
                                 rate_key=self.rate_key(keyspace, key), ok=(404,))
         return response.status_code != 404
-
-    # -- e-mail event export (apis.md 3.6) --------------------------------------------------------
-
-    def create_email_report(self, start_at: str, end_at: str | None = None, *,
-                            attributes: tuple[str, ...] = ()) -> tuple[str | None, float | None]:
-        """Request an e-mail event export. Returns ``(report_id, None)``, or ``(None,
-        seconds)`` when APSIS answered 429 (1 export request a minute): ``seconds`` is its
-        ``Retry-After`` (None when it sent none). Other errors raise RemoteError."""
-        body: dict[str, Any] = {"start_at": start_at}
-        if end_at is not None:
-            body["end_at"] = end_at
-        if attributes:
-            body["attributes"] = list(attributes)
-        response = self.exports_http.request(
-            "POST", "/emails/reports", ok=(429,), json=body, scope=EXPORT_SCOPE,
-            headers={"Accept": f"{PROBLEM}, application/json"})
-        if response.status_code == 429:
-            return None, parse_retry_after(response.headers.get("Retry-After"))
-        data = response.json()
-        report_id = data.get("report_id") or data.get("id")
-        if not report_id:
-            raise RemoteError("POST /emails/reports answered without a report_id",
-                              status=response.status_code, retryable=True)
-        return str(report_id), None
-
-    def email_report(self, report_id: str) -> dict[str, Any]:
-        """The export's status: ``{"status": "pending" | "completed" | ..., "file_download_url"
-        ...}``."""
-        return self.exports_http.request(
-            "GET", f"/emails/reports/{segment(report_id)}",
-            headers={"Accept": f"{PROBLEM}, application/json"}).json()
-
-    def download(self, url: str, headers: Mapping[str, str] | None = None) -> requests.Response:
-        """GET an export file, streamed (the caller closes the response). The bearer goes only
-        to the API's own host: a pre-signed URL elsewhere carries its own credential."""
-        same_host = urlsplit(url).netloc in ("", urlsplit(self.base_url).netloc)
-        return self.exports_http.request("GET", url, auth=same_host, stream=True,
-                                         headers=dict(headers or {}))
-
-    # -- profile imports (apis.md 3.7) ----------------------------------------------------------
-
-    def create_import(self, section: str, body: Mapping[str, Any]
-                      ) -> tuple[dict[str, Any] | None, float | None]:
-        """Request an import. Returns ``(answer, None)`` with ``import_id`` and
-        ``file_upload_url``, or ``(None, seconds)`` when APSIS answered 429 (10 import
-        requests a minute, 3 pending imports): ``seconds`` is its ``Retry-After`` (None when
-        it sent none). Other errors raise RemoteError."""
-        response = self.imports_http.request(
-            "POST", f"/v2/audience/sections/{segment(section)}/imports", ok=(429,),
-            json=dict(body), scope=IMPORT_SCOPE, headers={"Accept": f"{PROBLEM}, application/json"})
-        if response.status_code == 429:
-            return None, parse_retry_after(response.headers.get("Retry-After"))
-        data = response.json()
-        if not data.get("import_id") or not data.get("file_upload_url"):
-            raise RemoteError("POST imports answered without import_id or file_upload_url",
-                              status=response.status_code, retryable=True)
-        return data, None
-
-    def upload_import_file(self, url: str, data: bytes) -> None:
-        """PUT the CSV to the pre-signed upload URL: it carries its own credential, so no
-        bearer goes with it. A 409 (a retry after a lost answer: the file is there) is fine."""
-        self.imports_http.request("PUT", url, auth=False, ok=(409,), data=data,
-                                  headers={"Content-Type": "text/csv"})
-
-    def import_status(self, section: str, import_id: str) -> dict[str, Any]:
-        """``{"status": "waiting_for_file" | "processing" | "completed" | "failed",
-        "result": {...}}`` (429s are retried after their Retry-After)."""
-        path = f"/audience/sections/{segment(section)}/imports/{segment(import_id)}"
-        return self.imports_http.request(
-            "GET", path, headers={"Accept": f"{PROBLEM}, application/json"}).json()
 
     def merge(self, first: tuple[str, str], second: tuple[str, str]) -> None:
         """Merge two keys into one profile (missing ones are created; 409 on a conflict)."""
