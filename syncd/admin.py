@@ -216,7 +216,9 @@ class AdminClient:
             raise AdminError(f"syncd on {self.host}:{self.port} did not answer within "
                              f"{timeout or self.timeout:.0f} s") from None
         except requests.RequestException as exc:
-            raise AdminError(f"cannot talk to syncd on {self.host}:{self.port}: {exc}") from None
+            # the type only: the message may quote a header value (the admin token)
+            raise AdminError(f"cannot talk to syncd on {self.host}:{self.port}: "
+                             f"{type(exc).__name__}") from None
         try:
             data = resp.json()
         except ValueError:

@@ -295,3 +295,11 @@ def test_client_on_a_missing_run(client, control):
     control.run_result = None
     with pytest.raises(AdminError, match=r"no run #3"):
         client.run(3)
+
+
+def test_a_token_with_a_line_break_never_reaches_the_cli_output(server):
+    client = AdminClient("127.0.0.1", server.port, "admin-token\nsecret-tail")
+    with pytest.raises(AdminError) as caught:
+        client.status()
+    assert str(caught.value).endswith(": InvalidHeader")
+    assert "secret-tail" not in str(caught.value)
