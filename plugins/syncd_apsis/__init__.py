@@ -4,7 +4,7 @@ consents 2.0, tags) into one section and deletes them, plus an emulator of the A
 Registered through the ``syncd`` entry point group, exactly as a third-party plugin would be.
 """
 
-from syncd.hookspecs import hookimpl
+from syncd.plugin import hookimpl
 from syncd_apsis.connector import ApsisConnector
 
 __all__ = ["ApsisConnector", "syncd_connectors"]

@@ -9,8 +9,7 @@ import io
 import time
 from typing import Any
 
-from syncd.exceptions import RemoteError
-from syncd.records import Profile, Scalar, WriteResult
+from syncd.plugin import Profile, RemoteError, Scalar, WriteResult
 from syncd_apsis.client import UnknownAttribute
 from syncd_apsis.options import CRM_ID_KEYSPACE
 

@@ -81,13 +81,7 @@ from typing import Any
 
 import requests
 
-from syncd.config.schema import Secret
-from syncd.exceptions import AuthError, RemoteError
-from syncd.http import (
-    HttpClient,
-    KeyedRateBudget,
-    RateBudget,
-)
+from syncd.plugin import AuthError, HttpClient, KeyedRateBudget, RateBudget, RemoteError, Secret
 from syncd_apsis.client_jobs import (
     PROBLEM,
     ExportsAndImports,

@@ -12,8 +12,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from syncd.exceptions import RemoteError
-from syncd.http import HttpClient, parse_retry_after
+from syncd.plugin import HttpClient, RemoteError, parse_retry_after
 
 PROBLEM = "application/problem+json"
 #: Retry-After scopes of the endpoints whose limits are their own (``apis.md`` 3.8: event

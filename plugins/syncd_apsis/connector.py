@@ -35,15 +35,16 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from syncd.config.schema import Secret
-from syncd.connector import Capability, Connector
-from syncd.exceptions import RemoteError
-from syncd.records import (
+from syncd.plugin import (
+    Capability,
+    Connector,
     ConsentChange,
     Profile,
+    RemoteError,
     Scalar,
     SchemaNeeds,
     SchemaProblem,
+    Secret,
     WriteResult,
 )
 from syncd_apsis import definitions

@@ -48,9 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from syncd.exceptions import RemoteError
-from syncd.http import transport_errors
-from syncd.records import ConsentChange
+from syncd.plugin import ConsentChange, RemoteError, transport_errors
 
 if TYPE_CHECKING:
     from syncd_apsis.client import ApsisClient

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from syncd.exceptions import RemoteError
-from syncd.preflight import connection_key, missing
-from syncd.records import NeedKind, SchemaNeeds, SchemaProblem
+from syncd.plugin import NeedKind, RemoteError, SchemaNeeds, SchemaProblem, connection_key, missing
 from syncd_apsis.client import items_of, segment
 
 if TYPE_CHECKING:

@@ -62,8 +62,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
-from syncd.emulator import Emulator, TokenIssuer
-from syncd.wsgi import HTTPError, Request, Router
+from syncd.plugin import Emulator, HTTPError, Request, Router, TokenIssuer
 from syncd_apsis.audience import CRM_ID, EMAIL, MOBILE, Audience, Conflict, NotFound
 from syncd_apsis.emulator_control import KEY_429_SCOPES, ControlApi, _choice
 from syncd_apsis.emulator_definitions import DefinitionsApi

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from syncd.wsgi import Request
+from syncd.plugin import Request
 from syncd_apsis.audience import CRM_ID
 from syncd_apsis.emulator_imports import IMPORT_SETTINGS
 from syncd_apsis.emulator_limits import Bucket

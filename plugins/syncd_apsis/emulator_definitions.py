@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syncd.wsgi import Request, Router
+from syncd.plugin import Request, Router
 
 CONSENT_LIST = "com.apsis1.consent-lists.default"
 

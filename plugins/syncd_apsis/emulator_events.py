@@ -58,8 +58,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from syncd.emulator import retry_after_header
-from syncd.wsgi import HTTPError, Request, Router
+from syncd.plugin import HTTPError, Request, Router, retry_after_header
 from syncd_apsis.audience import CRM_ID, EMAIL, Audience, NotFound
 
 EMAIL_CHANNEL = "com.apsis1.channels.email"

@@ -60,8 +60,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from syncd.emulator import retry_after_header
-from syncd.wsgi import HTTPError, Request, Router
+from syncd.plugin import HTTPError, Request, Router, retry_after_header
 from syncd_apsis.audience import Audience, Conflict, NotFound
 
 IMPORT_SETTINGS = ("import_requests_per_minute", "max_pending_imports", "import_delay",

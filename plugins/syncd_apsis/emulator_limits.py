@@ -11,7 +11,7 @@ import math
 import secrets
 import time
 
-from syncd.emulator import TokenIssuer
+from syncd.plugin import TokenIssuer
 
 
 def _b64(data: bytes) -> str:

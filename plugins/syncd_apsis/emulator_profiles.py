@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from syncd.wsgi import Request
+from syncd.plugin import Request
 
 MERGE_PATCH = "application/merge-patch+json"
 WRITABLE_CONSENTS = ("opt-in", "opt-out")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncd.config.schema import Option, Secret
+from syncd.plugin import Option, Secret
 
 CRM_ID_KEYSPACE = "com.apsis1.keyspaces.crm-id"
 EMAIL_KEYSPACE = "com.apsis1.keyspaces.email"

@@ -22,8 +22,7 @@ from typing import Any
 
 import structlog
 
-from syncd.config.schema import Secret
-from syncd.http import ClientCredentials, HttpClient
+from syncd.plugin import ClientCredentials, HttpClient, Secret
 
 log = structlog.get_logger("syncd.apsis.token")
 

@@ -7,7 +7,7 @@ parser), and the emulator: :mod:`.emulator`, :mod:`.emulator_store`, :mod:`.emul
 :mod:`.emulator_sender` (imported only on demand).
 """
 
-from syncd.hookspecs import hookimpl
+from syncd.plugin import hookimpl
 from syncd_tribe.connector import TribeConnector
 
 __all__ = ["TribeConnector", "syncd_connectors"]

@@ -68,9 +68,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
-from syncd.config.schema import Secret
-from syncd.exceptions import RemoteError
-from syncd.http import ClientCredentials, HttpClient, RateBudget, StaticToken
+from syncd.plugin import ClientCredentials, HttpClient, RateBudget, RemoteError, Secret, StaticToken
 from syncd_tribe.odata import GUID
 from syncd_tribe.paging import PageState, next_page
 

@@ -25,10 +25,18 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from syncd.connector import Capability, Connector
-from syncd.exceptions import SyncdError
-from syncd.preflight import connection_key
-from syncd.records import Event, NeedKind, Page, Record, SchemaNeeds, SchemaProblem
+from syncd.plugin import (
+    Capability,
+    Connector,
+    Event,
+    NeedKind,
+    Page,
+    Record,
+    SchemaNeeds,
+    SchemaProblem,
+    SyncdError,
+    connection_key,
+)
 from syncd_tribe import schema, webhooks
 from syncd_tribe.client import TribeClient, any_of, literal
 from syncd_tribe.groups import Groups

@@ -64,8 +64,7 @@ from typing import Any
 
 import requests
 
-from syncd.emulator import Emulator, TokenIssuer
-from syncd.wsgi import HTTPError, Request, Router
+from syncd.plugin import Emulator, HTTPError, Request, Router, TokenIssuer
 from syncd_tribe.emulator_access import Accessors
 from syncd_tribe.emulator_query import LABEL_NAVS, ODATA, Queries
 from syncd_tribe.emulator_seed import seed_store, setup_identity

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from syncd.wsgi import HTTPError, Request
+from syncd.plugin import HTTPError, Request
 from syncd_tribe import odata
 from syncd_tribe.emulator_store import (
     FIELDS,

@@ -28,8 +28,7 @@ from collections.abc import Mapping
 from datetime import UTC
 from typing import Any, ClassVar
 
-from syncd.exceptions import RemoteError
-from syncd.records import WriteResult
+from syncd.plugin import RemoteError, WriteResult
 from syncd_tribe.odata import parse_datetime
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from syncd.config.schema import Option, Secret
+from syncd.plugin import Option, Secret
 from syncd_tribe.client import as_secret
 
 OPTIONS: tuple[Option, ...] = (

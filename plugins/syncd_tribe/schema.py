@@ -33,10 +33,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from syncd.config.sections import toml_key
-from syncd.exceptions import RemoteError
-from syncd.preflight import connection_key, missing
-from syncd.records import NeedKind, SchemaNeeds, SchemaProblem
+from syncd.plugin import (
+    NeedKind,
+    RemoteError,
+    SchemaNeeds,
+    SchemaProblem,
+    connection_key,
+    missing,
+    toml_key,
+)
 from syncd_tribe import odata
 from syncd_tribe.client import ODATA
 

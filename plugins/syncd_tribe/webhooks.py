@@ -20,9 +20,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from syncd.config.schema import Secret
-from syncd.exceptions import WebhookRejected
-from syncd.records import Event
+from syncd.plugin import Event, Secret, WebhookRejected
 
 PERSON = "person"
 RELATIONSHIP = "relationship"

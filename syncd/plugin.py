@@ -1,0 +1,112 @@
+"""The public API of syncd for connector plugins: import everything from here.
+
+A plugin (first-party ones included) imports only this module of syncd::
+
+    from syncd.plugin import Capability, Connector, Record, WriteResult, hookimpl
+
+and the pytest plugin :mod:`syncd.testing` in its tests. Every name below is part of the
+contract: names are added, never renamed or removed, so that a plugin written against one
+version of syncd keeps working with the next. Where a name lives inside syncd is not part of
+the contract (modules may move); that it is importable from here is.
+
+What a connector is and what each capability obliges it to do is written in
+``docs/plugins.md``.
+"""
+
+from __future__ import annotations
+
+from syncd.config.schema import REQUIRED, Option, Secret
+from syncd.config.sections import toml_key
+from syncd.connector import (
+    REQUIRED_METHODS,
+    Capability,
+    Connector,
+    SchemaChecker,
+    WebhookParser,
+    missing_methods,
+)
+from syncd.emulator import Emulator, Faults, TokenIssuer, retry_after_header
+from syncd.exceptions import AuthError, RemoteError, SyncdError, WebhookRejected
+from syncd.hookspecs import hookimpl, hookspec
+from syncd.http import (
+    Auth,
+    ClientCredentials,
+    HttpClient,
+    KeyedRateBudget,
+    RateBudget,
+    StaticToken,
+    parse_retry_after,
+    transport_errors,
+)
+from syncd.preflight import connection_key, missing
+from syncd.records import (
+    Consent,
+    ConsentChange,
+    Event,
+    Need,
+    NeedKind,
+    Page,
+    Profile,
+    Record,
+    Scalar,
+    SchemaNeeds,
+    SchemaProblem,
+    WriteResult,
+)
+from syncd.wsgi import HTTPError, Request, Router
+
+__all__ = [
+    # hooks
+    "hookimpl",
+    "hookspec",
+    # the connector and its capabilities
+    "Connector",
+    "Capability",
+    "REQUIRED_METHODS",
+    "missing_methods",
+    "SchemaChecker",
+    "WebhookParser",
+    # connection options
+    "Option",
+    "REQUIRED",
+    "Secret",
+    "toml_key",
+    # the values that travel between connectors and the core
+    "Record",
+    "Scalar",
+    "Event",
+    "Page",
+    "Profile",
+    "Consent",
+    "ConsentChange",
+    "WriteResult",
+    # preflight (check_schema)
+    "Need",
+    "NeedKind",
+    "SchemaNeeds",
+    "SchemaProblem",
+    "connection_key",
+    "missing",
+    # exceptions a connector raises
+    "SyncdError",
+    "RemoteError",
+    "AuthError",
+    "WebhookRejected",
+    # the shared HTTP client
+    "HttpClient",
+    "Auth",
+    "ClientCredentials",
+    "StaticToken",
+    "RateBudget",
+    "KeyedRateBudget",
+    "parse_retry_after",
+    "transport_errors",
+    # emulators of the partner's API (real HTTP servers on loopback)
+    "Emulator",
+    "Faults",
+    "TokenIssuer",
+    "retry_after_header",
+    "HTTPError",
+    "Request",
+    "Router",
+]
