@@ -48,8 +48,7 @@ from collections import deque
 from typing import Any
 from urllib.parse import quote
 
-from syncd.emulator import Emulator
-from syncd.wsgi import HTTPError, Request, Router
+from syncd.plugin import Emulator, HTTPError, Request, Router
 from syncd_ms365.emulator_graph_batch import run_batch
 from syncd_ms365.emulator_graph_store import EXT, GraphStore, graph_error
 from syncd_ms365.emulator_graph_subs import Subscriptions

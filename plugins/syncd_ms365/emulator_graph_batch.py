@@ -10,7 +10,7 @@ import io
 import json
 from typing import Any
 
-from syncd.wsgi import HTTPError, Request
+from syncd.plugin import HTTPError, Request
 from syncd_ms365.emulator_graph_store import graph_error
 
 

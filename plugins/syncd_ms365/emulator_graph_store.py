@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from syncd.wsgi import HTTPError
+from syncd.plugin import HTTPError
 
 #: Writable contact properties (apis.md 4.2 [DOC contact.md]); anything else is a 400.
 STRING_PROPS = {

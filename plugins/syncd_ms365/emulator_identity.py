@@ -51,8 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from syncd.emulator import Emulator, TokenIssuer
-from syncd.wsgi import HTTPError, Request, Router
+from syncd.plugin import Emulator, HTTPError, Request, Router, TokenIssuer
 from syncd_ms365.tls import TLSServerThread, make_certificates
 
 GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
