@@ -1,0 +1,109 @@
+"""Fixtures of the Lime connector tests: a real emulator on a free loopback port, a connector
+pointed at it, and a small receiver that records webhook deliveries."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from syncd_lime.emulator import LimeEmulator
+
+from syncd.wsgi import ServerThread
+
+SEEDED = 60
+
+#: The emulator's paging switches (apis.md 2.2: max ``_limit`` is a GAP): no cap; a cap
+#: answered with next links; a cap answered with short pages and no next link.
+PAGING = {
+    "uncapped": {},
+    "cap+next": {"page_cap": 7, "next_links": True},
+    "cap-no-next": {"page_cap": 7, "next_links": False},
+}
+
+
+def lime_config(emulator: LimeEmulator, **overrides) -> dict:
+    from syncd_lime.connector import LimeConnector
+
+    config = LimeConnector.sandbox_config(emulator)
+    config.update({"requests_per_second": 0.0, "max_attempts": 4})
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def emulator():
+    emu = LimeEmulator(seed=1, delivery_backoff=0.02, delivery_attempts=4)
+    emu.seed(SEEDED, seed=1)
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture(params=list(PAGING))
+def paging(request, emulator):
+    """Runs a test once per paging setting of the emulator; gives the setting's name."""
+    for key, value in PAGING[request.param].items():
+        setattr(emulator, key, value)
+    return request.param
+
+
+@pytest.fixture
+def make_connector(emulator):
+    from syncd_lime.connector import LimeConnector
+
+    made = []
+
+    def make(**overrides):
+        connector = LimeConnector("crm", lime_config(emulator, **overrides))
+        connector.start()
+        made.append(connector)
+        return connector
+
+    yield make
+    for connector in made:
+        connector.stop()
+
+
+@pytest.fixture
+def connector(make_connector):
+    return make_connector()
+
+
+class Receiver:
+    """A tiny WSGI app: records (headers, body) of each POST."""
+
+    def __init__(self):
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.cond = threading.Condition()
+        self.server = ServerThread(self, threads=2, name="lime-test-receiver")
+
+    def __call__(self, environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items()
+                   if k.startswith("HTTP_")}
+        with self.cond:
+            self.received.append((headers, body))
+            self.cond.notify_all()
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: len(self.received) >= count, timeout)
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/webhooks/crm"
+
+
+@pytest.fixture
+def receiver():
+    rec = Receiver()
+    rec.server.start()
+    try:
+        yield rec
+    finally:
+        rec.server.stop(timeout=2)
