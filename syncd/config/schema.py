@@ -27,7 +27,8 @@ class Secret:
 
     def __init__(self, value: str, source: str = "inline"):
         self._value = value
-        #: Where it came from: "inline", "env:NAME" or "file:PATH" (safe to show).
+        #: Where it came from: "inline", "env:NAME", "file:PATH" or "credential:NAME" (safe to
+        #: show).
         self.source = source
 
     def reveal(self) -> str:

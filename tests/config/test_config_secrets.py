@@ -171,3 +171,34 @@ def test_secret_inner_space_is_kept(files):
     files.environ["CRM_SECRET"] = "two words"
     config = files.load(VALID)
     assert config.connections["crm"].options["client_secret"].reveal() == "two words"
+
+
+def test_credential_is_read_from_the_credentials_directory(files, tmp_path):
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "crm-token").write_text(LEAK + "\n")
+    files.environ["CREDENTIALS_DIRECTORY"] = str(creds)
+    config = files.load(edit('kind = "crm"', 'kind = "crm"\ntoken = { credential = "crm-token" }'))
+    token = config.connections["crm"].options["token"]
+    assert token.reveal() == LEAK and token.source == "credential:crm-token"
+    assert LEAK not in json.dumps(describe(config)) and LEAK not in repr(token)
+
+
+def test_credential_without_systemd_names_load_credential(files):
+    files.environ.pop("CREDENTIALS_DIRECTORY", None)
+    error = files.error(edit('kind = "crm"', 'kind = "crm"\ntoken = { credential = "tok" }'),
+                        "connections.crm.token")
+    assert "CREDENTIALS_DIRECTORY" in error.message and "LoadCredential=tok:" in error.fix
+
+
+def test_missing_or_malformed_credential(files, tmp_path):
+    files.environ["CREDENTIALS_DIRECTORY"] = str(tmp_path)
+    error = files.error(edit('kind = "crm"', 'kind = "crm"\ntoken = { credential = "absent" }'),
+                        "connections.crm.token")
+    assert "cannot read credential" in error.message and "absent" in error.message
+    # a path is not a credential name (no escaping the credentials directory); the value,
+    # perhaps a pasted secret, is never echoed
+    error = files.error(edit('kind = "crm"',
+                             f'kind = "crm"\ntoken = {{ credential = "../{LEAK}" }}'),
+                        "connections.crm.token")
+    assert "credential" in error.message and LEAK not in error.message + error.fix
