@@ -431,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true",
                    help="run the scenario, check the result and exit (0 only if it holds)")
     p.add_argument("--keep", action="store_true", help="keep the temporary state directory")
+
+    from syncd.plugins import add_cli_commands
+
+    add_cli_commands(sub)  # the plugins' own commands (hook syncd_cli_commands)
     return parser
 
 

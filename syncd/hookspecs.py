@@ -43,3 +43,17 @@ def syncd_connectors() -> list[type[Connector]]:
 
     Not ``firstresult``: the lists of all plugins are joined.
     """
+
+
+@hookspec
+def syncd_cli_commands(subparsers) -> None:
+    """Add the plugin's own ``syncd`` subcommands.
+
+    ``subparsers`` is the ``argparse`` object of ``syncd``'s commands: call
+    ``subparsers.add_parser(NAME, help=...)`` and ``set_defaults(func=handler)`` on what you
+    add; ``handler(args)`` returns the exit code. Name commands after the plugin (e.g.
+    ``syncd ms365 users``) so that they cannot clash with the core's or another plugin's;
+    a name already taken is refused and the plugin's commands are left out (logged). A
+    plugin whose hook raises loses its commands, never the CLI. Commands that need the
+    config take ``-c FILE`` like the core's and load it with :func:`syncd.config.load`.
+    """

@@ -101,3 +101,50 @@ def load(entry_points=None) -> Registry:
             status.kinds.append(cls.kind)
         log.debug("plugin.loaded", plugin=ep.name, kinds=status.kinds)
     return registry
+
+
+def add_cli_commands(subparsers, entry_points=None) -> list[str]:
+    """Let each plugin add its ``syncd`` subcommands (hook ``syncd_cli_commands``); returns
+    the names added. A plugin that fails to import, raises, or takes a name already used
+    loses its commands, never the CLI."""
+    if entry_points is None:
+        entry_points = importlib.metadata.entry_points(group=GROUP)
+    added: list[str] = []
+    for ep in sorted(entry_points, key=lambda e: e.name):
+        try:
+            module = ep.load()
+        except Exception as exc:  # the CLI must start whatever a plugin does
+            log.warning("plugin.cli_failed", plugin=ep.name, reason=f"{type(exc).__name__}")
+            continue
+        if not hasattr(module, "syncd_cli_commands"):
+            continue
+        before = set(subparsers.choices)
+        pm = pluggy.PluginManager(hookspecs.PROJECT)
+        pm.add_hookspecs(hookspecs)
+        try:
+            pm.register(module, name=ep.name)
+            pm.hook.syncd_cli_commands(subparsers=_Guarded(subparsers, before))
+        except Exception as exc:
+            for name in set(subparsers.choices) - before:  # what it added before failing
+                subparsers.choices.pop(name, None)
+            log.warning("plugin.cli_failed", plugin=ep.name,
+                        reason=f"{type(exc).__name__}: {exc}")
+            continue
+        added += sorted(set(subparsers.choices) - before)
+    return added
+
+
+class _Guarded:
+    """The subparsers object as a plugin sees it: a name already taken is refused."""
+
+    def __init__(self, subparsers, taken: set[str]):
+        self._subparsers = subparsers
+        self._taken = taken
+
+    def add_parser(self, name: str, **kwargs):
+        if name in self._taken:
+            raise ValueError(f"command {name!r} is taken")
+        return self._subparsers.add_parser(name, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._subparsers, name)

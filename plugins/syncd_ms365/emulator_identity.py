@@ -27,7 +27,9 @@ Switches where apis.md is silent (constructor arguments or ``POST /_emulator/set
   tests use 0) and ``pending_polls`` (how many polls of an approved code still answer
   ``authorization_pending``, to prove the client polls on);
 - ``token_lifetime`` (access tokens, seconds);
-- ``login_as``: the user who signs in at ``/authorize`` when no ``login_hint`` names one.
+- ``login_as``: the user who signs in at ``/authorize`` when no ``login_hint`` names one,
+  and who approves every device code at its first poll (the sandbox's and the CLI tests'
+  stand-in for a person entering the code in a browser).
 
 Control (tests and ``/_emulator/``): :meth:`add_user`, :meth:`register_client`,
 :meth:`approve_device` (``POST /_emulator/approve`` ``{"user_code", "user"}``),
@@ -312,6 +314,8 @@ class IdentityEmulator(Emulator):
                 if state["expires"] < time.time():
                     raise self._fail("expired_token", "AADSTS70020: the device code expired.")
                 state["polls"] += 1
+                if state["user"] is None and self.login_as:
+                    state["user"] = self.login_as.lower()
                 if state["user"] is None or state["polls"] <= self.pending_polls:
                     raise self._fail("authorization_pending", "AADSTS70016: OAuth 2.0 device "
                                      "flow error. Authorization is pending.")

@@ -27,7 +27,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "etc" / "syncd.toml"
 TEXT = EXAMPLE.read_text()
 DATA = tomllib.loads(TEXT)
 REGISTRY = syncd.plugins.load()
-FIRST_PARTY = ("tribe", "apsis")
+FIRST_PARTY = ("tribe", "apsis", "ms365")
 INTEGRATION = "integrations.tribe-apsis"
 
 _HEADER = re.compile(r"^\[\[?\s*([^\]]+?)\s*\]\]?\s*$")
@@ -160,7 +160,7 @@ def test_example_loads_when_its_env_vars_are_set():
         pytest.skip(f"plugins not loaded: {', '.join(missing)}")
     environ = {name: f"value-of-{name}" for name in _env_names()}
     config = load(str(EXAMPLE), REGISTRY, environ=environ)
-    assert set(config.connections) == {"tribe", "apsis"}
+    assert set(config.connections) == {"tribe", "apsis", "outlook"}
     integration = config.integrations["tribe-apsis"]
     assert integration.conditions and integration.consents and integration.selections
     assert "Contact.Organization.Name" in integration.fields

@@ -1,0 +1,93 @@
+"""The ``ms365`` connector: Outlook address books through Microsoft Graph, one mailbox per
+linked user (see :mod:`.auth` for linking and tokens, :mod:`.graph` for the requests).
+
+The connector keeps no contact data itself: the two-way link (:mod:`.link`) asks it for a
+user's contacts, writes them and reads their changes. A user whose consent is missing,
+expired or revoked raises :class:`~syncd_ms365.auth.ConsentRequired` for that user only; it
+is shown in ``syncd status`` (the connection's stats) and logged, and the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from syncd.connector import Connector
+from syncd_ms365.auth import Accounts
+from syncd_ms365.graph import GraphClient
+from syncd_ms365.mailbox import Mailbox
+from syncd_ms365.options import OPTIONS
+
+
+class Ms365Connector(Connector):
+    kind: ClassVar[str] = "ms365"
+    description = "Microsoft 365: Outlook contacts of linked users through Microsoft Graph"
+    capabilities = frozenset()
+    options = OPTIONS
+    emulator = "syncd_ms365.emulator_graph:GraphEmulator"
+
+    def __init__(self, name: str, config: Mapping[str, Any]):
+        super().__init__(name, config)
+        self.accounts: Accounts | None = None
+        self.graph: GraphClient | None = None
+        self.mailbox: Mailbox | None = None
+
+    def start(self) -> None:
+        self.accounts = Accounts(self.name, self.config, self.state_dir)
+        self.graph = GraphClient(self.config, self._token,
+                                 application=self.config.get("flow") == "application")
+        self.mailbox = Mailbox(self.graph, self.config["extended_property"])
+
+    def stop(self) -> None:
+        if self.graph is not None:
+            self.graph.session.close()
+
+    def _token(self, user: str, force_refresh: bool = False) -> str:
+        assert self.accounts is not None
+        try:
+            return self.accounts.token(user, force_refresh=force_refresh)
+        except Exception as exc:
+            self.log.warning("ms365.consent_required", user=user,
+                             reason=getattr(exc, "reason", type(exc).__name__))
+            raise
+
+    @classmethod
+    def validate(cls, name: str, config: Mapping[str, Any]) -> list[str]:
+        problems = []
+        flow = config.get("flow")
+        if flow == "application" and config.get("client_secret") is None:
+            problems.append("client_secret: flow = \"application\" needs the app's secret "
+                            "(fix: set client_secret, or use flow = \"device_code\")")
+        if flow == "application" and not config.get("allowed_users"):
+            problems.append("allowed_users: flow = \"application\" syncs only the users "
+                            "listed (fix: list the users' e-mail addresses)")
+        if flow == "auth_code" and not config.get("redirect_uri"):
+            problems.append("redirect_uri: flow = \"auth_code\" needs the redirect URL "
+                            "registered for the app (fix: set redirect_uri)")
+        if not str(config.get("authority", "")).startswith("https://"):
+            problems.append("authority: must be an https:// URL (MSAL refuses others)")
+        return problems
+
+    def users(self) -> dict[str, dict[str, Any]]:
+        assert self.accounts is not None
+        self.accounts.reload()
+        return self.accounts.summary()
+
+    def check(self) -> dict[str, Any]:
+        users = self.users()
+        return {"linked_users": sum(1 for u in users.values() if u["state"] == "linked"),
+                "consent_required": sorted(u for u, e in users.items()
+                                           if e["state"] != "linked")}
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"users": self.users() if self.accounts else {}}
+        if self.graph is not None:
+            out.update(self.graph.counts)
+        return out
+
+    @classmethod
+    def sandbox_config(cls, emulator: Any) -> dict[str, Any]:
+        identity = emulator.identity
+        return {"kind": cls.kind, "authority": identity.authority,
+                "client_id": emulator.sandbox_client_id, "ca_bundle": identity.ca_bundle,
+                "graph_url": f"{emulator.url}/v1.0", "max_attempts": 8}

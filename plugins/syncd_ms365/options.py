@@ -1,0 +1,57 @@
+"""The keys of a ``[connections.NAME]`` section of kind ``ms365``."""
+
+from __future__ import annotations
+
+from syncd.config.schema import Option, Secret
+
+#: apis.md 4.3: a single-value extended property, ``String {<propset GUID>} Name <name>``.
+DEFAULT_PROPERTY = "String {0b1e2c8e-6f1d-4d5a-9a63-7f3c1a2b9d41} Name TribeRelationId"
+FLOWS = ("device_code", "auth_code", "application")
+
+OPTIONS: tuple[Option, ...] = (
+    Option("authority", str, "https://login.microsoftonline.com/organizations",
+           "The Microsoft identity authority, https://login.microsoftonline.com/<tenant id> "
+           "(the application flow needs the tenant id)."),
+    Option("client_id", str, doc="Application (client) id of the app registered in Entra ID."),
+    Option("client_secret", Secret, None,
+           "Client secret of the app (a secret): needed for flow = \"application\" and for a "
+           "web app's auth-code flow; none for a public client."),
+    Option("flow", str, "device_code",
+           "How a user links a mailbox: \"device_code\" (headless: the user enters a code at "
+           "microsoft.com/devicelogin), \"auth_code\" (a browser redirect to redirect_uri), or "
+           "\"application\" (application permissions granted by an admin; only the users "
+           "in allowed_users are synced).", choices=FLOWS),
+    Option("redirect_uri", str, "",
+           "The redirect URL registered for the app (flow = \"auth_code\")."),
+    Option("allowed_users", list, [],
+           "flow = \"application\": the users (e-mail) whose mailboxes syncd may write; no "
+           "other mailbox is touched.", item_type=str),
+    Option("scopes", list, ["Contacts.ReadWrite"],
+           "Delegated permissions asked for (flows device_code and auth_code).",
+           item_type=str),
+    Option("ca_bundle", str, "",
+           "A PEM file of the certificate authorities trusted for the authority and Graph "
+           "(\"\": the system's)."),
+    Option("graph_url", str, "https://graph.microsoft.com/v1.0",
+           "Base URL of Microsoft Graph."),
+    Option("timeout", float, 30.0, "Seconds before a request times out.", minimum=1),
+    Option("max_attempts", int, 6, "Attempts of one request (429, 5xx and timeouts are "
+           "retried, 429 after its Retry-After).", minimum=1),
+    Option("concurrency", int, 4, "Requests in flight at once per mailbox (Outlook allows "
+           "4).", minimum=1, maximum=4),
+    Option("request_budget", int, 10000, "Requests per mailbox per budget_window (Outlook "
+           "allows 10000 per 10 minutes).", minimum=1),
+    Option("budget_window", float, 600.0, "Seconds of the request budget's window.",
+           minimum=1),
+    Option("extended_property", str, DEFAULT_PROPERTY,
+           "The single-value extended property that holds the Tribe relationship id on an "
+           "Outlook contact (\"String {<guid>} Name <name>\")."),
+    Option("subscription_minutes", int, 4200, "Lifetime asked for a change-notification "
+           "subscription (Graph allows at most 4230 for contacts).", minimum=5,
+           maximum=4230),
+    Option("renew_before", int, 60, "Minutes before a subscription expires when it is "
+           "renewed.", minimum=1),
+    Option("client_state", Secret, None,
+           "The clientState sent with subscriptions and checked on every notification (a "
+           "secret; default: one made at first start and kept in the state directory)."),
+)
