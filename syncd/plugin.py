@@ -53,7 +53,24 @@ from syncd.records import (
     SchemaProblem,
     WriteResult,
 )
-from syncd.wsgi import HTTPError, Request, Router
+from syncd.wsgi import HTTPError, Request, Router, ServerThread
+
+
+def config_path(explicit: str | None = None) -> str:
+    """The config file a plugin's CLI command reads: ``-c FILE``, else ``$SYNCD_CONFIG``,
+    else the default, as the core's commands do."""
+    import os
+
+    return explicit or os.environ.get("SYNCD_CONFIG") or "/etc/syncd/syncd.toml"
+
+
+def load_config(path: str):
+    """The validated config in ``path`` with the installed plugins (for a plugin's CLI
+    commands); raises :class:`syncd.exceptions.ConfigErrors` listing every problem."""
+    from syncd.config import load
+    from syncd.plugins import load as load_plugins
+
+    return load(path, load_plugins())
 
 __all__ = [
     # hooks
@@ -109,4 +126,8 @@ __all__ = [
     "HTTPError",
     "Request",
     "Router",
+    "ServerThread",
+    # a plugin's own CLI commands (hook syncd_cli_commands)
+    "config_path",
+    "load_config",
 ]

@@ -54,11 +54,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
-from syncd_lime.emulator_sender import Sender
-from syncd_lime.emulator_store import CONSENT_ADDON, HASMANY, QueryError, Store
 
 from syncd.emulator import Emulator
 from syncd.wsgi import HTTPError, Request, Router
+from syncd_lime.emulator_sender import Sender
+from syncd_lime.emulator_store import CONSENT_ADDON, HASMANY, QueryError, Store
 
 API = "/api/v1"
 SETTINGS = ("page_cap", "next_links", "ignore_offset", "retry_after", "limetype_shape",

@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 import requests
+
 from syncd_lime.webhooks import HEADER, sign
 
 

@@ -7,7 +7,7 @@ emulators of Microsoft Graph (:mod:`.emulator_graph`) and of the identity platfo
 (:mod:`.emulator_identity`, served over TLS by :mod:`.tls`), imported only on demand.
 """
 
-from syncd.hookspecs import hookimpl
+from syncd.plugin import hookimpl
 from syncd_ms365.connector import Ms365Connector
 
 __all__ = ["Ms365Connector", "syncd_cli_commands", "syncd_connectors"]

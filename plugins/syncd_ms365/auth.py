@@ -23,7 +23,7 @@ from typing import Any
 
 import msal
 
-from syncd.exceptions import AuthError
+from syncd.plugin import AuthError
 from syncd_ms365.http_client import PinnedSession
 
 GRAPH_DEFAULT = "https://graph.microsoft.com/.default"

@@ -8,7 +8,7 @@ import sys
 import time
 from urllib.parse import parse_qs, urlparse
 
-from syncd.exceptions import SyncdError
+from syncd.plugin import SyncdError, config_path, load_config
 
 
 def add_commands(subparsers) -> None:
@@ -32,12 +32,9 @@ def add_commands(subparsers) -> None:
 
 
 def _accounts(args):
-    import syncd.plugins
-    from syncd.cli import _config_path
-    from syncd.config import load
     from syncd_ms365.auth import Accounts
 
-    config = load(_config_path(args), syncd.plugins.load())
+    config = load_config(config_path(args.config))
     connection = config.connections.get(args.connection)
     if connection is None or connection.kind != "ms365":
         names = sorted(n for n, c in config.connections.items() if c.kind == "ms365")

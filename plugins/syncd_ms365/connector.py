@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from syncd.connector import Connector
+from syncd.plugin import Connector
 from syncd_ms365.auth import Accounts
 from syncd_ms365.graph import GraphClient
 from syncd_ms365.mailbox import Mailbox

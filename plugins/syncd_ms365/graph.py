@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-from syncd.exceptions import RemoteError
+from syncd.plugin import RemoteError
 from syncd_ms365.http_client import PinnedSession
 
 BATCH_MAX = 20

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from syncd.exceptions import RemoteError
+from syncd.plugin import RemoteError
 from syncd_ms365.graph import GraphClient
 
 #: The contact fields the link syncs (seed 002, chapter 2), by neutral name.

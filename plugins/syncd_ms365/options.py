@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncd.config.schema import Option, Secret
+from syncd.plugin import Option, Secret
 
 #: apis.md 4.3: a single-value extended property, ``String {<propset GUID>} Name <name>``.
 DEFAULT_PROPERTY = "String {0b1e2c8e-6f1d-4d5a-9a63-7f3c1a2b9d41} Name TribeRelationId"

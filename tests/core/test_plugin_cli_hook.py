@@ -9,6 +9,7 @@ import sys
 import types
 
 import pytest
+from structlog.testing import capture_logs
 
 from syncd import plugins
 from syncd.cli import build_parser
@@ -44,13 +45,15 @@ def test_plugins_add_commands_and_broken_ones_lose_only_theirs(fake_modules, cap
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
     sub.add_parser("status")
-    added = plugins.add_cli_commands(sub, [
-        ep("good", "fake_cli_good"), ep("clash", "fake_cli_clash"),
-        ep("raising", "fake_cli_raising"), ep("missing", "no_such_module_here")])
+    with capture_logs() as logs:
+        added = plugins.add_cli_commands(sub, [
+            ep("good", "fake_cli_good"), ep("clash", "fake_cli_clash"),
+            ep("raising", "fake_cli_raising"), ep("missing", "no_such_module_here")])
     assert added == ["hello"]
     assert set(sub.choices) == {"status", "hello"}
-    logged = capsys.readouterr().out
-    assert "command 'status' is taken" in logged and "RuntimeError: boom" in logged
+    reasons = {e["plugin"]: e["reason"] for e in logs if e["event"] == "plugin.cli_failed"}
+    assert "command 'status' is taken" in reasons["clash"]
+    assert reasons["raising"] == "RuntimeError: boom" and "missing" in reasons
     args = parser.parse_args(["hello", "world"])
     assert args.func(args) == 0 and capsys.readouterr().out.endswith("hello world\n")
 
