@@ -46,9 +46,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from syncd.config.schema import Secret
-from syncd.exceptions import RemoteError
-from syncd.http import HttpClient, RateBudget, StaticToken
+from syncd.plugin import HttpClient, RateBudget, RemoteError, Secret, StaticToken
 from syncd_lime.paging import PageState, next_page
 
 API = "api/v1"

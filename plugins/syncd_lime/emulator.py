@@ -55,8 +55,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from syncd.emulator import Emulator
-from syncd.wsgi import HTTPError, Request, Router
+from syncd.plugin import Emulator, HTTPError, Request, Router
 from syncd_lime.emulator_sender import Sender
 from syncd_lime.emulator_store import CONSENT_ADDON, HASMANY, QueryError, Store
 

@@ -56,6 +56,8 @@ def seed_store(store: Store, count: int, seed: int = 0) -> None:
             "mobilephone": None, "position": rng.choice(POSITIONS),
             "customertype": "A" if rng.random() < 0.7 else "B",
             "company": rng.choice(companies) if rng.random() < 0.9 else None})
+        person["_createdtime"] = _date(rng)  # seeded data was made before today
+        person["_timestamp"] = max(person["_createdtime"], _date(rng))
         if not addon:
             continue
         for type_id in types:

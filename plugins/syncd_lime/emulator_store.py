@@ -67,6 +67,12 @@ def _key(value: Any, kind: Any) -> Any:
             return int(value)
         except (TypeError, ValueError):
             return str(value)
+    if kind == "time":
+        try:
+            when = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            raise QueryError(f"{value!r} is not a time") from None
+        return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
     if kind == "yesno":
         if isinstance(value, bool):
             return value
@@ -96,6 +102,8 @@ class Store:
 
     def kind(self, limetype: str, prop: str) -> Any:
         if prop in SYSTEM:
+            if prop in ("_timestamp", "_createdtime"):
+                return "time"
             return "_id" if prop in ("_id", "_createduser", "_updateduser") else "string"
         try:
             return self.limetypes[limetype][prop]
@@ -190,8 +198,7 @@ class Store:
             desc = part.startswith("-")
             prop = part.lstrip("-")
             kind = self.kind(limetype, prop)
-            rows.sort(key=lambda o, p=prop, k=kind: (_key(o.get(p), k) is None,
-                                                     _key(o.get(p), k) or 0), reverse=desc)
+            rows.sort(key=lambda o, p=prop, k=kind: _sort_key(_key(o.get(p), k)), reverse=desc)
         return rows
 
     def render(self, limetype: str, obj: dict[str, Any], base: str) -> dict[str, Any]:
@@ -236,6 +243,16 @@ class Store:
         else:
             doc["properties"] = {p.pop("name"): p for p in props}
         return doc
+
+
+def _sort_key(value: Any) -> tuple:
+    if value is None:
+        return (1, 0, "")
+    if isinstance(value, dt.datetime):
+        return (0, value.timestamp(), "")
+    if isinstance(value, bool | int | float):
+        return (0, float(value), "")
+    return (0, 0, str(value))
 
 
 def _test(prefix: str, have: Any, want: Any) -> bool:

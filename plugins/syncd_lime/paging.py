@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.exceptions import RemoteError
+from syncd.plugin import RemoteError
 
 
 class PagingError(RemoteError):

@@ -20,9 +20,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from syncd.config.schema import Secret
-from syncd.exceptions import WebhookRejected
-from syncd.records import Event
+from syncd.plugin import Event, Secret, WebhookRejected
 
 HEADER = "X-Lime-Signature"
 KINDS = {"new": "created", "update": "changed", "delete": "deleted", "restore": "restored"}
@@ -49,10 +47,12 @@ def _id(value: Any) -> str | None:
     return str(value)
 
 
-def event_of(envelope: Mapping[str, Any], limetypes: Mapping[str, str]) -> list[Event]:
+def event_of(envelope: Mapping[str, Any], limetypes: Mapping[str, str],
+             relations: Mapping[str, str] | None = None) -> list[Event]:
     """The event of one delivery (``limetypes``: role -> the configured limetype name, e.g.
-    ``{"person": "person", "company": "company", "consent": "consent"}``); [] for any other
-    limetype."""
+    ``{"person": "person", "company": "company", "consent": "consent"}``; ``relations``:
+    the consent's ``person`` and ``type`` relation names); [] for any other limetype."""
+    relations = relations or {}
     name = envelope.get("event")
     body = envelope.get("body")
     if not isinstance(name, str) or "." not in name or not isinstance(body, Mapping):
@@ -72,17 +72,19 @@ def event_of(envelope: Mapping[str, Any], limetypes: Mapping[str, str]) -> list[
     if role == PERSON:
         return [Event(record_id=oid, kind=kind, entity=PERSON, data=data)]
     if role == CONSENT:  # the message's person and type: a hint for a consent gone since
-        data.update(person=_id(values.get(limetypes.get("consent_person", "person"))),
-                    consenttype=_id(values.get(limetypes.get("consent_type", "consenttype"))))
+        data.update(person=_id(values.get(relations.get("person", "person"))),
+                    consenttype=_id(values.get(relations.get("type", "consenttype"))))
     return [Event(record_id=f"{role}:{oid}", kind=kind, entity=role, data=data)]
 
 
-def make_parser(secret: Any, limetypes: Mapping[str, str], connection: str = "lime"
+def make_parser(secret: Any, limetypes: Mapping[str, str],
+                relations: Mapping[str, str] | None = None, connection: str = "lime"
                 ) -> Callable[[Mapping[str, str], bytes], list[Event]]:
     """A ``(headers, raw_body) -> events`` function that checks the signature first."""
     key = _text(secret)
     header = HEADER.lower()
     limetypes = dict(limetypes)
+    relations = dict(relations or {})
 
     def parse(headers: Mapping[str, str], body: bytes) -> list[Event]:
         if not key:
@@ -101,6 +103,6 @@ def make_parser(secret: Any, limetypes: Mapping[str, str], connection: str = "li
         items = data if isinstance(data, list) else [data]
         if not all(isinstance(i, Mapping) for i in items):
             raise WebhookRejected(400, "body is not a Lime webhook envelope")
-        return [e for item in items for e in event_of(item, limetypes)]
+        return [e for item in items for e in event_of(item, limetypes, relations)]
 
     return parse

@@ -27,7 +27,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "etc" / "syncd.toml"
 TEXT = EXAMPLE.read_text()
 DATA = tomllib.loads(TEXT)
 REGISTRY = syncd.plugins.load()
-FIRST_PARTY = ("tribe", "apsis", "ms365")
+FIRST_PARTY = ("tribe", "apsis", "ms365", "lime")
 INTEGRATION = "integrations.tribe-apsis"
 
 _HEADER = re.compile(r"^\[\[?\s*([^\]]+?)\s*\]\]?\s*$")
@@ -128,6 +128,7 @@ def _is_toml_key_line(line: str) -> bool:
 @pytest.mark.parametrize("section,key", [
     ("daemon", "daemon"), ("receiver", "receiver"), ("admin", "admin"),
     ("connections.tribe", "connections.*"), ("connections.apsis", "connections.*"),
+    ("connections.lime", "connections.*"),
     (INTEGRATION, "integrations.*"), (f"{INTEGRATION}.consents", "integrations.*.consents"),
     (f"{INTEGRATION}.overviews", "integrations.*.overviews"),
 ])
@@ -160,7 +161,8 @@ def test_example_loads_when_its_env_vars_are_set():
         pytest.skip(f"plugins not loaded: {', '.join(missing)}")
     environ = {name: f"value-of-{name}" for name in _env_names()}
     config = load(str(EXAMPLE), REGISTRY, environ=environ)
-    assert set(config.connections) == {"tribe", "apsis", "outlook"}
+    assert set(config.connections) == {"tribe", "apsis", "outlook", "lime"}
+    assert "company.name" in config.integrations["lime-apsis"].fields
     integration = config.integrations["tribe-apsis"]
     assert integration.conditions and integration.consents and integration.selections
     assert "Contact.Organization.Name" in integration.fields
@@ -192,7 +194,8 @@ def test_example_shape():
     assert integration["daily_creation"]["timezone"]
     overviews = integration["overviews"]
     assert any("schedule" in o for o in overviews) and any("schedule" not in o for o in overviews)
-    secrets = [v for c in DATA["connections"].values() for v in c.values() if isinstance(v, dict)]
+    secrets = [v for c in DATA["connections"].values() for k, v in c.items()
+               if isinstance(v, dict) and k != "groups"]
     assert secrets and all(set(v) == {"env"} for v in secrets)
 
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from syncd_lime.emulator import LimeEmulator
+
+pytest.importorskip("syncd_lime", reason="the syncd_lime package is not installed in this "
+                    "environment (run `pip install -e . --no-deps` again)")
+
+from syncd_lime.emulator import LimeEmulator  # noqa: E402
 
 from syncd.wsgi import ServerThread
 

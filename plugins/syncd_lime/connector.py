@@ -1,0 +1,349 @@
+"""The Lime CRM connector: persons (with their company and consents) as records.
+
+A record is a Lime person (``person_limetype``). Its fields are flat paths: the person's own
+properties as the limeobject API returns them (``firstname``, ``email``, ``company`` (the
+company's id) ...), and ``<company_relation>.<property>`` for its company's (``company.name``).
+``Record.email`` is ``email_property``; ``Record.modified_at`` the person's ``_timestamp``;
+``Record.labels`` the consent types whose newest consent is approved (:mod:`.consents`).
+
+What is read follows what the integrations use (``set_needs``): companies only when a field
+path reaches them, consents only when a consent mapping uses them. Real time: syncd's
+webhook subscription (``ensure_webhook``) covers the person's events, the company's when a
+company field is mapped and the consent's when a consent is; every event is read back
+(``read_records``: the message is a hint, never the truth). A consent message whose consent
+has no person or no consent type is discarded: logged with the reason and counted in
+``stats()["discarded"]`` (``syncd status``); nothing else changes (seed 003).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+from syncd.plugin import (
+    Capability,
+    Connector,
+    Event,
+    NeedKind,
+    Page,
+    Record,
+    SchemaNeeds,
+    SchemaProblem,
+    SyncdError,
+)
+from syncd_lime import schema, webhooks
+from syncd_lime.client import LimeClient
+from syncd_lime.consents import ConsentDataError, Consents, relation_id
+from syncd_lime.options import OPTIONS, resolve_options
+from syncd_lime.paging import PageState
+from syncd_lime.schema import group_filters
+
+WHATS = ("new", "update", "delete", "restore")
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+class LimeConnector(Consents, Connector):
+    kind: ClassVar[str] = "lime"
+    description = "Lime CRM: persons, their company and consents, real-time through webhooks"
+    capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
+                              Capability.WRITE_CONSENTS, Capability.READ_GROUPS,
+                              Capability.CHECK_SCHEMA, Capability.READ_RECORD})
+    options = OPTIONS
+    emulator = "syncd_lime.emulator:LimeEmulator"
+
+    def __init__(self, name: str, config: Mapping[str, Any]):
+        super().__init__(name, config)
+        self.opts = resolve_options(config)
+        self._client: LimeClient | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._types: dict[int, str] | None = None
+        self._types_read = 0.0
+        self._types_lock = threading.Lock()
+        self._companies: dict[int, tuple[float, dict[str, Any] | None]] = {}
+        self._companies_lock = threading.Lock()
+        self._hook: tuple[str, str] | None = None  # (url, subscription id) once ensured
+        self._stats_lock = threading.Lock()
+        self.discarded: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"LimeConnector({self.name!r}, base_url={self.opts['base_url']!r})"
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._client is None:
+            self._client = LimeClient(self.opts, name=self.name)
+            self._pool = ThreadPoolExecutor(int(self.opts["concurrency"]),
+                                            thread_name_prefix=f"lime-{self.name}")
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> LimeClient:
+        if self._client is None:
+            self.start()
+        assert self._client is not None
+        return self._client
+
+    def pool_map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        if len(items) <= 1 or self._pool is None:
+            return [fn(i) for i in items]
+        return list(self._pool.map(fn, items))
+
+    def check(self) -> dict[str, Any]:
+        self.client.http.get("api/v1/")
+        return {"base_url": self.opts["base_url"]}
+
+    def check_schema(self, needs: SchemaNeeds) -> list[SchemaProblem]:
+        """The config against the limetype API: see :mod:`syncd_lime.schema`."""
+        return schema.check(self, needs)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._client.stats() if self._client else {"requests": 0,
+                                                                         "retries": 0}
+        with self._stats_lock:
+            out["discarded"] = dict(self.discarded)
+        return out
+
+    @classmethod
+    def validate(cls, name: str, config: Mapping[str, Any]) -> list[str]:
+        opts = resolve_options(config)
+        problems = []
+        for option in ("base_url", "api_key"):
+            if not opts.get(option):
+                problems.append(f"{option}: required (fix: set {option} in "
+                                f"[connections.{name}])")
+        for name_, text in (opts.get("groups") or {}).items():
+            if not isinstance(text, str) or not group_filters(text):
+                problems.append(f'groups."{name_}": not a Lime filter (fix: a query string '
+                                f'such as "customertype=A&not-position=")')
+        return problems
+
+    # -- sandbox -----------------------------------------------------------------------------
+
+    @classmethod
+    def sandbox_config(cls, emulator: Any) -> dict[str, Any]:
+        return {"kind": cls.kind, "base_url": emulator.url, "api_key": emulator.api_key,
+                "webhook_secret": emulator.webhook_secret, "requests_per_second": 0.0,
+                "concurrency": 4,
+                "groups": {"Key customers": "customertype=A&position=CEO"}}
+
+    @classmethod
+    def sandbox_rules(cls) -> dict[str, Any]:
+        return {
+            "conditions": {"customertype": "A"},
+            "fields": {"firstname": "firstname", "lastname": "lastname",
+                       "company.name": "company"},
+            "consents": [{"label": "Newsletter", "topic": "com.apsis1.topics.newsletter",
+                          "channel": "email"}],
+        }
+
+    # -- what the integrations need ----------------------------------------------------------
+
+    def _company_prefix(self) -> str:
+        return self.opts["company_relation"] + "."
+
+    def _needs_company(self) -> bool:
+        return self.needs is None or any(n.name.startswith(self._company_prefix())
+                                         for n in self.needs.of(NeedKind.FIELD))
+
+    def _needs_consents(self) -> bool:
+        return self.needs is None or bool(self.needs.of(NeedKind.LABEL))
+
+    def set_needs(self, needs: SchemaNeeds) -> None:
+        """Also widens or narrows syncd's subscription when the events it needs change."""
+        before = self.wanted_events()
+        super().set_needs(needs)
+        if self._hook is not None and self.wanted_events() != before:
+            try:
+                self.ensure_webhook(self._hook[0])
+            except Exception as exc:  # the next start registers again
+                self.log.warning("lime.subscription_update_failed", error=str(exc))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read_page(self, cursor: str | None, page_size: int, since: str | None = None) -> Page:
+        """Persons by ``_id``, ``page_size`` asked for at a time, paged as
+        :mod:`syncd_lime.paging` says; with ``since``, those changed since then (a min-
+        filter on ``changed_since_property``)."""
+        filters = [(f"min-{self.opts['changed_since_property']}", since)] if since else None
+        rows, nxt = self.client.page(self.opts["person_limetype"], PageState.decode(cursor),
+                                     limit=page_size, filters=filters)
+        return Page(tuple(self._records(rows)), nxt.encode() if nxt is not None else None)
+
+    def read_record(self, record_id: str) -> Record | None:
+        """One person read by its id: ``None`` only when Lime answers 404."""
+        person = self.client.get(self.opts["person_limetype"], record_id)
+        return None if person is None else self._records([person])[0]
+
+    def read_records(self, events: list[Event]) -> list[Record]:
+        """Read back what events name: persons; a company's persons; a consent's person."""
+        wanted: dict[str, None] = {}
+        for event in events:
+            if event.entity == webhooks.COMPANY:
+                cid = int(event.record_id.partition(":")[2])
+                with self._companies_lock:
+                    self._companies.pop(cid, None)
+                for person in self.client.iterate(self.opts["person_limetype"], page_size=200,
+                                                  filters=[(self.opts["company_relation"],
+                                                            cid)]):
+                    wanted[str(person["_id"])] = None
+            elif event.entity == webhooks.CONSENT:
+                pid = self._consent_person(event)
+                if pid is not None:
+                    wanted[pid] = None
+            else:
+                wanted[event.record_id] = None
+        ids = list(wanted)
+        found = self.pool_map(lambda i: self.client.get(self.opts["person_limetype"], i), ids)
+        records = {r.id: r for r in self._records([p for p in found if p is not None])}
+        return [records.get(i) or Record(i, deleted=True) for i in ids]
+
+    def _consent_person(self, event: Event) -> str | None:
+        """The person a consent message concerns, read back; None (discarded, logged,
+        counted) when the consent has no person or no consent type."""
+        cid = event.record_id.partition(":")[2]
+        consent = self.client.get(self.opts["consent_limetype"], cid)
+        if consent is not None:
+            person = relation_id(consent.get(self.opts["consent_person_relation"]))
+            ctype = relation_id(consent.get(self.opts["consent_type_relation"]))
+        else:  # gone (consents are not deleted by the add-on's rules): the message's word
+            person = relation_id(event.data.get("person"))
+            ctype = relation_id(event.data.get("consenttype"))
+        if person is None or ctype is None:
+            lacks = " or ".join(w for w, v in (("a person", person), ("a consent type", ctype))
+                                if v is None)
+            self.discard(f"consent without {lacks}", consent=cid,
+                         lime_event=event.data.get("event"))
+            return None
+        return str(person)
+
+    def discard(self, reason: str, **context: Any) -> None:
+        with self._stats_lock:
+            self.discarded[reason] = self.discarded.get(reason, 0) + 1
+        self.log.warning("lime.message_discarded", reason=reason,
+                         fix="give the consent a person and a consent type in Lime; a full "
+                             "sync repairs what was missed", **context)
+
+    def _company_values(self, ids: Iterable[int]) -> dict[int, dict[str, Any] | None]:
+        now = time.monotonic()
+        ttl = float(self.opts["company_cache_seconds"])
+        out: dict[int, dict[str, Any] | None] = {}
+        with self._companies_lock:
+            for cid in ids:
+                hit = self._companies.get(cid)
+                if hit is not None and hit[0] > now:
+                    out[cid] = hit[1]
+        todo = sorted(set(ids) - set(out))
+        got = self.pool_map(lambda c: self.client.get(self.opts["company_limetype"], c), todo)
+        with self._companies_lock:
+            for cid, company in zip(todo, got, strict=True):
+                out[cid] = company
+                if ttl > 0:
+                    self._companies[cid] = (now + ttl, company)
+            if len(self._companies) > 50_000:
+                self._companies.clear()
+        return out
+
+    def _records(self, persons: list[Mapping[str, Any]]) -> list[Record]:
+        rel = self.opts["company_relation"]
+        companies: dict[int, dict[str, Any] | None] = {}
+        if self._needs_company():
+            companies = self._company_values({c for p in persons
+                                              if (c := relation_id(p.get(rel))) is not None})
+        consents: dict[int, list[dict[str, Any]]] | None = None
+        if self._needs_consents():
+            consents = self.consents_for([int(p["_id"]) for p in persons])
+        return [self.to_record(p, companies.get(relation_id(p.get(rel)) or -1),
+                               None if consents is None else consents[int(p["_id"])])
+                for p in persons]
+
+    def to_record(self, person: Mapping[str, Any], company: Mapping[str, Any] | None,
+                  consents: list[dict[str, Any]] | None) -> Record:
+        fields = {k: v for k, v in person.items() if not k.startswith("_") and _scalar(v)}
+        prefix = self._company_prefix()
+        for key, value in (company or {}).items():
+            if not key.startswith("_") and _scalar(value):
+                fields[prefix + key] = value
+        email = person.get(self.opts["email_property"])
+        email = email.strip() if isinstance(email, str) and email.strip() else None
+        labels: frozenset[str] = frozenset()
+        times: dict[str, str] = {}
+        error = None
+        if consents is not None:
+            try:
+                labels, times = self.consent_labels(consents)
+            except ConsentDataError as exc:  # never "no consent": that opts everyone out
+                error = str(exc)
+        return Record(id=str(person["_id"]), fields=fields, email=email, labels=labels,
+                      label_times=times, modified_at=person.get("_timestamp"), error=error)
+
+    # -- overviews ---------------------------------------------------------------------------
+
+    def read_group(self, name: str) -> list[str]:
+        """The ids of the persons the overview's Lime filter (``groups``) returns."""
+        groups = self.opts.get("groups") or {}
+        if name not in groups:
+            known = ", ".join(sorted(groups)) or "none"
+            raise ValueError(f"no group {name!r} in this connection's groups option (known: "
+                             f"{known}); add it as a Lime filter on persons")
+        return [str(p["_id"]) for p in self.client.iterate(
+            self.opts["person_limetype"], page_size=500, filters=group_filters(groups[name]))]
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    @classmethod
+    def webhook_parser(cls, name: str, config: Mapping[str, Any]):
+        opts = resolve_options(config)
+        return webhooks.make_parser(
+            opts.get("webhook_secret"),
+            {webhooks.PERSON: opts["person_limetype"], webhooks.COMPANY: opts["company_limetype"],
+             webhooks.CONSENT: opts["consent_limetype"]},
+            {"person": opts["consent_person_relation"], "type": opts["consent_type_relation"]},
+            connection=name)
+
+    def wanted_events(self) -> list[str]:
+        """The person's events; the company's that change mapped company fields; the
+        consent's when consents are mapped."""
+        events = [f"{self.opts['person_limetype']}.{w}" for w in WHATS]
+        if self._needs_company():
+            events += [f"{self.opts['company_limetype']}.{w}" for w in ("update", "delete",
+                                                                         "restore")]
+        if self._needs_consents():
+            events += [f"{self.opts['consent_limetype']}.{w}" for w in WHATS]
+        return events
+
+    def ensure_webhook(self, url: str) -> str:
+        """Find syncd's subscription for ``url`` and update it (events, secret, enabled),
+        or create it; returns its id."""
+        secret = self.opts.get("webhook_secret")
+        if secret is None:
+            raise SyncdError(f"connections.{self.name}.webhook_secret: required to register "
+                             "the webhook subscription (fix: set webhook_secret, e.g. "
+                             'webhook_secret = { env = "LIME_WEBHOOK_SECRET" })')
+        body = {"events": self.wanted_events(), "target_url": url, "secret": secret.reveal(),
+                "name": self.opts["subscription_name"], "enabled": True}
+        mine = [s for s in self.client.subscriptions() if s.get("target_url") == url]
+        if mine:
+            sid = str(mine[0]["id"])
+            self.client.update_subscription(sid, body)
+            self.log.info("lime.subscription_updated", subscription=sid,
+                          events=len(body["events"]))
+        else:
+            sid = str(self.client.subscribe(body)["id"])
+            self.log.info("lime.subscription_created", subscription=sid,
+                          events=len(body["events"]))
+        self._hook = (url, sid)
+        return sid
