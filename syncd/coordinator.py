@@ -26,8 +26,9 @@ import pykka
 import structlog
 
 from syncd import rules as R
+from syncd.capabilities import Capability
 from syncd.config.model import IntegrationConfig
-from syncd.connector import Capability
+from syncd.connection import ConnectionProxy
 from syncd.failfast import FailedFast, FailFastWrites
 from syncd.guard import Guarded
 from syncd.jobs import CALL_TIMEOUT, Jobs, shortfall
@@ -72,7 +73,7 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
         integration: IntegrationConfig,
         rules: R.Rules,
         store: Store,
-        connection: Callable[[str], Any],
+        connection: Callable[[str], ConnectionProxy],
         *,
         progress: Progress | None = None,
         on_failure: Callable[[str, BaseException], None] | None = None,
@@ -120,11 +121,11 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
             self._on_failure_cb(self.name, exc_value)
 
     @property
-    def source(self):
+    def source(self) -> ConnectionProxy:
         return self._connection(self.integration.source)
 
     @property
-    def destination(self):
+    def destination(self) -> ConnectionProxy:
         return self._connection(self.integration.destination)
 
     # -- the public messages ---------------------------------------------------------------
@@ -393,8 +394,7 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
                     overridden.extend((write.profile.key, t, c)
                                       for t, c in write.optouts_overridden)
         if deletes:
-            results = self.destination.call("delete_profiles", [d.key for d in deletes]
-                                            ).get(timeout=CALL_TIMEOUT)
+            results = self.destination.delete_profiles([d.key for d in deletes]).get(timeout=CALL_TIMEOUT)
             gone = []
             for delete, result in zip(deletes, results, strict=True):
                 if result.outcome == "failed":

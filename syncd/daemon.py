@@ -34,8 +34,10 @@ import structlog
 from syncd import config as config_mod
 from syncd import logs, plugins, preflight, systemd
 from syncd.admin import AdminApp, ensure_token
+from syncd.capabilities import Capability
 from syncd.config.model import Config, IntegrationConfig
-from syncd.connector import Capability, ConnectionActor
+from syncd.connection import ConnectionActor, ConnectionProxy, typed_proxy
+from syncd.connector import Connector
 from syncd.control import Control
 from syncd.coordinator import Coordinator, Progress
 from syncd.daemon_preflight import Preflights
@@ -207,11 +209,11 @@ class Daemon(Control, Reloading, Preflights, Supervising):
             return self.wide_needs[name]
         return preflight.needs(self.config, self.registry).get(name, SchemaNeeds("none"))
 
-    def connection(self, name: str):
+    def connection(self, name: str) -> ConnectionProxy:
         sup = self.connections[name]
         if sup.ref is None or not sup.ref.is_alive():
             raise pykka.ActorDeadError(f"connection {name} is restarting")
-        return sup.ref.proxy()
+        return typed_proxy(sup.ref)
 
     def _rules(self, integration: IntegrationConfig) -> Rules:
         dest_kind = self.config.connections[integration.destination].kind
@@ -255,11 +257,11 @@ class Daemon(Control, Reloading, Preflights, Supervising):
         for name, conn in cfg.connections.items():
             cls = self.registry.connector(conn.kind)
             if (Capability.PARSE_WEBHOOKS not in cls.capabilities
-                    or not callable(getattr(cls, "ensure_webhook", None))):
+                    or cls.ensure_webhook is Connector.ensure_webhook):  # registers nothing
                 continue
             url = f"{cfg.receiver.public_url.rstrip('/')}/webhooks/{name}"
             try:
-                self.connection(name).call("ensure_webhook", url).get(timeout=120)
+                self.connection(name).ensure_webhook(url).get(timeout=120)
                 log.info("webhook.registered", connection=name, url=url)
             except Exception as exc:
                 log.error("webhook.registration_failed", connection=name,

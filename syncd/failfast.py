@@ -176,7 +176,7 @@ class FailFastWrites:
         if not writes:
             return []
         if bulk:
-            future = self.destination.call("bulk_write", [w.profile for w in writes])
+            future = self.destination.bulk_write([w.profile for w in writes])
         else:
             future = self.destination.write_profiles(
                 [w.profile for w in writes], [w.profile.key for w in writes if w.known])

@@ -28,8 +28,8 @@ import time
 from typing import Any
 
 from syncd import rules as R
+from syncd.capabilities import Capability
 from syncd.config.model import IntegrationConfig
-from syncd.connector import Capability
 from syncd.jobs import CALL_TIMEOUT
 from syncd.records import Event
 from syncd.store import Store
@@ -123,7 +123,7 @@ class Guarded:
         for delete in deletes:
             record_id = delete.record_id or delete.key
             try:
-                direct = self.source.call("read_record", record_id).get(timeout=CALL_TIMEOUT)
+                direct = self.source.read_record(record_id).get(timeout=CALL_TIMEOUT)
             except Exception as exc:
                 errors.append((record_id, f"not deleted: reading {record_id} directly to "
                                           f"confirm the delete failed: {type(exc).__name__}: "

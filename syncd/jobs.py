@@ -17,7 +17,7 @@ from typing import Any
 import pykka
 
 from syncd import rules as R
-from syncd.connector import Capability
+from syncd.capabilities import Capability
 from syncd.records import Event, Profile
 
 #: How long a coordinator waits for one call of a connection actor.
@@ -116,7 +116,7 @@ class Jobs:
             return
         run_id = self.store.start_run(self.name, f"overview:{name}")
         try:
-            members = set(self.source.call("read_group", name).get(timeout=CALL_TIMEOUT))
+            members = set(self.source.read_group(name).get(timeout=CALL_TIMEOUT))
             cursor_name = f"overview:{name}"
             before = set(json.loads(self.store.cursor(self.name, cursor_name) or "[]"))
             ids = sorted(members | before)
@@ -189,8 +189,7 @@ class Jobs:
                 return
             by_topic = {(m.topic, m.channel): m.label for m in self.rules.consents}
             cursor = self.store.cursor(self.name, "consent_changes")
-            changes, nxt = self.destination.call("read_consent_changes", cursor
-                                                 ).get(timeout=CALL_TIMEOUT)
+            changes, nxt = self.destination.read_consent_changes(cursor).get(timeout=CALL_TIMEOUT)
             changes = self._drop_our_own_optouts(changes)
             rows = [(c.key, c.topic, c.channel, c.at) for c in changes
                     if not c.opted_in and (c.topic, c.channel) in by_topic]
@@ -243,7 +242,7 @@ class Jobs:
             if key not in allowed:
                 continue  # held: stays unwritten until a person confirms
             labels = {by_topic[(t, c)]: False for _, t, c in rows if (t, c) in by_topic}
-            result = self.source.call("write_consents", key, labels).get(timeout=CALL_TIMEOUT)
+            result = self.source.write_consents(key, labels).get(timeout=CALL_TIMEOUT)
             if result.outcome == "failed":
                 self.log.warning("consent.write_back_failed", record_id=key,
                                  reason=result.reason)

@@ -15,6 +15,19 @@ What a connector is and what each capability obliges it to do is written in
 
 from __future__ import annotations
 
+from syncd.capabilities import (
+    PROTOCOLS,
+    BulkWriter,
+    CapabilityMissing,
+    ConsentChangeReader,
+    ConsentWriter,
+    DirectReader,
+    GroupReader,
+    ProfileDeleter,
+    ProfileWriter,
+    RecordReader,
+    WebhookSource,
+)
 from syncd.config.schema import REQUIRED, Option, Secret
 from syncd.config.sections import toml_key
 from syncd.connector import (
@@ -83,6 +96,17 @@ __all__ = [
     "missing_methods",
     "SchemaChecker",
     "WebhookParser",
+    "PROTOCOLS",
+    "RecordReader",
+    "WebhookSource",
+    "ProfileWriter",
+    "ProfileDeleter",
+    "ConsentChangeReader",
+    "ConsentWriter",
+    "GroupReader",
+    "BulkWriter",
+    "DirectReader",
+    "CapabilityMissing",
     # connection options
     "Option",
     "REQUIRED",

@@ -25,6 +25,7 @@ import structlog
 from syncd import config as config_mod
 from syncd import preflight, systemd
 from syncd.config.model import Config
+from syncd.connection import typed_proxy
 from syncd.exceptions import ConfigErrors
 from syncd.records import SchemaNeeds
 
@@ -180,7 +181,7 @@ class Reloading:
         """Tell every running connection what the integrations use of it now."""
         for name, sup in list(self.connections.items()):
             if sup.ref is not None and sup.ref.is_alive():
-                sup.ref.proxy().call("set_needs", self.needs_of(name)).get(
+                typed_proxy(sup.ref).set_needs(self.needs_of(name)).get(
                     timeout=self.ask_timeout)
 
     def _set_rules(self, sup: Supervised, integration) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from syncd.capabilities import required
 from syncd.config.model import (
     AdminConfig,
     Condition,
@@ -293,8 +294,6 @@ def _connector_problems(cls: type[Connector], name: str, options: dict) -> list[
 
 
 def _integrations(raw, classes, problems, base_dir, environ) -> dict[str, IntegrationConfig]:
-    from syncd.connector import Capability  # here: syncd.connector imports syncd.config
-
     declared = set(raw["connections"]) if isinstance(raw.get("connections"), dict) else set()
     out = {}
     for name, table in _names("integrations", raw, problems).items():
@@ -309,8 +308,7 @@ def _integrations(raw, classes, problems, base_dir, environ) -> dict[str, Integr
         if same:
             problems.add(f"{prefix}.destination", "is the same connection as the source",
                          "name another connection")
-        for role, capability in (("source", Capability.READ_RECORDS),
-                                 ("destination", Capability.WRITE_PROFILES)):
+        for role in ("source", "destination"):
             conn = v.get(role)
             if conn is None or (same and role == "destination"):
                 continue
@@ -321,12 +319,6 @@ def _integrations(raw, classes, problems, base_dir, environ) -> dict[str, Integr
                              f"defined (connections: {known})",
                              f'did you mean `{role} = "{guess}"`?' if guess else
                              f"add a [connections.{conn}] section, or name a defined connection")
-            elif conn in classes and capability not in classes[conn].capabilities:
-                kind = classes[conn].kind
-                problems.add(f"{prefix}.{role}",
-                             f"connection `{conn}` (kind {kind}) cannot be a {role}: its "
-                             f"connector lacks the capability `{capability.value}`",
-                             f"name a connection whose connector has `{capability.value}`")
         conditions = _conditions(v.get("conditions", {}), prefix, problems)
         fields = _str_table(v.get("fields", {}), f"{prefix}.fields", "attribute", problems)
         selections = _str_table(v.get("selections", {}), f"{prefix}.selections", "tag", problems)
@@ -338,8 +330,34 @@ def _integrations(raw, classes, problems, base_dir, environ) -> dict[str, Integr
         if problems.count() == before:
             v.update(conditions=conditions, fields=fields, selections=selections,
                      consents=consents, daily_creation=daily, overviews=overviews)
-            out[name] = IntegrationConfig(name=name, **v)
+            integration = IntegrationConfig(name=name, **v)
+            _capability_problems(integration, classes, prefix, problems)
+            if problems.count() == before:
+                out[name] = integration
     return out
+
+
+def _capability_problems(integration: IntegrationConfig, classes: dict, prefix: str,
+                         problems: Problems) -> None:
+    """Every capability the integration's settings need, checked against its connections'
+    connectors: each problem names the setting, the connection and what it lacks."""
+    for need in required(integration):
+        conn = getattr(integration, need.role)
+        cls = classes.get(conn)
+        if cls is None or need.capability in cls.capabilities:
+            continue
+        cap = need.capability.value
+        if need.setting == need.role:
+            problems.add(f"{prefix}.{need.role}",
+                         f"connection `{conn}` (kind {cls.kind}) cannot be a {need.role}: "
+                         f"its connector lacks the capability `{cap}`",
+                         f"name a connection whose connector has `{cap}`")
+        else:
+            problems.add(f"{prefix}.{need.setting}",
+                         f"needs the capability `{cap}` of the {need.role}, and connection "
+                         f"`{conn}` (kind {cls.kind}) lacks it",
+                         f"remove `{need.setting}`, or use a {need.role} whose connector has "
+                         f"`{cap}`")
 
 
 def _conditions(table: dict, prefix: str, problems: Problems) -> tuple[Condition, ...]:

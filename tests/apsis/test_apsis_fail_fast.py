@@ -9,7 +9,7 @@ import syncd_apsis.client
 from syncd_apsis.connector import ApsisConnector
 
 from syncd.config.model import IntegrationConfig
-from syncd.connector import ConnectionActor
+from syncd.connection import ConnectionActor
 from syncd.coordinator import Coordinator, Progress
 from syncd.records import Event, Record
 from syncd.rules import Rules

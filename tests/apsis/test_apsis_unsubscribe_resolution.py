@@ -10,7 +10,7 @@ import pytest
 from syncd_apsis.connector import ApsisConnector
 
 from syncd.config.model import ConsentMapping, IntegrationConfig
-from syncd.connector import ConnectionActor
+from syncd.connection import ConnectionActor
 from syncd.coordinator import Coordinator, Progress
 from syncd.records import Event, Record
 from syncd.rules import Rules

@@ -12,7 +12,8 @@ INLINE = "inline-mkt-secret-456"
 
 class FakeCrm(Connector):
     kind = "crm"
-    capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS})
+    capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
+                              Capability.WRITE_CONSENTS, Capability.READ_GROUPS})
     options = (
         Option("base_url", str, "https://crm.example", "API base URL."),
         Option("client_secret", Secret, REQUIRED, "OAuth client secret."),
@@ -36,13 +37,17 @@ class FakeCrm(Connector):
 
     def read_records(self, events): ...
 
+    def write_consents(self, record_id, labels): ...
+
+    def read_group(self, name): ...
+
     @classmethod
     def webhook_parser(cls, name, config): ...
 
 
 class FakeMarketing(Connector):
     kind = "mkt"
-    capabilities = frozenset({Capability.WRITE_PROFILES})
+    capabilities = frozenset({Capability.WRITE_PROFILES, Capability.READ_CONSENT_CHANGES})
     options = (
         Option("section", str, REQUIRED, "The section."),
         Option("client_secret", Secret, REQUIRED, "API secret."),
@@ -51,6 +56,8 @@ class FakeMarketing(Connector):
     )
 
     def write_profiles(self, profiles, known): ...
+
+    def read_consent_changes(self, cursor): ...
 
 
 VALID = """

@@ -7,7 +7,7 @@ import pykka
 import pytest
 
 from syncd.config.model import Condition, IntegrationConfig
-from syncd.connector import ConnectionActor
+from syncd.connection import ConnectionActor
 from syncd.coordinator import Coordinator, Progress
 from syncd.records import Event, Record
 from syncd.rules import Rules

@@ -5,8 +5,9 @@ import pykka
 import pytest
 
 from syncd import rules as R
+from syncd.capabilities import Capability
 from syncd.config.model import Condition, IntegrationConfig
-from syncd.connector import Capability, ConnectionActor
+from syncd.connection import ConnectionActor
 from syncd.coordinator import Coordinator, Progress
 from syncd.exceptions import RemoteError
 from syncd.records import Event, Record

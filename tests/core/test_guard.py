@@ -9,7 +9,7 @@ import pytest
 
 from syncd import rules as R
 from syncd.config.model import ConsentMapping, IntegrationConfig
-from syncd.connector import ConnectionActor
+from syncd.connection import ConnectionActor
 from syncd.coordinator import Coordinator, Progress
 from syncd.guard import guard_status
 from syncd.records import Event, Record

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from syncd import rules as R
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
-from syncd.connector import ConnectionActor
+from syncd.connection import ConnectionActor
 from syncd.coordinator import Coordinator, Progress
 from syncd.records import Event, Record
 from syncd.store import Store

@@ -6,7 +6,7 @@ import pytest
 
 from syncd import rules as R
 from syncd.config.model import IntegrationConfig
-from syncd.connector import ConnectionActor
+from syncd.connection import ConnectionActor
 from syncd.coordinator import Coordinator, Progress
 from syncd.records import Event, Record
 from syncd.store import Store

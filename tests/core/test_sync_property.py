@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from syncd import testing
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
-from syncd.connector import ConnectionActor
+from syncd.connection import ConnectionActor
 from syncd.coordinator import Coordinator
 from syncd.records import Event, Record
 from syncd.rules import Rules

@@ -8,7 +8,7 @@ import pytest
 from syncd_tribe.connector import TribeConnector
 
 from syncd.config.model import ConsentMapping, IntegrationConfig
-from syncd.connector import ConnectionActor
+from syncd.connection import ConnectionActor
 from syncd.coordinator import Coordinator, Progress
 from syncd.records import Event
 from syncd.rules import Rules
