@@ -109,10 +109,12 @@ def _object(request: Request) -> dict[str, Any]:
 
 
 class AdminApp:
-    """The admin WSGI app. Every route needs ``Authorization: Bearer <token>``."""
+    """The admin WSGI app. Every route needs ``Authorization: Bearer <token>``, except the
+    paths of ``ops`` (``/metrics``, ``/healthz``, ``/readyz``: see :mod:`syncd.health`)."""
 
-    def __init__(self, control: AdminControl, token: str):
+    def __init__(self, control: AdminControl, token: str, ops=None):
         self.control = control
+        self.ops = ops
         self._token = token.encode()
         r = self.router = Router()
         r.add("GET", "/status", lambda q: control.status())
@@ -133,6 +135,8 @@ class AdminApp:
 
     def __call__(self, environ: dict, start_response):
         request = Request(environ, max_body=MAX_BODY)
+        if self.ops is not None and request.path in self.ops.PATHS:
+            return self.ops(environ, start_response)
         headers: dict[str, str] = {}
         try:
             if not self._authorized(request):

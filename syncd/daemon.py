@@ -42,6 +42,7 @@ from syncd.control import Control
 from syncd.coordinator import Coordinator, Progress
 from syncd.daemon_preflight import Preflights
 from syncd.exceptions import ConfigErrors, SyncdError
+from syncd.health import Liveness, OpsApp
 from syncd.receiver import Route, WebhookApp, start_receiver
 from syncd.records import SchemaNeeds
 from syncd.reload import Reloading
@@ -77,6 +78,8 @@ class Daemon(Control, Reloading, Preflights, Supervising):
         self.receiver_app: WebhookApp | None = None
         self.receiver: ServerThread | None = None
         self.admin: ServerThread | None = None
+        self.metrics_server: ServerThread | None = None
+        self.liveness = Liveness(self)
         self.admin_token: str | None = None
         self.scheduler: Scheduler | None = None
         self.started = threading.Event()
@@ -164,8 +167,13 @@ class Daemon(Control, Reloading, Preflights, Supervising):
                                        connection_limit=cfg.receiver.connection_limit)
         token_file = cfg.admin.token_file or os.path.join(cfg.daemon.state_dir, "admin.token")
         self.admin_token = ensure_token(token_file)
-        self.admin = ServerThread(AdminApp(self, self.admin_token), cfg.admin.host,
+        self.ops = OpsApp(self)  # /metrics, /healthz, /readyz (health.py)
+        self.admin = ServerThread(AdminApp(self, self.admin_token, self.ops), cfg.admin.host,
                                   cfg.admin.port, threads=4, name="admin").start()
+        if cfg.admin.metrics_port:
+            self.metrics_server = ServerThread(self.ops, cfg.admin.metrics_host,
+                                               cfg.admin.metrics_port, threads=2,
+                                               name="metrics").start()
         self._notify_coordinators(list(self.coordinators))  # apply what was left in the inbox
         self.scheduler = Scheduler(
             self._send_job, state_file=os.path.join(cfg.daemon.state_dir, "scheduler.json"))
@@ -301,7 +309,9 @@ class Daemon(Control, Reloading, Preflights, Supervising):
                 finally:
                     self._lock.release()
             self._housekeeping()
-            systemd.watchdog()
+            self.liveness.probe()
+            if self.liveness.alive():  # the actors and the receiver answer (health.py)
+                systemd.watchdog()
 
     def _housekeeping(self) -> None:
         """Applied events are kept a week (to answer questions), then pruned hourly."""
@@ -342,7 +352,7 @@ class Daemon(Control, Reloading, Preflights, Supervising):
             self.scheduler.shutdown(wait=False)
         if self.receiver_app is not None:
             self.receiver_app.draining = True
-        for server in (self.receiver, self.admin):
+        for server in (self.receiver, self.admin, self.metrics_server):
             if server is not None:
                 server.stop(timeout=max(0.5, min(5.0, deadline - time.time())))
         # coordinators first (they call the connections), then the connections

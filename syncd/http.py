@@ -36,6 +36,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from syncd import metrics
 from syncd.config.schema import Secret
 from syncd.exceptions import AuthError, RemoteError
 
@@ -323,17 +324,29 @@ class HttpClient:
         go out, after the budget and the token: a 429 that another thread received while
         this one waited holds this request too. A 429 or 503 with ``Retry-After`` holds
         ``scope`` ("" = every request of the account)."""
+        started = time.monotonic()
         self._wait_gate(scope)
+        held = time.monotonic() - started
         if self.budget is not None:
+            budget_from = time.monotonic()
             self.budget.acquire()
+            metrics.http_waited(self.name, "rate_budget", time.monotonic() - budget_from)
         headers = dict(kwargs.pop("headers", None) or {})
         if auth:
             headers.update(self.auth.headers(self))
         kwargs.setdefault("timeout", self.timeout)
+        gate_from = time.monotonic()
         self._wait_gate(scope)  # last check: nothing but the send follows
+        sent = time.monotonic()
+        metrics.http_waited(self.name, "retry_after", held + sent - gate_from)
         self.requests_sent += 1
-        with transport_errors(method, url):
-            response = self.session.request(method, self.url(url), headers=headers, **kwargs)
+        status: int | str = "error"
+        try:
+            with transport_errors(method, url):
+                response = self.session.request(method, self.url(url), headers=headers, **kwargs)
+            status = response.status_code
+        finally:
+            metrics.http_sent(self.name, status, time.monotonic() - sent)
         if response.status_code in (429, 503):
             delay = parse_retry_after(response.headers.get("Retry-After"))
             if delay is not None:
@@ -392,6 +405,7 @@ class HttpClient:
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, _Retry) and exc.delay is not None:
+                metrics.http_waited(self.name, "retry_after", exc.delay)
                 return exc.delay  # the gate already holds every thread until then
             return wait_random_exponential(multiplier=self.backoff, max=self.max_backoff)(state)
 

@@ -12,6 +12,7 @@ import time
 
 import pykka
 
+from syncd import metrics
 from syncd.exceptions import RemoteError
 from syncd.failfast import FailedFast
 from syncd.jobs import CALL_TIMEOUT
@@ -98,6 +99,7 @@ class RealTime:
                 by_error.setdefault(problem, []).append(item)
         self.store.mark_done(done)
         self.progress.events_applied += len(done)
+        metrics.EVENTS_APPLIED.labels(self.name).inc(len(done))
         for (reason, retryable), failed_items in by_error.items():
             self._fail(failed_items, reason, retryable=retryable)
         self.log.debug("realtime.applied", events=len(items), **counts)
@@ -126,6 +128,7 @@ class RealTime:
 
     def _fail(self, items: list[InboxItem], reason: str, *, retryable: bool) -> None:
         self.progress.events_failed += len(items)
+        metrics.EVENTS_FAILED.labels(self.name).inc(len(items))
         self.progress.last_error = reason
         dead = [i.id for i in items if not retryable
                 or i.attempts + 1 >= self.integration.max_attempts]
@@ -133,6 +136,7 @@ class RealTime:
         if dead:
             self.store.mark_dead(dead, reason)
             self.progress.dead_letters += len(dead)
+            metrics.EVENTS_DEAD.labels(self.name).inc(len(dead))
             self.log.error("event.dead_letter", events=dead, reason=reason)
         for item in retry:
             delay = min(300.0, 2.0 ** item.attempts)

@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 
+from syncd import metrics
 from syncd.connector import WebhookParser
 from syncd.exceptions import WebhookRejected
 from syncd.store import Store, StoreError
@@ -244,6 +245,8 @@ class WebhookApp:
                                     {"Retry-After": RETRY_AFTER}, error=str(exc))
         accepted = len(events) if items else 0
         self._count(200, accepted)
+        for integration in route.integrations if items else ():
+            metrics.EVENTS_RECEIVED.labels(integration).inc(len(events))
         log.info("webhook.accepted", connection=connection, status=200, count=accepted,
                  parsed=len(events))
         after = None

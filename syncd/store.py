@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from syncd import metrics
 from syncd.groupcommit import GroupCommit
 from syncd.guardstore import MIGRATION as GUARD_MIGRATION
 from syncd.guardstore import GuardTables
@@ -333,6 +334,12 @@ class Store(GuardTables):
                                (time.time() - older_than,))
             return cur.rowcount
 
+    def oldest_unapplied(self) -> dict[str, float]:
+        """Per integration, when its oldest event not applied yet arrived."""
+        return {r[0]: r[1] for r in self._read(
+            "SELECT integration, min(received_at) FROM inbox WHERE status != 'done' "
+            "GROUP BY integration")}
+
     def inbox_counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for row in self._read("SELECT integration, status, count(*) FROM inbox "
@@ -456,18 +463,23 @@ class Store(GuardTables):
         args = [int(counts.get(k, 0)) for k in COUNTERS]
         now = time.time()
         with self._tx() as conn:
-            conn.execute(f"UPDATE runs SET {sets}, cursor=coalesce(?, cursor), "
-                         f"total=coalesce(?, total) WHERE id=?", (*args, cursor, total, run_id))
+            run = conn.execute(f"UPDATE runs SET {sets}, cursor=coalesce(?, cursor), "
+                               f"total=coalesce(?, total) WHERE id=? RETURNING integration, kind",
+                               (*args, cursor, total, run_id)).fetchone()
             if errors:
                 conn.executemany(
                     "INSERT INTO run_errors (run_id, record_id, reason, retryable, at) "
                     "VALUES (?, ?, ?, ?, ?)",
                     [(run_id, rid, reason, int(bool(retry)), now) for rid, reason, retry in errors])
+        metrics.run_progress(run and dict(run), counts)
 
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
+        now = time.time()
         with self._tx() as conn:
-            conn.execute("UPDATE runs SET status=?, ended_at=?, error=? WHERE id=?",
-                         (status, time.time(), error, run_id))
+            run = conn.execute("UPDATE runs SET status=?, ended_at=?, error=? WHERE id=? "
+                               "RETURNING integration, kind, started_at",
+                               (status, now, error, run_id)).fetchone()
+        metrics.run_finished(run and dict(run), status, now)
 
     def interrupt_running(self) -> list[dict[str, Any]]:
         """Mark runs left 'running' by a stopped process as 'interrupted'; return them."""

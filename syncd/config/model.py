@@ -39,6 +39,9 @@ class AdminConfig:
     #: File holding the bearer token of the admin endpoint (mode 0600). Empty:
     #: ``{state_dir}/admin.token``, created on first start.
     token_file: str = ""
+    #: A listener of its own for /metrics, /healthz and /readyz (0: none).
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,12 @@ ADMIN_OPTIONS: tuple[Option, ...] = (
            "File holding the admin endpoint's bearer token (mode 0600). Empty: "
            "{state_dir}/admin.token, created on first start. A relative path is resolved "
            "against the directory of this file."),
+    Option("metrics_port", int, 0,
+           "A port of its own for /metrics (and /healthz, /readyz), without the admin token, "
+           "for a Prometheus on another host. 0: none (the admin endpoint serves them on "
+           "loopback anyway).", minimum=0, maximum=65535),
+    Option("metrics_host", str, "127.0.0.1",
+           "Address the metrics_port listens on (e.g. 0.0.0.0 for a Prometheus elsewhere)."),
 )
 
 #: The core's keys of a ``[connections.NAME]`` section; the connector's own options follow.
