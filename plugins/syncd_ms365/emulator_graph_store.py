@@ -157,9 +157,10 @@ class GraphStore:
             self._touch(contact)
             box.contacts[contact["id"]] = contact
             self._changed(box, contact["id"], "created")
+            created = self.public(contact)  # the answer: the card as created
             if merge_on_email:
                 self._outlook_merge(box, contact)
-            return self.public(contact)
+            return created
 
     def _outlook_merge(self, box: Mailbox, new: dict[str, Any]) -> None:
         """Seed 002, chapter 3: Outlook fills a new card's empty fields from an existing card

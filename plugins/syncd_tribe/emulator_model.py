@@ -14,11 +14,18 @@ LABEL_LINK_SET = "LabelAssignment"
 #: The sets that carry labels.
 LABELLED = frozenset({"Relation_Person", "Relation_Organization"})
 _LABEL_NAVS = {LABELS_NAV: ("Label", True), LABEL_LINKS_NAV: (LABEL_LINK_SET, True)}
+#: Relationship manager (one employee) and owners (several) of seed 002, chapter 5: the
+#: ``AccountManager`` navigation is seen on commercial relationships [CODE]; on persons and
+#: contacts, and the owners' name, apis.md 1.4 says [INFER]/[GAP]. The ms365 link's
+#: ``manager_nav``/``owners_nav`` options name them.
+_MANAGER_NAVS = {"AccountManager": ("Relationship_Person_Contact_Employee", False),
+                 "Owners": ("Relationship_Person_Contact_Employee", True)}
 SETS: dict[str, tuple[str, dict[str, tuple[str, bool]]]] = {
-    "Relation_Person": ("Relation.Person", dict(_LABEL_NAVS)),
+    "Relation_Person": ("Relation.Person", {**_LABEL_NAVS, **_MANAGER_NAVS}),
     "Relation_Organization": ("Relation.Organization", dict(_LABEL_NAVS)),
     "Relationship_Person_Contact_Standard": ("Relationship.Person.Contact.Standard", {
-        "Person": ("Relation_Person", False), "Relation": ("Relation", False)}),
+        "Person": ("Relation_Person", False), "Relation": ("Relation", False),
+        **_MANAGER_NAVS}),
     "Relationship_Person_Contact_Employee": ("Relationship.Person.Contact.Employee", {
         "Person": ("Relation_Person", False), "Relation": ("Relation", False)}),
     "Relationship_Organization_Identity": ("Relationship.Organization.Identity", {
@@ -38,7 +45,7 @@ SCORE_FIELD = "_3f5e1a2b__9c4d__4e8f__a1b2__c3d4e5f6a7b8"
 FIELDS: dict[str, tuple[str, ...]] = {
     "Relation_Person": ("FirstName", "MiddleName", "LastName", "Initials", "Title", "Suffix",
                         "EmailAddress", "PhoneNumber", "MobilePhoneNumber", "BirthDate",
-                        SCORE_FIELD),
+                        "IsFormer", SCORE_FIELD),
     "Relation_Organization": ("Name", "EmailAddress", "PhoneNumber", "Website"),
     "Relationship_Person_Contact_Standard": ("EmailAddress", "PhoneNumber",
                                              "MobilePhoneNumber", "Department", "Role",

@@ -203,7 +203,9 @@ class _Checker:
             return
         navs = self.meta.navigations(person)
         if nav not in navs:
-            many = [n for n, (_, coll) in navs.items() if coll]
+            # candidates: collections that lead to labels or label links (not e.g. Owners)
+            many = [n for n, (target, coll) in navs.items() if coll and "label" in
+                    target.lower()]
             found = missing(self.key("labels_nav"), f"{person} has no navigation {nav!r} "
                             f"(labels are used: {uses})", nav, many)
             if found.suggestion is None and len(many) == 1:  # the only candidate there is

@@ -29,3 +29,18 @@ def graph(identity):
     emu = GraphEmulator(identity=identity)
     with emu:
         yield emu
+
+
+@pytest.fixture
+def world(tmp_path, identity, graph):
+    from syncd_tribe.emulator import TribeEmulator
+
+    from tests.ms365.link_support import World
+    tribe = TribeEmulator(seed=1)
+    tribe.start()
+    w = World(tribe, identity, graph, tmp_path)
+    try:
+        yield w
+    finally:
+        w.close()
+        tribe.stop()

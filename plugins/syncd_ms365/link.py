@@ -1,0 +1,179 @@
+"""The two-way, per-user link between Tribe relationships and one user's Outlook contacts
+(seed 002), built on the pure two-way decision :func:`syncd.twoway.decide`.
+
+- **Who**: relationships whose manager or an owner is the user's employee, not former
+  (:meth:`syncd_tribe.people.Relationship.sees`). Anything else is left alone: nothing is
+  ever deleted on either side.
+- **Tribe → Outlook** (:meth:`UserLink.tribe_changed`): a relationship without a pair is
+  created in Outlook with the connector id (the relationship's id) as an extended property,
+  in chained ``$batch`` requests; the pair is written ``creating`` before and ``linked``
+  after (a crash in between is healed by looking the connector id up: no duplicate). A
+  linked one is compared field by field with the contact and the status.
+- **Outlook → Tribe** (:meth:`UserLink.outlook_changed`): only contacts that have a pair
+  (came from Tribe); the fields of seed 002's tables for the relationship's kind (contact or
+  private), first e-mail / phone only. A contact deleted in Outlook loses its pair (Tribe
+  keeps the relationship); the next change in Tribe creates it again while the user still
+  manages or owns it.
+- **Merges** (seed 002 chapter 3): an Outlook contact whose e-mail address another contact of
+  the mailbox has too is held (``held`` in the pair, shown by ``syncd status``), never
+  written to Tribe.
+- **Conflicts**: newest wins per field (Tribe's ``LastMutationDate`` against the contact's
+  ``lastModifiedDateTime``); the loser is logged.
+- **Catch-up**: :meth:`UserLink.catch_up` runs a delta round from the stored delta link; a
+  410 starts a full re-read of that mailbox.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from syncd.twoway import decide
+from syncd_ms365.graph import DeltaExpired
+from syncd_ms365.mailbox import FIELDS, Mailbox, from_outlook, to_outlook
+from syncd_ms365.pairs import Pairs
+
+log = structlog.get_logger("syncd.ms365.link")
+
+#: Tribe → Outlook for every kind; back only what seed 002 lists (people.BACK).
+BACK = {"contact": ("initials", "givenName", "middleName", "surname", "birthday", "email",
+                    "jobTitle", "workPhone", "mobile"),
+        "private": ("initials", "givenName", "middleName", "surname", "birthday", "email",
+                    "mobile", "homePhone")}
+
+
+class UserLink:
+    def __init__(self, user: str, employee: str, people, mailbox: Mailbox, pairs: Pairs):
+        self.user, self.employee = user, employee
+        self.people, self.mailbox, self.pairs = people, mailbox, pairs
+        self.log = log.bind(user=user)
+        self.counts = {"created": 0, "updated_outlook": 0, "updated_tribe": 0, "held": 0,
+                       "unlinked": 0, "conflicts": 0, "adopted": 0}
+
+    # -- Tribe → Outlook -------------------------------------------------------------------
+
+    def initial_sync(self) -> None:
+        """Send every relationship the user sees to Outlook, then start change tracking."""
+        self.tribe_changed(self.people.relationships())
+        self.pairs.set_mailbox(self.user, initial_done=1)
+        self.catch_up()
+
+    def tribe_changed(self, rels: list) -> None:
+        creates = []
+        for rel in rels:
+            if not rel.sees(self.employee):
+                continue  # former, or no longer the user's: never delete
+            pair = self.pairs.get(self.user, rel.key)
+            if pair is not None and pair.state == "creating":
+                found = self.mailbox.find(self.user, rel.key)
+                if found is not None:  # created before a crash lost the bookkeeping
+                    self.counts["adopted"] += 1
+                    self.pairs.put(self.user, rel.key, state="linked", remote=found["id"])
+                    self._compare(rel, found, {})
+                    continue
+            if pair is None or pair.state != "linked":
+                creates.append(rel)
+                continue
+            current = self.mailbox.get(self.user, pair.remote or "")
+            if current is None:  # deleted in Outlook: back after a change in Tribe
+                self.counts["unlinked"] += 1
+                creates.append(rel)
+                continue
+            self._compare(rel, current, pair.status)
+        if creates:
+            self._create(creates)
+
+    def _create(self, rels: list) -> None:
+        self.pairs.creating(self.user, [r.key for r in rels])
+        items = [self.mailbox.create_item(self.user, r.fields, r.key) for r in rels]
+        results = self.mailbox.write(self.user, items)
+        folder = None
+        for rel, result in zip(rels, results, strict=True):
+            if result.get("status") == 201:
+                body = result["body"]
+                folder = folder or body.get("parentFolderId")
+                # the status is what syncd wrote (not the answer: Outlook may change a
+                # card right after, e.g. a merge, and that is a change to see)
+                status = from_outlook(to_outlook(rel.fields))
+                self.pairs.put(self.user, rel.key, state="linked", remote=body["id"],
+                               status=status)
+                self.counts["created"] += 1
+            else:
+                self.log.warning("ms365.create_failed", key=rel.key,
+                                 status=result.get("status"))
+        if folder and not self.pairs.mailbox(self.user)["folder"]:
+            self.pairs.set_mailbox(self.user, folder=folder)
+
+    # -- both directions -------------------------------------------------------------------
+
+    def _compare(self, rel, contact: dict[str, Any], status: dict[str, Any]) -> None:
+        outlook = from_outlook(contact)
+        d = decide(rel.fields, outlook, status, FIELDS, left_fields=BACK[rel.kind],
+                   left_time=rel.modified_at, right_time=contact.get("lastModifiedDateTime"))
+        for c in d.conflicts:
+            self.counts["conflicts"] += 1
+            self.log.info("ms365.conflict", key=rel.key, field=c.field, winner=c.winner,
+                          lost="outlook" if c.winner == "left" else "tribe")
+        if d.to_left and self._merged(contact, outlook):
+            self.counts["held"] += 1
+            self.pairs.put(self.user, rel.key, state="linked", remote=contact["id"],
+                           status=status, held="merge: another contact in Outlook has "
+                           f"the e-mail address {outlook['email']}")
+            self.log.warning("ms365.merge_held", key=rel.key)
+            return
+        if d.to_right:
+            self.mailbox.update(self.user, contact["id"], d.to_right, contact)
+            self.counts["updated_outlook"] += 1
+        if d.to_left:
+            self.people.write(rel, d.to_left)
+            self.counts["updated_tribe"] += 1
+        self.pairs.put(self.user, rel.key, state="linked", remote=contact["id"],
+                       status=d.status)
+
+    def _merged(self, contact: dict[str, Any], outlook: dict[str, Any]) -> bool:
+        """Outlook merged this contact with another card sharing its e-mail address."""
+        email = outlook.get("email")
+        if not email:
+            return False
+        value = email.replace("'", "''")
+        page = self.mailbox.graph.json(
+            self.user, "GET", f"{self.mailbox.graph.root(self.user)}/contacts", params={
+                "$filter": f"emailAddresses/any(a:a/address eq '{value}')", "$top": "2",
+                "$select": "id"})
+        return any(c["id"] != contact["id"] for c in page.get("value") or [])
+
+    # -- Outlook → Tribe -------------------------------------------------------------------
+
+    def outlook_changed(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            pair = self.pairs.by_remote(self.user, row["id"])
+            if pair is None or pair.state != "linked":
+                continue  # not from Tribe: Outlook's own contact stays Outlook's
+            if "@removed" in row:
+                self.counts["unlinked"] += 1
+                self.pairs.put(self.user, pair.key, state="unlinked", remote=None)
+                self.log.info("ms365.unlinked", key=pair.key)
+                continue
+            contact = row if "lastModifiedDateTime" in row else \
+                self.mailbox.get(self.user, row["id"])
+            if contact is None or (from_outlook(contact) == {
+                    f: pair.status.get(f) for f in FIELDS} and not pair.held):
+                continue  # syncd's own write, or nothing of the synced fields changed
+            rel = self.people.get(pair.key)
+            if rel is None:
+                continue
+            self._compare(rel, contact, pair.status)
+
+    def catch_up(self) -> None:
+        """A delta round from the stored link (after a notification or any gap); a 410 or
+        no link yet: a full read of the folder, compared with the status."""
+        state = self.pairs.mailbox(self.user)
+        try:
+            rows, link = self.mailbox.delta(self.user, state["delta"], state["folder"])
+        except DeltaExpired:
+            self.log.warning("ms365.delta_expired")
+            rows, link = self.mailbox.delta(self.user, None, state["folder"])
+        self.outlook_changed(rows)
+        if link:
+            self.pairs.set_mailbox(self.user, delta=link)
