@@ -227,20 +227,22 @@ def test_destination_ends_equal_to_the_source_under_the_rules(initial, operation
     check_sync_property(initial, operations)
 
 
-class _LastPageLost:
-    """A future of a page whose records are dropped when it is the last one."""
-
-    def __init__(self, future):
-        self.future = future
-
-    def get(self, timeout=None):
-        page = self.future.get(timeout=timeout)
-        return page if page.cursor is not None else replace(page, records=())
-
-
 class SkipsLastPage(Coordinator):
-    def _read(self, cursor):
-        return _LastPageLost(super()._read(cursor))
+    """Writes nothing of the last page, yet counts its records as processed: a silent loss
+    that the run's own completeness check (processed against the source's count) cannot
+    see, so only the property can."""
+
+    def _decide(self, records):
+        counts, writes, deletes, unreadable = super()._decide(records)
+        if getattr(self, "_last_page", False):
+            return counts, [], [], []
+        return counts, writes, deletes, unreadable
+
+    def full_sync_step(self):
+        future = self._prefetch or self._read(self._cursor)
+        self._prefetch = future
+        self._last_page = future.get(timeout=10).cursor is None
+        super().full_sync_step()
 
 
 class DropsHeldEvents(Coordinator):
@@ -250,9 +252,8 @@ class DropsHeldEvents(Coordinator):
 
 
 def test_the_property_rejects_a_full_sync_that_skips_its_last_page(actors):
-    # five matching records in pages of two: p4 comes alone on the last page (the run sees
-    # it processed 4 of the 5 counted and calls itself incomplete; else p4 is missing)
-    with pytest.raises(AssertionError, match="profile p4|'incomplete' == 'completed'"):
+    # five matching records in pages of two: p4 comes alone on the last page
+    with pytest.raises(AssertionError, match="profile p4"):
         check_sync_property(["A"] * 5, ["sync"], SkipsLastPage)
 
 
