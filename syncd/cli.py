@@ -142,6 +142,14 @@ def cmd_status(args) -> int:
         table.add_row(e(name), e(c["kind"]), e(c["state"]), e(c["restarts"]),
                       e(c["last_failure"] or ""))
     console.print(table)
+    for name, c in status["connections"].items():
+        # messages a connector received and discarded by its rules (e.g. a Lime consent
+        # without a person): nothing was changed for them; a full sync repairs the data
+        discarded = (c.get("stats") or {}).get("discarded") or {}
+        if discarded:
+            console.print(f"{e(name)} discarded {sum(discarded.values())} message(s), "
+                          f"nothing changed for them: " + ", ".join(
+                              f"{e(k)} {v}" for k, v in sorted(discarded.items())))
     table = Table("integration", "state", "progress", "inbox", "dead", "needs full sync",
                   "guard", "last run", "preflight", "last error")
     for name, i in status["integrations"].items():
@@ -329,8 +337,9 @@ def cmd_emulate(args) -> int:
 def cmd_sandbox(args) -> int:
     from syncd.sandbox import main as sandbox_main
 
+    sources = [k.strip() for k in (args.sources or "").split(",") if k.strip()] or None
     return sandbox_main(contacts=args.contacts, once=args.once, changes=args.changes,
-                        keep=args.keep)
+                        keep=args.keep, sources=sources)
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -431,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true",
                    help="run the scenario, check the result and exit (0 only if it holds)")
     p.add_argument("--keep", action="store_true", help="keep the temporary state directory")
+    p.add_argument("--sources", default="",
+                   help="the CRMs to run into one APSIS account, comma-separated (default: "
+                        "tribe,lime, those whose plugin is loaded)")
 
     from syncd.plugins import add_cli_commands
 

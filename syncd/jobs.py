@@ -191,6 +191,7 @@ class Jobs:
             cursor = self.store.cursor(self.name, "consent_changes")
             changes, nxt = self.destination.read_consent_changes(cursor).get(timeout=CALL_TIMEOUT)
             changes = self._drop_our_own_optouts(changes)
+            changes = self._drop_other_integrations(changes)
             rows = [(c.key, c.topic, c.channel, c.at) for c in changes
                     if not c.opted_in and (c.topic, c.channel) in by_topic]
             if rows:
@@ -201,6 +202,15 @@ class Jobs:
             self._write_back_optouts(by_topic)
         finally:
             self._schedule_consent_poll()
+
+    def _drop_other_integrations(self, changes: list) -> list:
+        """Several integrations may write into one destination account (a Tribe and a Lime
+        CRM into one APSIS account): a change of a profile another integration wrote and this
+        one never did is that one's, never written back to this source."""
+        theirs = self.store.linked_elsewhere(self.name, [c.key for c in changes])
+        if theirs:
+            self.log.debug("consent.changes_of_other_integrations", count=len(theirs))
+        return [c for c in changes if c.key not in theirs]
 
     def _drop_our_own_optouts(self, changes: list) -> list:
         """Inferred opt-outs (an unsubscribe that named no topic) that syncd itself wrote

@@ -1,15 +1,18 @@
 """``syncd sandbox``: the whole product on loopback, against the partners' emulators.
 
-It starts the source (CRM) and destination emulators with seeded contacts, writes a config
-pointing at them into a temporary folder, starts a real daemon (receiver, admin endpoint,
-actors, SQLite state), runs a full sync with a progress bar, makes a few changes in the CRM
-*through its API* so that they arrive as real signed webhooks, and shows what happened.
+It starts the source (CRM) emulators and the destination emulator with seeded contacts, writes
+a config pointing at them into a temporary folder, starts a real daemon (receiver, admin
+endpoint, actors, SQLite state), runs the full syncs at once with progress bars, makes a few
+changes in each CRM *through its API* so that they arrive as real signed webhooks, and shows
+what happened.
 
-With ``--once`` it then checks that the destination holds exactly what the source holds
-under the configured rules, and exits 0 only if it does.
+One daemon, several CRMs: by default a Tribe and a Lime integration write into the same APSIS
+account through one APSIS connection (one rate budget, shared), each with its own rules and
+state. With ``--once`` it then checks that the destination holds exactly what each source
+holds under its integration's rules, and exits 0 only if it does.
 
 The sandbox knows connectors only by kind, through the plugin registry; what to map comes
-from the source connector's ``sandbox_rules()``.
+from each source connector's ``sandbox_rules()``.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from syncd import logs, plugins
-from syncd.config.model import Condition
 from syncd.connector import Connector
-from syncd.records import Event
-from syncd.rules import Rules, expected_view, matches, to_profile
+from syncd.sandbox_check import INTEGRATION, compare, consent_scenario
+from syncd.sandbox_check import wait as _wait
 
-INTEGRATION = "sandbox"
+__all__ = ["INTEGRATION", "build_config", "compare", "load_emulator", "main"]
+
+#: The CRMs the sandbox runs by default (those whose plugin is loaded).
+DEFAULT_SOURCES = ("tribe", "lime")
 
 
 def _free_port() -> int:
@@ -52,189 +57,172 @@ def load_emulator(cls: type[Connector]):
 
 
 def build_config(state_dir: str, source: dict, destination: dict, rules: dict,
-                 receiver_port: int, admin_port: int) -> dict[str, Any]:
+                 receiver_port: int, admin_port: int,
+                 more_sources: list[tuple[str, dict, dict]] = ()) -> dict[str, Any]:
+    """The config: ``source`` as connection ``crm`` in integration ``sandbox``; each of
+    ``more_sources`` (``(kind, options, rules)``) as ``crm-<kind>`` in ``sandbox-<kind>``;
+    all into the one destination connection ``marketing``."""
     integration: dict[str, Any] = {"source": "crm", "destination": "marketing"}
     integration.update(rules)
+    connections = {"crm": source, "marketing": destination}
+    integrations = {INTEGRATION: integration}
+    for kind, options, extra in more_sources:
+        connections[f"crm-{kind}"] = options
+        integrations[f"{INTEGRATION}-{kind}"] = {"source": f"crm-{kind}",
+                                                 "destination": "marketing", **extra}
     return {
         "daemon": {"state_dir": state_dir, "log_level": "info", "log_format": "json",
                    "stop_timeout": 10.0},
         "receiver": {"host": "127.0.0.1", "port": receiver_port,
                      "public_url": f"http://127.0.0.1:{receiver_port}"},
         "admin": {"host": "127.0.0.1", "port": admin_port},
-        "connections": {"crm": source, "marketing": destination},
-        "integrations": {INTEGRATION: integration},
+        "connections": connections,
+        "integrations": integrations,
     }
 
 
-def _wait(predicate, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+class _Source:
+    """One CRM of the sandbox: its connector, emulator, connection and integration."""
+
+    def __init__(self, index: int, kind: str, cls: type[Connector]):
+        self.kind, self.cls = kind, cls
+        self.emu = load_emulator(cls)(seed=1 + 10 * index)
+        self.connection = "crm" if index == 0 else f"crm-{kind}"
+        self.integration = INTEGRATION if index == 0 else f"{INTEGRATION}-{kind}"
+        self.options: dict[str, Any] = {}
+        self.rules = cls.sandbox_rules()
 
 
-def _consent_problems(rules: Rules, record, consents_of, tags_of) -> list[str]:
-    """Consents opted in exactly where the source shows the label (opt-outs made in the
-    destination were written back), tags set exactly where it shows the selection."""
-    problems = []
-    if consents_of is not None and rules.consents:
-        held = consents_of(record.id)
-        for m in rules.consents:
-            state = next((v for (topic, channel), v in held.items()
-                          if topic == m.topic and channel.endswith(m.channel)), None)
-            want = m.label in record.labels
-            if (state == "opt-in") != want:
-                problems.append(f"{record.id}: consent {m.topic} is {state or 'absent'}, "
-                                f"the label {m.label!r} is {'set' if want else 'not set'}")
-    if tags_of is not None and rules.selections:
-        tags = tags_of(record.id)
-        for selection, tag in rules.selections.items():
-            if bool(tags.get(tag)) != (selection in record.selections):
-                problems.append(f"{record.id}: tag {tag} is {bool(tags.get(tag))}, selection "
-                                f"{selection!r} says {selection in record.selections}")
-    return problems
-
-
-def compare(daemon, src_cls: type[Connector], dst_cls: type[Connector], source_options: dict,
-            snapshot: dict[str, dict], consents_of=None, tags_of=None) -> list[str]:
-    """Differences between the destination and the source under the rules (empty: equal).
-
-    Every record that matches the conditions must have a profile equal to its mapping; a
-    profile of a record that does not match now is allowed only if syncd synced it while it
-    matched (seed 001: profiles are not deleted when a contact stops matching)."""
-    integration = daemon.config.integrations[INTEGRATION]
-    rules = Rules.from_integration(integration, dst_cls.canonical_attribute)
-    reader = src_cls("compare", source_options)
-    reader.start()
-    problems: list[str] = []
-    seen: set[str] = set()
-    try:
-        cursor = None
-        while True:
-            page = reader.read_page(cursor, 500)
-            for record in page.records:
-                seen.add(record.id)
-                actual = snapshot.get(record.id)
-                if matches(rules.conditions, record):
-                    want = expected_view(to_profile(rules, record), dst_cls.email_attribute,
-                                         dst_cls.id_attribute)
-                    problems.extend(_consent_problems(rules, record, consents_of, tags_of))
-                    if actual is None:
-                        problems.append(f"{record.id}: missing in the destination")
-                    elif actual != want:
-                        diff = {k: (actual.get(k), want.get(k))
-                                for k in set(actual) | set(want) if actual.get(k) != want.get(k)}
-                        problems.append(f"{record.id}: differs (have, want): {diff}")
-                elif actual is not None and not daemon.store.links(INTEGRATION, [record.id]):
-                    problems.append(f"{record.id}: in the destination but never matched")
-            cursor = page.cursor
-            if cursor is None:
-                break
-    finally:
-        reader.stop()
-    for key in set(snapshot) - seen:
-        problems.append(f"{key}: in the destination but not in the source")
-    return problems
-
-
-def _pick(reader, predicate):
-    cursor = None
-    while True:
-        page = reader.read_page(cursor, 500)
-        for record in page.records:
-            if predicate(record):
-                return record
-        cursor = page.cursor
-        if cursor is None:
-            return None
-
-
-def _consent_scenario(console, daemon, src_cls, source_options, dst_emu, rules) -> None:
-    """An unsubscribe in the destination arriving in the source; a label set in the source
-    arriving as an opt-in; a selection becoming a tag. Each change is made as a user would:
-    the unsubscribe in the destination, the labels through the source's API."""
-    consent = rules["consents"][0]
-    label, topic = consent["label"], consent["topic"]
-    conditions = [Condition(k, v) for k, v in rules.get("conditions", {}).items()]
-    user = src_cls("sandbox-user", source_options)  # a CRM user editing through the API
-    user.start()
-    coordinator = daemon._coordinator(INTEGRATION)
-    try:
-        def fetch(record_id):
-            return user.read_records([Event(record_id)])[0]
-
-        opted_in = _pick(user, lambda r: label in r.labels and matches(conditions, r))
-        if opted_in is not None:
-            dst_emu.unsubscribe(opted_in.id, topic)
-
-            def written_back() -> bool:
-                # what the next scheduled poll would do, now (an event recorded in the very
-                # millisecond a poll ends comes with the following one)
-                coordinator.run_job("consent_changes", {}).get(timeout=300)
-                return label not in fetch(opted_in.id).labels
-
-            ok = _wait(written_back, 30, interval=0.2)
-            console.print(f"    - {opted_in.id} unsubscribed from {topic} in the destination: "
-                          + ("the label " + repr(label) + " is gone in the source" if ok
-                             else "[red]not written back[/red]"))
-        without = _pick(user, lambda r: label not in r.labels and matches(conditions, r)
-                        and r.id != getattr(opted_in, "id", None))
-        if without is not None:
-            user.write_consents(without.id, {label: True})
-            ok = _wait(lambda: "opt-in" in {v for (t, _), v in dst_emu.consents(without.id)
-                                            .items() if t == topic}, 30)
-            console.print(f"    - label {label!r} set on {without.id} in the source: "
-                          + ("opted in to " + topic if ok else "[red]not arrived[/red]"))
-        selection, tag = next(iter(rules.get("selections", {}).items()), (None, None))
-        if selection:
-            outside = _pick(user, lambda r: selection not in r.selections
-                            and matches(conditions, r))
-            if outside is not None:
-                user.write_consents(outside.id, {selection: True})
-                ok = _wait(lambda: bool(dst_emu.tags(outside.id).get(tag)), 30)
-                console.print(f"    - {outside.id} joined the selection {selection!r}: "
-                              + (f"tagged {tag!r}" if ok else "[red]not tagged[/red]"))
-        _wait(lambda: daemon.store.pending_count(INTEGRATION) == 0, 60)
-    finally:
-        user.stop()
-
-
-def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool = False,
-         source_kind: str = "tribe", destination_kind: str = "apsis") -> int:
-    console = Console(stderr=False, soft_wrap=True)
-    registry = plugins.load()
-    src_cls = registry.connector(source_kind)
-    dst_cls = registry.connector(destination_kind)
-    for kind, cls in ((source_kind, src_cls), (destination_kind, dst_cls)):
+def _connectors(console, registry, kinds: list[str], explicit: bool, destination_kind: str):
+    """The source classes to run (a default source whose plugin is missing is left out, an
+    explicit one is an error) and the destination class; None when one cannot run."""
+    found = []
+    for kind in kinds:
+        cls = registry.connector(kind)
+        if cls is None and not explicit:
+            console.print(f"  ({kind}: its connector is not loaded; left out)")
+            continue
+        found.append((kind, cls))
+    found.append((destination_kind, registry.connector(destination_kind)))
+    for kind, cls in found:
         if cls is None:
             status = next((p for p in registry.plugins if kind in (p.name, *p.kinds)), None)
             reason = f": {status.reason}" if status and status.reason else ""
             console.print(f"[red]syncd: the {kind} connector is not available{reason}[/red]")
-            return 1
+            return None
+    if len(found) < 2:
+        console.print("[red]syncd: no CRM connector is available for the sandbox[/red]")
+        return None
+    return [k for k, _ in found[:-1]], [c for _, c in found[:-1]], found[-1][1]
+
+
+def _full_syncs(console, daemon, sources: list[_Source]) -> bool:
+    """Start every integration's full sync at once (they share the destination's budget)
+    and show their progress; True when all completed."""
+    runs = {s.integration: daemon.start_sync(s.integration)["run_id"] for s in sources}
+    with Progress("  [progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        tasks = {s.integration: bar.add_task(f"full sync #{runs[s.integration]} {s.kind}",
+                                             total=daemon.progress[s.integration].total)
+                 for s in sources}
+        while any(daemon.progress[i].state == "full_sync" for i in runs):
+            for name, task in tasks.items():
+                p = daemon.progress[name]
+                bar.update(task, completed=p.processed, total=p.total)
+            time.sleep(0.1)
+        for name, task in tasks.items():
+            p = daemon.progress[name]
+            bar.update(task, completed=p.processed, total=p.total or p.processed)
+    ok = True
+    for s in sources:
+        run = daemon.run(runs[s.integration])
+        console.print(f"  {s.kind}: full sync #{run['id']} {run['status']}: created "
+                      f"{run['created']}, updated {run['updated']}, unchanged "
+                      f"{run['unchanged']}, skipped by conditions {run['skipped']}, failed "
+                      f"{run['failed']} in {run['ended_at'] - run['started_at']:.1f} s")
+        ok = ok and run["status"] == "completed"
+    return ok
+
+
+def _changes(console, daemon, sources: list[_Source], changes: int) -> None:
+    rng = random.Random(7)
+    for s in sources:
+        progress = daemon.progress[s.integration]
+        applied_before = progress.events_applied
+        console.print(f"  making {changes} change(s) in {s.kind} through its API:")
+        for _ in range(changes):
+            console.print(f"    - {s.emu.mutate(rng)}")
+        if hasattr(s.emu, "wait_deliveries"):
+            s.emu.wait_deliveries(30)
+        settled = _wait(lambda s=s: daemon.store.pending_count(s.integration) == 0, 60)
+        daemon._coordinator(s.integration).ping().get(timeout=60)  # its last batch counted
+        console.print(f"  {s.kind} webhooks applied in real time: "
+                      f"{progress.events_applied - applied_before} event(s)"
+                      + ("" if settled else " [red](some still pending)[/red]"))
+
+
+def _check(console, daemon, sources: list[_Source], dst_cls, dst_emu,
+           destination_kind: str) -> bool:
+    snapshot = dst_emu.snapshot()
+    ok = True
+    for s in sources:
+        others = {k for o in sources if o is not s
+                  for k in daemon.store.links(o.integration, list(snapshot))}
+        problems = compare(daemon, s.cls, dst_cls, s.options, snapshot,
+                           getattr(dst_emu, "consents", None), getattr(dst_emu, "tags", None),
+                           integration_name=s.integration, others=others)
+        if problems:
+            console.print(f"[red]  {len(problems)} difference(s) between {s.kind} and "
+                          f"{destination_kind}:[/red]")
+            for line in problems[:20]:
+                console.print(f"    {line}")
+            ok = False
+        else:
+            mine = len(set(snapshot) - others)
+            console.print(f"[green]  {destination_kind} holds exactly what {s.kind} holds "
+                          f"under its rules ({mine:,} profiles)[/green]")
+    violations = dst_emu.stats().get("retry_after_violations", 0)
+    console.print(f"  {destination_kind}: {len(snapshot):,} profiles from {len(sources)} "
+                  f"CRM(s) through one connection; requests sent before a Retry-After "
+                  f"ran out: {violations}")
+    return ok and not violations
+
+
+def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool = False,
+         source_kind: str | None = None, destination_kind: str = "apsis",
+         sources: list[str] | None = None) -> int:
+    console = Console(stderr=False, soft_wrap=True)
+    registry = plugins.load()
+    explicit = bool(sources or source_kind)
+    kinds = list(sources or ([source_kind] if source_kind else DEFAULT_SOURCES))
+    picked = _connectors(console, registry, kinds, explicit, destination_kind)
+    if picked is None:
+        return 1
+    kinds, classes, dst_cls = picked
 
     tmp = tempfile.mkdtemp(prefix="syncd-sandbox-")
     log_path = os.path.join(tmp, "syncd.log")
     log_file = open(log_path, "a", buffering=1)  # noqa: SIM115 - closed in finally
     logs.configure("info", "json", stream=log_file)
 
-    src_emu = load_emulator(src_cls)(seed=1)
+    srcs = [_Source(i, kind, cls) for i, (kind, cls) in enumerate(zip(kinds, classes,
+                                                                        strict=True))]
     dst_emu = load_emulator(dst_cls)(seed=2)
-    console.print(f"[bold]syncd sandbox[/bold]: {source_kind} → {destination_kind}, "
-                  f"{contacts:,} contacts, state in {tmp}")
-    src_emu.seed(contacts, seed=1)
-    src_emu.start()
+    console.print(f"[bold]syncd sandbox[/bold]: {' + '.join(kinds)} → {destination_kind}, "
+                  f"{contacts:,} contacts each, state in {tmp}")
+    for s in srcs:
+        s.emu.seed(contacts, seed=1)
+        s.emu.start()
+        s.options = s.cls.sandbox_config(s.emu)
+        console.print(f"  {s.kind} emulator on {s.emu.url}")
     dst_emu.start()
-    console.print(f"  {source_kind} emulator on {src_emu.url}, {destination_kind} emulator "
-                  f"on {dst_emu.url}")
+    console.print(f"  {destination_kind} emulator on {dst_emu.url}")
 
     from syncd.daemon import Daemon
 
-    source_options = src_cls.sandbox_config(src_emu)
-    config = build_config(os.path.join(tmp, "state"), source_options,
-                          dst_cls.sandbox_config(dst_emu), src_cls.sandbox_rules(),
-                          _free_port(), _free_port())
+    config = build_config(os.path.join(tmp, "state"), srcs[0].options,
+                          dst_cls.sandbox_config(dst_emu), srcs[0].rules, _free_port(),
+                          _free_port(), [(s.kind, s.options, s.rules) for s in srcs[1:]])
     config_path = os.path.join(tmp, "syncd.toml")
     with open(config_path, "wb") as fh:
         tomli_w.dump(config, fh)
@@ -253,61 +241,25 @@ def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool 
             console.print(f"[red]the daemon failed to start; see {log_path}[/red]")
             return 1
         console.print(f"  daemon up: receiver {daemon.receiver.url}, config {config_path}")
-        if hasattr(src_emu, "webhooks"):
-            _wait(lambda: bool(src_emu.webhooks()), 10)
+        for s in srcs:
+            if hasattr(s.emu, "webhooks"):
+                _wait(lambda s=s: bool(s.emu.webhooks()), 10)
 
-        # 1. the full sync, with a progress bar
-        run_id = daemon.start_sync(INTEGRATION)["run_id"]
-        progress = daemon.progress[INTEGRATION]
-        with Progress("  [progress.description]{task.description}", BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
-            task = bar.add_task(f"full sync #{run_id}", total=progress.total)
-            while progress.state == "full_sync":
-                bar.update(task, completed=progress.processed, total=progress.total)
-                time.sleep(0.1)
-            bar.update(task, completed=progress.processed, total=progress.total or
-                       progress.processed)
-        run = daemon.run(run_id)
-        console.print(f"  full sync #{run_id} {run['status']}: created {run['created']}, "
-                      f"updated {run['updated']}, unchanged {run['unchanged']}, skipped by "
-                      f"conditions {run['skipped']}, failed {run['failed']} "
-                      f"in {run['ended_at'] - run['started_at']:.1f} s")
-        if run["status"] != "completed":
+        # 1. the full syncs, at once, into the one destination
+        if not _full_syncs(console, daemon, srcs):
             return 1
-
-        # 2. changes in the CRM, arriving as real webhooks
-        rng = random.Random(7)
-        applied_before = progress.events_applied
-        console.print(f"  making {changes} change(s) in {source_kind} through its API:")
-        for _ in range(changes):
-            console.print(f"    - {src_emu.mutate(rng)}")
-        if hasattr(src_emu, "wait_deliveries"):
-            src_emu.wait_deliveries(30)
-        settled = _wait(lambda: daemon.store.pending_count(INTEGRATION) == 0, 60)
-        daemon._coordinator(INTEGRATION).ping().get(timeout=60)  # its last batch is counted
-        console.print(f"  webhooks applied in real time: "
-                      f"{progress.events_applied - applied_before} event(s)"
-                      + ("" if settled else " [red](some still pending)[/red]"))
-
-        # 3. consents both ways, and a selection becoming a tag
-        rules = src_cls.sandbox_rules()
-        if rules.get("consents") and hasattr(dst_emu, "unsubscribe"):
-            console.print("  consents both ways, and a selection becoming a tag:")
-            _consent_scenario(console, daemon, src_cls, source_options, dst_emu, rules)
-
+        # 2. changes in each CRM, arriving as real webhooks
+        _changes(console, daemon, srcs, changes)
+        # 3. consents both ways (and a selection becoming a tag)
+        for s in srcs:
+            if s.rules.get("consents") and hasattr(dst_emu, "unsubscribe"):
+                console.print(f"  {s.kind}: consents both ways"
+                              + (", a selection becoming a tag:" if s.rules.get("selections")
+                                 else ":"))
+                consent_scenario(console, daemon, s.cls, s.options, dst_emu, s.rules,
+                                 integration_name=s.integration)
         # 4. the check
-        problems = compare(daemon, src_cls, dst_cls, source_options, dst_emu.snapshot(),
-                           getattr(dst_emu, "consents", None), getattr(dst_emu, "tags", None))
-        profiles = len(dst_emu.snapshot())
-        if problems:
-            console.print(f"[red]  {len(problems)} difference(s) between {source_kind} and "
-                          f"{destination_kind}:[/red]")
-            for line in problems[:20]:
-                console.print(f"    {line}")
-        else:
-            console.print(f"[green]  {destination_kind} holds exactly what {source_kind} holds "
-                          f"under the rules ({profiles:,} profiles)[/green]")
-        ok = not problems
+        ok = _check(console, daemon, srcs, dst_cls, dst_emu, destination_kind)
         if not once:
             console.print(f"  the daemon keeps running: try `syncd status -c {config_path}`, "
                           f"Ctrl-C stops it")
@@ -320,7 +272,8 @@ def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool 
     finally:
         daemon.request_stop()
         thread.join(30)
-        src_emu.stop()
+        for s in srcs:
+            s.emu.stop()
         dst_emu.stop()
         log_file.close()
         if keep or not ok:

@@ -362,6 +362,20 @@ class Store(GuardTables):
                 out[row[0]] = Link(row[1], row[2], json.loads(row[3]) if row[3] else {})
         return out
 
+    def linked_elsewhere(self, integration: str, source_ids: Sequence[str]) -> set[str]:
+        """The ids another integration has a link for and ``integration`` has none: their
+        profiles are another integration's (e.g. another CRM into the same account)."""
+        ids = list(dict.fromkeys(source_ids))
+        out: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._read(
+                f"SELECT source_id, MAX(integration = ?) FROM links WHERE source_id IN "
+                f"({marks}) GROUP BY source_id", (integration, *chunk))
+            out.update(row[0] for row in rows if not row[1])
+        return out
+
     def save_links(self, integration: str,
                    rows: Iterable[tuple[str, str, str | None, dict | None]]) -> None:
         """Upsert ``(source_id, dest_key, digest, state)`` rows."""

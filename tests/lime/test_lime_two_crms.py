@@ -1,0 +1,141 @@
+"""One daemon, two CRMs: a Tribe and a Lime integration into the same APSIS account through
+one APSIS connection (one rate budget), each with its own rules and state.
+
+Against the emulators, a real in-process daemon and a real SQLite file: while Tribe's full
+sync runs, a change in Lime arrives as a signed webhook and reaches APSIS before that full
+sync ends (neither starves the other); both full syncs then run at once; APSIS ends up
+holding exactly what each CRM holds under its own rules; no request left before a
+Retry-After ran out (APSIS answers some requests 429); an unsubscribe of a Lime profile is
+written back to Lime as approved = false and never offered to Tribe; a consent saved without
+a person is discarded, counted in the status, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+import tomli_w
+
+pytest.importorskip("syncd_lime")
+
+from syncd_apsis.connector import ApsisConnector  # noqa: E402
+from syncd_apsis.emulator import ApsisEmulator  # noqa: E402
+from syncd_lime.connector import LimeConnector  # noqa: E402
+from syncd_lime.emulator import LimeEmulator  # noqa: E402
+from syncd_tribe.connector import TribeConnector  # noqa: E402
+from syncd_tribe.emulator import TribeEmulator  # noqa: E402
+
+from syncd import plugins  # noqa: E402
+from syncd.daemon import Daemon  # noqa: E402
+from syncd.sandbox import INTEGRATION, _free_port, build_config, compare  # noqa: E402
+from syncd.testing import wait_for  # noqa: E402
+
+TRIBE, LIME = INTEGRATION, f"{INTEGRATION}-lime"
+TOPIC = "com.apsis1.topics.newsletter"
+
+
+@pytest.fixture
+def world(tmp_path):
+    tribe = TribeEmulator(seed=1, delivery_backoff=0.02)
+    tribe.seed(400, seed=1)
+    lime = LimeEmulator(seed=2, delivery_backoff=0.02)
+    lime.seed(40, seed=2)
+    apsis = ApsisEmulator(seed=3, requests_per_second=60.0)
+    for emu in (tribe, lime, apsis):
+        emu.start()
+    apsis.set_faults(throttle_rate=0.03, retry_after=0.4)  # some 429s: never sent before
+    apsis_options = {**ApsisConnector.sandbox_config(apsis), "requests_per_second": 60.0}
+    tribe_rules = {**TribeConnector.sandbox_rules(), "batch_size": 20}
+    config = build_config(str(tmp_path / "state"), TribeConnector.sandbox_config(tribe),
+                          apsis_options, tribe_rules, _free_port(), _free_port(),
+                          [("lime", LimeConnector.sandbox_config(lime),
+                            LimeConnector.sandbox_rules())])
+    path = os.path.join(tmp_path, "syncd.toml")
+    with open(path, "wb") as fh:
+        tomli_w.dump(config, fh)
+    daemon = Daemon(path, registry=plugins.load(), install_signals=False,
+                    configure_logging=False)
+    thread = threading.Thread(target=daemon.serve, name="daemon", daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: daemon.started.is_set() or daemon.stopped.is_set(), 30)
+        assert daemon.started.is_set()
+        assert wait_for(lambda: tribe.webhooks() and lime.webhooks(), 10)
+        yield daemon, tribe, lime, apsis
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+        for emu in (tribe, lime, apsis):
+            emu.stop()
+
+
+def lime_person(lime: LimeEmulator) -> int:
+    return next(p for p, o in sorted(lime.store.objects["person"].items())
+                if o["customertype"] == "A" and o["email"])
+
+
+def test_two_crms_into_one_apsis_account(world):
+    daemon, tribe, lime, apsis = world
+    # 1. Tribe's full sync runs; a Lime change arrives meanwhile and is not starved
+    tribe_run = daemon.start_sync(TRIBE)["run_id"]
+    pid = lime_person(lime)
+    lime.api_session().put(f"{lime.url}/api/v1/limeobject/person/{pid}/",
+                           json={"firstname": "Realtime"}, timeout=10).raise_for_status()
+    firstname = "com.apsis1.attributes.firstname"
+    assert wait_for(lambda: apsis.snapshot().get(str(pid), {}).get(firstname) == "Realtime",
+                    60)
+    assert daemon.progress[TRIBE].state == "full_sync", \
+        "the Lime event waited for Tribe's whole full sync"
+    # 2. Lime's full sync joins; both complete, each with its own run
+    lime_run = daemon.start_sync(LIME)["run_id"]
+    assert wait_for(lambda: all(daemon.run(r)["status"] != "running"
+                                for r in (tribe_run, lime_run)), 180)
+    runs = {i: daemon.run(r) for i, r in ((TRIBE, tribe_run), (LIME, lime_run))}
+    assert all(r["status"] == "completed" and r["failed"] == 0 for r in runs.values()), runs
+    assert runs[TRIBE]["integration"] == TRIBE and runs[LIME]["integration"] == LIME
+    snapshot = apsis.snapshot()
+    tribe_keys = set(daemon.store.links(TRIBE, list(snapshot)))
+    lime_keys = set(daemon.store.links(LIME, list(snapshot)))
+    assert tribe_keys and lime_keys and not tribe_keys & lime_keys
+    assert tribe_keys | lime_keys == set(snapshot)
+    for name, cls, emu, others in ((TRIBE, TribeConnector, tribe, lime_keys),
+                                   (LIME, LimeConnector, lime, tribe_keys)):
+        options = daemon.config.connections[daemon.config.integrations[name].source].options
+        assert compare(daemon, cls, ApsisConnector, options, snapshot, apsis.consents,
+                       apsis.tags, integration_name=name, others=others) == [], name
+    stats = apsis.stats()
+    assert stats["by_status"].get("429", 0) > 0  # the budget was contended
+    assert stats["retry_after_violations"] == 0
+
+    # 3. an unsubscribe of a Lime profile: approved = false in Lime, never offered to Tribe
+    types = {t["title"]: t["_id"] for t in lime.store.objects["consenttype"].values()}
+    opted = next(k for k in sorted(lime_keys) if any(
+        c["approved"] and c["consenttype"] == types["Newsletter"]
+        for c in lime.consents_of(int(k))))
+    apsis.unsubscribe(opted, TOPIC)
+
+    def written_back() -> bool:
+        for name in (TRIBE, LIME):
+            daemon._coordinator(name).run_job("consent_changes", {}).get(timeout=60)
+        newest = max((c for c in lime.consents_of(int(opted))
+                      if c["consenttype"] == types["Newsletter"]), key=lambda c: c["date"])
+        return newest["approved"] is False
+
+    assert wait_for(written_back, 60, interval=0.2)
+    assert all(c["_id"] for c in lime.consents_of(int(opted)))  # none deleted
+    assert daemon.store.unwritten_optouts(TRIBE) == []
+    assert not daemon.store.optouts(TRIBE, [opted])
+
+    # 4. a consent saved without a person: discarded, counted, nothing else changes
+    before = apsis.snapshot()
+    lime.create("consent", {"approved": True, "consenttype": types["Newsletter"]})
+    lime.wait_deliveries(10)
+    assert wait_for(lambda: daemon.store.pending_count(LIME) == 0, 30)
+    daemon._coordinator(LIME).ping().get(timeout=30)
+    status = daemon.status()
+    discarded = status["connections"]["crm-lime"]["stats"]["discarded"]
+    assert discarded == {"consent without a person": 1}
+    assert apsis.snapshot() == before
+    assert not daemon.store.dead_letters(LIME)
