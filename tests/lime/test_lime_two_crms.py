@@ -100,8 +100,8 @@ def test_two_crms_into_one_apsis_account(world):
     lime_keys = set(daemon.store.links(LIME, list(snapshot)))
     assert tribe_keys and lime_keys and not tribe_keys & lime_keys
     assert tribe_keys | lime_keys == set(snapshot)
-    for name, cls, emu, others in ((TRIBE, TribeConnector, tribe, lime_keys),
-                                   (LIME, LimeConnector, lime, tribe_keys)):
+    for name, cls, others in ((TRIBE, TribeConnector, lime_keys),
+                              (LIME, LimeConnector, tribe_keys)):
         options = daemon.config.connections[daemon.config.integrations[name].source].options
         assert compare(daemon, cls, ApsisConnector, options, snapshot, apsis.consents,
                        apsis.tags, integration_name=name, others=others) == [], name
