@@ -3,9 +3,9 @@
 import importlib
 import sys
 
-BENCHES = ["fullsync", "naive", "memory", "ingest", "latency", "cpu"]
+BENCHES = ["fullsync", "naive", "memory", "ingest", "latency", "cpu", "ms365"]
 #: what `all` runs: fullsync runs the naive loop side by side itself
-ALL = ["fullsync", "memory", "ingest", "latency", "cpu"]
+ALL = ["fullsync", "memory", "ingest", "latency", "cpu", "ms365"]
 
 
 def print_table(rows) -> None:

@@ -66,6 +66,7 @@ from syncd.records import (
     SchemaProblem,
     WriteResult,
 )
+from syncd.twoway import Conflict, Decision, decide
 from syncd.wsgi import HTTPError, Request, Router, ServerThread
 
 
@@ -151,6 +152,10 @@ __all__ = [
     "Request",
     "Router",
     "ServerThread",
+    # two-way links: the per-field decision (syncd.twoway)
+    "decide",
+    "Decision",
+    "Conflict",
     # a plugin's own CLI commands (hook syncd_cli_commands)
     "config_path",
     "load_config",

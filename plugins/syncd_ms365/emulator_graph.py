@@ -77,6 +77,8 @@ class GraphEmulator(Emulator):
         self.delta_max_page = 1000
         self.throttle_retry_after = 1.0
         self._inflight: dict[str, int] = {}
+        self.max_inflight = 0  # the most requests one mailbox had in flight at once
+        self.spent_total = 0  # requests counted against the mailboxes' budgets
         self._spent: dict[tuple[str, str], deque[float]] = {}
         self._delta: dict[str, dict[str, Any]] = {}
         self._glock = threading.Lock()
@@ -218,6 +220,7 @@ class GraphEmulator(Emulator):
                 wait = max(1.0, float(int(spent[0] + self.budget_window - now) + 1))
                 raise self.throttle(request, wait, scope=oid)
             spent.extend([now] * cost)
+            self.spent_total += cost
 
     def _slot(self, request: Request, oid: str, take: bool = True) -> None:
         with self._glock:
@@ -227,6 +230,7 @@ class GraphEmulator(Emulator):
             else:
                 over = False
                 self._inflight[oid] = busy + (1 if take else -1)
+                self.max_inflight = max(self.max_inflight, self._inflight[oid])
         if over:
             raise self.throttle(request, self.throttle_retry_after, scope=oid)
 

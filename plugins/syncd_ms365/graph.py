@@ -102,7 +102,9 @@ class GraphClient:
         return f"/users/{user}" if self.application else "/me"
 
     def request(self, user: str, method: str, path: str, *, cost: int = 1,
-                **kwargs: Any) -> requests.Response:
+                idempotent: bool = True, **kwargs: Any) -> requests.Response:
+        """``idempotent=False``: a request whose answer was lost (timeout, dropped
+        connection) is not sent again; :class:`RemoteError` with ``status`` None says so."""
         url = path if path.startswith("http") else self.base + path
         gate = self.gate(user)
         refreshed = False
@@ -119,7 +121,7 @@ class GraphClient:
                     answer = None
             kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
             if answer is None:
-                if attempt == self.max_attempts:
+                if attempt == self.max_attempts or not idempotent:
                     raise RemoteError(f"Graph {method} {_template(path)}: "
                                       f"{type(error).__name__}", retryable=True)
                 time.sleep(min(8.0, 0.2 * 2 ** attempt * random.uniform(0.5, 1.0)))
@@ -158,9 +160,8 @@ class GraphClient:
         sent again once the Retry-After passed. Returns one response per item, in order."""
         out: list[dict[str, Any] | None] = [None] * len(items)
         pending = list(range(len(items)))
-        for _ in range(self.max_attempts * 4):
-            if not pending:
-                break
+        tries = [0] * len(items)
+        while pending:
             chunk, pending = pending[:BATCH_MAX], pending[BATCH_MAX:]
             requests_ = []
             for n, index in enumerate(chunk):
@@ -173,22 +174,23 @@ class GraphClient:
                     req["dependsOn"] = [str(n - 1)]
                 requests_.append(req)
             answer = self.json(user, "POST", "/$batch", json={"requests": requests_},
-                               cost=len(chunk))
+                               cost=len(chunk), idempotent=False)
             again, hold = [], 0.0
             for resp in answer["responses"]:
                 index = chunk[int(resp["id"])]
-                if resp["status"] in (429, 424) or resp["status"] >= 500:
+                retry = resp["status"] in (429, 424) or resp["status"] >= 500
+                if retry and resp["status"] != 424:
+                    tries[index] += 1
+                if retry and tries[index] < self.max_attempts:
                     again.append(index)
                     if resp["status"] == 429:
                         self.counts["throttled"] += 1
                         hold = max(hold, retry_after(resp.get("headers") or {}))
                 else:
-                    out[index] = resp
+                    out[index] = resp  # done, or given up: the caller sees the answer
             if hold:
                 self.gate(user).hold(hold)
             pending = sorted(again) + pending
-        for index in pending:
-            out[index] = {"status": 429, "body": {"error": {"message": "still throttled"}}}
         return [o or {} for o in out]
 
 

@@ -1,5 +1,5 @@
 """The two-way, per-user link between Tribe relationships and one user's Outlook contacts
-(seed 002), built on the pure two-way decision :func:`syncd.twoway.decide`.
+(seed 002), built on the pure two-way decision :func:`syncd.twoway.decide` (``syncd.plugin.decide``).
 
 - **Who**: relationships whose manager or an owner is the user's employee, not former
   (:meth:`syncd_tribe.people.Relationship.sees`). Anything else is left alone: nothing is
@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from syncd.twoway import decide
+from syncd.plugin import RemoteError, decide
 from syncd_ms365.graph import DeltaExpired
 from syncd_ms365.mailbox import FIELDS, Mailbox, from_outlook, to_outlook
 from syncd_ms365.pairs import Pairs
@@ -87,7 +87,15 @@ class UserLink:
     def _create(self, rels: list) -> None:
         self.pairs.creating(self.user, [r.key for r in rels])
         items = [self.mailbox.create_item(self.user, r.fields, r.key) for r in rels]
-        results = self.mailbox.write(self.user, items)
+        try:
+            results = self.mailbox.write(self.user, items)
+        except RemoteError as exc:
+            if exc.status is not None:
+                raise
+            # the answer was lost: some may exist now. Look each up, never create twice.
+            self.log.warning("ms365.create_answer_lost", contacts=len(rels))
+            self.tribe_changed(rels)
+            return
         folder = None
         for rel, result in zip(rels, results, strict=True):
             if result.get("status") == 201:
