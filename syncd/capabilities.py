@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from syncd.engagement import EngagementReader, EngagementWriter, TaskCreator
 from syncd.exceptions import SyncdError
 from syncd.records import (
     ConsentChange,
@@ -49,6 +50,9 @@ class Capability(enum.StrEnum):
     BULK_WRITE = "bulk_write"
     READ_RECORD = "read_record"
     CHECK_SCHEMA = "check_schema"
+    READ_RESPONSES = "read_responses"
+    WRITE_RESPONSES = "write_responses"
+    CREATE_TASKS = "create_tasks"
 
 
 class CapabilityMissing(SyncdError):
@@ -171,6 +175,10 @@ PROTOCOLS: dict[Capability, type] = {
     Capability.BULK_WRITE: BulkWriter,
     Capability.READ_RECORD: DirectReader,
     Capability.CHECK_SCHEMA: SchemaChecker,
+    # response data and tasks: the protocols live with their values in syncd.engagement
+    Capability.READ_RESPONSES: EngagementReader,
+    Capability.WRITE_RESPONSES: EngagementWriter,
+    Capability.CREATE_TASKS: TaskCreator,
 }
 
 
@@ -214,4 +222,9 @@ def required(integration: IntegrationConfig) -> list[Requirement]:
     if integration.delete_unmatched:
         needs += [Requirement("destination", Capability.DELETE_PROFILES, "delete_unmatched"),
                   Requirement("source", Capability.READ_RECORD, "delete_unmatched")]
+    if integration.response_events:
+        needs += [Requirement("destination", Capability.READ_RESPONSES, "response_events"),
+                  Requirement("source", Capability.WRITE_RESPONSES, "response_events")]
+    if integration.tasks_secret is not None:
+        needs.append(Requirement("source", Capability.CREATE_TASKS, "tasks_secret"))
     return needs

@@ -165,6 +165,12 @@ def cmd_status(args) -> int:
     console.print(table)
     print_preflight(console, status, e)
     for name, i in status["integrations"].items():
+        r = i.get("responses")
+        if r:
+            lag = "?" if r.get("export_lag") is None else f"{r['export_lag']:.0f} s"
+            console.print(f"{e(name)} response data: next run {e(r.get('next_run') or '-')}, "
+                          f"export lag {e(lag)}")
+    for name, i in status["integrations"].items():
         guard = i.get("guard") or {}
         if guard.get("held_since"):
             held = ", ".join(f"{n} {k}" for k, n in sorted(guard.get("held", {}).items()))
@@ -210,6 +216,8 @@ def _print_run(run: dict) -> None:
     print(f"  processed {run['processed']} of {run['total'] if run['total'] is not None else '?'}"
           f": created {run['created']}, updated {run['updated']}, unchanged "
           f"{run['unchanged']}, skipped by conditions {run['skipped']}, failed {run['failed']}")
+    if run.get("counts"):
+        print("  counts: " + ", ".join(f"{k} {v}" for k, v in sorted(run["counts"].items())))
     if run.get("error"):
         print(f"  error: {run['error']}")
     for err in run.get("errors", [])[:50]:

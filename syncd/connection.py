@@ -32,6 +32,15 @@ from syncd.capabilities import (
     SchemaChecker,
 )
 from syncd.connector import Connector
+from syncd.engagement import (
+    EngagementBatch,
+    EngagementEvent,
+    EngagementReader,
+    EngagementWriter,
+    TaskCreator,
+    TaskRequest,
+    TaskResult,
+)
 from syncd.records import (
     ConsentChange,
     Event,
@@ -142,6 +151,17 @@ class ConnectionActor(pykka.ThreadingActor):
     def check_schema(self, needs: SchemaNeeds) -> list[SchemaProblem]:
         return list(self._as(Capability.CHECK_SCHEMA, SchemaChecker).check_schema(needs))
 
+    def read_engagement(self, cursor: str | None) -> EngagementBatch:
+        return self._as(Capability.READ_RESPONSES, EngagementReader).read_engagement(cursor)
+
+    def write_engagement(self, events: Sequence[EngagementEvent], uncertain: frozenset[str]
+                         ) -> list[WriteResult]:
+        return list(self._as(Capability.WRITE_RESPONSES, EngagementWriter).write_engagement(
+            list(events), frozenset(uncertain)))
+
+    def create_task(self, task: TaskRequest) -> TaskResult:
+        return self._as(Capability.CREATE_TASKS, TaskCreator).create_task(task)
+
 
 class ConnectionProxy(ActorMemberMixin, pykka.ActorProxy[ConnectionActor]):
     """The typed proxy of a :class:`ConnectionActor`: each method returns a future."""
@@ -161,6 +181,9 @@ class ConnectionProxy(ActorMemberMixin, pykka.ActorProxy[ConnectionActor]):
     bulk_write = proxy_method(ConnectionActor.bulk_write)
     read_record = proxy_method(ConnectionActor.read_record)
     check_schema = proxy_method(ConnectionActor.check_schema)
+    read_engagement = proxy_method(ConnectionActor.read_engagement)
+    write_engagement = proxy_method(ConnectionActor.write_engagement)
+    create_task = proxy_method(ConnectionActor.create_task)
 
 
 def typed_proxy(ref: pykka.ActorRef[ConnectionActor]) -> ConnectionProxy:

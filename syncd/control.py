@@ -10,6 +10,8 @@ from typing import Any
 from syncd.coordinator import Progress
 from syncd.exceptions import NeedsConfirmation
 from syncd.guard import guard_status
+from syncd.responses import responses_status
+from syncd.tasks import task_events
 
 ASK_TIMEOUT = 30.0
 
@@ -22,6 +24,7 @@ class Control:
         cfg = self.config
         integrations = {}
         counts = self.store.inbox_counts()
+        jobs = self.scheduler.jobs() if self.scheduler else []
         for name, integration in cfg.integrations.items():
             sup = self.coordinators.get(name)
             progress = self.progress.get(name, Progress())
@@ -47,6 +50,7 @@ class Control:
                 "last_failure": sup.last_failure if sup else None,
                 "guard": guard_status(self.store, integration),
                 "preflight": self.preflight_status(name),
+                "responses": responses_status(self.store, integration, jobs),
             }
         connections = {}
         for name, conn in cfg.connections.items():
@@ -71,7 +75,7 @@ class Control:
             "webhooks": self.receiver_app.stats() if self.receiver_app else {},
             "connections": connections,
             "integrations": integrations,
-            "jobs": self.scheduler.jobs() if self.scheduler else [],
+            "jobs": jobs,
         }
 
     def start_sync(self, integration: str, confirm: bool = False) -> dict[str, Any]:
@@ -108,6 +112,7 @@ class Control:
         run = self.store.run(run_id)
         if run is not None:
             run["errors"] = self.store.run_errors(run_id)
+            run["counts"] = self.store.run_counts(run_id)  # per event type (responses)
         return run
 
     def events(self, failed: bool = True, integration: str | None = None) -> list[dict[str, Any]]:
@@ -120,7 +125,8 @@ class Control:
         return [{"id": i.id, "integration": i.integration, "connection": i.connection,
                  "record_id": i.event.record_id, "kind": i.event.kind, "status": i.status,
                  "received_at": i.received_at, "attempts": i.attempts,
-                 "error": i.last_error} for i in items]
+                 "error": i.last_error} for i in items] + \
+            task_events(self.store, integration, failed)  # refused automation calls
 
     def retry_events(self, ids: list[int] | None = None,
                      integration: str | None = None) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from syncd.guard import Guarded
 from syncd.jobs import CALL_TIMEOUT, Jobs, shortfall
 from syncd.realtime import RealTime
 from syncd.records import Record, WriteResult
+from syncd.responses import ResponseData
 from syncd.store import Store
 
 log = structlog.get_logger("syncd.coordinator")
@@ -98,6 +99,8 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
         #: {"source": ..., "destination": ...}: the capabilities of the two connections
         self.capabilities = capabilities or {}
         self.log = log.bind(integration=self.name)
+        #: The response-data job (:mod:`syncd.responses`): its steps are messages to self.
+        self.responses = ResponseData(self)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -110,6 +113,7 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
         for timer in (self._drain_timer, self._consent_timer):
             if timer is not None:
                 timer.cancel()
+        self.responses.stop()
         if self.progress.state == "full_sync" and self.progress.run_id is not None:
             # Left as 'running' on purpose: the next start sees it as interrupted and resumes.
             self.log.info("full_sync.paused_by_stop", run_id=self.progress.run_id)
@@ -203,6 +207,10 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
 
     def ping(self) -> str:
         return self.name
+
+    def responses_step(self) -> None:
+        """One step of the running response-data run (:mod:`syncd.responses`)."""
+        self.responses.step()
 
     # -- full sync -------------------------------------------------------------------------
 

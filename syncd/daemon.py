@@ -50,6 +50,7 @@ from syncd.rules import Rules
 from syncd.scheduler import Scheduler
 from syncd.store import Store
 from syncd.supervision import Supervised, Supervising, pinged
+from syncd.tasks import TaskEndpoint, resolver
 from syncd.wsgi import ServerThread
 
 log = structlog.get_logger("syncd.daemon")
@@ -162,6 +163,8 @@ class Daemon(Control, Reloading, Preflights, Supervising):
         self.receiver_app = WebhookApp(store=self.store, max_body=cfg.receiver.max_body_bytes,
                                        notify=self._notify_coordinators)
         self.receiver_app.set_routes(self._routes(cfg))
+        self.receiver_app.router.add(  # tasks from automation flows: syncd/tasks.py
+            "POST", "/tasks/{integration}", TaskEndpoint(self.store, resolver(self)).handle)
         self.receiver = start_receiver(self.receiver_app, cfg.receiver.host, cfg.receiver.port,
                                        cfg.receiver.threads,
                                        connection_limit=cfg.receiver.connection_limit)

@@ -51,7 +51,8 @@ class Jobs:
         """A scheduled or on-demand job. Told, not asked: it guards itself."""
         handlers = {"daily_creation": self._daily_creation,
                     "consent_changes": self._consent_changes,
-                    "overview": self._import_overview}
+                    "overview": self._import_overview,
+                    "responses": self.responses.start}  # type: ignore[attr-defined]
         try:
             if job not in handlers:
                 raise ValueError(f"{job} jobs are not supported yet")

@@ -39,6 +39,16 @@ from syncd.connector import (
     missing_methods,
 )
 from syncd.emulator import Emulator, Faults, TokenIssuer, retry_after_header
+from syncd.engagement import (
+    EngagementBatch,
+    EngagementEvent,
+    EngagementReader,
+    EngagementWriter,
+    TaskCreator,
+    TaskRequest,
+    TaskResult,
+    activity_subject,
+)
 from syncd.exceptions import AuthError, RemoteError, SyncdError, WebhookRejected
 from syncd.hookspecs import hookimpl, hookspec
 from syncd.http import (
@@ -122,6 +132,15 @@ __all__ = [
     "Consent",
     "ConsentChange",
     "WriteResult",
+    # response data and tasks (read_responses, write_responses, create_tasks)
+    "EngagementEvent",
+    "EngagementBatch",
+    "EngagementReader",
+    "EngagementWriter",
+    "TaskCreator",
+    "TaskRequest",
+    "TaskResult",
+    "activity_subject",
     # preflight (check_schema)
     "Need",
     "NeedKind",

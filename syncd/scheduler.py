@@ -37,6 +37,7 @@ import structlog
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.config.model import Config, Schedule
 
@@ -48,6 +49,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MISFIRE_GRACE = 6 * 3600
 DAILY_CREATION = "daily_creation"
 OVERVIEW = "overview"
+RESPONSES = "responses"
 
 #: ``send(integration, job, params)``: hand a job to the integration's coordinator.
 Send = Callable[[str, str, dict[str, Any]], None]
@@ -108,9 +110,20 @@ class JobSpec:
 
     id: str
     integration: str
-    kind: str  # DAILY_CREATION | OVERVIEW
-    schedule: Schedule
+    kind: str  # DAILY_CREATION | OVERVIEW | RESPONSES
+    schedule: Schedule | None
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: Seconds between runs of an interval job (response data); None: daily ``schedule``.
+    interval: float | None = None
+
+    def trigger(self) -> BaseTrigger:
+        if self.interval is not None:
+            return IntervalTrigger(seconds=self.interval, timezone=UTC)
+        assert self.schedule is not None
+        return DailyTrigger.from_schedule(self.schedule)
+
+    def describe(self) -> str:
+        return f"every {self.interval:g} s" if self.interval is not None else str(self.schedule)
 
 
 def job_specs(config: Config) -> dict[str, JobSpec]:
@@ -128,6 +141,10 @@ def job_specs(config: Config) -> dict[str, JobSpec]:
                 job_id = f"{name}:{OVERVIEW}:{overview.name}"
                 specs[job_id] = JobSpec(job_id, name, OVERVIEW, overview.schedule,
                                         {"overview": overview.name, "tag": overview.tag})
+        if integration.response_events:
+            job_id = f"{name}:{RESPONSES}"
+            specs[job_id] = JobSpec(job_id, name, RESPONSES, None,
+                                    interval=integration.responses_interval)
     return specs
 
 
@@ -183,11 +200,12 @@ class Scheduler:
                 old = self._specs.get(job_id)
                 if old == spec:
                     continue
-                trigger = DailyTrigger.from_schedule(spec.schedule)
+                trigger = spec.trigger()
                 args = (job_id, spec.integration, spec.kind, dict(spec.params))
                 if old is None:
                     extra = {}
-                    missed = None if self.running else self._missed_run(job_id, trigger)
+                    missed = None if self.running or spec.interval is not None else \
+                        self._missed_run(job_id, trigger)  # type: ignore[arg-type]
                     if missed is not None:
                         extra["next_run_time"] = missed
                         log.warning("scheduler.catching_up", job=job_id,
@@ -197,7 +215,7 @@ class Scheduler:
                     done["added"].append(job_id)
                 else:
                     self._scheduler.modify_job(job_id, args=args)
-                    if old.schedule != spec.schedule:
+                    if (old.schedule, old.interval) != (spec.schedule, spec.interval):
                         self._scheduler.reschedule_job(job_id, trigger=trigger)
                     done["changed"].append(job_id)
                 self._specs[job_id] = spec
@@ -216,12 +234,12 @@ class Scheduler:
                 next_run = getattr(job, "next_run_time", None)  # unset until started
                 if next_run is None and not self.running:
                     next_run = job.trigger.get_next_fire_time(None, datetime.now(UTC))
-                tz = ZoneInfo(spec.schedule.timezone)
+                tz = ZoneInfo(spec.schedule.timezone) if spec.schedule else UTC
                 last = self._last_run.get(job.id)
                 out.append({
                     "id": job.id, "integration": spec.integration, "kind": spec.kind,
                     **({"overview": spec.params["overview"]} if spec.kind == OVERVIEW else {}),
-                    "schedule": str(spec.schedule),
+                    "schedule": spec.describe(),
                     "next_run": next_run.astimezone(tz).isoformat() if next_run else None,
                     "last_run": last.astimezone(tz).isoformat() if last else None,
                 })

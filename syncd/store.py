@@ -32,8 +32,10 @@ from syncd.groupcommit import GroupCommit
 from syncd.guardstore import MIGRATION as GUARD_MIGRATION
 from syncd.guardstore import GuardTables
 from syncd.records import Event, Link
+from syncd.responsestore import MIGRATION as RESPONSES_MIGRATION
+from syncd.responsestore import ResponseTables
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -110,6 +112,7 @@ _MIGRATIONS: dict[int, str] = {
     ) WITHOUT ROWID;
     """,
     3: GUARD_MIGRATION,
+    4: RESPONSES_MIGRATION,
 }
 
 COUNTERS = ("processed", "created", "updated", "unchanged", "skipped", "failed")
@@ -131,7 +134,7 @@ class StoreError(Exception):
     """The state database could not be read or written."""
 
 
-class Store(GuardTables):
+class Store(GuardTables, ResponseTables):
     """Thread-safe access to the state database at ``path``."""
 
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 5.0):

@@ -39,6 +39,7 @@ from syncd.plugin import (
     Capability,
     Connector,
     ConsentChange,
+    EngagementBatch,
     Profile,
     RemoteError,
     Scalar,
@@ -52,6 +53,7 @@ from syncd_apsis.bulk import BulkWrites
 from syncd_apsis.client import ApsisClient, UnknownAttribute
 from syncd_apsis.consent_changes import ConsentChangeReader
 from syncd_apsis.options import CRM_ID_KEYSPACE, EMAIL_KEYSPACE, OPTIONS
+from syncd_apsis.responses import EngagementReader
 
 ATTRIBUTE_PREFIX = "com.apsis1.attributes."
 
@@ -61,7 +63,7 @@ class ApsisConnector(BulkWrites, Connector):
     description = "APSIS One: profiles, consents (2.0) and tags in one section"
     capabilities = frozenset({Capability.WRITE_PROFILES, Capability.DELETE_PROFILES,
                               Capability.READ_CONSENT_CHANGES, Capability.BULK_WRITE,
-                              Capability.CHECK_SCHEMA})
+                              Capability.CHECK_SCHEMA, Capability.READ_RESPONSES})
     emulator = "syncd_apsis.emulator:ApsisEmulator"
     email_attribute = "com.apsis1.attributes.email"
     #: Seconds before an attribute name found undefined may reload the definitions again.
@@ -99,6 +101,13 @@ class ApsisConnector(BulkWrites, Connector):
             timeout=float(c["consent_export_timeout"]),
             poll_interval=float(c["export_poll_interval"]),
             crm_id_column=c["export_crm_id_column"], topic_column=c["export_topic_column"])
+        self._engagement = EngagementReader(
+            lambda: self.client, crm_id_column=c["export_crm_id_column"],
+            overlap=float(c.get("responses_overlap", 300.0)),
+            poll_interval=float(c["export_poll_interval"]),
+            sms_path=c.get("sms_export_path", "/sms/reports"),
+            sms_columns=c.get("sms_columns") or {}, sms_types=c.get("sms_type_names") or {},
+            header_auth=bool(c.get("export_header_auth", False)))
 
     def __repr__(self) -> str:
         return (f"ApsisConnector(name={self.name!r}, base_url={self.config.get('base_url')!r}, "
@@ -303,6 +312,11 @@ class ApsisConnector(BulkWrites, Connector):
         return None
 
     # -- consent changes made in APSIS One ------------------------------------------------------
+
+    def read_engagement(self, cursor: str | None) -> EngagementBatch:
+        """Response data: one step of reading the e-mail and SMS event exports since
+        ``cursor`` (:mod:`syncd_apsis.responses`)."""
+        return self._engagement.read(cursor)
 
     def read_consent_changes(self, cursor: str | None) -> tuple[list[ConsentChange], str]:
         """Unsubscribes since ``cursor`` (an ISO time; None: "from now on", returns

@@ -34,6 +34,9 @@ at run time through ``POST /_emulator/settings``), each covered by connector tes
 - ``export_topic_column`` (default ``topic_discriminator``; ``""``: none) and
   ``export_attribute_columns`` ``"discriminator"`` (default) | ``"name"``: the e-mail event
   export's topic column and decoration column names (3.6).
+- ``sms_export_path`` (default ``/sms/reports``): the SMS event export, a GAP (3.6), and
+  the download URLs' signatures, expiry and ``header_auth``:
+  :mod:`syncd_apsis.emulator_responses`.
 - ``consent_v2`` True (default) | False: consent 2.0 topics answer, or only the 1.0 lists
   (3.4).
 - Faults of the base class (:class:`syncd.emulator.Faults`, ``POST /_emulator/faults``):
@@ -70,6 +73,7 @@ from syncd_apsis.emulator_events import EmailEvents
 from syncd_apsis.emulator_imports import ImportsApi
 from syncd_apsis.emulator_limits import Bucket, JwtIssuer
 from syncd_apsis.emulator_profiles import CHANNEL_SETS, ProfilesApi
+from syncd_apsis.emulator_responses import ResponseExports
 
 DEFAULT_SECTION = "com.apsis1.sections.default"
 STANDARD_ATTRIBUTES = ("email", "mobile", "crmid", "firstname", "lastname")
@@ -80,8 +84,8 @@ DEFAULT_TOPICS = ("com.apsis1.topics.newsletter", "com.apsis1.topics.offers",
                   "com.apsis1.topics.events")
 PROFILE = "/audience/keyspaces/{ks}/profiles/{key}"
 SECTION = "/sections/{section}"
-class ApsisEmulator(ControlApi, ProfilesApi, DefinitionsApi, ImportsApi, EmailEvents,
-                    Emulator):
+class ApsisEmulator(ControlApi, ProfilesApi, DefinitionsApi, ImportsApi, ResponseExports,
+                    EmailEvents, Emulator):
     kind = "apsis"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None,
@@ -93,7 +97,8 @@ class ApsisEmulator(ControlApi, ProfilesApi, DefinitionsApi, ImportsApi, EmailEv
                  send_retry_after: bool = True, max_body: int = 100 * 1024,
                  consent_v2: bool = True, key_429_scope: str = "account",
                  channels: str = "com.apsis1", export_topic_column: str | None = None,
-                 export_attribute_columns: str = "discriminator"):
+                 export_attribute_columns: str = "discriminator",
+                 sms_export_path: str = "/sms/reports"):
         self.client_id = client_id
         self.consent_v2 = consent_v2
         self.client_secret = client_secret
@@ -120,6 +125,8 @@ class ApsisEmulator(ControlApi, ProfilesApi, DefinitionsApi, ImportsApi, EmailEv
                                                 export_attribute_columns,
                                                 ("discriminator", "name"))
         self._init_imports()  # profile imports: emulator_imports.py
+        self._init_response_exports()  # SMS export, signed URLs: emulator_responses.py
+        self.sms_export_path = sms_export_path
         super().__init__(host, port, seed=seed, threads=threads, max_body=max_body)
         self.define_section(section)
         for name in (*STANDARD_ATTRIBUTES, *EXTRA_ATTRIBUTES, *attributes):
@@ -223,7 +230,8 @@ class ApsisEmulator(ControlApi, ProfilesApi, DefinitionsApi, ImportsApi, EmailEv
         path = request.path
         if path == "/oauth/token":
             return "token"
-        if request.method == "POST" and path == "/emails/reports":
+        if request.method == "POST" and path in ("/emails/reports",
+                                                 self.sms_export_path.rstrip("/")):
             return "export"
         if request.method == "POST" and path.startswith("/v2/audience/sections/") \
                 and path.endswith("/imports"):
@@ -264,6 +272,7 @@ class ApsisEmulator(ControlApi, ProfilesApi, DefinitionsApi, ImportsApi, EmailEv
         router.add("DELETE", PROFILE, api(self._delete_profile, True))
         router.add("PUT", "/audience/profiles/merges", api(self._merge))
         self.setup_event_routes(router)
+        self.setup_response_routes(router)
         self.setup_import_routes(router)
 
     def __call__(self, environ, start_response):

@@ -58,4 +58,20 @@ OPTIONS: tuple[Option, ...] = (
            "The export column naming an UNSUBSCRIBED row's topic (not documented); rows "
            "without it are resolved through the profile's current opt-outs, except those "
            "syncd wrote (they stay unresolved)."),
+    Option("export_header_auth", bool, False,
+           "Request event exports with header_auth: the download's credential comes in the "
+           "x-apsis-auth header of the status answer and is sent back on the download."),
+    Option("responses_overlap", float, 300.0,
+           "Seconds each response-data export reaches back before its cursor, for events "
+           "APSIS records late (rows seen before are not written twice).", minimum=0),
+    Option("sms_export_path", str, "/sms/reports",
+           "Path of the SMS event export (not in the public docs: verify with APSIS; the "
+           "emulator serves this one). Empty: no SMS response data."),
+    Option("sms_columns", dict, {},
+           "Column names of the SMS export file, where they differ from the e-mail "
+           "export's: any of type, correlation_id, address, event_time, server_time, "
+           "campaign (default: the same names, campaign = activity_name)."),
+    Option("sms_type_names", dict, {},
+           "The SMS export's type values, as { VALUE = \"delivered\" | \"undelivered\" | "
+           "\"opened\" | \"clicked\" } (default: DELIVERED, UNDELIVERED, OPENED, CLICKED)."),
 )

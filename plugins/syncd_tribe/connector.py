@@ -38,6 +38,7 @@ from syncd.plugin import (
     connection_key,
 )
 from syncd_tribe import schema, webhooks
+from syncd_tribe.activities import Activities
 from syncd_tribe.client import TribeClient, any_of, literal
 from syncd_tribe.groups import Groups
 from syncd_tribe.labels import LabelDataError, Labels
@@ -68,12 +69,13 @@ def _chunks(ids: list[str], path: str) -> Iterable[list[str]]:
         yield chunk
 
 
-class TribeConnector(Groups, Labels, Connector):
+class TribeConnector(Activities, Groups, Labels, Connector):
     kind: ClassVar[str] = "tribe"
     description = "Tribe CRM: persons and their contacts, real-time through webhooks"
     capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
                               Capability.WRITE_CONSENTS, Capability.READ_GROUPS,
-                              Capability.CHECK_SCHEMA, Capability.READ_RECORD})
+                              Capability.CHECK_SCHEMA, Capability.READ_RECORD,
+                              Capability.WRITE_RESPONSES, Capability.CREATE_TASKS})
     options = OPTIONS
     emulator = "syncd_tribe.emulator:TribeEmulator"
 

@@ -52,3 +52,25 @@ class Accessors:
 
     def tasks(self) -> list[dict[str, Any]]:
         return self._entities("Activity_Task", {"Assignee": {"select": ["ID"]}})
+
+    def activities(self, set_name: str = "Activity_Event") -> list[dict[str, Any]]:
+        """Activities (response data lands in ``Activity_Event`` by default) with their
+        links' IDs."""
+        expand = {nav: {"select": ["ID"]} for nav in self.store.model[set_name][1]}
+        return self._entities(set_name, expand)
+
+    def add_employee(self, first: str, last: str) -> str:
+        """A new employee of the own organisation; returns its (Employee) ID."""
+        with self.lock:
+            person = self.store.put("Relation_Person", {"FirstName": first, "LastName": last})
+            org = next(iter(self.store.ids_of("Relation_Organization")))
+            employee = self.store.put("Relationship_Person_Contact_Employee", {
+                "EmailAddress": f"{first.lower()}@sandbox.test"},
+                {"Person": person["ID"], "Relation": org})
+            return employee["ID"]
+
+    def set_account_manager(self, contact_id: str, employee_id: str | None) -> None:
+        """The contact relationship's ``AccountManager`` (an Employee)."""
+        with self.lock:
+            self.store.put("Relationship_Person_Contact_Standard", {"ID": contact_id},
+                           {"AccountManager": employee_id})

@@ -26,6 +26,7 @@ from typing import Any
 
 from syncd_tribe import odata
 from syncd_tribe.emulator_model import (  # noqa: F401 (re-exported)
+    ACTIVITY_REQUIRED,
     FIELDS,
     INLINE_TARGET,
     LABEL_LINK_SET,
@@ -222,6 +223,10 @@ class Store:
         if eid is None:
             if set_name == "Relation_Person" and not fields.get("LastName"):
                 raise ODataError("LastName is required")
+            missing = [f for f in ACTIVITY_REQUIRED.get(set_name, ())
+                       if fields.get(f) in (None, "") and not links.get(f)]
+            if missing:
+                raise ODataError(f"{', '.join(missing)} required on {set_name}")
             if set_name.startswith("Relationship_Person_Contact") and not (
                     links.get("Person") and links.get("Relation")):
                 raise ODataError("a contact needs Person and Relation")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from syncd.plugin import Option, Secret
+from syncd_tribe.activities import OPTIONS as ACTIVITY_OPTIONS
 from syncd_tribe.client import as_secret
 
 OPTIONS: tuple[Option, ...] = (
@@ -64,6 +65,7 @@ OPTIONS: tuple[Option, ...] = (
            "Overviews and selections by name, each an OData $filter on persons (Tribe "
            "publishes no API for saved overviews, so they are reproduced as filters), e.g. "
            "{ \"Jansens\" = \"LastName eq 'Jansen'\" }."),
+    *ACTIVITY_OPTIONS,  # response data and tasks: syncd_tribe.activities
 )
 
 

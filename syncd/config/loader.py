@@ -41,6 +41,7 @@ from syncd.config.sections import (
     OVERVIEW_OPTIONS,
     PATH_OPTIONS,
     RECEIVER_OPTIONS,
+    RESPONSE_EVENT_TYPES,
     SCHEDULE_EXAMPLE,
     SCHEDULE_OPTIONS,
     did_you_mean,
@@ -327,9 +328,17 @@ def _integrations(raw, classes, problems, base_dir, environ) -> dict[str, Integr
         if daily is not None:
             daily = _schedule(daily, f"{prefix}.daily_creation", problems, base_dir, environ)
         overviews = _overviews(v.get("overviews", []), prefix, problems, base_dir, environ)
+        events = tuple(v.get("response_events") or ())
+        for i, kind in enumerate(events):
+            if kind not in RESPONSE_EVENT_TYPES:
+                guess = did_you_mean(kind, RESPONSE_EVENT_TYPES)
+                problems.add(f"{prefix}.response_events[{i}]", f"unknown event type {shown(kind)}",
+                             f'did you mean "{guess}"?' if guess else
+                             f"use one of {', '.join(RESPONSE_EVENT_TYPES)}")
         if problems.count() == before:
             v.update(conditions=conditions, fields=fields, selections=selections,
-                     consents=consents, daily_creation=daily, overviews=overviews)
+                     consents=consents, daily_creation=daily, overviews=overviews,
+                     response_events=events)
             integration = IntegrationConfig(name=name, **v)
             _capability_problems(integration, classes, prefix, problems)
             if problems.count() == before:

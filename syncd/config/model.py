@@ -132,6 +132,19 @@ class IntegrationConfig:
     #: Seconds each daily creation window reaches back before the previous run's start.
     daily_creation_overlap: float = 3600.0
     overviews: tuple[Overview, ...] = ()
+    #: Response data: the event types written back to the source (empty: none), seconds
+    #: between runs, events per batch and per second at most.
+    response_events: tuple[str, ...] = ()
+    responses_interval: float = 900.0
+    responses_batch: int = 20
+    responses_rate: float = 10.0
+    #: Tasks from automation: the endpoint's secret (None: no endpoint), templates, rules.
+    tasks_secret: Any = None
+    task_subject: str = "Follow up: {campaign}"
+    task_description: str = ""
+    task_due_days: float = 3.0
+    task_assignee_rule: str = "account_manager"
+    task_fallback_employee: str = ""
 
 
 @dataclass(frozen=True)

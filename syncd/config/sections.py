@@ -153,7 +153,44 @@ INTEGRATION_OPTIONS: tuple[Option, ...] = (
     Option("overviews", list, [],
            "CRM overviews imported as destination tags: an array of tables "
            "{ name, tag, schedule }.", item_type=dict),
+    Option("response_events", list, [],
+           "Response data written back to the CRM: the event types to write, of "
+           "email_sent, email_delivered, email_bounced, email_opened, email_clicked, "
+           "email_unsubscribed, sms_delivered, sms_undelivered, sms_opened, sms_clicked. "
+           "Empty: no response data.", item_type=str),
+    Option("responses_interval", float, 900.0,
+           "Seconds between two response-data runs (each reads the destination's event "
+           "export since the last one).", minimum=60),
+    Option("responses_batch", int, 20,
+           "Events written per batch; real-time events pass between two batches.",
+           minimum=1, maximum=500),
+    Option("responses_rate", float, 10.0,
+           "Events written per second at most, so a backlog leaves the CRM's budget to "
+           "real-time sync (0: no pacing).", minimum=0),
+    Option("tasks_secret", Secret, None,
+           "Shared secret of this integration's task endpoint (`/tasks/NAME`), sent by the "
+           "automation flow as `Authorization: Bearer <secret>`. Absent: no task endpoint."),
+    Option("task_subject", str, "Follow up: {campaign}",
+           "Template of a task's subject when the call sends none ({name} takes the call's "
+           "value of that name)."),
+    Option("task_description", str, "",
+           "Template of a task's description when the call sends none."),
+    Option("task_due_days", float, 3.0,
+           "Days from the call to the task's due date when the call sends no `due`.",
+           minimum=0),
+    Option("task_assignee_rule", str, "account_manager",
+           "Who gets a task whose call names no employee: account_manager (the contact's "
+           "account manager in the CRM) or none (only task_fallback_employee).",
+           choices=("account_manager", "none")),
+    Option("task_fallback_employee", str, "",
+           "The CRM employee id that gets a task when neither the call nor the rule names "
+           "one (empty: such a call is refused with 422)."),
 )
+
+#: The event types ``response_events`` may name.
+RESPONSE_EVENT_TYPES = ("email_sent", "email_delivered", "email_bounced", "email_opened",
+                        "email_clicked", "email_unsubscribed", "sms_delivered",
+                        "sms_undelivered", "sms_opened", "sms_clicked")
 
 #: The keys of one ``[[integrations.NAME.consents]]`` mapping.
 CONSENT_OPTIONS: tuple[Option, ...] = (

@@ -218,7 +218,7 @@ def test_integration_options_match_the_model():
         field = fields[name]
         if option.default is REQUIRED:
             continue
-        if name in ("conditions", "consents", "overviews"):
+        if name in ("conditions", "consents", "overviews", "response_events"):
             assert not option.default
         elif name in ("fields", "selections"):
             assert option.default == {}
