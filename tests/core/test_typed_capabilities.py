@@ -62,9 +62,24 @@ def test_every_capability_has_a_protocol_and_the_proxy_types_each_method():
             assert callable(getattr(ConnectionActor, method)), method
 
 
-def test_unused_capabilities_are_gone():
-    assert {c.value for c in Capability}.isdisjoint(
-        {"read_responses", "write_responses", "create_tasks"})
+def test_response_and_task_capabilities_are_typed_and_required_by_their_settings():
+    from dataclasses import replace
+
+    from syncd.capabilities import PROTOCOLS, REQUIRED_METHODS, required
+    from syncd.config.model import IntegrationConfig
+
+    assert REQUIRED_METHODS[Capability.READ_RESPONSES] == ("read_engagement",)
+    assert REQUIRED_METHODS[Capability.WRITE_RESPONSES] == ("write_engagement",)
+    assert REQUIRED_METHODS[Capability.CREATE_TASKS] == ("create_task",)
+    assert PROTOCOLS[Capability.CREATE_TASKS].__name__ == "TaskCreator"
+    plain = IntegrationConfig("i", "s", "d")
+    assert not {r.capability for r in required(plain)} & {
+        Capability.READ_RESPONSES, Capability.WRITE_RESPONSES, Capability.CREATE_TASKS}
+    both = replace(plain, response_events=("email_opened",), tasks_secret="x")
+    assert {(r.role, r.capability, r.setting) for r in required(both)} >= {
+        ("destination", Capability.READ_RESPONSES, "response_events"),
+        ("source", Capability.WRITE_RESPONSES, "response_events"),
+        ("source", Capability.CREATE_TASKS, "tasks_secret")}
 
 
 def test_a_declared_capability_is_called_through_the_typed_proxy(actors):

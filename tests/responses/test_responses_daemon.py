@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from conftest import NAME
+from responses_support import NAME
 
 EMAIL = ("SENT", "DELIVERED", "BOUNCED", "OPENED", "CLICKED")
 SMS = ("DELIVERED", "UNDELIVERED", "OPENED", "CLICKED")

@@ -5,7 +5,7 @@ refuses a task without its required fields), once per idempotency key."""
 from __future__ import annotations
 
 import requests
-from conftest import NAME, TASK_SECRET
+from responses_support import NAME, TASK_SECRET
 from syncd_apsis.emulator import ApsisEmulator
 
 send = ApsisEmulator.send_automation_call
@@ -110,7 +110,7 @@ def test_bad_calls_get_a_clear_4xx_and_are_recorded(world):
 
 
 def test_fallback_employee_and_secret_never_in_answers(tmp_path):
-    from conftest import start_world
+    from responses_support import start_world
 
     world, thread = start_world(tmp_path, {"task_assignee_rule": "none",
                                            "task_fallback_employee":
