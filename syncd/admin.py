@@ -56,6 +56,8 @@ class AdminControl(Protocol):
 
     def import_overview(self, integration: str, overview: str) -> dict[str, Any]: ...
 
+    def explain(self, integration: str, record: str) -> dict[str, Any]: ...
+
 
 def ensure_token(path: str) -> str:
     """The admin token in ``path``; created (random, mode 0600) when missing or empty.
@@ -130,6 +132,8 @@ class AdminApp:
             _flag(q.arg("failed"), True), q.arg("integration") or None))
         r.add("POST", "/events/retry", self._retry)
         r.add("POST", "/reload", lambda q: control.reload())
+        r.add("GET", "/integrations/{name}/records/{record}/explain",
+              lambda q: control.explain(q.params["name"], q.params["record"]))
         r.add("POST", "/integrations/{name}/overviews/{overview}/import",
               lambda q: control.import_overview(q.params["name"], q.params["overview"]))
 
@@ -283,6 +287,10 @@ class AdminClient:
 
     def reload(self) -> dict[str, Any]:
         return self._call("POST", "/reload", timeout=max(self.timeout, 180.0))
+
+    def explain(self, integration: str, record: str) -> dict[str, Any]:
+        return self._call("GET", f"/integrations/{_seg(integration)}/records/"
+                                 f"{_seg(record)}/explain")
 
     def import_overview(self, integration: str, overview: str) -> dict[str, Any]:
         return self._call("POST", f"/integrations/{_seg(integration)}/overviews/"

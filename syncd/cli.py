@@ -321,6 +321,12 @@ def cmd_reload(args) -> int:
     return 1
 
 
+def cmd_explain(args) -> int:
+    from syncd.cli_explain import cmd_explain as explain
+
+    return explain(args, _admin_client(args))
+
+
 def cmd_emulate(args) -> int:
     from syncd import plugins
 
@@ -432,6 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_overview_import)
 
     add("reload", cmd_reload, "ask the running daemon to reload its config (like SIGHUP)")
+
+    p = add("explain", cmd_explain, "tell one contact's story: events, each decision and why "
+            "(conditions, mappings, consents, the guard), the destination's answers")
+    p.add_argument("integration")
+    p.add_argument("record", help="the record's id in the source")
+    p.add_argument("--json", action="store_true")
 
     p = add("emulate", cmd_emulate, "serve one connector's partner emulator in the foreground",
             config=False)

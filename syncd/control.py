@@ -9,6 +9,7 @@ from typing import Any
 
 from syncd.coordinator import Progress
 from syncd.exceptions import NeedsConfirmation
+from syncd.explain import story as explain_story
 from syncd.guard import guard_status
 from syncd.responses import responses_status
 from syncd.tasks import task_events
@@ -133,6 +134,12 @@ class Control:
         count = self.store.retry_dead(ids, integration)
         self._notify_coordinators([integration] if integration else list(self.coordinators))
         return {"requeued": count}
+
+    def explain(self, integration: str, record: str) -> dict[str, Any]:
+        """One record's story (``syncd explain``, :mod:`syncd.explain`)."""
+        if integration not in self.config.integrations:
+            raise KeyError(f"no integration named {integration!r}")
+        return explain_story(self.store, integration, record)
 
     def import_overview(self, integration: str, overview: str) -> dict[str, Any]:
         """Import an overview now (``syncd overview import``); the run shows in ``runs``."""

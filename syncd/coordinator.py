@@ -29,6 +29,7 @@ from syncd import rules as R
 from syncd.capabilities import Capability
 from syncd.config.model import IntegrationConfig
 from syncd.connection import ConnectionProxy
+from syncd.explain import Journal
 from syncd.failfast import FailedFast, FailFastWrites
 from syncd.guard import Guarded
 from syncd.jobs import CALL_TIMEOUT, Jobs, shortfall
@@ -101,6 +102,7 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
         self.log = log.bind(integration=self.name)
         #: The response-data job (:mod:`syncd.responses`): its steps are messages to self.
         self.responses = ResponseData(self)
+        self.journal = Journal(store, self.name)  # what `syncd explain` tells
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -355,9 +357,11 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
         ids = [r.id for r in records]
         links = self.store.links(self.name, ids)
         optouts = self.store.optouts(self.name, ids) if self.rules.consents else {}
+        decided = []
         for record in records:
             decision = R.decide(self.rules, record, links.get(record.id),
                                 optouts.get(record.id))
+            decided.append(decision)
             if isinstance(decision, R.Write):
                 writes.append(decision)
             elif isinstance(decision, R.Unchanged):
@@ -366,6 +370,8 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
                 counts["skipped"] = counts.get("skipped", 0) + 1
             else:
                 deletes.append(decision)
+        self.journal.decided(self.rules, records, links, optouts, decided,
+                             full_sync=self.progress.state == "full_sync")  # explain.py
         return counts, writes, deletes, unreadable
 
     def _apply(self, records: list[Record], *, full_sync: bool
@@ -390,6 +396,8 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
             if fresh:
                 self.store.save_links(self.name, fresh)
             results: list[WriteResult] = self._send_writes(writes, bulk)  # fail-fast
+            self.journal.answered([(w.profile.key, "write", r)
+                                   for w, r in zip(writes, results, strict=True)])
             for write, result in zip(writes, results, strict=True):
                 if result.outcome == "failed":
                     counts["failed"] = counts.get("failed", 0) + 1
@@ -404,6 +412,8 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
         if deletes:
             results = self.destination.delete_profiles([d.key for d in deletes]).get(timeout=CALL_TIMEOUT)
             gone = []
+            self.journal.answered([(d.record_id or d.key, "delete", r)
+                                   for d, r in zip(deletes, results, strict=True)])
             for delete, result in zip(deletes, results, strict=True):
                 if result.outcome == "failed":
                     counts["failed"] = counts.get("failed", 0) + 1

@@ -32,7 +32,7 @@ import pykka
 import structlog
 
 from syncd import config as config_mod
-from syncd import logs, plugins, preflight, systemd
+from syncd import explain, logs, plugins, preflight, systemd
 from syncd.admin import AdminApp, ensure_token
 from syncd.capabilities import Capability
 from syncd.config.model import Config, IntegrationConfig
@@ -324,6 +324,7 @@ class Daemon(Control, Reloading, Preflights, Supervising):
         self._pruned_at = now
         try:
             pruned = self.store.prune_done(older_than=7 * 86400)
+            explain.prune(self.store, self.config.daemon.journal_days)
             if pruned:
                 log.info("inbox.pruned", events=pruned)
         except Exception as exc:  # a busy database now is no reason to stop

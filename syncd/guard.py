@@ -102,6 +102,12 @@ class Guarded:
         out_deletes = [d for d in deletes if ("delete", d.record_id or d.key) in admitted]
         held += len(deletes) - len(out_deletes)
         if held:
+            self.journal.held(
+                [(w.profile.key, "consent changes " + ", ".join(w.flipped)) for w in writes
+                 if w.flipped and ("consent", w.profile.key) not in admitted]
+                + [(d.record_id or d.key, f"delete ({d.reason})") for d in deletes
+                   if ("delete", d.record_id or d.key) not in admitted],
+                self.store.guard_state(self.name, self.integration.confirm_window)["reason"])
             counts["held"] = counts.get("held", 0) + held
             self._held += held
         return out_writes, out_deletes

@@ -15,6 +15,8 @@ class DaemonConfig:
     state_dir: str = "/var/lib/syncd"
     log_level: str = "info"  # debug | info | warning | error
     log_format: str = "auto"  # auto | json | console
+    #: Days the journal behind `syncd explain` keeps what syncd decided and why.
+    journal_days: float = 7.0
     stop_timeout: float = 30.0  # seconds to finish in-flight work on SIGTERM
     restart_backoff_max: float = 60.0  # seconds: cap of a crashed actor's restart back-off
     durability: str = "full"  # full (synchronous=FULL, survives power loss) | normal

@@ -39,6 +39,10 @@ DAEMON_OPTIONS: tuple[Option, ...] = (
     Option("log_format", str, "auto",
            "How log lines are rendered: json (for journald), console (key=value), or auto "
            "(json under systemd or when output is not a terminal).", choices=LOG_FORMATS),
+    Option("journal_days", float, 7.0,
+           "Days the journal behind `syncd explain` keeps each contact's decisions, guard "
+           "holds and the destination's answers (never secrets); older entries are pruned "
+           "hourly.", minimum=0.0),
     Option("stop_timeout", float, 30.0,
            "Seconds to finish in-flight work on SIGTERM before stopping anyway.", minimum=0),
     Option("restart_backoff_max", float, 60.0,
