@@ -1,11 +1,11 @@
-"""Full sync: N contacts from the Tribe emulator into the APSIS emulator, each in its own
+"""Full sync: N contacts from the Tribe (or Lime) emulator into the APSIS emulator, each in its own
 process, through a real daemon; then the same sync as a plain sequential loop
 (:mod:`bench.naive`) against fresh emulators with the same settings, so that syncd ÷ naive is
 measured side by side in one run.
 
     python -m bench fullsync [--contacts 5000] [--latency 0] [--budget documented|unlimited]
                              [--no-consents] [--no-naive] [--page-size 200]
-                             [--tribe-page-cap 100]
+                             [--tribe-page-cap 100] [--source tribe|lime]
 
 Prints records/s (every person, incl. those skipped by the conditions), profiles written/s,
 APSIS requests per written profile (from the emulator's ``/_emulator/stats``), the share of
@@ -39,12 +39,17 @@ from bench.common import (
 DEFAULT_CONTACTS = 5_000
 
 
+#: The source emulator's page-cap settings (no next link) and the key of its person lists.
+PAGE_CAP = {"tribe": ("server_paging", "Relation_Person"), "lime": ("page_cap", "person")}
+
+
 def measure(contacts: int, latency: float = 0.0, budget: str = "documented",
             consents: bool = True, page_size: int | None = None,
-            tribe_page_cap: int | None = None) -> dict:
+            tribe_page_cap: int | None = None, source: str = "tribe") -> dict:
     settings = apsis_budget(budget)
-    tribe = {"server_paging": tribe_page_cap, "next_links": False} if tribe_page_cap else None
-    with emulator_process("tribe", contacts=contacts, latency=latency, settings=tribe) as (
+    cap_setting, person_list = PAGE_CAP[source]
+    capped = {cap_setting: tribe_page_cap, "next_links": False} if tribe_page_cap else None
+    with emulator_process(source, contacts=contacts, latency=latency, settings=capped) as (
             src_cls, src, src_url, _), \
             emulator_process("apsis", latency=latency, settings=settings) as (
                 dst_cls, dst, dst_url, _):
@@ -64,17 +69,18 @@ def measure(contacts: int, latency: float = 0.0, budget: str = "documented",
                      peak_rss_mb=after["VmHWM"] / 1024, cpu_s=after["cpu"] - before["cpu"],
                      latency=latency, consents=consents,
                      cpu_by_thread=cpu_delta(threads_before, threads_after),
-                     **person_pages(src_before, src_after, run.get("total") or 0,
-                                    page_size or 200, tribe_page_cap))
+                     source=source,
+                     **person_pages(src_before, src_after, run.get("total") or run["processed"],
+                                    page_size or 200, tribe_page_cap, person_list))
 
 
 def person_pages(before: dict, after: dict, persons: int, page_size: int,
-                 cap: int | None) -> dict:
-    """Tribe person-list requests of the run against the fewest that can read ``persons``
-    (a page of ``min(page_size, cap)`` rows each): paging on past short pages costs the
-    final empty page only."""
+                 cap: int | None, person_list: str = "Relation_Person") -> dict:
+    """Person-list requests of the run against the fewest that can read ``persons`` (a page
+    of ``min(page_size, cap)`` rows each): paging on past short pages costs the final empty
+    page only."""
     def count(stats: dict, key: str) -> int:
-        return int((stats.get(key) or {}).get("Relation_Person", 0))
+        return int((stats.get(key) or {}).get(person_list, 0))
 
     rows = min(page_size, cap) if cap else page_size
     return {"person_pages": count(after, "list_requests") - count(before, "list_requests"),
@@ -121,7 +127,8 @@ def report(r: dict) -> None:
               f"{r['share_of_bound']:.0%} of it")
     if "person_pages" in r:
         extra = r["person_pages"] - r["fewest_person_pages"]
-        print(f"         Tribe person pages {r['person_pages']} ({r['empty_person_pages']} "
+        print(f"         {r.get('source', 'tribe').title()} person pages {r['person_pages']} "
+              f"({r['empty_person_pages']} "
               f"empty) for {r['fewest_person_pages']} needed at "
               f"{'a cap of ' + str(r['tribe_page_cap']) if r['tribe_page_cap'] else 'no cap'}"
               f": {extra} extra")
@@ -136,7 +143,9 @@ def report(r: dict) -> None:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench fullsync")
     parser.add_argument("--contacts", type=int, default=DEFAULT_CONTACTS,
-                        help=f"persons in Tribe (default {DEFAULT_CONTACTS:,}; full: 20000)")
+                        help=f"persons in the CRM (default {DEFAULT_CONTACTS:,}; full: 20000)")
+    parser.add_argument("--source", choices=sorted(PAGE_CAP), default="tribe",
+                        help="the CRM emulator the full sync reads (default tribe)")
     parser.add_argument("--latency", type=float, default=0.0,
                         help="seconds every emulator answer is delayed (e.g. 0.02)")
     parser.add_argument("--budget", choices=("documented", "unlimited"), default="documented")
@@ -146,19 +155,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--page-size", type=int, default=None,
                         help="integration page_size (default: syncd's default)")
     parser.add_argument("--tribe-page-cap", type=int, default=None,
-                        help="Tribe emulator answers at most this many rows a page, with no "
-                             "nextLink (paging cost on short pages)")
+                        help="the CRM emulator answers at most this many rows a page, with no "
+                             "next link (paging cost on short pages)")
     args = parser.parse_args(argv)
     consents = not args.no_consents
-    print(f"full sync: {args.contacts:,} contacts, latency {args.latency} s, budget "
+    print(f"full sync: {args.contacts:,} {args.source} contacts, latency {args.latency} s, budget "
           f"{args.budget}, {'sandbox rules' if consents else 'fields only'}")
     result = measure(args.contacts, args.latency, args.budget, consents, args.page_size,
-                     args.tribe_page_cap)
+                     args.tribe_page_cap, args.source)
     report(result)
     if not args.no_naive:
         from bench import naive
 
-        plain = naive.measure(args.contacts, args.latency, args.budget, consents)
+        plain = naive.measure(args.contacts, args.latency, args.budget, consents, args.source)
         report(plain)
         result["naive"] = plain
         result["ratio_vs_naive"] = (result["profiles_per_s"] / plain["profiles_per_s"]
@@ -166,7 +175,8 @@ def main(argv=None) -> dict:
         print(f"  syncd ÷ naive (profiles/s, same N, latency, budget, rules): "
               f"{result['ratio_vs_naive']:.2f}")
     n = f"{args.contacts // 1000}k" if args.contacts >= 1000 else str(args.contacts)
-    tag = f"{n}, {args.budget}" + (", fields only" if args.no_consents else "")
+    tag = ("lime, " if args.source == "lime" else "") + f"{n}, {args.budget}" + (
+        ", fields only" if args.no_consents else "")
     rows = [("fullsync", f"records/s ({tag})", f"{result['records_per_s']:,.0f}", "-", None),
             ("fullsync", f"profiles/s ({tag})", f"{result['profiles_per_s']:,.1f}", "-", None),
             ("fullsync", "APSIS requests/profile", f"{result['requests_per_profile']:.2f}",
@@ -177,7 +187,7 @@ def main(argv=None) -> dict:
     if "ratio_vs_naive" in result:
         rows.append(("fullsync", "syncd ÷ naive (profiles/s)",
                      f"{result['ratio_vs_naive']:.2f}", "-", None))
-    rows.append(("fullsync", "Tribe person pages beyond the fewest",
+    rows.append(("fullsync", f"{args.source.title()} person pages beyond the fewest",
                  str(result["person_pages"] - result["fewest_person_pages"]), "≤ 1",
                  result["person_pages"] - result["fewest_person_pages"] <= 1))
     rows.append(("fullsync", "daemon peak RSS", f"{result['peak_rss_mb']:.0f} MB", "-", None))

@@ -55,14 +55,7 @@ def run(tribe_url: str, tribe_id: str, tribe_secret: str, apsis_url: str, apsis_
         "grant_type": "client_credentials", "client_id": tribe_id,
         "client_secret": tribe_secret}, timeout=30).json()["access_token"]
     tribe.headers["Authorization"] = f"Bearer {token}"
-    apsis = requests.Session()
-    token = apsis.post(f"{apsis_url}/oauth/token", json={
-        "grant_type": "client_credentials", "client_id": apsis_id,
-        "client_secret": apsis_secret}, timeout=30).json()["access_token"]
-    apsis.headers["Authorization"] = f"Bearer {token}"
-    sec = quote(section, safe="")
-    attrs = _send(apsis, "GET", f"{apsis_url}/audience/sections/{sec}/attributes").json()
-    version = {a["discriminator"]: a["version_id"] for a in attrs["items"]}
+    apsis, sec, version = apsis_session(apsis_url, apsis_id, apsis_secret, section)
 
     contact_of: dict[str, dict] = {}
     for c in _pages(tribe, f"{tribe_url}/v1/odata/Relationship_Person_Contact_Standard",
@@ -93,30 +86,50 @@ def run(tribe_url: str, tribe_id: str, tribe_secret: str, apsis_url: str, apsis_
             values = {ATTR + dst: flat.get(src) for src, dst in fields.items()}
             values[ATTR + "email"] = contact.get("EmailAddress") or person.get("EmailAddress")
             values[ATTR + "crmid"] = pid
-            body = {version[k]: v for k, v in values.items() if v not in (None, "")}
-            profile = f"{apsis_url}/audience/keyspaces/{quote(CRM_ID, safe='')}/profiles/{pid}"
-            _send(apsis, "PATCH", f"{profile}/sections/{sec}/attributes", data=_json(body),
-                  headers={"Content-Type": "application/merge-patch+json"})
             labels = {lab["Name"] for lab in person.get("Labels") or []}
-            v2 = profile.replace("/audience/", "/v2/audience/", 1)
-            for m in consents:  # a new profile: opt-ins only (opt-out is the default state)
-                if m["label"] not in labels:
-                    continue
-                _send(apsis, "POST", f"{v2}/sections/{sec}/consents", json={
-                    "topic_discriminator": m["topic"],
-                    "channel_discriminator": "com.apsis1.channels." + m["channel"],
-                    "type": "opt-in",
-                    "reason": "naive", "source": "naive"})
-            tags = {tag: True for sel, tag in selections.items() if sel in labels}
-            if tags:  # a new profile: set tags only
-                _send(apsis, "PATCH", f"{profile}/sections/{sec}/tags", data=_json(tags),
-                      headers={"Content-Type": "application/merge-patch+json"})
+            write_profile(apsis, apsis_url, sec, version, pid, values, labels, consents,
+                          selections)
             written += 1
         if len(persons) < PAGE:
             break
         skip += len(persons)
     return {"seconds": time.monotonic() - started, "processed": processed,
             "written": written}
+
+
+def apsis_session(apsis_url: str, apsis_id: str, apsis_secret: str, section: str
+                  ) -> tuple[requests.Session, str, dict[str, str]]:
+    """An authenticated APSIS session, the quoted section and the attributes' version ids."""
+    apsis = requests.Session()
+    token = apsis.post(f"{apsis_url}/oauth/token", json={
+        "grant_type": "client_credentials", "client_id": apsis_id,
+        "client_secret": apsis_secret}, timeout=30).json()["access_token"]
+    apsis.headers["Authorization"] = f"Bearer {token}"
+    sec = quote(section, safe="")
+    attrs = _send(apsis, "GET", f"{apsis_url}/audience/sections/{sec}/attributes").json()
+    return apsis, sec, {a["discriminator"]: a["version_id"] for a in attrs["items"]}
+
+
+def write_profile(apsis: requests.Session, apsis_url: str, sec: str, version: dict, pid: str,
+                  values: dict, labels: set, consents: list, selections: dict) -> None:
+    """A new profile as syncd writes it: the v1 attribute PATCH (creates it), the opt-in
+    consents, the set tags."""
+    body = {version[k]: v for k, v in values.items() if v not in (None, "")}
+    profile = f"{apsis_url}/audience/keyspaces/{quote(CRM_ID, safe='')}/profiles/{pid}"
+    _send(apsis, "PATCH", f"{profile}/sections/{sec}/attributes", data=_json(body),
+          headers={"Content-Type": "application/merge-patch+json"})
+    v2 = profile.replace("/audience/", "/v2/audience/", 1)
+    for m in consents:  # a new profile: opt-ins only (opt-out is the default state)
+        if m["label"] not in labels:
+            continue
+        _send(apsis, "POST", f"{v2}/sections/{sec}/consents", json={
+            "topic_discriminator": m["topic"],
+            "channel_discriminator": "com.apsis1.channels." + m["channel"],
+            "type": "opt-in", "reason": "naive", "source": "naive"})
+    tags = {tag: True for sel, tag in selections.items() if sel in labels}
+    if tags:  # a new profile: set tags only
+        _send(apsis, "PATCH", f"{profile}/sections/{sec}/tags", data=_json(tags),
+              headers={"Content-Type": "application/merge-patch+json"})
 
 
 def _json(value) -> bytes:
@@ -126,9 +139,13 @@ def _json(value) -> bytes:
 
 
 def measure(contacts: int, latency: float = 0.0, budget: str = "documented",
-            consents: bool = True) -> dict:
+            consents: bool = True, source: str = "tribe") -> dict:
     from bench.fullsync import summarize
 
+    if source == "lime":
+        from bench.naive_lime import measure as measure_lime
+
+        return measure_lime(contacts, latency, budget, consents)
     with emulator_process("tribe", contacts=contacts, latency=latency) as (src_cls, src, _, _), \
             emulator_process("apsis", latency=latency, settings=apsis_budget(budget)) as (
                 _, dst, dst_url, _):
