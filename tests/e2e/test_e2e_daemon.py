@@ -346,7 +346,9 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_others_load(emulators
 
 
 @pytest.mark.slow
-def test_sandbox_once_holds_exactly_what_tribe_holds():
-    result = syncd_cli("sandbox", "--once", "--contacts", "300", timeout=80)
+def test_sandbox_once_holds_exactly_what_tribe_and_lime_hold():
+    result = syncd_cli("sandbox", "--once", "--contacts", "300", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "holds exactly what tribe holds" in result.stdout
+    assert "holds exactly what lime holds" in result.stdout
+    assert "requests sent before a Retry-After ran out: 0" in result.stdout

@@ -156,3 +156,16 @@ def test_a_consent_without_person_or_type_is_discarded(emulator, connector, rece
     gone = Event(f"consent:{made['_id'] + 999}", "deleted", "consent",
                  {"person": None, "consenttype": None})
     assert connector.read_records([gone]) == []
+
+
+def test_the_subscription_follows_the_needs_on_reload(emulator, connector, receiver):
+    from syncd.plugin import Need, NeedKind, SchemaNeeds
+
+    connector.set_needs(SchemaNeeds("source", (Need(NeedKind.FIELD, "firstname", "k"),)))
+    connector.ensure_webhook(receiver.url)
+    [sub] = emulator.webhooks()
+    assert sub["events"] == ["person.new", "person.update", "person.delete", "person.restore"]
+    connector.set_needs(SchemaNeeds("source", (Need(NeedKind.FIELD, "company.name", "k"),)))
+    [sub] = emulator.webhooks()
+    assert {"company.update", "company.delete", "company.restore"} <= set(sub["events"])
+    assert not any(e.startswith("consent.") for e in sub["events"])
