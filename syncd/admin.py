@@ -58,6 +58,8 @@ class AdminControl(Protocol):
 
     def explain(self, integration: str, record: str) -> dict[str, Any]: ...
 
+    def run_responses(self, integration: str) -> dict[str, Any]: ...
+
 
 def ensure_token(path: str) -> str:
     """The admin token in ``path``; created (random, mode 0600) when missing or empty.
@@ -134,6 +136,8 @@ class AdminApp:
         r.add("POST", "/reload", lambda q: control.reload())
         r.add("GET", "/integrations/{name}/records/{record}/explain",
               lambda q: control.explain(q.params["name"], q.params["record"]))
+        r.add("POST", "/integrations/{name}/responses/run",
+              lambda q: control.run_responses(q.params["name"]))
         r.add("POST", "/integrations/{name}/overviews/{overview}/import",
               lambda q: control.import_overview(q.params["name"], q.params["overview"]))
 
@@ -291,6 +295,9 @@ class AdminClient:
     def explain(self, integration: str, record: str) -> dict[str, Any]:
         return self._call("GET", f"/integrations/{_seg(integration)}/records/"
                                  f"{_seg(record)}/explain")
+
+    def run_responses(self, integration: str) -> dict[str, Any]:
+        return self._call("POST", f"/integrations/{_seg(integration)}/responses/run")
 
     def import_overview(self, integration: str, overview: str) -> dict[str, Any]:
         return self._call("POST", f"/integrations/{_seg(integration)}/overviews/"

@@ -303,6 +303,13 @@ def cmd_events_retry(args) -> int:
     return 0
 
 
+def cmd_responses_run(args) -> int:
+    result = _admin_client(args).run_responses(args.integration)
+    print(f"response-data run #{result['run_id']} of {result['integration']} started; see "
+          f"`syncd runs show {result['run_id']}`")
+    return 0
+
+
 def cmd_overview_import(args) -> int:
     result = _admin_client(args).import_overview(args.integration, args.overview)
     print(f"importing overview {result['overview']} of {result['integration']}; "
@@ -436,6 +443,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overview")
     s.add_argument("-c", "--config", metavar="FILE")
     s.set_defaults(func=cmd_overview_import)
+
+    p = add("responses", None, "response data (opens, clicks ...) back to the CRM",
+            config=False)
+    rs_sub = p.add_subparsers(dest="responses_command", metavar="ACTION", required=True)
+    s = rs_sub.add_parser("run", help="read the event export and write the events now")
+    s.add_argument("integration")
+    s.add_argument("-c", "--config", metavar="FILE")
+    s.set_defaults(func=cmd_responses_run)
 
     add("reload", cmd_reload, "ask the running daemon to reload its config (like SIGHUP)")
 

@@ -141,6 +141,13 @@ class Control:
             raise KeyError(f"no integration named {integration!r}")
         return explain_story(self.store, integration, record)
 
+    def run_responses(self, integration: str) -> dict[str, Any]:
+        """Start a response-data run now (``syncd responses run``); it shows in ``runs``."""
+        if integration not in self.config.integrations:
+            raise KeyError(f"no integration named {integration!r}")
+        run_id = self._coordinator(integration).start_responses().get(timeout=ASK_TIMEOUT)
+        return {"integration": integration, "run_id": run_id}
+
     def import_overview(self, integration: str, overview: str) -> dict[str, Any]:
         """Import an overview now (``syncd overview import``); the run shows in ``runs``."""
         config = self.config.integrations.get(integration)

@@ -210,6 +210,10 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
     def ping(self) -> str:
         return self.name
 
+    def start_responses(self) -> int | None:
+        """Start a response-data run now (``syncd responses run``); returns its id."""
+        return self.responses.start({})
+
     def responses_step(self) -> None:
         """One step of the running response-data run (:mod:`syncd.responses`)."""
         self.responses.step()
