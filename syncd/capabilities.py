@@ -84,7 +84,10 @@ class WebhookSource(Protocol):
     """:attr:`Capability.PARSE_WEBHOOKS`: a source that pushes changes as webhooks. The
     parser runs in the receiver's threads, before anything is stored: cheap, thread-safe.
     A connector may also define ``ensure_webhook(url) -> str`` (register the receiver's URL
-    with the partner; called at start)."""
+    with the partner; called at start), and the classmethod ``webhook_handshake(name,
+    config)`` returning ``(query, headers) -> (status, body, content_type) | None``: a
+    delivery it answers (e.g. Graph's ``validationToken`` handshake) is answered so, never
+    parsed nor queued."""
 
     @classmethod
     def webhook_parser(cls, name: str, config: Mapping[str, Any]) -> WebhookParser:

@@ -260,8 +260,9 @@ class Daemon(Control, Reloading, Preflights, Supervising):
             consumers = tuple(i.name for i in cfg.integrations_from(name))
             disabled = tuple(i.name for i in cfg.integrations.values()
                              if i.source == name and not i.enabled)
+            handshake = getattr(cls, "webhook_handshake", None)
             routes[name] = Route(name, cls.webhook_parser(name, conn.options), consumers,
-                                 disabled)
+                                 disabled, handshake(name, conn.options) if handshake else None)
         return routes
 
     def _register_webhooks(self, cfg: Config) -> None:

@@ -87,6 +87,11 @@ class Route:
     #: Disabled integrations fed by this connection: with no enabled one, deliveries are
     #: answered 503 + Retry-After (the sender keeps them), never 200 and dropped.
     disabled: tuple[str, ...] = ()
+    #: The connector's :meth:`~syncd.connector.Connector.webhook_handshake`, if it has one:
+    #: ``(query, headers) -> (status, body, content_type) | None``. An answer is sent as it
+    #: is and nothing is queued (e.g. a subscription's validation handshake).
+    handshake: Callable[[Mapping[str, list[str]], Mapping[str, str]],
+                        tuple[int, str, str] | None] | None = None
 
 
 class _Headers(dict):
@@ -198,7 +203,9 @@ class WebhookApp:
             log.error("receiver.error", path=request.path[:200],
                       error=f"{type(exc).__name__}: {exc}")
             status, body, headers = 500, {"error": "internal error"}, {}
-        chunks = respond(start_response, status, body, headers)
+        headers = dict(headers or {})
+        ctype = headers.pop("Content-Type", "application/json")
+        chunks = respond(start_response, status, body, headers, ctype)
         return _Answer(list(chunks), after) if after is not None else chunks
 
     def _healthz(self, request: Request):
@@ -222,6 +229,17 @@ class WebhookApp:
         except HTTPError as exc:
             code = "too_large" if exc.status == 413 else "bad_length"
             return self._reject(connection, exc.status, code, exc.body["error"])
+        if route.handshake is not None:
+            try:
+                answer = route.handshake(request.query, _Headers(request.headers))
+            except WebhookRejected as exc:
+                return self._reject(connection, exc.status, f"rejected_{exc.status}",
+                                    exc.reason)
+            if answer is not None:
+                status, body, ctype = answer
+                self._count(status)
+                log.info("webhook.handshake", connection=connection, status=status)
+                return status, body, {"Content-Type": ctype}, None
         try:
             events = list(route.parser(_Headers(request.headers), raw))
         except WebhookRejected as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from syncd.plugin import Connector
+from syncd.plugin import Capability, Connector
 from syncd_ms365.auth import Accounts
 from syncd_ms365.graph import GraphClient
 from syncd_ms365.mailbox import Mailbox
@@ -22,7 +22,8 @@ from syncd_ms365.options import OPTIONS
 class Ms365Connector(Connector):
     kind: ClassVar[str] = "ms365"
     description = "Microsoft 365: Outlook contacts of linked users through Microsoft Graph"
-    capabilities = frozenset()
+    #: Graph's change notifications reach the receiver (:mod:`.notifications`).
+    capabilities = frozenset({Capability.PARSE_WEBHOOKS})
     options = OPTIONS
     emulator = "syncd_ms365.emulator_graph:GraphEmulator"
 
@@ -50,6 +51,16 @@ class Ms365Connector(Connector):
             self.log.warning("ms365.consent_required", user=user,
                              reason=getattr(exc, "reason", type(exc).__name__))
             raise
+
+    @classmethod
+    def webhook_parser(cls, name: str, config: Mapping[str, Any]):
+        from syncd_ms365.notifications import parser
+        return parser(name, config)
+
+    @classmethod
+    def webhook_handshake(cls, name: str, config: Mapping[str, Any]):
+        from syncd_ms365.notifications import handshake
+        return handshake(name, config)
 
     @classmethod
     def validate(cls, name: str, config: Mapping[str, Any]) -> list[str]:

@@ -52,6 +52,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("renew_before", int, 60, "Minutes before a subscription expires when it is "
            "renewed.", minimum=1),
     Option("client_state", Secret, None,
-           "The clientState sent with subscriptions and checked on every notification (a "
-           "secret; default: one made at first start and kept in the state directory)."),
+           "The clientState sent with subscriptions and checked (in constant time) on every "
+           "change notification (a secret); without it no subscription is made and changes "
+           "are read by delta rounds only."),
 )
