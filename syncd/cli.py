@@ -145,6 +145,8 @@ def cmd_status(args) -> int:
     for name, c in status["connections"].items():
         # messages a connector received and discarded by its rules (e.g. a Lime consent
         # without a person): nothing was changed for them; a full sync repairs the data
+        for line in (c.get("stats") or {}).get("attention") or []:  # e.g. a user to relink
+            console.print(f"[yellow]{e(name)}: {e(line)}[/yellow]")
         discarded = (c.get("stats") or {}).get("discarded") or {}
         if discarded:
             console.print(f"{e(name)} discarded {sum(discarded.values())} message(s), "

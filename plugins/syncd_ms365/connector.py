@@ -91,7 +91,12 @@ class Ms365Connector(Connector):
                                            if e["state"] != "linked")}
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"users": self.users() if self.accounts else {}}
+        """``users`` (state per linked user) and ``attention``: the lines ``syncd status``
+        prints, one per user who must link again."""
+        users = self.users() if self.accounts else {}
+        out: dict[str, Any] = {"users": users, "attention": [
+            f"{u} {e['state']}: {e.get('reason') or ''} (fix: syncd ms365 authorize "
+            f"{self.name} --user {u})" for u, e in users.items() if e["state"] != "linked"]}
         if self.graph is not None:
             out.update(self.graph.counts)
         return out

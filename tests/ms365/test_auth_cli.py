@@ -122,3 +122,23 @@ def test_config_checks_of_the_flows(tmp_path, identity, capsys):
     assert main(["check-config", "-c", config]) == 1
     err = capsys.readouterr()
     assert "client_secret" in err.out + err.err and "allowed_users" in err.out + err.err
+
+
+def test_status_names_the_user_whose_consent_was_revoked(tmp_path, identity):
+    from syncd_ms365.connector import Ms365Connector
+
+    config = write_config(tmp_path, identity)
+    for user in (ANNA, BOB):
+        identity.login_as = user
+        assert main(["ms365", "authorize", "outlook", "--user", user, "-c", config]) == 0
+    daemon = accounts(tmp_path, identity)
+    connector = Ms365Connector("outlook", daemon.options)
+    connector.state_dir = str(tmp_path / "state")
+    connector.start()
+    identity.revoke(ANNA)
+    with pytest.raises(ConsentRequired):
+        connector._token(ANNA, force_refresh=True)
+    stats = connector.stats()
+    (line,) = stats["attention"]
+    assert line.startswith(f"{ANNA} consent_required") and "syncd ms365 authorize" in line
+    assert stats["users"][BOB]["state"] == "linked"
