@@ -16,7 +16,11 @@ Strict where apis.md says [DOC] or [CODE]: form-encoded client-credentials token
 ``in``/``has`` refused, ``$select``/``$expand`` of a property or navigation the entity type
 lacks answered 400 before any row is read, as an OData v4 server (Olingo, 1.0 and 1.5) does;
 ``LastName`` required on create, navigation binding ``{"Nav": {"ID": ...}}`` (1.3);
-employees cannot be deleted (1.2).
+employees cannot be deleted (1.2). Activities: ``Activity_Task`` is created only with
+``Subject``, ``StartDate``, ``Assignee`` (an Employee) and ``Relationship`` (the body of the
+vendor's client, 1.6 [CODE]); ``Activity_Event`` (the set is named in 1.2, its fields are a
+GAP: those of a task plus a ``Relation`` navigation) with ``Subject`` and ``StartDate``;
+400 otherwise (``ACTIVITY_REQUIRED`` in :mod:`.emulator_model`).
 
 Switches where apis.md says [GAP] or [INFER] (constructor arguments, also settable by
 ``POST /_emulator/settings``; connector tests run against each setting):
