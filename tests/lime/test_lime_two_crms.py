@@ -12,10 +12,12 @@ a person is discarded, counted in the status, and changes nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
 import pytest
+import requests
 import tomli_w
 
 pytest.importorskip("syncd_lime")
@@ -114,6 +116,7 @@ def test_two_crms_into_one_apsis_account(world):
     opted = next(k for k in sorted(lime_keys) if any(
         c["approved"] and c["consenttype"] == types["Newsletter"]
         for c in lime.consents_of(int(k))))
+    consents_before = len(lime.store.objects["consent"])
     apsis.unsubscribe(opted, TOPIC)
 
     def written_back() -> bool:
@@ -124,11 +127,20 @@ def test_two_crms_into_one_apsis_account(world):
         return newest["approved"] is False
 
     assert wait_for(written_back, 60, interval=0.2)
-    assert all(c["_id"] for c in lime.consents_of(int(opted)))  # none deleted
+    assert len(lime.store.objects["consent"]) == consents_before  # none deleted or added
     assert daemon.store.unwritten_optouts(TRIBE) == []
     assert not daemon.store.optouts(TRIBE, [opted])
 
-    # 4. a consent saved without a person: discarded, counted, nothing else changes
+    # 4. a forged delivery to the receiver: refused with 401, nothing queued
+    body = json.dumps({"event": "person.update", "body": {"id": pid, "limetype": "person",
+                                                          "values": {}}}).encode()
+    inbox = daemon.store.inbox_counts()
+    forged = requests.post(f"{daemon.receiver.url}/webhooks/crm-lime", data=body, timeout=10,
+                           headers={"X-Lime-Signature": "sha256=" + "0" * 64})
+    assert forged.status_code == 401
+    assert daemon.store.inbox_counts() == inbox
+
+    # 5. a consent saved without a person: discarded, counted, nothing else changes
     before = apsis.snapshot()
     lime.create("consent", {"approved": True, "consenttype": types["Newsletter"]})
     lime.wait_deliveries(10)
