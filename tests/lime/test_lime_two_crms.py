@@ -134,6 +134,8 @@ def test_two_crms_into_one_apsis_account(world):
     # 4. a forged delivery to the receiver: refused with 401, nothing queued
     body = json.dumps({"event": "person.update", "body": {"id": pid, "limetype": "person",
                                                           "values": {}}}).encode()
+    lime.wait_deliveries(10)  # the write-back's own consent.update has arrived
+    assert wait_for(lambda: daemon.store.pending_count(LIME) == 0, 30)
     inbox = daemon.store.inbox_counts()
     forged = requests.post(f"{daemon.receiver.url}/webhooks/crm-lime", data=body, timeout=10,
                            headers={"X-Lime-Signature": "sha256=" + "0" * 64})
