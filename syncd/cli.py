@@ -109,93 +109,14 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from syncd.cli_check import print_preflight
+    from syncd.cli_status import print_status
 
     status = _admin_client(args).status()
     if args.json:
         _print_json(status)
         return 0
-
-    def e(value: Any) -> str:  # remote text is shown as it is, never read as rich markup
-        return escape(str(value))
-
-    console = Console()
-    console.print(f"syncd pid {e(status['pid'])}, up {status['uptime']:.0f} s, "
-                  f"config {e(status['config'])}, receiver {e(status['receiver'])}")
-    hooks = status.get("webhooks") or {}
-    if hooks:
-        reasons = ", ".join(f"{e(k)} {v}" for k, v in sorted(hooks.get("reasons", {}).items()))
-        console.print(f"webhooks: received {hooks.get('received', 0)}, accepted "
-                      f"{hooks.get('accepted', 0)} ({hooks.get('events', 0)} events), refused "
-                      f"{sum(hooks.get('rejected', {}).values())}"
-                      + (f" ({reasons})" if reasons else ""))
-    if status.get("reload_errors"):
-        console.print("[red]last reload was rejected; running on the previous config:[/red]")
-        for line in status["reload_errors"]:
-            console.print(f"  {e(line)}")
-    table = Table("connection", "kind", "state", "restarts", "last failure")
-    for name, c in status["connections"].items():
-        table.add_row(e(name), e(c["kind"]), e(c["state"]), e(c["restarts"]),
-                      e(c["last_failure"] or ""))
-    console.print(table)
-    for name, c in status["connections"].items():
-        # messages a connector received and discarded by its rules (e.g. a Lime consent
-        # without a person): nothing was changed for them; a full sync repairs the data
-        for line in (c.get("stats") or {}).get("attention") or []:  # e.g. a user to relink
-            console.print(f"[yellow]{e(name)}: {e(line)}[/yellow]")
-        discarded = (c.get("stats") or {}).get("discarded") or {}
-        if discarded:
-            console.print(f"{e(name)} discarded {sum(discarded.values())} message(s), "
-                          f"nothing changed for them: " + ", ".join(
-                              f"{e(k)} {v}" for k, v in sorted(discarded.items())))
-    table = Table("integration", "state", "progress", "inbox", "dead", "needs full sync",
-                  "guard", "last run", "preflight", "last error")
-    for name, i in status["integrations"].items():
-        progress = ""
-        if i["state"] == "full_sync":
-            progress = f"{i['processed']}/{i['total'] or '?'}"
-        last = i.get("last_run")
-        last_run = f"#{last['id']} {last['status']}" if last else "-"
-        table.add_row(e(name), e(i["state"]), e(progress), e(i["inbox"].get("pending", 0)),
-                      e(i["dead_letters"]), "yes" if i["needs_full_sync"] else "no",
-                      e(_guard_cell(i.get("guard"))), e(last_run),
-                      e((i.get("preflight") or {}).get("state", "-")), e(i["last_error"] or ""))
-    console.print(table)
-    print_preflight(console, status, e)
-    for name, i in status["integrations"].items():
-        r = i.get("responses")
-        if r:
-            lag = "?" if r.get("export_lag") is None else f"{r['export_lag']:.0f} s"
-            console.print(f"{e(name)} response data: next run {e(r.get('next_run') or '-')}, "
-                          f"export lag {e(lag)}")
-    for name, i in status["integrations"].items():
-        guard = i.get("guard") or {}
-        if guard.get("held_since"):
-            held = ", ".join(f"{n} {k}" for k, n in sorted(guard.get("held", {}).items()))
-            console.print(f"[bold red]{e(name)} holds consent changes and deletes"
-                          f"[/bold red] since {_fmt_time(guard['held_since'])}"
-                          f" (held: {e(held or 'none yet')}): "
-                          f"{e(guard.get('reason') or '')}\n"
-                          f"  to let them go: {e(guard['confirm'])}")
-    if status.get("jobs"):
-        table = Table("job", "next run")
-        for job in status["jobs"]:
-            table.add_row(e(job["id"]), e(job.get("next_run") or "paused"))
-        console.print(table)
+    print_status(status)
     return 0
-
-
-def _guard_cell(guard: dict | None) -> str:
-    """``count/limit in 24h``, and ``HELD`` while the guard holds."""
-    if not guard:
-        return "-"
-    limit = guard["limit"] if guard.get("limit") is not None else "off"
-    cell = f"{guard['count']}/{limit} in {guard['window'] / 3600:g}h"
-    return f"HELD {cell}" if guard.get("held_since") else cell
 
 
 def _wait_with_progress(client, integration: str, run_id: int) -> dict:

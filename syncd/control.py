@@ -7,10 +7,12 @@ import os
 import time
 from typing import Any
 
+from syncd import glance
 from syncd.coordinator import Progress
 from syncd.exceptions import NeedsConfirmation
 from syncd.explain import story as explain_story
 from syncd.guard import guard_status
+from syncd.health import readiness
 from syncd.responses import responses_status
 from syncd.tasks import task_events
 
@@ -25,6 +27,7 @@ class Control:
         cfg = self.config
         integrations = {}
         counts = self.store.inbox_counts()
+        oldest, not_ready = self.store.oldest_unapplied(), readiness(self)
         jobs = self.scheduler.jobs() if self.scheduler else []
         for name, integration in cfg.integrations.items():
             sup = self.coordinators.get(name)
@@ -52,6 +55,7 @@ class Control:
                 "guard": guard_status(self.store, integration),
                 "preflight": self.preflight_status(name),
                 "responses": responses_status(self.store, integration, jobs),
+                **glance.integration(self, name, oldest, not_ready, jobs),
             }
         connections = {}
         for name, conn in cfg.connections.items():
@@ -61,6 +65,7 @@ class Control:
                 "state": "running" if sup and sup.alive() else "restarting",
                 "restarts": sup.restarts if sup else 0,
                 "last_failure": sup.last_failure if sup else None,
+                **glance.connection(self, name),
             }
             if sup and sup.alive():
                 try:
@@ -77,6 +82,9 @@ class Control:
             "connections": connections,
             "integrations": integrations,
             "jobs": jobs,
+            "ready": not not_ready,
+            "not_ready": not_ready,
+            "last_reload": self.last_reload,
         }
 
     def start_sync(self, integration: str, confirm: bool = False) -> dict[str, Any]:

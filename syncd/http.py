@@ -287,6 +287,7 @@ class HttpClient:
         self.max_backoff = max_backoff
         self.budget = budget
         self.name = name
+        metrics.budget(name, budget.rate if budget is not None else None)
         self._sleep = sleep
         #: Retry-After holds; clients of one account share one (pass ``holds=``).
         self.holds = holds if holds is not None else Holds()

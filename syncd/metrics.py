@@ -25,6 +25,7 @@ routes) only, on ``[admin] metrics_host``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -123,11 +124,62 @@ def run_finished(run: dict[str, Any] | None, status: str, ended: float) -> None:
 def http_sent(connection: str, status: int | str, seconds: float) -> None:
     HTTP_REQUESTS.labels(connection or "-", str(status)).inc()
     HTTP_SECONDS.labels(connection or "-").observe(seconds)
+    _use.sent(connection or "-")
 
 
 def http_waited(connection: str, reason: str, seconds: float) -> None:
     if seconds > 0:
         HTTP_WAIT.labels(connection or "-", reason).inc(seconds)
+        _use.waited(connection or "-", reason, seconds)
+
+
+def budget(connection: str, rate: float | None) -> None:
+    """A client of ``connection`` spends a rate budget of ``rate`` requests a second."""
+    if rate:
+        _use.budgets[connection or "-"] = max(rate, _use.budgets.get(connection or "-", 0.0))
+
+
+def connection_use(connection: str) -> dict[str, Any]:
+    """For ``syncd status``: requests a second over the last minute against the budget,
+    and the seconds waited on it and on Retry-After since start."""
+    return _use.of(connection)
+
+
+class _Use:
+    """Requests per connection in one-second buckets over the last :data:`WINDOW` s."""
+
+    WINDOW = 60
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.buckets: dict[str, dict[int, int]] = {}
+        self.waits: dict[tuple[str, str], float] = {}
+        self.budgets: dict[str, float] = {}
+
+    def sent(self, name: str) -> None:
+        now = int(time.monotonic())
+        with self.lock:
+            buckets = self.buckets.setdefault(name, {})
+            buckets[now] = buckets.get(now, 0) + 1
+            if len(buckets) > self.WINDOW + 5:
+                for second in [s for s in buckets if s <= now - self.WINDOW]:
+                    del buckets[second]
+
+    def waited(self, name: str, reason: str, seconds: float) -> None:
+        with self.lock:
+            self.waits[(name, reason)] = self.waits.get((name, reason), 0.0) + seconds
+
+    def of(self, name: str) -> dict[str, Any]:
+        now = int(time.monotonic())
+        with self.lock:
+            recent = sum(n for s, n in self.buckets.get(name, {}).items()
+                         if s > now - self.WINDOW)
+            return {"requests_per_s": recent / self.WINDOW, "budget_per_s": self.budgets.get(name),
+                    "waited_budget_s": self.waits.get((name, "rate_budget"), 0.0),
+                    "waited_retry_after_s": self.waits.get((name, "retry_after"), 0.0)}
+
+
+_use = _Use()
 
 
 def job_succeeded(integration: str, job: str, when: float | None = None) -> None:
