@@ -130,6 +130,11 @@ class Connector:
         ``com.apsis1.attributes.firstname``)."""
         return name
 
+    #: The other connections of the config, ``name -> (kind, options)``, set by the daemon
+    #: before ``start``: for a connector that links two partners itself (e.g. the
+    #: per-user Outlook link reads and writes the Tribe connection it names).
+    peers: Mapping[str, tuple[str, Mapping[str, Any]]] = {}
+
     def ensure_webhook(self, url: str) -> str | None:
         """Webhook sources (:attr:`Capability.PARSE_WEBHOOKS`) may register the receiver's
         ``url`` with the partner here (called once at start); returns the partner's id of

@@ -203,6 +203,8 @@ class Daemon(Control, Reloading, Preflights, Supervising):
         def start() -> pykka.ActorRef:
             connector = cls(name, conn_cfg.options)
             connector.state_dir = self.config.daemon.state_dir
+            connector.peers = {n: (c.kind, c.options) for n, c in
+                               self.config.connections.items() if n != name}
             connector.set_needs(self.needs_of(name))  # before its first read
             failures: list[BaseException] = []
             ref = ConnectionActor.start(connector, on_failure=lambda n, e: (

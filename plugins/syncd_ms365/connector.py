@@ -38,10 +38,24 @@ class Ms365Connector(Connector):
         self.graph = GraphClient(self.config, self._token,
                                  application=self.config.get("flow") == "application")
         self.mailbox = Mailbox(self.graph, self.config["extended_property"])
+        self.service = None
+        if self.config.get("tribe_connection"):
+            from syncd_ms365.service import LinkService
+            self.service = LinkService(self)
+            self.service.start()
 
     def stop(self) -> None:
+        if getattr(self, "service", None) is not None:
+            self.service.stop()
         if self.graph is not None:
             self.graph.session.close()
+
+    def ensure_webhook(self, url: str) -> str | None:
+        """The receiver's URL: each linked mailbox gets a change-notification
+        subscription to it (with ``client_state``)."""
+        if getattr(self, "service", None) is not None:
+            self.service.set_url(url)
+        return None
 
     def _token(self, user: str, force_refresh: bool = False) -> str:
         assert self.accounts is not None
@@ -99,6 +113,15 @@ class Ms365Connector(Connector):
             f"{self.name} --user {u})" for u, e in users.items() if e["state"] != "linked"]}
         if self.graph is not None:
             out.update(self.graph.counts)
+        service = getattr(self, "service", None)
+        if service is not None:
+            link = service.runner.status()
+            out["link"] = link
+            for user, entry in link.items():
+                if entry.get("problem") and entry.get("state") == "linked":
+                    out["attention"].append(f"{user}: {entry['problem']}")
+                for held in entry.get("held") or []:
+                    out["attention"].append(f"{user}: held {held['key']}: {held['reason']}")
         return out
 
     @classmethod

@@ -75,6 +75,8 @@ class UserLink:
             if pair is None or pair.state != "linked":
                 creates.append(rel)
                 continue
+            if from_outlook(to_outlook(rel.fields)) == {f: pair.status.get(f) for f in FIELDS}:
+                continue  # Tribe unchanged since the last agreement: Outlook's come by delta
             current = self.mailbox.get(self.user, pair.remote or "")
             if current is None:  # deleted in Outlook: back after a change in Tribe
                 self.counts["unlinked"] += 1

@@ -69,6 +69,11 @@ def parser(name: str, config: Mapping[str, Any]):
                 events.append(Event(record_id=str(data.get("id") or ""),
                                     kind=str(note.get("changeType") or "updated"),
                                     entity=note.get("subscriptionId")))
+        if events:  # the link's next round starts now (a cheap, thread-safe signal)
+            from syncd_ms365.service import LIFECYCLE, WAKE
+            LIFECYCLE[name].extend((e.entity or "", e.kind[10:]) for e in events
+                                   if e.kind.startswith("lifecycle:"))
+            WAKE[name].set()
         return events
     return parse
 

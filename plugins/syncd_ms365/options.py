@@ -51,6 +51,26 @@ OPTIONS: tuple[Option, ...] = (
            maximum=4230),
     Option("renew_before", int, 60, "Minutes before a subscription expires when it is "
            "renewed.", minimum=1),
+    Option("tribe_connection", str, "",
+           "The Tribe connection whose relationships each linked user's Outlook follows "
+           "(seed 002); \"\": no link runs."),
+    Option("poll_interval", float, 60.0,
+           "Seconds between two rounds of the link: new users' initial sync, Tribe changes, "
+           "and a delta round per mailbox (a change notification starts one at once).",
+           minimum=1),
+    Option("manager_nav", str, "AccountManager",
+           "Tribe's navigation from a relationship to its relationship manager (an "
+           "employee; apis.md 1.4 [INFER])."),
+    Option("owners_nav", str, "Owners",
+           "Tribe's navigation from a relationship to its owners (employees; not documented "
+           "[GAP]: check $metadata)."),
+    Option("former_field", str, "IsFormer",
+           "Tribe's field that marks a relationship former (not documented [GAP])."),
+    Option("function_field", str, "Role",
+           "Tribe's contact field with the function on the business card (apis.md 1.4: "
+           "Role is the documented candidate)."),
+    Option("employee_email_field", str, "EmailAddress",
+           "The employee field matched with a linked user's e-mail address."),
     Option("client_state", Secret, None,
            "The clientState sent with subscriptions and checked (in constant time) on every "
            "change notification (a secret); without it no subscription is made and changes "

@@ -118,6 +118,12 @@ class Pairs:
         keys = ("folder", "delta", "subscription", "expires", "initial_done")
         return dict(zip(keys, row, strict=True)) if row else dict.fromkeys(keys)
 
+    def user_of_subscription(self, sid: str) -> str | None:
+        with self.lock:
+            row = self.db.execute("SELECT user FROM mailboxes WHERE subscription=?",
+                                  (sid,)).fetchone()
+        return row[0] if row else None
+
     def set_mailbox(self, user: str, **values: Any) -> None:
         current = self.mailbox(user)
         current.update(values)

@@ -67,6 +67,12 @@ class LinkRunner:
         rels = [r for r in (self.people.get(k) for k in keys) if r is not None]
         self._each(self.users(), lambda link: link.tribe_changed(rels))
 
+    def tribe_all(self) -> None:
+        """Compare every relationship with each user's Outlook (those whose Tribe fields
+        equal the status cost no Graph request)."""
+        rels = self.people.relationships()
+        self._each(self.users(), lambda link: link.tribe_changed(rels))
+
     def notified(self, user: str) -> None:
         self._each([user], lambda link: link.catch_up())
 
