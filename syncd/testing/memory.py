@@ -1,11 +1,5 @@
-"""Test helpers for syncd and for plugin authors (a pytest plugin, ``pytest11`` entry point).
-
-- :class:`MemoryConnector`: an in-memory source *and* destination, the fake to test the
-  core with (no HTTP). Connections of kind ``memory`` that name the same ``world`` share data.
-- :func:`memory_registry`: the installed plugins plus the memory connector.
-- :func:`wait_for`: poll a condition with a deadline (tests synchronise by it, not sleeps);
-- fixtures: ``actors`` (stops every pykka actor after the test), ``memory_world``.
-"""
+"""The in-memory connector: a source *and* destination, the fake to test the core with (no
+HTTP). Connections of kind ``memory`` that name the same ``world`` share data."""
 
 from __future__ import annotations
 
@@ -14,15 +8,10 @@ import hashlib
 import hmac
 import json
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-import pykka
-import pytest
-
-from syncd import plugins
 from syncd.config.schema import Option, Secret
 from syncd.connector import Capability, Connector
 from syncd.exceptions import RemoteError, WebhookRejected
@@ -248,9 +237,10 @@ class MemoryConnector(Connector):
                              ) -> tuple[list[ConsentChange], str | None]:
         w = self.world
         with w.lock:
-            start = int(cursor or 0)
             w.history.append(("read", len(w.consent_log)))
-            return list(w.consent_log[start:]), str(len(w.consent_log))
+            if cursor is None:  # the first read: from now on
+                return [], str(len(w.consent_log))
+            return list(w.consent_log[int(cursor):]), str(len(w.consent_log))
 
     def write_consents(self, record_id: str, labels: dict[str, bool]) -> WriteResult:
         w = self.world
@@ -274,35 +264,3 @@ class MemoryConnector(Connector):
             for key in keys:
                 w.profiles.pop(key, None)
         return [WriteResult(k, "deleted") for k in keys]
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
-
-
-def memory_registry() -> plugins.Registry:
-    registry = plugins.load()
-    registry.connectors["memory"] = MemoryConnector
-    return registry
-
-
-@pytest.fixture
-def actors():
-    """Stops every actor a test started, even when it fails."""
-    yield
-    pykka.ActorRegistry.stop_all(block=True, timeout=10)
-
-
-@pytest.fixture
-def memory_world(request):
-    """A fresh in-memory world named after the test."""
-    name = request.node.nodeid
-    WORLDS[name] = World()
-    yield name, WORLDS[name]
-    WORLDS.pop(name, None)

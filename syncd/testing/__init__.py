@@ -1,0 +1,80 @@
+"""Test helpers for syncd and for plugin authors (a pytest plugin, ``pytest11`` entry point).
+
+- :class:`MemoryConnector`: an in-memory source *and* destination, the fake to test the
+  core with (no HTTP). Connections of kind ``memory`` that name the same ``world`` share data.
+- :func:`memory_registry`: the installed plugins plus the memory connector.
+- :func:`wait_for`: poll a condition with a deadline (tests synchronise by it, not sleeps);
+- fixtures: ``actors`` (stops every pykka actor after the test), ``memory_world``;
+- the contract kit (:mod:`syncd.testing.contract`): one contract test class per capability
+  and :class:`ConnectorContract` for every connector, which a connector's tests subclass
+  with a ``harness`` fixture (a :class:`Harness` over the connector and its emulator).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pykka
+import pytest
+
+from syncd import plugins
+from syncd.testing.contract import (
+    CONTRACTS,
+    BulkWriterContract,
+    ConnectorContract,
+    ConsentChangeReaderContract,
+    ConsentWriterContract,
+    DirectReaderContract,
+    GroupReaderContract,
+    Harness,
+    ProfileDeleterContract,
+    ProfileWriterContract,
+    RecordReaderContract,
+    SchemaCheckerContract,
+    WebhookSourceContract,
+    assert_contracts_cover,
+)
+from syncd.testing.memory import WORLDS, MemoryConnector, World, sign, world
+
+__all__ = [
+    "WORLDS", "MemoryConnector", "World", "sign", "world", "wait_for", "memory_registry",
+    "actors", "memory_world", "Harness", "CONTRACTS", "assert_contracts_cover",
+    "ConnectorContract", "RecordReaderContract", "WebhookSourceContract",
+    "ProfileWriterContract", "ProfileDeleterContract", "ConsentChangeReaderContract",
+    "ConsentWriterContract", "GroupReaderContract", "BulkWriterContract",
+    "DirectReaderContract", "SchemaCheckerContract",
+]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0,
+             interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def memory_registry() -> plugins.Registry:
+    registry = plugins.load()
+    registry.connectors["memory"] = MemoryConnector
+    return registry
+
+
+@pytest.fixture
+def actors():
+    """Stops every actor a test started, even when it fails."""
+    yield
+    pykka.ActorRegistry.stop_all(block=True, timeout=10)
+
+
+@pytest.fixture
+def memory_world(request):
+    """A fresh in-memory world named after the test."""
+    name = request.node.nodeid
+    WORLDS[name] = World()
+    yield name, WORLDS[name]
+    WORLDS.pop(name, None)

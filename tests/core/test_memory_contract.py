@@ -1,0 +1,96 @@
+"""The memory connector passes the contract kit of every capability it declares."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from syncd.config.schema import Secret
+from syncd.records import Consent, ConsentChange, Profile, Record
+from syncd.testing import (
+    WORLDS,
+    BulkWriterContract,
+    ConnectorContract,
+    ConsentChangeReaderContract,
+    ConsentWriterContract,
+    DirectReaderContract,
+    GroupReaderContract,
+    Harness,
+    MemoryConnector,
+    ProfileDeleterContract,
+    ProfileWriterContract,
+    RecordReaderContract,
+    WebhookSourceContract,
+    World,
+    assert_contracts_cover,
+    sign,
+)
+
+SECRET = "memory-webhook-secret-0815"
+
+
+class MemoryHarness(Harness):
+    page_size = 4
+
+    @property
+    def world(self) -> World:
+        return self.connector.world  # type: ignore[attr-defined,no-any-return]
+
+    def source_ids(self) -> list[str]:
+        return sorted(self.world.records)
+
+    def delete_record(self, record_id: str) -> None:
+        del self.world.records[record_id]
+
+    def missing_id(self) -> str:
+        return "p-missing"
+
+    def webhook(self, record_id: str) -> tuple[dict[str, str], bytes]:
+        body = json.dumps({"ids": [record_id]}).encode()
+        return {"X-Memory-Signature": sign(SECRET, body)}, body
+
+    def labelled(self) -> tuple[str, str]:
+        return "p-01", "Newsletter"
+
+    def labels(self, record_id: str) -> set[str]:
+        return set(self.world.records[record_id].labels)
+
+    def group(self) -> tuple[str, list[str]]:
+        return "Even", [i for i in self.source_ids() if int(i[2:]) % 2 == 0]
+
+    def profile(self, key: str):
+        return self.world.profiles.get(key)
+
+    def subscribed_profile(self, key: str) -> tuple[Profile, str, str]:
+        return (Profile(key, f"{key}@example.org", consents=(Consent("news", "email", True),)),
+                "news", "email")
+
+    def unsubscribe(self, key: str, topic: str, channel: str) -> None:
+        self.world.consents.setdefault(key, {})[(topic, channel)] = False
+        self.world.consent_log.append(ConsentChange(
+            key, topic, channel, False, dt.datetime.now(dt.UTC).isoformat()))
+
+
+class TestMemoryContract(ConnectorContract, RecordReaderContract, WebhookSourceContract,
+                         DirectReaderContract, ConsentWriterContract, GroupReaderContract,
+                         ProfileWriterContract, ProfileDeleterContract, BulkWriterContract,
+                         ConsentChangeReaderContract):
+    @pytest.fixture
+    def harness(self, request):
+        name = f"contract:{request.node.nodeid}"
+        world = WORLDS[name] = World()
+        for i in range(1, 11):
+            world.records[f"p-{i:02}"] = Record(f"p-{i:02}", {"n": i}, email=f"p{i}@x.nl",
+                                                labels=frozenset({"Newsletter"}))
+        world.groups["Even"] = {f"p-{i:02}" for i in range(2, 11, 2)}
+        connector = MemoryConnector("mem", {"world": name, "webhook_secret": Secret(SECRET)})
+        connector.start()
+        yield MemoryHarness(connector, secrets=(SECRET,))
+        connector.stop()
+        WORLDS.pop(name, None)
+
+
+def test_the_contracts_cover_every_capability_of_the_memory_connector():
+    assert_contracts_cover(MemoryConnector, [TestMemoryContract])
