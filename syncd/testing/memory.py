@@ -42,6 +42,10 @@ class World:
     #: When set, read_page waits for it between pages (to hold a full sync mid-way).
     page_gate: threading.Event | None = None
     consent_log: list[ConsentChange] = field(default_factory=list)
+    #: The first consent read (cursor None) returns every change since the world began,
+    #: instead of "from now on" as the capability's contract says (for tests that model
+    #: an account whose every opt-out reaches syncd, whenever it polls first).
+    consents_from_start: bool = False
     groups: dict[str, set[str]] = field(default_factory=dict)  # overviews: name -> ids
     pages_read: int = 0
     bulk_calls: list[int] = field(default_factory=list)  # sizes of bulk writes
@@ -238,7 +242,7 @@ class MemoryConnector(Connector):
         w = self.world
         with w.lock:
             w.history.append(("read", len(w.consent_log)))
-            if cursor is None:  # the first read: from now on
+            if cursor is None and not w.consents_from_start:  # the first read: from now on
                 return [], str(len(w.consent_log))
             return list(w.consent_log[int(cursor):]), str(len(w.consent_log))
 

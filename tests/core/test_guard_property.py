@@ -127,7 +127,7 @@ class Daemonish:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(operations=st.lists(op, min_size=1, max_size=12))
 def test_no_more_flips_and_deletes_than_the_share_without_a_confirm(operations):
-    world = World()
+    world = World(consents_from_start=True)
     world.sensitive = []
     name = f"guard-{id(world)}"
     WORLDS[name] = world

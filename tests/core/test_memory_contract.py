@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import pytest
 
 from syncd.config.schema import Secret
-from syncd.records import Consent, ConsentChange, Profile, Record
+from syncd.records import Consent, Profile, Record
 from syncd.testing import (
     WORLDS,
     BulkWriterContract,
@@ -68,9 +67,7 @@ class MemoryHarness(Harness):
                 "news", "email")
 
     def unsubscribe(self, key: str, topic: str, channel: str) -> None:
-        self.world.consents.setdefault(key, {})[(topic, channel)] = False
-        self.world.consent_log.append(ConsentChange(
-            key, topic, channel, False, dt.datetime.now(dt.UTC).isoformat()))
+        self.world.unsubscribe(key, topic, channel)
 
 
 class TestMemoryContract(ConnectorContract, RecordReaderContract, WebhookSourceContract,

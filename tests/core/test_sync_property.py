@@ -119,7 +119,7 @@ def assert_no_optin_over_a_known_optout(world: World) -> None:
 
 
 def check_sync_property(initial, operations, coordinator_class=Coordinator):
-    world = World()
+    world = World(consents_from_start=True)
     name = f"prop-{id(world)}"
     WORLDS[name] = world
     for i, ctype in enumerate(initial):
@@ -273,7 +273,7 @@ def test_a_page_read_before_an_opt_out_was_read_never_opts_back_in(actors, tmp_p
     """Pinned interleaving: page 2 is read (its record shows the label), then the poll reads
     the opt-out and writes it back, then page 2 is decided: on stale data, with the opt-out
     known. No opt-in may be written."""
-    world = World()
+    world = World(consents_from_start=True)
     name = f"stale-{id(world)}"
     WORLDS[name] = world
     for i in range(4):
