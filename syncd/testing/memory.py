@@ -244,7 +244,7 @@ class MemoryConnector(Connector):
             w.history.append(("read", len(w.consent_log)))
             if cursor is None and not w.consents_from_start:  # the first read: from now on
                 return [], str(len(w.consent_log))
-            return list(w.consent_log[int(cursor):]), str(len(w.consent_log))
+            return list(w.consent_log[int(cursor or 0):]), str(len(w.consent_log))
 
     def write_consents(self, record_id: str, labels: dict[str, bool]) -> WriteResult:
         w = self.world

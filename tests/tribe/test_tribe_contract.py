@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import tribe_config
 from syncd_tribe.connector import TribeConnector
 from syncd_tribe.webhooks import sign
 
@@ -71,9 +70,10 @@ class TestTribeContract(ConnectorContract, RecordReaderContract, WebhookSourceCo
     @pytest.fixture
     def harness(self, emulator):
         last_name = sorted({p["LastName"] for p in emulator.persons()[1:]})[0]
-        config = tribe_config(emulator, groups={"Contract": f"LastName eq '{last_name}'"},
-                              client_secret=Secret(emulator.client_secret),
-                              webhook_secret=Secret(emulator.webhook_secret))
+        config = {**TribeConnector.sandbox_config(emulator), "requests_per_second": 0.0,
+                  "groups": {"Contract": f"LastName eq '{last_name}'"},
+                  "client_secret": Secret(emulator.client_secret),
+                  "webhook_secret": Secret(emulator.webhook_secret)}
         connector = TribeConnector("crm", config)  # secrets as the config loader gives them
         connector.start()
         harness = TribeHarness(connector, emulator, secrets=(
