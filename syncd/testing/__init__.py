@@ -26,12 +26,15 @@ from syncd.testing.contract import (
     ConsentChangeReaderContract,
     ConsentWriterContract,
     DirectReaderContract,
+    EngagementReaderContract,
+    EngagementWriterContract,
     GroupReaderContract,
     Harness,
     ProfileDeleterContract,
     ProfileWriterContract,
     RecordReaderContract,
     SchemaCheckerContract,
+    TaskCreatorContract,
     WebhookSourceContract,
     assert_contracts_cover,
 )
@@ -43,7 +46,8 @@ __all__ = [
     "ConnectorContract", "RecordReaderContract", "WebhookSourceContract",
     "ProfileWriterContract", "ProfileDeleterContract", "ConsentChangeReaderContract",
     "ConsentWriterContract", "GroupReaderContract", "BulkWriterContract",
-    "DirectReaderContract", "SchemaCheckerContract",
+    "DirectReaderContract", "SchemaCheckerContract", "EngagementReaderContract",
+    "EngagementWriterContract", "TaskCreatorContract",
 ]
 
 

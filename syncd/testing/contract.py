@@ -32,6 +32,11 @@ from syncd.testing.contract_destination import (
     ProfileWriterContract,
     SchemaCheckerContract,
 )
+from syncd.testing.contract_engagement import (
+    EngagementReaderContract,
+    EngagementWriterContract,
+    TaskCreatorContract,
+)
 from syncd.testing.contract_source import (
     ConnectorContract,
     ConsentWriterContract,
@@ -47,6 +52,7 @@ __all__ = [
     "WebhookSourceContract", "ProfileWriterContract", "ProfileDeleterContract",
     "ConsentChangeReaderContract", "ConsentWriterContract", "GroupReaderContract",
     "BulkWriterContract", "DirectReaderContract", "SchemaCheckerContract",
+    "EngagementReaderContract", "EngagementWriterContract", "TaskCreatorContract",
     "assert_contracts_cover", "missing_contracts",
 ]
 
@@ -62,6 +68,9 @@ CONTRACTS: dict[Capability, type] = {
     Capability.BULK_WRITE: BulkWriterContract,
     Capability.READ_RECORD: DirectReaderContract,
     Capability.CHECK_SCHEMA: SchemaCheckerContract,
+    Capability.READ_RESPONSES: EngagementReaderContract,
+    Capability.WRITE_RESPONSES: EngagementWriterContract,
+    Capability.CREATE_TASKS: TaskCreatorContract,
 }
 
 

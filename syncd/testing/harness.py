@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from syncd.connector import Connector
+from syncd.engagement import EngagementEvent
 from syncd.records import Profile, SchemaNeeds
 
 if TYPE_CHECKING:
@@ -89,6 +90,23 @@ class Harness:
 
     def unsubscribe(self, key: str, topic: str, channel: str) -> None:
         """A person opts out of ``topic`` in the partner (READ_CONSENT_CHANGES)."""
+        raise NotImplementedError
+
+    # -- response data and tasks -----------------------------------------------------------
+
+    def engagement_event(self) -> str:
+        """An e-mail event of a profile in the partner; returns the profile's key
+        (READ_RESPONSES)."""
+        raise NotImplementedError
+
+    def engagement_for(self, record_id: str) -> EngagementEvent:
+        """An engagement event naming ``record_id`` (WRITE_RESPONSES)."""
+        return EngagementEvent("email_opened", record_id, "2026-06-01T10:00:00Z",
+                               correlation_id=f"contract-{record_id}",
+                               address=f"{record_id}@example.org", campaign="Contract")
+
+    def employee(self) -> str | None:
+        """An employee id tasks may be assigned to (CREATE_TASKS)."""
         raise NotImplementedError
 
     # -- schema ----------------------------------------------------------------------------

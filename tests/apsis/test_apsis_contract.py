@@ -14,6 +14,7 @@ from syncd.testing import (
     BulkWriterContract,
     ConnectorContract,
     ConsentChangeReaderContract,
+    EngagementReaderContract,
     Harness,
     ProfileDeleterContract,
     ProfileWriterContract,
@@ -43,6 +44,14 @@ class ApsisHarness(Harness):
         # event's millisecond, so that an export asked now includes it
         assert wait_for(lambda: time.time() * 1000 > row["event_time"] + 1, timeout=1)
 
+    def engagement_event(self) -> str:
+        profile = self.new_profile("contract-opened")
+        assert self.connector.write_profiles([profile], set())[0].outcome == "created"
+        row = self.emulator.record_event("contract-opened", "OPENED", duplicate=False,
+                                         zero_time=False)
+        assert wait_for(lambda: time.time() * 1000 > row["event_time"] + 1, timeout=1)
+        return "contract-opened"
+
     def needs_met(self) -> SchemaNeeds:
         return SchemaNeeds("destination", (
             Need(NeedKind.ATTRIBUTE, "com.apsis1.attributes.firstname", KEY),))
@@ -54,7 +63,7 @@ class ApsisHarness(Harness):
 
 class TestApsisContract(ConnectorContract, ProfileWriterContract, ProfileDeleterContract,
                         BulkWriterContract, ConsentChangeReaderContract,
-                        SchemaCheckerContract):
+                        SchemaCheckerContract, EngagementReaderContract):
     @pytest.fixture
     def harness(self, emu):
         config = {**ApsisConnector.sandbox_config(emu), "backoff": 0.02,

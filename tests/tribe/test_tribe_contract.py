@@ -15,10 +15,12 @@ from syncd.testing import (
     ConnectorContract,
     ConsentWriterContract,
     DirectReaderContract,
+    EngagementWriterContract,
     GroupReaderContract,
     Harness,
     RecordReaderContract,
     SchemaCheckerContract,
+    TaskCreatorContract,
     WebhookSourceContract,
     assert_contracts_cover,
 )
@@ -57,6 +59,9 @@ class TribeHarness(Harness):
         return "Contract", [p["ID"] for p in self.emulator.persons()
                             if p.get("LastName") == self.last_name]
 
+    def employee(self) -> str | None:
+        return self.emulator.employee_id
+
     def needs_met(self) -> SchemaNeeds:
         return SchemaNeeds("source", (Need(NeedKind.FIELD, "FirstName", KEY),))
 
@@ -66,7 +71,7 @@ class TribeHarness(Harness):
 
 class TestTribeContract(ConnectorContract, RecordReaderContract, WebhookSourceContract,
                         DirectReaderContract, ConsentWriterContract, GroupReaderContract,
-                        SchemaCheckerContract):
+                        SchemaCheckerContract, EngagementWriterContract, TaskCreatorContract):
     @pytest.fixture
     def harness(self, emulator):
         last_name = sorted({p["LastName"] for p in emulator.persons()[1:]})[0]
