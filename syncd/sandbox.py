@@ -188,6 +188,25 @@ def _check(console, daemon, sources: list[_Source], dst_cls, dst_emu,
     return ok and not violations
 
 
+def _companions(console, registry, srcs: list[_Source], config: dict, tmp: str) -> list:
+    """Connectors whose class offers ``sandbox_companion(sources, tmp)`` (a connection that
+    links to the sources itself, e.g. each Tribe user's Outlook) join the sandbox: their
+    connection goes into the config, their ``scenario`` runs after the check."""
+    sources = {s.kind: (s.emu, s.connection) for s in srcs}
+    found = []
+    for kind, cls in sorted(registry.connectors.items()):
+        make = getattr(cls, "sandbox_companion", None)
+        companion = make(sources, tmp) if make else None
+        if companion is None:
+            continue
+        companion.prepare()
+        name = f"{kind}-link"
+        config["connections"][name] = companion.options
+        found.append((name, companion))
+        console.print(f"  {kind}: companion emulators up, connection {name}")
+    return found
+
+
 def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool = False,
          source_kind: str | None = None, destination_kind: str = "apsis",
          sources: list[str] | None = None) -> int:
@@ -223,6 +242,7 @@ def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool 
     config = build_config(os.path.join(tmp, "state"), srcs[0].options,
                           dst_cls.sandbox_config(dst_emu), srcs[0].rules, _free_port(),
                           _free_port(), [(s.kind, s.options, s.rules) for s in srcs[1:]])
+    companions = _companions(console, registry, srcs, config, tmp)
     config_path = os.path.join(tmp, "syncd.toml")
     with open(config_path, "wb") as fh:
         tomli_w.dump(config, fh)
@@ -260,6 +280,9 @@ def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool 
                                  integration_name=s.integration)
         # 4. the check
         ok = _check(console, daemon, srcs, dst_cls, dst_emu, destination_kind)
+        # 5. connectors that link to the sources themselves (e.g. each user's Outlook)
+        for name, companion in companions:
+            ok = companion.scenario(console, daemon, name, _wait) and ok
         if not once:
             console.print(f"  the daemon keeps running: try `syncd status -c {config_path}`, "
                           f"Ctrl-C stops it")
@@ -275,6 +298,8 @@ def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool 
         for s in srcs:
             s.emu.stop()
         dst_emu.stop()
+        for _, companion in companions:
+            companion.stop()
         log_file.close()
         if keep or not ok:
             console.print(f"  state and logs kept in {tmp}")

@@ -125,6 +125,12 @@ class Ms365Connector(Connector):
         return out
 
     @classmethod
+    def sandbox_companion(cls, sources: dict[str, tuple[Any, str]], tmp: str):
+        """The sandbox's Outlook link next to its Tribe source (:mod:`.sandbox`)."""
+        from syncd_ms365.sandbox import companion
+        return companion(sources, tmp)
+
+    @classmethod
     def sandbox_config(cls, emulator: Any) -> dict[str, Any]:
         identity = emulator.identity
         return {"kind": cls.kind, "authority": identity.authority,

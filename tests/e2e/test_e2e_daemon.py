@@ -352,3 +352,6 @@ def test_sandbox_once_holds_exactly_what_tribe_and_lime_hold():
     assert "holds exactly what tribe holds" in result.stdout
     assert "holds exactly what lime holds" in result.stdout
     assert "requests sent before a Retry-After ran out: 0" in result.stdout
+    # a linked user whose Outlook follows Tribe, and whose Outlook edit flows back
+    assert "5 contacts in Outlook, each with its connector id" in result.stdout
+    assert "an Outlook edit reached Tribe" in result.stdout
