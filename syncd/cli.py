@@ -415,16 +415,18 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from syncd import logs
+    from syncd.exceptions import AdminError, SyncdError
+
+    # Quiet, and on stderr, until a command sets its own level (the daemon uses its
+    # config's): building the parser loads plugins, whose warnings must not mix with the
+    # JSON a command prints.
+    logs.configure("warning", "auto", stream=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from syncd import logs
-    from syncd.exceptions import AdminError, SyncdError
-
-    # quiet until a command sets its own level (the daemon uses its config's)
-    logs.configure("warning", "auto", stream=sys.stderr)
 
     try:
         return args.func(args) or 0
