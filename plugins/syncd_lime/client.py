@@ -85,6 +85,8 @@ class LimeClient:
             if rate > 0 else None,
             pool_size=max(4, concurrency * 2), user_agent="syncd-lime", name=name)
         self.http.session.headers["Accept"] = "application/hal+json, application/json"
+        #: True once the server sent a ``_links.next``: then a page without one is the end
+        self.sends_next = False
 
     def close(self) -> None:
         self.http.close()
@@ -124,7 +126,11 @@ class LimeClient:
         def query(offset: int) -> dict[str, Any]:
             return self.list(limetype, limit=limit, offset=offset, filters=filters)
 
-        return next_page(state, query, self.follow, what=f"the {limetype} list")
+        rows, nxt = next_page(state, query, self.follow, what=f"the {limetype} list",
+                              trust_no_next=self.sends_next)
+        if nxt is not None and nxt.link:
+            self.sends_next = True  # this server pages with next links: no next is the end
+        return rows, nxt
 
     def iterate(self, limetype: str, *, page_size: int = 200,
                 filters: list[tuple[str, Any]] | None = None) -> Iterator[dict[str, Any]]:

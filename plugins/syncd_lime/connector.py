@@ -18,8 +18,7 @@ has no person or no consent type is discarded: logged with the reason and counte
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -36,6 +35,7 @@ from syncd.plugin import (
 )
 from syncd_lime import schema, webhooks
 from syncd_lime.client import LimeClient
+from syncd_lime.companies import Companies
 from syncd_lime.consents import ConsentDataError, Consents, relation_id
 from syncd_lime.options import OPTIONS, resolve_options
 from syncd_lime.paging import PageState
@@ -48,7 +48,7 @@ def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-class LimeConnector(Consents, Connector):
+class LimeConnector(Companies, Consents, Connector):
     kind: ClassVar[str] = "lime"
     description = "Lime CRM: persons, their company and consents, real-time through webhooks"
     capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
@@ -65,8 +65,7 @@ class LimeConnector(Consents, Connector):
         self._types: dict[int, str] | None = None
         self._types_read = 0.0
         self._types_lock = threading.Lock()
-        self._companies: dict[int, tuple[float, dict[str, Any] | None]] = {}
-        self._companies_lock = threading.Lock()
+        self._init_companies()
         self._hook: tuple[str, str] | None = None  # (url, subscription id) once ensured
         self._stats_lock = threading.Lock()
         self.discarded: dict[str, int] = {}
@@ -194,8 +193,7 @@ class LimeConnector(Consents, Connector):
         for event in events:
             if event.entity == webhooks.COMPANY:
                 cid = int(event.record_id.partition(":")[2])
-                with self._companies_lock:
-                    self._companies.pop(cid, None)
+                self.forget_company(cid)
                 for person in self.client.iterate(self.opts["person_limetype"], page_size=200,
                                                   filters=[(self.opts["company_relation"],
                                                             cid)]):
@@ -237,31 +235,11 @@ class LimeConnector(Consents, Connector):
                          fix="give the consent a person and a consent type in Lime; a full "
                              "sync repairs what was missed", **context)
 
-    def _company_values(self, ids: Iterable[int]) -> dict[int, dict[str, Any] | None]:
-        now = time.monotonic()
-        ttl = float(self.opts["company_cache_seconds"])
-        out: dict[int, dict[str, Any] | None] = {}
-        with self._companies_lock:
-            for cid in ids:
-                hit = self._companies.get(cid)
-                if hit is not None and hit[0] > now:
-                    out[cid] = hit[1]
-        todo = sorted(set(ids) - set(out))
-        got = self.pool_map(lambda c: self.client.get(self.opts["company_limetype"], c), todo)
-        with self._companies_lock:
-            for cid, company in zip(todo, got, strict=True):
-                out[cid] = company
-                if ttl > 0:
-                    self._companies[cid] = (now + ttl, company)
-            if len(self._companies) > 50_000:
-                self._companies.clear()
-        return out
-
     def _records(self, persons: list[Mapping[str, Any]]) -> list[Record]:
         rel = self.opts["company_relation"]
         companies: dict[int, dict[str, Any] | None] = {}
         if self._needs_company():
-            companies = self._company_values({c for p in persons
+            companies = self.company_values({c for p in persons
                                               if (c := relation_id(p.get(rel))) is not None})
         consents: dict[int, list[dict[str, Any]]] | None = None
         if self._needs_consents():

@@ -38,7 +38,10 @@ Switches where apis.md says [GAP] or [INFER] (constructor arguments, also settab
 - ``subscription_shape`` (2.3: the list's shape is a GAP): ``"list"`` a JSON array,
   ``"hal"`` ``{"_embedded": {"subscriptions": [...]}}``;
 - ``consent_addon``: False serves an instance without the consent add-on (no ``consent`` or
-  ``consenttype`` limetype, no ``person.consent`` relation).
+  ``consenttype`` limetype, no ``person.consent`` relation);
+- ``system_filters`` (2.2: filters are documented on properties [CODE]; on system fields
+  such as ``_id`` and ``_timestamp`` they are an INFER): True filters on them too, False
+  answers such a filter with 400 (sorting by ``_id`` stays allowed).
 
 Control API besides :mod:`syncd.emulator`'s: ``POST /_emulator/settings``.
 """
@@ -58,15 +61,16 @@ import requests
 from syncd.plugin import Emulator, HTTPError, Request, Router
 from syncd_lime.emulator_sender import Sender
 from syncd_lime.emulator_store import CONSENT_ADDON, HASMANY, QueryError, Store
+from syncd_lime.emulator_subscriptions import Subscriptions
 
 API = "/api/v1"
 SETTINGS = ("page_cap", "next_links", "ignore_offset", "retry_after", "limetype_shape",
-            "subscription_shape", "request_budget", "budget_window")
+            "subscription_shape", "request_budget", "budget_window", "system_filters")
 DEFAULT_LIMIT = 50
 WHATS = ("new", "update", "delete", "restore")
 
 
-class LimeEmulator(Emulator):
+class LimeEmulator(Subscriptions, Emulator):
     kind = "lime"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None,
@@ -76,7 +80,8 @@ class LimeEmulator(Emulator):
                  ignore_offset: bool = False, retry_after: bool = True,
                  limetype_shape: str = "dict", subscription_shape: str = "list",
                  request_budget: int = 3000, budget_window: float = 300.0,
-                 consent_addon: bool = True, delivery_attempts: int = 5,
+                 consent_addon: bool = True, system_filters: bool = True,
+                 delivery_attempts: int = 5,
                  delivery_backoff: float = 0.2):
         self.api_key = api_key
         #: The secret ``sandbox_config`` gives syncd (it registers its subscription with it).
@@ -90,6 +95,7 @@ class LimeEmulator(Emulator):
         self.request_budget = request_budget
         self.budget_window = budget_window
         self.store = Store()
+        self.store.system_filters = system_filters
         if not consent_addon:
             self.store.drop_limetypes(CONSENT_ADDON)
         self.subscriptions: dict[int, dict[str, Any]] = {}
@@ -131,6 +137,14 @@ class LimeEmulator(Emulator):
             api("PUT", path, self._update_subscription)
             api("DELETE", path, self._unsubscribe)
         router.add("POST", "/_emulator/settings", self._settings)
+
+    @property
+    def system_filters(self) -> bool:
+        return self.store.system_filters
+
+    @system_filters.setter
+    def system_filters(self, value: bool) -> None:
+        self.store.system_filters = bool(value)
 
     def _settings(self, request: Request) -> dict:
         body = request.json() or {}
@@ -317,68 +331,6 @@ class LimeEmulator(Emulator):
         for sub in self.subscriptions.values():
             if sub["enabled"] and event in sub["events"]:
                 self.sender.put(sub, {"event": event, "body": body})
-
-    # -- subscriptions ---------------------------------------------------------------------
-
-    def _public(self, sub: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in sub.items() if k != "secret"}
-
-    def _subscriptions(self, request: Request):
-        wanted = {k: request.arg(k) for k in ("events", "target_url", "enabled")}
-        with self.lock:
-            subs = [self._public(s) for s in self.subscriptions.values()]
-        if wanted["events"]:
-            events = set(wanted["events"].split(","))
-            subs = [s for s in subs if events <= set(s["events"])]
-        if wanted["target_url"]:
-            subs = [s for s in subs if s["target_url"] == wanted["target_url"]]
-        if wanted["enabled"]:
-            subs = [s for s in subs if s["enabled"] == (wanted["enabled"].lower() == "true")]
-        if self.subscription_shape == "hal":
-            return {"_embedded": {"subscriptions": subs}}
-        return subs
-
-    def _valid(self, body: Any, partial: bool) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise HTTPError(400, {"error": "the body must be a JSON object"})
-        if not partial and (not body.get("events") or not body.get("target_url")):
-            raise HTTPError(400, {"error": "events and target_url are required"})
-        if "events" in body:
-            events = body["events"]
-            bad = [e for e in events if e not in self.available_events()] \
-                if isinstance(events, list) else ["(not a list)"]
-            if bad or not events:
-                raise HTTPError(400, {"error": f"events not available: {bad or 'none given'}"})
-        return {k: body[k] for k in ("events", "target_url", "secret", "name", "enabled")
-                if k in body}
-
-    def _subscribe(self, request: Request):
-        values = self._valid(request.json(), partial=False)
-        with self.lock:
-            sid = next(self._sub_ids)
-            sub = {"id": sid, "events": [], "target_url": "", "secret": None, "name": "",
-                   "enabled": True, **values}
-            self.subscriptions[sid] = sub
-            return 201, self._public(sub)
-
-    def _subscription(self, sid: str, public: bool = False) -> dict[str, Any]:
-        try:
-            sub = self.subscriptions[int(sid)]
-        except (KeyError, ValueError):
-            raise HTTPError(404, {"error": f"no subscription {sid}"}) from None
-        return self._public(sub) if public else sub
-
-    def _update_subscription(self, request: Request):
-        values = self._valid(request.json(), partial=True)
-        with self.lock:
-            sub = self._subscription(request.params["id"])
-            sub.update(values)
-            return self._public(sub)
-
-    def _unsubscribe(self, request: Request):
-        with self.lock:
-            self.subscriptions.pop(self._subscription(request.params["id"])["id"])
-        return 204, None
 
     def wait_deliveries(self, timeout: float = 10.0) -> bool:
         return self.sender.wait_idle(timeout)

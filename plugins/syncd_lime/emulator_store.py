@@ -86,6 +86,8 @@ class Store:
         self.objects: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in self.limetypes}
         self.trash: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in self.limetypes}
         self._ids = {t: itertools.count(1001) for t in self.limetypes}
+        #: False: a filter on a system field (``_id``, ``_timestamp`` ...) is a 400
+        self.system_filters = True
 
     # -- model -------------------------------------------------------------------------------
 
@@ -183,11 +185,15 @@ class Store:
                 continue
             if name.startswith("_") and name not in SYSTEM:
                 raise QueryError(f"unknown query option {name!r}")
+            if name.startswith("_") and not self.system_filters:
+                raise QueryError(f"cannot filter on the system field {name!r}")
             if name in seen:
                 raise QueryError(f"the filter {name!r} is given twice")
             seen.add(name)
             prefix = next((p for p in PREFIXES if name.startswith(p)), "")
             prop = name[len(prefix):]
+            if prop.startswith("_") and not self.system_filters:
+                raise QueryError(f"cannot filter on the system field {prop!r}")
             kind = self.kind(limetype, prop)
             if isinstance(kind, tuple) and kind[0] == HASMANY:
                 raise QueryError(f"cannot filter on the has-many relation {prop!r}")

@@ -8,7 +8,9 @@ apis.md 2.2: clients page on ``_links.next`` until it is absent [CODE]; the larg
 - never takes a short page alone as the end: without a ``next`` it asks on with
   ``_offset`` = the rows *received* so far, and only an empty page ends the list (a server
   that caps pages and sends no ``next`` is still read whole, at the cost of one request per
-  listing: the final empty page);
+  listing: the final empty page). Once a server has been seen sending ``next`` links
+  (``trust_no_next``, learnt by the client), a page without one is the end, as the docs
+  say, and that request is saved;
 - fails instead of looping when a page starts with the row the page before started with (a
   server that ignores ``_offset``) or a ``next`` link points at the page it came with.
 
@@ -71,7 +73,8 @@ def next_link(data: Mapping[str, Any]) -> str | None:
 
 
 def next_page(state: PageState, query: Callable[[int], Any], follow: Callable[[str], Any],
-              what: str = "the list") -> tuple[list[dict[str, Any]], PageState | None]:
+              what: str = "the list", trust_no_next: bool = False
+              ) -> tuple[list[dict[str, Any]], PageState | None]:
     """One page from ``state``: the rows and the next state (None: read to its end)."""
     data = follow(state.link) if state.link else query(state.offset)
     rows = rows_of(data, what)
@@ -90,6 +93,6 @@ def next_page(state: PageState, query: Callable[[int], Any], follow: Callable[[s
             raise PagingError(f"reading {what}: the server's next link points at the page it "
                               f"came with; reading on would loop")
         return rows, PageState(received, first or state.first, link)
-    if not rows:
+    if not rows or trust_no_next:
         return rows, None
     return rows, PageState(received, first, None)

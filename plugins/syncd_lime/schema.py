@@ -13,7 +13,9 @@ problem with its config key and a "did you mean":
   consent's properties and relations, the type's title, and every consent type title the
   mappings name (``GET /api/v1/limeobject/consenttype/``);
 - every group (``groups``): its filter's property names on the person, then the filter run
-  with ``_limit=1`` (what else Lime refuses shows then); overviews must name a group.
+  with ``_limit=1`` (what else Lime refuses shows then); overviews must name a group;
+- ``changed_since_property`` (the daily creation's filter): on the person, and taken by Lime
+  as a ``min-`` filter (``_limit=1``).
 
 Nothing here writes.
 """
@@ -183,6 +185,27 @@ class _Checker:
                 self.problems.append(SchemaProblem(key, f"Lime refuses the filter: {exc}"))
 
 
+def changed_since(c: _Checker, person: dict[str, dict[str, Any]]) -> None:
+    """Daily creation filters persons with ``min-<changed_since_property>``: the property
+    must exist and Lime must take the filter (on a system field it is an INFER)."""
+    prop = c.opts["changed_since_property"]
+    key = c.key("changed_since_property")
+    if prop not in person and prop not in SYSTEM:
+        c.problems.append(missing(key, f"{c.opts['person_limetype']} has no property "
+                                  f"{prop!r}", prop, [*person, "_timestamp", "_createdtime"]))
+        return
+    try:
+        c.c.client.list(c.opts["person_limetype"], limit=1,
+                        filters=[(f"min-{prop}", "2000-01-01T00:00:00Z")])
+    except RemoteError as exc:
+        if exc.status is None or exc.status >= 500 or exc.status in (401, 403, 429):
+            raise
+        c.problems.append(SchemaProblem(
+            key, f"Lime refuses the daily creation's filter min-{prop}: {exc}",
+            fix="set changed_since_property to a time property of persons that Lime filters "
+                "on (e.g. a \"last changed\" property)"))
+
+
 def check(connector: LimeConnector, needs: SchemaNeeds) -> list[SchemaProblem]:
     """The connector's ``check_schema``: see the module's docstring."""
     c = _Checker(connector, needs)
@@ -192,6 +215,7 @@ def check(connector: LimeConnector, needs: SchemaNeeds) -> list[SchemaProblem]:
     c.prop(person, connector.opts["email_property"], c.key("email_property"),
            connector.opts["person_limetype"])
     c.fields(person)
+    changed_since(c, person)
     c.consents()
     c.groups(person)
     return c.problems

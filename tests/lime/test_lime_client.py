@@ -70,3 +70,20 @@ def test_the_budget_429_is_retried_without_violating_retry_after(emulator, retry
     stats = emulator.stats()
     assert stats["by_status"].get("429", 0) >= 1
     assert stats["retry_after_violations"] == 0
+
+
+def test_once_next_links_are_seen_a_page_without_one_is_the_end(emulator):
+    c = client(emulator)
+    list(c.iterate("consenttype"))  # one short page, no next: ask once more to be sure
+    assert emulator.list_requests["consenttype"] == 2 and not c.sends_next
+    assert len(list(c.iterate("person", page_size=25))) == SEEDED  # next links seen
+    assert c.sends_next
+    list(c.iterate("consenttype"))
+    assert emulator.list_requests["consenttype"] == 3  # the short page without next ends it
+
+
+def test_without_next_links_short_pages_never_end_a_list(emulator):
+    emulator.page_cap, emulator.next_links = 7, False
+    c = client(emulator)
+    assert len(list(c.iterate("person", page_size=25))) == SEEDED
+    assert not c.sends_next

@@ -134,3 +134,25 @@ def test_consent_data_error_names_the_problem(connector):
         assert "yes/no" in str(exc)
     else:
         raise AssertionError("a malformed consent must not read as no consent")
+
+
+def test_companies_are_read_in_ranges_or_one_by_one(emulator, make_connector, paging):
+    wanted = {"firstname": "x", "company.name": "y"}
+    for system_filters in (True, False):
+        emulator.system_filters = system_filters
+        connector = make_connector()
+        connector.set_needs(needs(*((NeedKind.FIELD, f) for f in wanted)))
+        emulator.reset_stats()
+        records = read_all(connector, page_size=30)
+        store = emulator.store.objects
+        for record in records:
+            company = store["person"][int(record.id)]["company"]
+            if company is not None:
+                assert record.fields["company.name"] == store["company"][company]["name"]
+        company_gets = sum(1 for _, m, p, _ in emulator.requests
+                           if m == "GET" and "/limeobject/company/" in p)
+        named = {o["company"] for o in store["person"].values() if o["company"]}
+        if system_filters:  # a few range lists instead of one GET per company
+            assert company_gets < len(named), company_gets
+        else:  # the 400 once, then one GET each
+            assert company_gets >= len(named)

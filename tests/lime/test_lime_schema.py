@@ -70,3 +70,12 @@ def test_groups_are_checked_and_run(make_connector):
     assert problems['connections.crm.groups.Bad'].suggestion == "customertype"
     assert "Nope" in str(problems["integrations.x.overviews[1].name"])
     assert "connections.crm.groups.Good" not in problems
+
+
+def test_daily_creation_filter_must_be_taken(emulator, make_connector):
+    emulator.system_filters = False  # a server that filters on properties only
+    problems = {p.key: p for p in make_connector().check_schema(needs())}
+    assert "refuses" in str(problems["connections.crm.changed_since_property"])
+    assert make_connector(changed_since_property="lastname").check_schema(needs()) == []
+    wrong = make_connector(changed_since_property="_timestmp").check_schema(needs())
+    assert [p.suggestion for p in wrong] == ["_timestamp"]
