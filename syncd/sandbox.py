@@ -36,6 +36,7 @@ from syncd import logs, plugins
 from syncd.connector import Connector
 from syncd.sandbox_check import INTEGRATION, compare, consent_scenario
 from syncd.sandbox_check import wait as _wait
+from syncd.sandbox_responses import responses_scenario
 
 __all__ = ["INTEGRATION", "build_config", "compare", "load_emulator", "main"]
 
@@ -278,9 +279,11 @@ def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool 
                                  else ":"))
                 consent_scenario(console, daemon, s.cls, s.options, dst_emu, s.rules,
                                  integration_name=s.integration)
-        # 4. the check
-        ok = _check(console, daemon, srcs, dst_cls, dst_emu, destination_kind)
-        # 5. connectors that link to the sources themselves (e.g. each user's Outlook)
+        # 4. response data back to the CRM, and a task from an automation flow
+        answered = all([responses_scenario(console, daemon, s, dst_emu) for s in srcs])
+        # 5. the check
+        ok = _check(console, daemon, srcs, dst_cls, dst_emu, destination_kind) and answered
+        # 6. connectors that link to the sources themselves (e.g. each user's Outlook)
         for name, companion in companions:
             ok = companion.scenario(console, daemon, name, _wait) and ok
         if not once:

@@ -192,6 +192,12 @@ class TribeConnector(Activities, Groups, Labels, Connector):
             "consents": [{"label": "Newsletter", "topic": "com.apsis1.topics.newsletter",
                           "channel": "email"}],
             "selections": {"Events": "events"},
+            # response data and tasks (seed 000); the task's fallback is the emulator's
+            # own employee (GetCurrentEmployee)
+            "response_events": ["email_opened", "email_clicked", "email_bounced",
+                                "email_unsubscribed", "sms_clicked"],
+            "tasks_secret": "sandbox-task-secret",
+            "task_fallback_employee": "00000000-0000-4000-8000-000000000004",
         }
 
     # -- reading -----------------------------------------------------------------------------
