@@ -60,7 +60,8 @@ def config(tmp_path, tribe, apsis, integration: dict[str, Any] | None = None
     rules = {"source": "tribe", "destination": "apsis", "page_size": 100,
              **TribeConnector.sandbox_rules(), "response_events": ALL_TYPES,
              "responses_rate": 0.0, "responses_batch": 7, "tasks_secret": TASK_SECRET,
-             "task_assignee_rule": "account_manager", **(integration or {})}
+             "task_assignee_rule": "account_manager", "task_fallback_employee": "",
+             **(integration or {})}
     return {"daemon": {"state_dir": str(tmp_path / "state"), "stop_timeout": 5.0},
             "receiver": {"port": 0}, "admin": {"port": 0},
             "connections": {"tribe": source, "apsis": destination},
