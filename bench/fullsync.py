@@ -69,7 +69,7 @@ def measure(contacts: int, latency: float = 0.0, budget: str = "documented",
                      peak_rss_mb=after["VmHWM"] / 1024, cpu_s=after["cpu"] - before["cpu"],
                      latency=latency, consents=consents,
                      cpu_by_thread=cpu_delta(threads_before, threads_after),
-                     source=source,
+                     source=source, source_requests=requests_between(src_before, src_after),
                      **person_pages(src_before, src_after, run.get("total") or run["processed"],
                                     page_size or 200, tribe_page_cap, person_list))
 
@@ -132,6 +132,9 @@ def report(r: dict) -> None:
               f"empty) for {r['fewest_person_pages']} needed at "
               f"{'a cap of ' + str(r['tribe_page_cap']) if r['tribe_page_cap'] else 'no cap'}"
               f": {extra} extra")
+    if "source_requests" in r:
+        print(f"         {r['source'].title()} requests {r['source_requests']:,} "
+              f"({r['source_requests'] / max(1, r['processed']):.3f} per record)")
     if "peak_rss_mb" in r:
         print(f"         daemon peak RSS {r['peak_rss_mb']:.0f} MB, CPU "
               f"{r['cpu_us_per_record']:,.0f} µs/record ({r['cpu_s']:.1f} s)")
