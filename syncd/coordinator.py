@@ -57,6 +57,8 @@ class Progress:
     needs_full_sync: bool = False
     #: Why the real-time path is paused (fail-fast, :mod:`syncd.failfast`), or None.
     paused: str | None = None
+    #: Set while a reload applies a new config: events wait, then apply under it.
+    reloading: threading.Event = field(default_factory=threading.Event)
     #: Set from any thread to cancel the running full sync after its current page; not a
     #: message, because the actor may be busy waiting for that page.
     cancel: threading.Event = field(default_factory=threading.Event)

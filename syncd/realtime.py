@@ -30,6 +30,8 @@ class RealTime:
             return  # held until the full sync ends
         if self.progress.paused:
             return  # fail-fast: the events wait in the inbox for a reload or a sync start
+        if self.progress.reloading.is_set():
+            return  # a reload applies a new config: the events wait, then apply under it
         try:
             busy = self._drain_batch()
         except FailedFast as exc:

@@ -6,6 +6,9 @@ A reload never stops the daemon and never blocks its main loop:
   supervising and pinging the systemd watchdog while it runs. SIGHUPs that arrive during a
   reload are coalesced into one more reload after it.
 - The new config is validated whole first; an invalid one is rejected and the old one kept.
+- Webhooks are accepted and stored throughout; the real-time paths wait while the new config
+  is applied (``Progress.reloading``), so what arrives meanwhile is applied under it. What
+  changed is logged (``reload.applied``) and shown by ``syncd status``.
 - Applying a valid one (restarting changed connections, new rules, routes, jobs) may fail
   part-way: an actor that does not start, a call that times out. Then everything is rolled
   back to the old config (actors that no longer match it are restarted with it; one that
@@ -92,6 +95,11 @@ class Reloading:
             log.error("reload.rejected", error=error)
             return self._reload_failed([error])
         old, flags = self.config, dict(self.needs_full_sync)
+        # Webhooks go on being accepted and stored; the real-time paths wait until the new
+        # config is in place, so what arrives meanwhile is applied under it.
+        held = [p for p in self.progress.values() if not p.reloading.is_set()]
+        for progress in held:
+            progress.reloading.set()
         try:
             changes = self._apply_config(new)
         except Exception as exc:
@@ -101,6 +109,10 @@ class Reloading:
             log.error("reload.rolled_back", config=self.config_path)
             return self._reload_failed([f"applying the new config failed ({reason}); it was "
                                         "rolled back and syncd runs on the previous config"])
+        finally:
+            for progress in held:
+                progress.reloading.clear()
+            self._notify_coordinators(list(self.coordinators))
         self.reload_errors = []
         self.last_reload = {"ok": True, "changes": changes, "at": time.time()}
         for sup in list(self.coordinators.values()):  # a paused real-time path resumes
