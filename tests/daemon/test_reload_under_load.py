@@ -64,7 +64,8 @@ def test_reloads_under_steady_webhooks_lose_nothing(running):  # noqa: F811
     thread.start()
     try:
         for fields, restart in ((B, True), (A, False), (B, True), (B, False)):
-            assert wait_for(lambda n=len(statuses): len(statuses) >= n + 10)  # load goes on
+            sent = len(statuses)
+            assert wait_for(lambda sent=sent: len(statuses) >= sent + 10)  # load goes on
             config(cfg, name, fields, restart)
             result = client.reload()
             assert result["ok"] is True, result
