@@ -32,7 +32,8 @@ Switches where apis.md is [GAP]/[INFER] (attributes, also ``POST /_emulator/sett
 the same e-mail, a change syncd then sees; off by default), ``allow_http_loopback`` (the docs
 want https notification URLs; on by default for loopback receivers in tests and the sandbox),
 ``delta_max_page`` (the largest page a delta honours, 1000), ``throttle_retry_after``
-(seconds, 1), ``notifications`` (False: changes are not notified, a gap).
+(seconds, 1), ``notifications`` (False: changes are not notified, a gap), and
+``subscriptions.handshake_timeout`` (10 s as documented; tests shorten it).
 Control: ``POST /_emulator/expire-delta`` (every delta and skip token answers 410
 ``SyncStateNotFound``), ``POST /_emulator/lifecycle`` ``{"subscription", "event"}``,
 ``POST /_emulator/clock`` ``{"offset"}`` (seconds added to the subscriptions' clock).

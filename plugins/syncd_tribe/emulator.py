@@ -50,6 +50,12 @@ Switches where apis.md says [GAP] or [INFER] (constructor arguments, also settab
   ``LabelAssignment`` POST for a label already set; True makes a second link, as an entity
   set without a uniqueness constraint would (a label then goes with its last link).
 
+Relationship manager and owners (seed 002; apis.md 1.4: ``AccountManager`` [CODE] on
+commercial relationships, on persons and contacts [INFER], the owners' name [GAP]): persons
+and contacts have the navigations ``AccountManager`` (one employee) and ``Owners`` (employees,
+bound as a list), and persons an ``IsFormer`` flag like contacts; the ms365 link's
+``manager_nav``, ``owners_nav`` and ``former_field`` options name them.
+
 Labels (names of person-label links are a GAP): the collection
 navigation ``Labels`` (bind the whole list with PUT) and the link entities
 ``LabelAssignment`` (navigations ``Relation``, ``Label``; ``CreationDate`` = when the label was

@@ -56,6 +56,8 @@ class World:
                 former: bool = False, **fields) -> str:
         person = {k: fields.pop(k) for k in list(fields) if k in (
             "FirstName", "LastName", "MiddleName", "Initials", "BirthDate", "PhoneNumber")}
+        if "WorkPhone" in fields:  # the contact's own phone number
+            fields["PhoneNumber"] = fields.pop("WorkPhone")
         person.setdefault("LastName", "Doe")
         body = {"Relation": {"ID": ORG}, "Person": person, "IsFormer": former, **fields}
         if manager:

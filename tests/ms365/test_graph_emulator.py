@@ -159,3 +159,29 @@ def test_mailbox_concurrency_and_budget_answer_429_and_count_violations(graph, a
     graph.request_budget = 2
     graph._spent.clear()
     assert [anna.get(base).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_switch_delta_max_page(graph, anna):
+    base = f"{graph.url}/v1.0/me"
+    ids = [anna.post(f"{base}/contacts", json={"surname": f"P{i}"}).json()["id"]
+           for i in range(5)]
+    folder = anna.get(f"{base}/contacts/{ids[0]}").json()["parentFolderId"]
+    graph.delta_max_page = 2  # the server caps what Prefer asks for
+    page = anna.get(f"{base}/contactFolders/{folder}/contacts/delta",
+                    headers={"Prefer": "odata.maxpagesize=100"}).json()
+    assert len(page["value"]) == 2 and "@odata.nextLink" in page
+    rows, _ = _delta_round(anna, page["@odata.nextLink"])
+    assert sorted([r["id"] for r in page["value"] + rows]) == sorted(ids)
+
+
+def test_switch_merge_on_email(graph, anna):
+    base = f"{graph.url}/v1.0/me/contacts"
+    anna.post(base, json={"givenName": "Gert", "jobTitle": "Baker",
+                          "emailAddresses": [{"address": "same@x.example"}]})
+    new = {"givenName": "Petra", "emailAddresses": [{"address": "same@x.example"}]}
+    plain = anna.post(base, json=new).json()
+    assert anna.get(f"{base}/{plain['id']}").json()["jobTitle"] is None
+    graph.merge_on_email = True
+    merged = anna.post(base, json=new).json()
+    assert merged["jobTitle"] is None  # the answer is the card as created ...
+    assert anna.get(f"{base}/{merged['id']}").json()["jobTitle"] == "Baker"  # ... then merged

@@ -21,7 +21,8 @@ class Receiver:
     """Answers the handshake as told and records notifications."""
 
     def __init__(self):
-        self.mode = "echo"  # "echo" | "json" | "wrong"
+        self.mode = "echo"  # "echo" | "json" | "wrong" | "slow"
+        self.release = threading.Event()
         self.received: list[dict] = []
         self.fail_next = 0
         self.lock = threading.Lock()
@@ -29,7 +30,9 @@ class Receiver:
     def __call__(self, environ, start_response):
         token = parse_qs(environ.get("QUERY_STRING", "")).get("validationToken")
         if token:
-            if self.mode == "echo":
+            if self.mode == "slow":  # answers only once the test releases it
+                self.release.wait(5)
+            if self.mode in ("echo", "slow"):
                 start_response("200 OK", [("Content-Type", "text/plain")])
                 return [token[0].encode()]
             body = json.dumps(token[0]).encode() if self.mode == "json" else b"nope"
@@ -113,3 +116,22 @@ def test_changes_are_notified_with_client_state_and_retried(graph, identity, rec
     graph.subscriptions.lifecycle(sub["id"], "subscriptionRemoved")
     wait_for(lambda: len(receiver.received) == 3, timeout=10)
     assert graph.subscriptions.live() == []
+
+
+def test_switch_http_notification_urls(graph, identity, receiver):
+    anna = session(delegated_token(identity, ANNA))
+    graph.allow_http_loopback = False  # the documented rule: https only
+    answer = anna.post(f"{graph.url}/v1.0/subscriptions", json=_body(receiver))
+    assert answer.status_code == 400 and "https" in answer.json()["error"]["message"]
+    graph.allow_http_loopback = True
+    assert anna.post(f"{graph.url}/v1.0/subscriptions", json=_body(receiver)).status_code \
+        == 201
+
+
+def test_a_slow_handshake_fails_the_creation(graph, identity, receiver):
+    anna = session(delegated_token(identity, ANNA))
+    graph.subscriptions.handshake_timeout = 0.2  # stands for Graph's 10 s
+    receiver.mode = "slow"
+    answer = anna.post(f"{graph.url}/v1.0/subscriptions", json=_body(receiver))
+    assert answer.status_code == 400 and graph.subscriptions.live() == []
+    receiver.release.set()

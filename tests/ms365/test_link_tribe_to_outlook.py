@@ -28,7 +28,7 @@ def test_each_field_reaches_outlook(world):
     key = world.contact(manager=ANNA, Initials="J.", FirstName="Jan", MiddleName="van",
                         LastName="Dijk", BirthDate="1980-02-03", PhoneNumber="+31 20 1",
                         EmailAddress="jan@acme.example", Role="CFO",
-                        MobilePhoneNumber="+31 6 2")
+                        MobilePhoneNumber="+31 6 2", WorkPhone="+31 20 5")
     pkey = world.private(manager=ANNA, FirstName="Petra", EmailAddress="p@home.example",
                          PhoneNumber="+31 10 3", MobilePhoneNumber="+31 6 4")
     link = world.link_user(ANNA)
@@ -40,6 +40,7 @@ def test_each_field_reaches_outlook(world):
     assert c["birthday"].startswith("1980-02-03T")
     assert c["emailAddresses"][0]["address"] == "jan@acme.example"
     assert c["jobTitle"] == "CFO" and c["mobilePhone"] == "+31 6 2"
+    assert c["businessPhones"] == ["+31 20 5"] and c["homePhones"] == ["+31 20 1"]
     assert c["_ext"][PROP] == key
     p = got[pkey]
     assert p["emailAddresses"][0]["address"] == "p@home.example"
@@ -73,3 +74,20 @@ def test_never_delete_and_recreate_after_the_next_tribe_change(world):
     link.tribe_changed([world.people.get(key)])
     back = world.outlook_by_key(ANNA)[key]
     assert back["id"] != cid and back["jobTitle"] == "Back"
+
+
+def test_a_new_manager_gets_the_contact_and_the_old_one_keeps_it(world):
+    from syncd_ms365.runner import LinkRunner
+    for user in (ANNA, BOB):
+        world.employee(user)
+    key = world.contact(manager=ANNA, LastName="Moving")
+    for user in (ANNA, BOB):
+        world.link_user(user)
+    runner = LinkRunner(world.connector, world.people, world.pairs)
+    runner.sync_new_users()
+    assert key in world.outlook_by_key(ANNA) and key not in world.outlook_by_key(BOB)
+    world.client.update("Relationship_Person_Contact_Standard", key,
+                        {"AccountManager": {"ID": world.employees[BOB]}})
+    runner.tribe_changed([key])
+    assert key in world.outlook_by_key(BOB)
+    assert key in world.outlook_by_key(ANNA)  # never deleted
