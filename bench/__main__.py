@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHES = ["fullsync", "naive", "memory", "ingest", "latency", "cpu", "ms365"]
+BENCHES = ["fullsync", "naive", "memory", "ingest", "latency", "cpu", "ms365", "responses"]
 #: what `all` runs: fullsync runs the naive loop side by side itself
 ALL = ["fullsync", "memory", "ingest", "latency", "cpu", "ms365"]
 

@@ -97,7 +97,7 @@ def main(argv=None) -> dict:
 
 
 def drive(session: requests.Session, src_url: str, dst_url: str, persons: list[str],
-          rate: float, seconds: float, wait: float = 15.0) -> dict:
+          rate: float, seconds: float, wait: float = 15.0, prefix: str = "Bench") -> dict:
     count = int(rate * seconds)
     pending: dict[str, tuple[str, float]] = {}  # person -> (expected first name, sent at)
     lock = threading.Lock()
@@ -139,7 +139,7 @@ def drive(session: requests.Session, src_url: str, dst_url: str, persons: list[s
         with lock:
             if person in pending:  # still in flight from the previous lap: skip it
                 continue
-        name = f"Bench{i}"
+        name = f"{prefix}{i}"
         sent_at = time.time()
         with lock:
             pending[person] = (name, sent_at)

@@ -34,7 +34,7 @@ from typing import Any
 import requests
 
 from syncd.plugin import Request, Router
-from syncd_apsis.audience import CRM_ID, MOBILE
+from syncd_apsis.audience import CRM_ID, EMAIL, MOBILE
 
 SMS_TYPES = ("DELIVERED", "UNDELIVERED", "OPENED", "CLICKED")
 SMS_COLUMNS = ("activity_id", "activity_name", "sender", "address", "type", "correlation_id",
@@ -138,9 +138,43 @@ class ResponseExports:
             self.downloads_refused += 1
             raise self.problem(403, "the download URL is expired or its signature is wrong")  # type: ignore[attr-defined]
 
+    def backlog(self, crm_ids: list[str], count: int, types: tuple[str, ...] = (
+            "SENT", "DELIVERED", "OPENED", "CLICKED"), span: float = 7 * 86400.0) -> int:
+        """``count`` e-mail events of the profiles ``crm_ids`` (round robin), their event
+        times spread over the last ``span`` seconds and recorded now (a backlog after a week
+        offline, for benchmarks); returns how many were recorded."""
+        with self.lock:  # type: ignore[attr-defined]
+            profiles = [(c, self.audience.find(CRM_ID, c)) for c in crm_ids]  # type: ignore[attr-defined]
+            profiles = [(c, p) for c, p in profiles if p is not None]
+            if not profiles:
+                return 0
+            now = time.time()
+            rng = self._events_rng  # type: ignore[attr-defined]
+            for i in range(count):
+                crm_id, profile = profiles[i % len(profiles)]
+                kind = types[i % len(types)]
+                self.email_events.append({  # type: ignore[attr-defined]
+                    "activity_id": "backlog", "split_id": "", "activity_name": "Weekly news",
+                    "split_activity_name": "", "sender": "news@sandbox.test",
+                    "subject": "Weekly news", "address": profile.keys.get(EMAIL, ""),
+                    "variation": "A", "type": kind,
+                    "correlation_id": f"{rng.getrandbits(64):016x}",
+                    "event_time": _ms(now - span + span * i / count), "server_time": _ms(now),
+                    "device": "", "topic_discriminator": "", "_crm_id": crm_id,
+                    "_pid": profile.pid})
+            return count
+
+    def _control_events(self, request: Request):
+        body = request.json()
+        return {"recorded": self.backlog([str(c) for c in body.get("crm_ids") or []],
+                                         int(body.get("count") or 0),
+                                         tuple(body.get("types") or ("SENT", "DELIVERED",
+                                                                     "OPENED", "CLICKED")))}
+
     # -- the SMS export ------------------------------------------------------------------------
 
     def setup_response_routes(self, router: Router) -> None:
+        router.add("POST", "/_emulator/events", self._control_events)
         api = self._api  # type: ignore[attr-defined]
         base = self.sms_export_path.rstrip("/")
         router.add("POST", base, api(self._create_sms_report))

@@ -168,3 +168,17 @@ def test_expired_url_is_asked_for_again(emu, connect):
     assert conn._engagement.counts["download_urls_expired"] == 1
     emu.download_url_ttl = 3600
     assert [e.type for e in read_all(conn, since()).events] == ["email_clicked"]
+
+
+def test_a_backlog_for_benchmarks(emu, connect):
+    conn = connect(emu, export_poll_interval=0.02, sms_export_path="")
+    profiles(conn, "crm-1", "crm-2")
+    r = requests.post(f"{emu.url}/_emulator/events", json={
+        "crm_ids": ["crm-1", "crm-2", "nobody"], "count": 500, "types": ["OPENED", "CLICKED"]},
+        timeout=10)
+    assert r.json() == {"recorded": 500}
+    batch = read_all(conn, since())
+    assert len(batch.events) == 500 and {e.key for e in batch.events} == {"crm-1", "crm-2"}
+    assert len({e.dedupe for e in batch.events}) == 500
+    oldest = min(e.at for e in batch.events)
+    assert oldest < (datetime.now(UTC) - timedelta(days=6)).isoformat()  # a week spread
