@@ -65,6 +65,7 @@ class LimeConnector(Companies, Consents, Connector):
         self._types: dict[int, str] | None = None
         self._types_read = 0.0
         self._types_lock = threading.Lock()
+        self._relation_ranges = True  # False once Lime refused min-/max- on a relation
         self._init_companies()
         self._hook: tuple[str, str] | None = None  # (url, subscription id) once ensured
         self._stats_lock = threading.Lock()

@@ -66,8 +66,8 @@ def relation_id(value: Any) -> int | None:
 
 
 class Consents:
-    """Mixed into the connector (which provides ``opts``, ``client``, ``log``, ``pool_map``
-    and ``_types``/``_types_lock``)."""
+    """Mixed into the connector (which provides ``opts``, ``client``, ``log``, ``pool_map``,
+    ``_types``/``_types_lock`` and ``_relation_ranges``)."""
 
     TYPES_RETRY = 30.0
 
@@ -124,14 +124,23 @@ class Consents:
         if not person_ids:
             return out
         low, high = min(person_ids), max(person_ids)
-        if len(person_ids) > 2 and high - low + 1 <= RANGE_DENSITY * len(person_ids):
-            rows = self.client.iterate(kind, page_size=500,
-                                       filters=[(f"min-{rel}", low), (f"max-{rel}", high)])
-            for row in rows:
-                pid = relation_id(row.get(rel))
-                if pid in out:
-                    out[pid].append(dict(row))
-            return out
+        if self._relation_ranges and len(person_ids) > 2 \
+                and high - low + 1 <= RANGE_DENSITY * len(person_ids):
+            try:
+                rows = list(self.client.iterate(
+                    kind, page_size=500, filters=[(f"min-{rel}", low), (f"max-{rel}", high)]))
+            except RemoteError as exc:  # min-/max- on a relation is an INFER (apis.md 2.2)
+                if exc.status != 400:
+                    raise
+                self._relation_ranges = False
+                self.log.info("lime.relation_ranges_refused", error=str(exc),
+                              fallback="one consent list per person")
+            else:
+                for row in rows:
+                    pid = relation_id(row.get(rel))
+                    if pid in out:
+                        out[pid].append(dict(row))
+                return out
 
         def one(pid: int) -> list[dict[str, Any]]:
             return [dict(r) for r in self.client.iterate(kind, page_size=200,

@@ -41,7 +41,9 @@ Switches where apis.md says [GAP] or [INFER] (constructor arguments, also settab
   ``consenttype`` limetype, no ``person.consent`` relation);
 - ``system_filters`` (2.2: filters are documented on properties [CODE]; on system fields
   such as ``_id`` and ``_timestamp`` they are an INFER): True filters on them too, False
-  answers such a filter with 400 (sorting by ``_id`` stays allowed).
+  answers such a filter with 400 (sorting by ``_id`` stays allowed);
+- ``relation_ranges`` (2.2: ``min-``/``max-`` are shown on dates [CODE]; on a belongs-to
+  relation's id they are an INFER): True compares the ids, False answers 400.
 
 Control API besides :mod:`syncd.emulator`'s: ``POST /_emulator/settings``.
 """
@@ -65,7 +67,8 @@ from syncd_lime.emulator_subscriptions import Subscriptions
 
 API = "/api/v1"
 SETTINGS = ("page_cap", "next_links", "ignore_offset", "retry_after", "limetype_shape",
-            "subscription_shape", "request_budget", "budget_window", "system_filters")
+            "subscription_shape", "request_budget", "budget_window", "system_filters",
+            "relation_ranges")
 DEFAULT_LIMIT = 50
 WHATS = ("new", "update", "delete", "restore")
 
@@ -138,13 +141,11 @@ class LimeEmulator(Subscriptions, Emulator):
             api("DELETE", path, self._unsubscribe)
         router.add("POST", "/_emulator/settings", self._settings)
 
-    @property
-    def system_filters(self) -> bool:
-        return self.store.system_filters
-
-    @system_filters.setter
-    def system_filters(self, value: bool) -> None:
-        self.store.system_filters = bool(value)
+    # switches the store applies to its queries
+    system_filters = property(lambda self: self.store.system_filters,
+                              lambda self, v: setattr(self.store, "system_filters", bool(v)))
+    relation_ranges = property(lambda self: self.store.relation_ranges,
+                               lambda self, v: setattr(self.store, "relation_ranges", bool(v)))
 
     def _settings(self, request: Request) -> dict:
         body = request.json() or {}

@@ -88,6 +88,8 @@ class Store:
         self._ids = {t: itertools.count(1001) for t in self.limetypes}
         #: False: a filter on a system field (``_id``, ``_timestamp`` ...) is a 400
         self.system_filters = True
+        #: False: ``min-``/``max-`` on a relation (``min-person=``) is a 400
+        self.relation_ranges = True
 
     # -- model -------------------------------------------------------------------------------
 
@@ -194,6 +196,9 @@ class Store:
             prop = name[len(prefix):]
             if prop.startswith("_") and not self.system_filters:
                 raise QueryError(f"cannot filter on the system field {prop!r}")
+            if prefix in ("min-", "max-") and isinstance(self.limetypes[limetype].get(prop),
+                                                         tuple) and not self.relation_ranges:
+                raise QueryError(f"{prefix} is not supported on the relation {prop!r}")
             kind = self.kind(limetype, prop)
             if isinstance(kind, tuple) and kind[0] == HASMANY:
                 raise QueryError(f"cannot filter on the has-many relation {prop!r}")

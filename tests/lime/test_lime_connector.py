@@ -156,3 +156,12 @@ def test_companies_are_read_in_ranges_or_one_by_one(emulator, make_connector, pa
             assert company_gets < len(named), company_gets
         else:  # the 400 once, then one GET each
             assert company_gets >= len(named)
+
+
+def test_consents_without_relation_ranges_are_read_person_by_person(emulator, connector):
+    emulator.relation_ranges = False  # min-person= answered 400
+    records = read_all(connector, page_size=30)
+    assert all(set(r.labels) == expected_labels(emulator, int(r.id)) for r in records)
+    assert all(r.error is None for r in records)
+    bad = [p for _, m, p, s in emulator.requests if "/consent/" in p and s == 400]
+    assert len(bad) == 1  # refused once, then not asked again
