@@ -92,7 +92,7 @@ def daemon_process(config: dict):
     path = os.path.join(tmp, "syncd.toml")
     with open(path, "wb") as fh:
         tomli_w.dump(config, fh)
-    log = open(os.path.join(tmp, "syncd.log"), "wb")  # noqa: SIM115
+    log = open(os.path.join(tmp, "syncd.log"), "wb")
     proc = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "-c", path],
                             stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -12,7 +12,7 @@ a string. A call of a capability the connector does not declare fails with
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import pykka
 import structlog
@@ -54,9 +54,6 @@ from syncd.records import (
 
 log = structlog.get_logger("syncd.connector")
 
-T = TypeVar("T")
-
-
 class ConnectionActor(pykka.ThreadingActor):
     """Runs one connection: owns the connector and calls it in the actor's thread."""
 
@@ -86,13 +83,13 @@ class ConnectionActor(pykka.ThreadingActor):
         if self._on_failure_cb is not None:
             self._on_failure_cb(self.connector.name, exception_value)
 
-    def _as(self, capability: Capability, protocol: type[T]) -> T:
-        """The connector as the protocol of ``capability``, which it must declare."""
+    def _require(self, capability: Capability) -> Connector:
+        """The connector, which must declare ``capability``."""
         if capability not in self.connector.capabilities:
             raise CapabilityMissing(
                 f"connection {self.connector.name} (kind {self.connector.kind}) lacks the "
                 f"capability {capability.value}")
-        return cast(T, self.connector)
+        return self.connector
 
     # -- every connector ----------------------------------------------------------------------
 
@@ -108,59 +105,64 @@ class ConnectionActor(pykka.ThreadingActor):
     def set_needs(self, needs: SchemaNeeds) -> None:
         self.connector.set_needs(needs)
 
-    # -- capabilities -----------------------------------------------------------------------
+    # -- capabilities: each checks the declaration, then calls the protocol's method ---------
 
     def read_page(self, cursor: str | None, page_size: int, since: str | None = None) -> Page:
-        return self._as(Capability.READ_RECORDS, RecordReader).read_page(
-            cursor, page_size, since=since)
+        reader = cast(RecordReader, self._require(Capability.READ_RECORDS))
+        return reader.read_page(cursor, page_size, since=since)
 
     def read_records(self, events: Sequence[Event]) -> list[Record]:
-        return self._as(Capability.READ_RECORDS, RecordReader).read_records(list(events))
+        reader = cast(RecordReader, self._require(Capability.READ_RECORDS))
+        return reader.read_records(list(events))
 
     def ensure_webhook(self, url: str) -> str | None:
         """Register the receiver's URL with the partner (:meth:`Connector.ensure_webhook`)."""
-        return self._as(Capability.PARSE_WEBHOOKS, Connector).ensure_webhook(url)
+        return self._require(Capability.PARSE_WEBHOOKS).ensure_webhook(url)
 
     def write_profiles(self, profiles: Sequence[Profile], known: Iterable[str]
                        ) -> list[WriteResult]:
-        return self._as(Capability.WRITE_PROFILES, ProfileWriter).write_profiles(
-            list(profiles), set(known))
+        writer = cast(ProfileWriter, self._require(Capability.WRITE_PROFILES))
+        return writer.write_profiles(list(profiles), set(known))
 
     def delete_profiles(self, keys: Sequence[str]) -> list[WriteResult]:
-        return self._as(Capability.DELETE_PROFILES, ProfileDeleter).delete_profiles(list(keys))
+        deleter = cast(ProfileDeleter, self._require(Capability.DELETE_PROFILES))
+        return deleter.delete_profiles(list(keys))
 
     def read_consent_changes(self, cursor: str | None
                              ) -> tuple[list[ConsentChange], str | None]:
-        changes, nxt = self._as(Capability.READ_CONSENT_CHANGES, ConsentChangeReader
-                                ).read_consent_changes(cursor)
+        reader = cast(ConsentChangeReader, self._require(Capability.READ_CONSENT_CHANGES))
+        changes, nxt = reader.read_consent_changes(cursor)
         return list(changes), nxt
 
     def write_consents(self, record_id: str, labels: dict[str, bool]) -> WriteResult:
-        return self._as(Capability.WRITE_CONSENTS, ConsentWriter).write_consents(
-            record_id, labels)
+        writer = cast(ConsentWriter, self._require(Capability.WRITE_CONSENTS))
+        return writer.write_consents(record_id, labels)
 
     def read_group(self, name: str) -> list[str]:
-        return list(self._as(Capability.READ_GROUPS, GroupReader).read_group(name))
+        return list(cast(GroupReader, self._require(Capability.READ_GROUPS)).read_group(name))
 
     def bulk_write(self, profiles: Sequence[Profile]) -> list[WriteResult]:
-        return self._as(Capability.BULK_WRITE, BulkWriter).bulk_write(list(profiles))
+        writer = cast(BulkWriter, self._require(Capability.BULK_WRITE))
+        return writer.bulk_write(list(profiles))
 
     def read_record(self, record_id: str) -> Record | None:
-        return self._as(Capability.READ_RECORD, DirectReader).read_record(record_id)
+        return cast(DirectReader, self._require(Capability.READ_RECORD)).read_record(record_id)
 
     def check_schema(self, needs: SchemaNeeds) -> list[SchemaProblem]:
-        return list(self._as(Capability.CHECK_SCHEMA, SchemaChecker).check_schema(needs))
+        checker = cast(SchemaChecker, self._require(Capability.CHECK_SCHEMA))
+        return list(checker.check_schema(needs))
 
     def read_engagement(self, cursor: str | None) -> EngagementBatch:
-        return self._as(Capability.READ_RESPONSES, EngagementReader).read_engagement(cursor)
+        reader = cast(EngagementReader, self._require(Capability.READ_RESPONSES))
+        return reader.read_engagement(cursor)
 
     def write_engagement(self, events: Sequence[EngagementEvent], uncertain: frozenset[str]
                          ) -> list[WriteResult]:
-        return list(self._as(Capability.WRITE_RESPONSES, EngagementWriter).write_engagement(
-            list(events), frozenset(uncertain)))
+        writer = cast(EngagementWriter, self._require(Capability.WRITE_RESPONSES))
+        return list(writer.write_engagement(list(events), frozenset(uncertain)))
 
     def create_task(self, task: TaskRequest) -> TaskResult:
-        return self._as(Capability.CREATE_TASKS, TaskCreator).create_task(task)
+        return cast(TaskCreator, self._require(Capability.CREATE_TASKS)).create_task(task)
 
 
 class ConnectionProxy(ActorMemberMixin, pykka.ActorProxy[ConnectionActor]):

@@ -84,7 +84,7 @@ def why(rules: R.Rules, record: Record, link: Link | None,
 def _consents(rules: R.Rules, record: Record, optouts: dict[tuple[str, str], str],
               link: Link | None) -> list[dict[str, Any]]:
     resolved, overridden = R.resolve_consents(rules, record, optouts)
-    written = {k: v for k, v in ((link.state or {}).get("c", {}) if link else {}).items()}
+    written = dict(((link.state or {}).get("c", {}) if link else {}).items())
     out = []
     for mapping, consent in zip(rules.consents, resolved, strict=True):
         key = (mapping.topic, mapping.channel)

@@ -222,7 +222,7 @@ def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool 
 
     tmp = tempfile.mkdtemp(prefix="syncd-sandbox-")
     log_path = os.path.join(tmp, "syncd.log")
-    log_file = open(log_path, "a", buffering=1)  # noqa: SIM115 - closed in finally
+    log_file = open(log_path, "a", buffering=1)
     logs.configure("info", "json", stream=log_file)
 
     srcs = [_Source(i, kind, cls) for i, (kind, cls) in enumerate(zip(kinds, classes,

@@ -220,7 +220,7 @@ class LimeEmulator(Subscriptions, Emulator):
         links: dict[str, Any] = {"self": {"href": base + "?" + urlencode(params)}}
         if self.next_links and offset + len(page) < len(rows):
             links["next"] = {"href": base + "?" + urlencode(
-                filters + [("_limit", limit), ("_offset", offset + len(page))])}
+                [*filters, ("_limit", limit), ("_offset", offset + len(page))])}
         return 200, {"_embedded": {"limeobjects": page}, "_links": links}, None, \
             "application/hal+json"
 

@@ -146,7 +146,7 @@ class Store:
 
     def create(self, limetype: str, values: dict[str, Any]) -> dict[str, Any]:
         stamp = now_iso()
-        obj: dict[str, Any] = {p: None for p in self.values_props(limetype)}
+        obj: dict[str, Any] = dict.fromkeys(self.values_props(limetype))
         obj.update(values)
         obj.update({"_id": next(self._ids[limetype]), "_timestamp": stamp,
                     "_createdtime": stamp, "_createduser": 1, "_updateduser": 1})

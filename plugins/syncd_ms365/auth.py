@@ -114,10 +114,10 @@ class Accounts:
     @property
     def app(self) -> msal.ClientApplication:
         if self._app is None:
-            common = dict(authority=self.options["authority"], token_cache=self.cache,
-                          http_client=PinnedSession(self.options.get("ca_bundle") or None,
+            common = {"authority": self.options["authority"], "token_cache": self.cache,
+                          "http_client": PinnedSession(self.options.get("ca_bundle") or None,
                                                     float(self.options.get("timeout", 30))),
-                          instance_discovery=self._instance_discovery())
+                          "instance_discovery": self._instance_discovery()}
             secret = _secret(self.options.get("client_secret"))
             if secret is not None:
                 self._app = msal.ConfidentialClientApplication(

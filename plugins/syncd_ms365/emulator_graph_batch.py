@@ -82,7 +82,7 @@ def _sub(self, batch: Request, principal, item: dict[str, Any], wave: int):
                               "Content-Type header.")
         handler, params = self.router.match(sub.method, path)
         sub.params = params
-        if wave and "uid" in params or wave and path.startswith("/v1.0/me/"):
+        if (wave and "uid" in params) or (wave and path.startswith("/v1.0/me/")):
             oid = self._mailbox(sub)
             with self._glock:
                 free = self.mailbox_concurrency - self._inflight.get(oid, 0)

@@ -164,7 +164,7 @@ class Subscriptions:
         for sid in ids:
             try:
                 out.append(self._live(sid))
-            except Exception:  # noqa: BLE001 - expired meanwhile
+            except Exception:
                 pass
         return out
 

@@ -109,7 +109,7 @@ class Pairs:
         with self.lock:
             rows = self.db.execute("SELECT state, COUNT(*) FROM pairs WHERE user=? GROUP BY "
                                    "state", (user,)).fetchall()
-        return {state: n for state, n in rows}
+        return dict(rows)
 
     def mailbox(self, user: str) -> dict[str, Any]:
         with self.lock:

@@ -76,7 +76,7 @@ def make_certificates(directory: str, host: str = "127.0.0.1") -> tuple[str, str
 
 
 class _Quiet(WSGIRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+    def log_message(self, format, *args):
         pass
 
 

@@ -89,12 +89,12 @@ class SchemaCheckerContract:
     """CHECK_SCHEMA: what the account has passes; a missing name is a problem on its key."""
 
     def test_what_the_account_has_passes(self, harness: Harness):
-        problems = harness.connector.check_schema(harness.needs_met())  # type: ignore[attr-defined]
+        problems = harness.connector.check_schema(harness.needs_met())
         assert [p for p in problems if p.severity == "error"] == []
 
     def test_a_missing_name_is_a_problem_on_its_key(self, harness: Harness):
         needs, key = harness.needs_unmet()
-        problems = harness.connector.check_schema(needs)  # type: ignore[attr-defined]
+        problems = harness.connector.check_schema(needs)
         assert key in {p.key for p in problems if p.severity == "error"}
         assert all(p.key and p.message for p in problems)
         assert {n.kind for n in needs.items} <= set(NeedKind)

@@ -14,7 +14,7 @@ def read_until_ready(harness: Harness, cursor: str | None, timeout: float = 20.0
     """Call ``read_engagement`` again after each ``retry_in`` until a batch is ready."""
     deadline = time.monotonic() + timeout
     while True:
-        batch = harness.connector.read_engagement(cursor)  # type: ignore[attr-defined]
+        batch = harness.connector.read_engagement(cursor)
         if batch.ready:
             return batch
         assert batch.retry_in >= 0 and batch.cursor is None, "a batch not ready moves on"
@@ -48,15 +48,15 @@ class EngagementWriterContract:
     def test_an_event_is_written_once(self, harness: Harness):
         event = harness.engagement_for(harness.labelled()[0])
         connector = harness.connector
-        [first] = connector.write_engagement([event], frozenset())  # type: ignore[attr-defined]
+        [first] = connector.write_engagement([event], frozenset())
         assert (first.key, first.outcome) == (event.dedupe, "created")
-        [again] = connector.write_engagement(  # type: ignore[attr-defined]
+        [again] = connector.write_engagement(
             [event], frozenset({event.dedupe}))
         assert again.outcome == "unchanged"
 
     def test_an_event_of_a_missing_record_is_skipped(self, harness: Harness):
         event = harness.engagement_for(harness.missing_id())
-        [result] = harness.connector.write_engagement(  # type: ignore[attr-defined]
+        [result] = harness.connector.write_engagement(
             [event], frozenset())
         assert result.outcome == "skipped"
 
@@ -68,13 +68,13 @@ class TaskCreatorContract:
         record_id = harness.labelled()[0]
         task = TaskRequest(f"contract-{record_id}", record_id, "Call back",
                            assignee=harness.employee())
-        first = harness.connector.create_task(task)  # type: ignore[attr-defined]
+        first = harness.connector.create_task(task)
         assert first.outcome == "created" and first.task_id
-        again = harness.connector.create_task(task)  # type: ignore[attr-defined]
+        again = harness.connector.create_task(task)
         assert (again.outcome, again.task_id) == ("exists", first.task_id)
 
     def test_an_unknown_record_is_named(self, harness: Harness):
         task = TaskRequest("contract-missing", harness.missing_id(), "Call back",
                            assignee=harness.employee())
-        result = harness.connector.create_task(task)  # type: ignore[attr-defined]
+        result = harness.connector.create_task(task)
         assert result.outcome == "unknown_record" and result.reason

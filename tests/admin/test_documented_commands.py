@@ -49,7 +49,7 @@ def quoted_commands() -> list[tuple[str, str]]:
             code = None
             if name == "README.md" and line.startswith("    "):  # an indented code block
                 code = re.split(r"\s{2,}|\s#", line.strip())[0]  # drop the description column
-            elif line.startswith("ExecStart=") or line.startswith("ExecReload="):
+            elif line.startswith(("ExecStart=", "ExecReload=")):
                 code = line.split("=", 1)[1]
             for part in (code or "").split("&&"):
                 command = _command(part.strip())

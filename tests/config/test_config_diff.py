@@ -22,9 +22,10 @@ def make(**integration) -> Config:
     crm = ConnectionConfig("crm", "crm", {"timeout": 30.0, "email_fields": ["Email"],
                                           "client_secret": Secret("a", "env:A")})
     mkt = ConnectionConfig("mkt", "mkt", {"section": "main", "concurrency": 4})
-    base = dict(name="crm-mkt", source="crm", destination="mkt",
-                conditions=(Condition("Type", "A"),), fields={"Org.Name": "company"},
-                consents=(ConsentMapping("News", "news", "email"),), selections={"R": "reader"})
+    base = {"name": "crm-mkt", "source": "crm", "destination": "mkt",
+                "conditions": (Condition("Type", "A"),), "fields": {"Org.Name": "company"},
+                "consents": (ConsentMapping("News", "news", "email"),),
+                "selections": {"R": "reader"}}
     base.update(integration)
     return Config(path="/etc/syncd.toml", connections={"crm": crm, "mkt": mkt},
                   integrations={"crm-mkt": IntegrationConfig(**base)})

@@ -45,13 +45,13 @@ def config(**integration) -> Config:
         "mkt": ConnectionConfig("mkt", "checked", {"world": "w"}),
         "idle": ConnectionConfig("idle", "memory", {"world": "w"}),
     }
-    base = dict(
-        name="crm-mkt", source="crm", destination="mkt",
-        conditions=(Condition("Contact.Type", "A"),),
-        fields={"Contact.Organization.Name": "company", "FirstName": "x.first"},
-        consents=(ConsentMapping("Newsletter", "topic.news", "email"),),
-        selections={"VIP list": "vip"},
-        overviews=(Overview("Jansens", "jansen"),))
+    base = {
+        "name": "crm-mkt", "source": "crm", "destination": "mkt",
+        "conditions": (Condition("Contact.Type", "A"),),
+        "fields": {"Contact.Organization.Name": "company", "FirstName": "x.first"},
+        "consents": (ConsentMapping("Newsletter", "topic.news", "email"),),
+        "selections": {"VIP list": "vip"},
+        "overviews": (Overview("Jansens", "jansen"),)}
     base.update(integration)
     return Config(path="/x.toml", connections=conns,
                   integrations={"crm-mkt": IntegrationConfig(**base)})

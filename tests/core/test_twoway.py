@@ -64,7 +64,7 @@ def test_empty_and_none_are_the_same():
 
 
 values = st.sampled_from([None, "a", "b", "c"])
-sides = st.fixed_dictionaries({f: values for f in F})
+sides = st.fixed_dictionaries(dict.fromkeys(F, values))
 
 
 @given(sides, sides, sides, st.booleans())

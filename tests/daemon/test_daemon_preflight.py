@@ -11,7 +11,7 @@ from functools import partial
 import pytest
 import tomli_w
 from structlog.testing import capture_logs
-from syncd_apsis.connector import ApsisConnector  # noqa: I001 - after syncd: plugin
+from syncd_apsis.connector import ApsisConnector
 from syncd_apsis.emulator import ApsisEmulator
 from syncd_tribe.connector import TribeConnector
 from syncd_tribe.emulator import TribeEmulator

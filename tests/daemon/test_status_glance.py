@@ -17,7 +17,7 @@ wait_for = partial(testing.wait_for, timeout=15.0)
 
 
 def screen(status) -> str:
-    console = Console(width=250, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = Console(width=250, record=True, file=open("/dev/null", "w"))
     cli_status.print_status(status, console)
     return console.export_text()
 

@@ -11,8 +11,8 @@ from e2e_support import syncd_cli
 
 pytest.importorskip("syncd_lime")
 
-from syncd import plugins  # noqa: E402
-from syncd.sandbox import INTEGRATION, build_config, load_emulator  # noqa: E402
+from syncd import plugins
+from syncd.sandbox import INTEGRATION, build_config, load_emulator
 
 LIME = f"{INTEGRATION}-lime"
 

@@ -185,8 +185,8 @@ def test_sigterm_stops_cleanly_and_the_interrupted_full_sync_resumes(emulators, 
     assert old["processed"] > 0 and new["processed"] > 0
     # (the resumed run's own "total" is not recorded: Tribe counts only on the first page)
     assert old["total"] and old["processed"] + new["processed"] == old["total"]
-    assert [e for e in daemon.log_events(since_start=True)
-            if e["event"] == "full_sync.interrupted"][0]["run_id"] == run_id
+    assert next(e for e in daemon.log_events(since_start=True)
+            if e["event"] == "full_sync.interrupted")["run_id"] == run_id
     assert differences(path, tribe, apsis) == []
     assert duplicate_profiles(apsis) == []
 

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("syncd_lime", reason="the syncd_lime package is not installed in this "
                     "environment (run `pip install -e . --no-deps` again)")
 
-from syncd_lime.emulator import LimeEmulator  # noqa: E402
+from syncd_lime.emulator import LimeEmulator
 
 from syncd.wsgi import ServerThread
 

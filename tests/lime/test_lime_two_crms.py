@@ -22,17 +22,17 @@ import tomli_w
 
 pytest.importorskip("syncd_lime")
 
-from syncd_apsis.connector import ApsisConnector  # noqa: E402
-from syncd_apsis.emulator import ApsisEmulator  # noqa: E402
-from syncd_lime.connector import LimeConnector  # noqa: E402
-from syncd_lime.emulator import LimeEmulator  # noqa: E402
-from syncd_tribe.connector import TribeConnector  # noqa: E402
-from syncd_tribe.emulator import TribeEmulator  # noqa: E402
+from syncd_apsis.connector import ApsisConnector
+from syncd_apsis.emulator import ApsisEmulator
+from syncd_lime.connector import LimeConnector
+from syncd_lime.emulator import LimeEmulator
+from syncd_tribe.connector import TribeConnector
+from syncd_tribe.emulator import TribeEmulator
 
-from syncd import plugins  # noqa: E402
-from syncd.daemon import Daemon  # noqa: E402
-from syncd.sandbox import INTEGRATION, _free_port, build_config, compare  # noqa: E402
-from syncd.testing import wait_for  # noqa: E402
+from syncd import plugins
+from syncd.daemon import Daemon
+from syncd.sandbox import INTEGRATION, _free_port, build_config, compare
+from syncd.testing import wait_for
 
 TRIBE, LIME = INTEGRATION, f"{INTEGRATION}-lime"
 TOPIC = "com.apsis1.topics.newsletter"

@@ -9,8 +9,11 @@ import sqlite3
 import threading
 import time
 
+import pytest
 import requests
 from reliability_support import signed_body, spawn_daemon, stop_process, wait_for
+
+pytestmark = pytest.mark.slow  # the daemon as a process
 
 STOP_TIMEOUT = 4.0
 MARGIN = 3.0

@@ -215,6 +215,7 @@ def count_rows(db_path: str, where: str = "1") -> int:
         conn.close()
 
 
+@pytest.mark.slow  # the daemon as a process
 def test_ten_thousand_bad_webhooks_are_refused_and_nothing_is_queued(daemon_proc):
     d = daemon_proc
     pid = d.proc.pid
@@ -302,6 +303,7 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
+@pytest.mark.slow  # the daemon as a process
 def test_a_body_shorter_than_its_length_is_not_queued(daemon_proc):
     """The sender gives up half-way: waitress never calls the app; nothing is stored."""
     before = count_rows(daemon_proc.db_path)
@@ -332,6 +334,7 @@ RAW = {
 }
 
 
+@pytest.mark.slow  # the daemon as a process
 @pytest.mark.parametrize("case", sorted(RAW))
 def test_malformed_http_is_refused_with_a_4xx(daemon_proc, case):
     before = count_rows(daemon_proc.db_path)
@@ -353,6 +356,7 @@ def test_the_signature_is_checked_over_the_raw_body():
                                                        hashlib.sha256).hexdigest()
 
 
+@pytest.mark.slow  # the daemon as a process
 @pytest.mark.parametrize("path", ["/healthz", "/webhooks/crm"])
 def test_head_is_answered_without_a_body(daemon_proc, path):
     """RFC 9110: no body after a HEAD answer; a keep-alive client would read it as the start

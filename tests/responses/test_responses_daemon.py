@@ -111,7 +111,7 @@ def test_cursor_stays_until_written(world):
     cursor = world.daemon.store.cursor(NAME, "responses")
     world.tribe.faults.fail_next = [503] * 40  # the CRM is down for this run
     run = world.run_responses()
-    assert run["status"] == "failed" and "503" in run["error"] or "fault" in run["error"]
+    assert (run["status"] == "failed" and "503" in run["error"]) or "fault" in run["error"]
     assert world.daemon.store.cursor(NAME, "responses") == cursor  # not moved
     world.tribe.faults.fail_next = []
     run = world.run_responses()

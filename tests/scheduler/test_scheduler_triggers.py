@@ -6,6 +6,7 @@ from a start instant, each next one from the previous.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -106,7 +107,7 @@ def test_every_local_day_of_a_year_runs_exactly_once(tz, at):
     assert set(per_day.values()) == {1}
     spaced = sorted(fires(trigger, start, end))
     assert all(timedelta(hours=22) <= b - a <= timedelta(hours=26)
-               for a, b in zip(spaced, spaced[1:], strict=False))
+               for a, b in itertools.pairwise(spaced))
 
 
 def test_days_restrict_the_weekdays():

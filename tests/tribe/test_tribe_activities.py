@@ -41,8 +41,8 @@ def events_for(person: str, n: int = 3) -> list[EngagementEvent]:
 def test_write_engagement_once_each(emulator, make_connector, paging):
     conn = make_connector()
     person = emulator.contacts()[0]["Person"]["ID"]
-    events = events_for(person) + [EngagementEvent("sms_clicked", "no-such-person",
-                                                   "2026-01-01T10:00:00.000Z")]
+    events = [*events_for(person),
+              EngagementEvent("sms_clicked", "no-such-person", "2026-01-01T10:00:00.000Z")]
     results = conn.write_engagement(events, frozenset())
     assert [r.outcome for r in results] == ["created", "created", "created", "skipped"]
     made = emulator.activities()
