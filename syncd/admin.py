@@ -36,7 +36,8 @@ class AdminControl(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
-    def start_sync(self, integration: str, confirm: bool = False) -> dict[str, Any]: ...
+    def start_sync(self, integration: str, confirm: bool = False, dry_run: bool = False,
+                   plan: int | None = None) -> dict[str, Any]: ...
 
     def cancel_sync(self, integration: str) -> dict[str, Any]: ...
 
@@ -177,9 +178,16 @@ class AdminApp:
         return hmac.compare_digest(token.strip().encode("utf-8", "surrogateescape"), self._token)
 
     def _sync(self, request: Request) -> dict[str, Any]:
-        confirm = _object(request).get("confirm", False)
-        if not isinstance(confirm, bool):
-            raise HTTPError(400, {"error": "confirm must be true or false"})
+        body = _object(request)
+        confirm, dry_run, plan = (body.get("confirm", False), body.get("dry_run", False),
+                                  body.get("plan"))
+        if not isinstance(confirm, bool) or not isinstance(dry_run, bool):
+            raise HTTPError(400, {"error": "confirm and dry_run must be true or false"})
+        if plan is not None and (not isinstance(plan, int) or isinstance(plan, bool)):
+            raise HTTPError(400, {"error": "plan must be a run id"})
+        if dry_run or plan is not None:
+            return self.control.start_sync(request.params["name"], confirm=confirm,
+                                           dry_run=dry_run, plan=plan)
         return self.control.start_sync(request.params["name"], confirm=confirm)
 
     def _run(self, request: Request) -> dict[str, Any]:
@@ -254,9 +262,14 @@ class AdminClient:
     def status(self) -> dict[str, Any]:
         return self._call("GET", "/status")
 
-    def start_sync(self, integration: str, confirm: bool = False) -> dict[str, Any]:
-        return self._call("POST", f"/integrations/{_seg(integration)}/sync",
-                          json={"confirm": bool(confirm)})
+    def start_sync(self, integration: str, confirm: bool = False, dry_run: bool = False,
+                   plan: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"confirm": bool(confirm)}
+        if dry_run:
+            body["dry_run"] = True
+        if plan is not None:
+            body["plan"] = int(plan)
+        return self._call("POST", f"/integrations/{_seg(integration)}/sync", json=body)
 
     def confirm(self, integration: str) -> dict[str, Any]:
         return self._call("POST", f"/integrations/{_seg(integration)}/confirm")

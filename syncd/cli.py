@@ -143,6 +143,10 @@ def _print_run(run: dict) -> None:
         print("  counts: " + ", ".join(f"{k} {v}" for k, v in sorted(run["counts"].items())))
     if run.get("error"):
         print(f"  error: {run['error']}")
+    if run.get("plan"):
+        from syncd.dryrun import render
+
+        print("\n".join(render(run["plan"])))
     for err in run.get("errors", [])[:50]:
         print(f"  failed {err['record_id']}: {err['reason']}")
     if len(run.get("errors", [])) > 50:
@@ -151,9 +155,13 @@ def _print_run(run: dict) -> None:
 
 def cmd_sync_start(args) -> int:
     client = _admin_client(args)
-    result = client.start_sync(args.integration, confirm=args.confirm)
+    result = client.start_sync(args.integration, confirm=args.confirm, dry_run=args.dry_run,
+                               plan=args.plan)
     run_id = result["run_id"]
-    print(f"full sync of {args.integration} started: run #{run_id}")
+    what = ("dry run" if args.dry_run else f"plan #{args.plan}" if args.plan is not None
+            else "full sync")
+    print(f"{what} of {args.integration} started: run #{run_id}"
+          + (f" (see it with `syncd runs show {run_id}`)" if args.dry_run else ""))
     if not args.wait:
         return 0
     run = _wait_with_progress(client, args.integration, run_id)
@@ -324,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--confirm", action="store_true",
                    help="confirm what the stop-and-confirm guard holds, and let this run "
                         "change consents and delete past the share")
+    s.add_argument("--dry-run", action="store_true",
+                   help="read the source, write nothing: the plan of what a full sync would "
+                        "change, shown by `syncd runs show RUN`")
+    s.add_argument("--plan", type=int, metavar="RUN",
+                   help="apply exactly the plan of dry run RUN (a record whose source changed "
+                        "since is refused)")
     s.add_argument("-c", "--config", metavar="FILE")
     s.set_defaults(func=cmd_sync_start)
     s = sync_sub.add_parser("cancel", help="cancel a running full sync")

@@ -7,7 +7,7 @@ import os
 import time
 from typing import Any
 
-from syncd import glance
+from syncd import dryrun, glance
 from syncd.coordinator import Progress
 from syncd.exceptions import NeedsConfirmation
 from syncd.explain import story as explain_story
@@ -87,10 +87,13 @@ class Control:
             "last_reload": self.last_reload,
         }
 
-    def start_sync(self, integration: str, confirm: bool = False) -> dict[str, Any]:
+    def start_sync(self, integration: str, confirm: bool = False, dry_run: bool = False,
+                   plan: int | None = None) -> dict[str, Any]:
         if integration not in self.config.integrations:
             raise KeyError(f"no integration named {integration!r}")
         self._preflight_gate(integration)  # raises PreflightFailed naming the keys
+        if dry_run or plan is not None:  # dryrun.py
+            return dryrun_start(self, integration, dry_run, plan)
         try:
             run_id = self._coordinator(integration).start_full_sync(
                 confirm=confirm).get(timeout=ASK_TIMEOUT)
@@ -121,6 +124,8 @@ class Control:
         run = self.store.run(run_id)
         if run is not None:
             run["errors"] = self.store.run_errors(run_id)
+            if run["kind"] == "dry_run":
+                run["plan"] = dryrun.plan(self.store, run_id)
             run["counts"] = self.store.run_counts(run_id)  # per event type (responses)
         return run
 
@@ -168,3 +173,26 @@ class Control:
         self._coordinator(integration).run_job.defer(
             "overview", {"overview": found.name, "tag": found.tag})
         return {"integration": integration, "overview": found.name, "started": True}
+
+
+def dryrun_start(daemon: Any, integration: str, dry_run: bool, plan: int | None
+                 ) -> dict[str, Any]:
+    """``--dry-run``: a plan, nothing written; ``--plan RUN``: that plan applied."""
+    if dry_run and plan is not None:
+        raise ValueError("give --dry-run or --plan RUN, not both")
+    if dry_run:
+        daemon._coordinator(integration)  # a known, running integration
+        return {"run_id": dryrun.start(daemon, integration), "integration": integration,
+                "dry_run": True}
+    planned = daemon.store.run(plan)
+    if planned is None or planned["kind"] != "dry_run" or planned["integration"] != integration:
+        raise KeyError(f"run #{plan} is not a dry run of {integration}")
+    if planned["status"] != "completed":
+        raise ValueError(f"dry run #{plan} is {planned['status']}: only a completed plan "
+                         "can be applied")
+    if daemon.progress.get(integration) and daemon.progress[integration].state == "full_sync":
+        raise ValueError(f"a full sync of {integration} is running; apply the plan after it")
+    coordinator = daemon._coordinator(integration)
+    run_id = daemon.store.start_run(integration, "plan", resumed_from=plan)
+    coordinator.apply_plan.defer(plan, run_id)
+    return {"run_id": run_id, "integration": integration, "plan": plan}

@@ -25,6 +25,7 @@ from typing import Any
 import pykka
 import structlog
 
+from syncd import dryrun
 from syncd import rules as R
 from syncd.capabilities import Capability
 from syncd.config.model import IntegrationConfig
@@ -211,6 +212,10 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
 
     def ping(self) -> str:
         return self.name
+
+    def apply_plan(self, plan_run: int, run_id: int) -> None:
+        """Apply a dry run's plan exactly (:mod:`syncd.dryrun`)."""
+        dryrun.apply(self, plan_run, run_id)
 
     def start_responses(self) -> int | None:
         """Start a response-data run now (``syncd responses run``); returns its id."""
@@ -402,7 +407,7 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
             if fresh:
                 self.store.save_links(self.name, fresh)
             results: list[WriteResult] = self._send_writes(writes, bulk)  # fail-fast
-            self.journal.answered([(w.profile.key, "write", r)
+            self.journal.answered([(w.profile.key, "write", r, w.profile.attributes)
                                    for w, r in zip(writes, results, strict=True)])
             for write, result in zip(writes, results, strict=True):
                 if result.outcome == "failed":

@@ -28,7 +28,8 @@ from typing import Any
 import structlog
 
 from syncd import rules as R
-from syncd.records import Link, Record, WriteResult
+from syncd.dryrun import migrate, remember_sent
+from syncd.records import Link, Record
 
 log = structlog.get_logger("syncd.explain")
 
@@ -122,6 +123,7 @@ class Journal:
             for statement in MIGRATION.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+        migrate(store)  # the tables of dry runs
 
     def _add(self, rows: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
         if not rows:
@@ -148,13 +150,20 @@ class Journal:
         """``(record_id, what)`` held by the guard."""
         self._add([(rid, "guard", {"held": what, "reason": reason}) for rid, what in items])
 
-    def answered(self, pairs: Sequence[tuple[str, str, WriteResult]]) -> None:
-        """``(record_id, request, result)`` for each write or delete sent."""
+    def answered(self, pairs: Sequence[tuple]) -> None:
+        """``(record_id, request, result[, attributes sent])`` for each write or delete; the
+        attributes of a write that went are kept for dry runs (:mod:`syncd.dryrun`)."""
         self._add([(rid, "answer", {
             "request": request, "outcome": r.outcome, "reason": r.reason,
             "retryable": r.retryable, "remote_id": r.remote_id,
             "status": getattr(r, "status", None), "endpoint": getattr(r, "endpoint", None)})
-            for rid, request, r in pairs])
+            for rid, request, r, *_ in pairs])
+        sent = [(p[0], p[3]) for p in pairs if len(p) > 3 and p[2].outcome != "failed"]
+        try:
+            remember_sent(self.store, self.integration, sent)
+        except Exception as exc:  # a dry run then shows these attributes as unknown
+            log.warning("journal.sent_attributes_failed", integration=self.integration,
+                        error=f"{type(exc).__name__}: {exc}")
 
 
 def prune(store: Any, days: float, now: float | None = None) -> int:
