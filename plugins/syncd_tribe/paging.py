@@ -38,7 +38,10 @@ class PagingError(RemoteError):
 class PageState:
     #: Rows received so far: the next ``$skip``.
     skip: int = 0
-    #: The ID of the first row of the page before (None before the first page).
+    #: The ID of the first row of the first page (None before it): a server that ignores
+    #: ``$skip`` answers every page with it. (Not the page before's: a collection that grows
+    #: while it is read can legitimately start a page with the row that started the page
+    #: before, e.g. after a short last page and as many rows created ahead of it.)
     first: str | None = None
     #: A ``@odata.nextLink`` to follow next instead of a ``$skip`` query.
     link: str | None = None
@@ -89,7 +92,7 @@ def next_page(state: PageState, query: Callable[[int], dict[str, Any]],
         how = "the nextLink" if state.link else f"$skip={state.skip}"
         raise PagingError(
             f"reading {what}: the server answered {how} with the same first row ({first}) as "
-            f"the page before: it ignores $skip, and reading on would read the same rows "
+            f"the first page: it ignores $skip, and reading on would read the same rows "
             f"forever (fix: check base_url points at the Tribe OData API; a proxy may drop "
             f"query options)")
     received = state.skip + len(rows)
@@ -100,7 +103,7 @@ def next_page(state: PageState, query: Callable[[int], dict[str, Any]],
         if link == state.link:
             raise PagingError(f"reading {what}: the server's @odata.nextLink points at the "
                               f"page it came with; reading on would loop")
-        return rows, dict(data), PageState(received, first or state.first, link)
+        return rows, dict(data), PageState(received, state.first or first, link)
     if not rows:
         return rows, dict(data), None
-    return rows, dict(data), PageState(received, first, None)
+    return rows, dict(data), PageState(received, state.first or first, None)

@@ -142,7 +142,7 @@ def test_sync_and_events_converge_with_faulty_partners(chaos):
     assert stats["apsis"]["retry_after_violations"] == 0, stats["apsis"]
 
     # converged
-    assert run["status"] == "completed", run
+    assert run["status"] == "completed", (run.get("error"), run)
     assert run["failed"] == 0, client.run(run_id)["errors"]
     assert all(d["delivered"] for d in deliveries)
     inbox = integration_status(client)["inbox"]
