@@ -37,6 +37,7 @@ from syncd_lime import schema, webhooks
 from syncd_lime.client import LimeClient
 from syncd_lime.companies import Companies
 from syncd_lime.consents import ConsentDataError, Consents, relation_id
+from syncd_lime.engagement import Engagement
 from syncd_lime.options import OPTIONS, resolve_options
 from syncd_lime.paging import PageState
 from syncd_lime.schema import group_filters
@@ -48,12 +49,13 @@ def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-class LimeConnector(Companies, Consents, Connector):
+class LimeConnector(Engagement, Companies, Consents, Connector):
     kind: ClassVar[str] = "lime"
     description = "Lime CRM: persons, their company and consents, real-time through webhooks"
     capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
                               Capability.WRITE_CONSENTS, Capability.READ_GROUPS,
-                              Capability.CHECK_SCHEMA, Capability.READ_RECORD})
+                              Capability.CHECK_SCHEMA, Capability.READ_RECORD,
+                              Capability.WRITE_RESPONSES, Capability.CREATE_TASKS})
     options = OPTIONS
     emulator = "syncd_lime.emulator:LimeEmulator"
 

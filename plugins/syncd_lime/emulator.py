@@ -45,6 +45,12 @@ Switches where apis.md says [GAP] or [INFER] (constructor arguments, also settab
 - ``relation_ranges`` (2.2: ``min-``/``max-`` are shown on dates [CODE]; on a belongs-to
   relation's id they are an INFER): True compares the ids, False answers 400.
 
+Limetypes ``history`` (``note``, ``date``, ``type``, ``externalid``, ``person``,
+``coworker``) and ``todo`` (``subject``, ``description``, ``duedate``, ``externalid``,
+``person``, ``coworker``) receive response data and tasks: such limetypes are app-specific
+(2.2 [INFER]) and ``externalid`` is invented (Lime documents no external id; syncd's
+``external_id_property`` names it).
+
 Control API besides :mod:`syncd.emulator`'s: ``POST /_emulator/settings``.
 """
 

@@ -37,6 +37,14 @@ LIMETYPES: dict[str, dict[str, Any]] = {
     "consenttype": {"title": "string", "description": "text", "active": "yesno",
                     "default": "yesno", "readonly": "yesno",
                     "consent": (HASMANY, "consent")},
+    # response data and tasks: a history and a todo limetype as Lime apps usually have
+    # (their properties are app-specific, apis.md 2.2 [INFER]); ``externalid`` is invented
+    # (Lime documents no external id): syncd's option external_id_property names it
+    "history": {"note": "text", "date": "time", "type": "option", "externalid": "string",
+                "person": (BELONGS, "person"), "coworker": (BELONGS, "coworker")},
+    "todo": {"subject": "string", "description": "text", "duedate": "time",
+             "externalid": "string", "person": (BELONGS, "person"),
+             "coworker": (BELONGS, "coworker")},
 }
 CONSENT_ADDON = ("consent", "consenttype")
 SYSTEM = ("_id", "_timestamp", "_descriptive", "_createdtime", "_createduser", "_updateduser")

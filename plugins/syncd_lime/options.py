@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from syncd.plugin import Option, Secret
+from syncd_lime.engagement import OPTIONS as ENGAGEMENT_OPTIONS
 
 OPTIONS: tuple[Option, ...] = (
     Option("base_url", str, doc="The Lime application's URL, without /api/v1 (e.g. "
@@ -64,6 +65,7 @@ OPTIONS: tuple[Option, ...] = (
            "Overviews by name, each a Lime filter on persons as a query string of the "
            "limeobject API (Lime's saved lists have no public API), e.g. "
            "{ \"Key customers\" = \"customertype=A&not-position=\" }."),
+    *ENGAGEMENT_OPTIONS,  # response data and tasks: syncd_lime.engagement
 )
 
 

@@ -14,10 +14,12 @@ from syncd.testing import (
     ConnectorContract,
     ConsentWriterContract,
     DirectReaderContract,
+    EngagementWriterContract,
     GroupReaderContract,
     Harness,
     RecordReaderContract,
     SchemaCheckerContract,
+    TaskCreatorContract,
     WebhookSourceContract,
     assert_contracts_cover,
 )
@@ -67,6 +69,9 @@ class LimeHarness(Harness):
         return "Contract", [str(p) for p, o in self.emulator.store.objects["person"].items()
                             if o["customertype"] == "A"]
 
+    def employee(self) -> str | None:
+        return str(min(self.emulator.store.objects["coworker"]))
+
     def needs_met(self) -> SchemaNeeds:
         return SchemaNeeds("source", (Need(NeedKind.FIELD, "company.name", KEY),
                                       Need(NeedKind.LABEL, "Newsletter", "k.label")))
@@ -77,7 +82,7 @@ class LimeHarness(Harness):
 
 class TestLimeContract(ConnectorContract, RecordReaderContract, WebhookSourceContract,
                        DirectReaderContract, ConsentWriterContract, GroupReaderContract,
-                       SchemaCheckerContract):
+                       SchemaCheckerContract, EngagementWriterContract, TaskCreatorContract):
     @pytest.fixture
     def harness(self, emulator, paging):
         config = {**LimeConnector.sandbox_config(emulator), "requests_per_second": 0.0,

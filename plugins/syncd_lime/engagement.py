@@ -1,0 +1,164 @@
+"""Response data and automation tasks in Lime CRM (a mixin of
+:class:`syncd_lime.connector.LimeConnector`).
+
+Response data (``write_engagement``): each event becomes a history-style object
+(``history_limetype``, default ``history``: Lime's usual history limetype; its properties
+are app-specific, apis.md 2.2 [INFER], hence options) with the note (``history_note``
+template), the date (``history_date_property``), the type (``history_type_property``, the
+event type, e.g. ``email_opened``) and the person relation (``history_person_relation``).
+Lime documents no external id: ``external_id_property`` (default ``externalid``, a text
+property the limetype must have) holds ``syncd-<dedupe key>``; an ``uncertain`` event is
+looked up by it (a list filtered on that property, apis.md 2.2) before it is written, and a
+POST whose answer was lost is settled by the same lookup. An event of a person that does
+not exist is ``skipped``.
+
+Tasks (``create_task``): a ``todo``-style object (``todo_limetype``) with subject,
+description, due date, the person and the coworker (``todo_coworker_relation``); the
+idempotency key (hashed) in ``external_id_property``: a key seen before answers ``exists``.
+The assignee is the call's coworker id, else the person's company's coworker (the rule
+``account_manager``: ``company_coworker_relation``), else the fallback; an id that is no
+coworker is ``unknown_assignee``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from syncd.plugin import (
+    EngagementEvent,
+    Option,
+    RemoteError,
+    TaskRequest,
+    TaskResult,
+    WriteResult,
+    activity_subject,
+)
+
+OPTIONS: tuple[Option, ...] = (
+    Option("history_limetype", str, "history",
+           "The limetype response data is written to, one object per event."),
+    Option("history_note", str, "{campaign}: {channel} {event}",
+           "Template of its note ({campaign}, {channel}, {event}, {subject}, {address})."),
+    Option("history_note_property", str, "note", "Its note (text) property."),
+    Option("history_date_property", str, "date", "Its date (time) property."),
+    Option("history_type_property", str, "type",
+           "Its type property, set to the event type (e.g. email_opened); \"\": not set."),
+    Option("history_person_relation", str, "person", "Its relation to the person."),
+    Option("todo_limetype", str, "todo", "The limetype tasks from automation are created in."),
+    Option("todo_subject_property", str, "subject", "The todo's subject property."),
+    Option("todo_description_property", str, "description",
+           "The todo's description property."),
+    Option("todo_due_property", str, "duedate", "The todo's due date property."),
+    Option("todo_person_relation", str, "person", "The todo's relation to the person."),
+    Option("todo_coworker_relation", str, "coworker",
+           "The todo's relation to the coworker it is assigned to."),
+    Option("company_coworker_relation", str, "coworker",
+           "The company's responsible coworker, for the task_assignee_rule account_manager."),
+    Option("external_id_property", str, "externalid",
+           "A text property of the history and todo limetypes that holds syncd's key of what "
+           "it wrote, so a retried write is found instead of repeated (Lime documents no "
+           "external id)."),
+)
+
+
+class Engagement:
+    """Needs ``client``, ``opts``, ``pool_map``, ``log``."""
+
+    client: Any
+    opts: dict[str, Any]
+    log: Any
+
+    def _by_external_id(self, limetype: str, external_id: str) -> str | None:
+        prop = self.opts["external_id_property"]
+        data = self.client.list(limetype, limit=1, filters=[(prop, external_id)])
+        found = (data.get("_embedded") or {}).get("limeobjects") or []
+        return str(found[0]["_id"]) if found else None
+
+    def _create_once(self, limetype: str, values: dict[str, Any], key: str) -> WriteResult:
+        external = values[self.opts["external_id_property"]]
+        try:
+            # once: a lost answer is settled by the lookup below, never by sending it again
+            made = self.client.http.post(self.client.object_url(limetype), json=values,
+                                         attempts=1).json()
+            return WriteResult(key, "created", remote_id=str(made.get("_id") or ""))
+        except RemoteError as exc:
+            if not exc.retryable:
+                return WriteResult(key, "failed", reason=str(exc), status=exc.status,
+                                   endpoint=f"POST /api/v1/limeobject/{limetype}/")
+            try:
+                found = self._by_external_id(limetype, external)
+            except RemoteError as again:
+                return WriteResult(key, "failed", reason=str(again), retryable=True)
+            if found is not None:
+                return WriteResult(key, "unchanged", remote_id=found)
+            return WriteResult(key, "failed", reason=str(exc), retryable=True)
+
+    # -- response data -------------------------------------------------------------------------
+
+    def write_engagement(self, events: Sequence[EngagementEvent], uncertain: frozenset[str]
+                         ) -> list[WriteResult]:
+        o = self.opts
+        limetype = o["history_limetype"]
+        ids = sorted({e.key for e in events})
+        exists = dict(zip(ids, self.pool_map(  # type: ignore[attr-defined]
+            lambda pid: pid.isdigit() and self.client.get("person", pid) is not None, ids),
+            strict=True))
+
+        def one(event: EngagementEvent) -> WriteResult:
+            if not exists.get(event.key):
+                return WriteResult(event.dedupe, "skipped", reason="no such person in Lime")
+            external = f"syncd-{event.dedupe}"
+            if event.dedupe in uncertain:
+                found = self._by_external_id(limetype, external)
+                if found is not None:
+                    return WriteResult(event.dedupe, "unchanged", remote_id=found)
+            values = {o["history_note_property"]: activity_subject(event, o["history_note"]),
+                      o["history_date_property"]: event.at,
+                      o["history_person_relation"]: int(event.key),
+                      o["external_id_property"]: external}
+            if o["history_type_property"]:
+                values[o["history_type_property"]] = event.type
+            return self._create_once(limetype, values, event.dedupe)
+
+        return self.pool_map(one, list(events))  # type: ignore[attr-defined]
+
+    # -- tasks -----------------------------------------------------------------------------------
+
+    def create_task(self, task: TaskRequest) -> TaskResult:
+        o = self.opts
+        limetype = o["todo_limetype"]
+        external = "syncd-task-" + hashlib.sha256(task.idempotency_key.encode()).hexdigest()[:32]
+        found = self._by_external_id(limetype, external)
+        if found is not None:
+            return TaskResult("exists", task_id=found)
+        person = self.client.get("person", task.record_id) if task.record_id.isdigit() \
+            else None
+        if person is None:
+            return TaskResult("unknown_record", reason=f"no person {task.record_id} in Lime")
+        manager = None
+        if not task.assignee and task.assignee_rule == "account_manager":
+            company = person.get("company")
+            if company is not None:
+                record = self.client.get("company", company) or {}
+                manager = record.get(o["company_coworker_relation"])
+        assignee = task.assignee or (str(manager) if manager else None) \
+            or task.fallback_assignee or None
+        if assignee is None:
+            return TaskResult("unknown_assignee", reason="the call names no coworker, the "
+                              "company has none and no fallback is set (fix: set "
+                              "task_fallback_employee)")
+        if not str(assignee).isdigit() or self.client.get("coworker", assignee) is None:
+            return TaskResult("unknown_assignee", reason=f"no coworker {assignee} in Lime")
+        values = {o["todo_subject_property"]: task.subject,
+                  o["todo_description_property"]: task.description,
+                  o["todo_due_property"]: task.due,
+                  o["todo_person_relation"]: int(task.record_id),
+                  o["todo_coworker_relation"]: int(assignee),
+                  o["external_id_property"]: external}
+        result = self._create_once(limetype, values, task.idempotency_key)
+        if result.outcome == "failed":
+            return TaskResult("failed", reason=result.reason, retryable=result.retryable)
+        return TaskResult("created" if result.outcome == "created" else "exists",
+                          task_id=result.remote_id, assignee=str(assignee))
