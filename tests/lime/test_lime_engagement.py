@@ -21,7 +21,7 @@ def events(pid: str, n: int = 3) -> list[EngagementEvent]:
 
 def test_history_once_per_event(emulator, connector):
     pid = person(emulator)
-    batch = events(pid) + [EngagementEvent("sms_opened", "999999", "2026-01-01T10:00:00Z")]
+    batch = [*events(pid), EngagementEvent("sms_opened", "999999", "2026-01-01T10:00:00Z")]
     results = connector.write_engagement(batch, frozenset())
     assert [r.outcome for r in results] == ["created"] * 3 + ["skipped"]
     history = list(emulator.store.objects["history"].values())
