@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from syncd.config.schema import Secret
 
 if TYPE_CHECKING:
-    from syncd.config.loader import Problems
+    from syncd.config.problems import Problems
 
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CREDENTIAL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")

@@ -240,7 +240,7 @@ def test_schedule_keys_documented():
     schedules = [value, SECTIONS[f"{INTEGRATION}.overviews"]["schedule"][2]]
     assert all(isinstance(s, dict) and s.get("timezone") for s in schedules)
     problems = Problems(None)
-    from syncd.config.loader import _schedule
+    from syncd.config.integrations import _schedule
 
     for s in schedules:
         assert _schedule(s, "x", problems, "/", {}) is not None
