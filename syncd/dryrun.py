@@ -182,7 +182,7 @@ def plan(store: Any, run_id: int, limit: int = 1000) -> dict[str, Any]:
     rows = store._read("SELECT record_id, action, data FROM plan WHERE run_id=? "
                        "ORDER BY action, record_id", (run_id,))
     summary: dict[str, int] = {}
-    entries = []
+    entries: list[dict[str, Any]] = []
     for rid, action, data in rows:
         details = json.loads(data)
         summary[action] = summary.get(action, 0) + 1
@@ -242,7 +242,8 @@ def _apply_chunk(c: Any, rows: list, plan_run: int, run_id: int) -> None:
     optouts = store.optouts(c.name, ids) if c.rules.consents else {}
     counts: dict[str, int] = {"processed": len(rows)}
     refused: list[tuple[str, str, bool]] = []
-    writes, deletes = [], []
+    writes: list[R.Write] = []
+    deletes: list[R.Delete] = []
     for rid, action, planned, digest in rows:
         record = by_id.get(rid)
         if record is None or record.error or fingerprint(record) != planned:
