@@ -257,7 +257,10 @@ def _apply_chunk(c: Any, rows: list, plan_run: int, run_id: int) -> None:
             refused.append((rid, f"the destination changed since the plan (run #{plan_run}): "
                                  f"it would now be {got[0] if got else 'no change'}", False))
             continue
-        (deletes if isinstance(decision, R.Delete) else writes).append(decision)
+        if isinstance(decision, R.Delete):
+            deletes.append(decision)
+        elif isinstance(decision, R.Write):
+            writes.append(decision)
     if refused:
         counts["failed"] = len(refused)
     counts, errors = c._write(counts, writes, deletes, full_sync=True)
