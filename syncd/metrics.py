@@ -172,9 +172,11 @@ class _Use:
     def of(self, name: str) -> dict[str, Any]:
         now = int(time.monotonic())
         with self.lock:
-            recent = sum(n for s, n in self.buckets.get(name, {}).items()
-                         if s > now - self.WINDOW)
-            return {"requests_per_s": recent / self.WINDOW, "budget_per_s": self.budgets.get(name),
+            buckets = self.buckets.get(name, {})
+            recent = sum(n for s, n in buckets.items() if s > now - self.WINDOW)
+            # over the last minute, or since the first request when that is more recent
+            span = min(self.WINDOW, now - min(buckets, default=now) + 1)
+            return {"requests_per_s": recent / span, "budget_per_s": self.budgets.get(name),
                     "waited_budget_s": self.waits.get((name, "rate_budget"), 0.0),
                     "waited_retry_after_s": self.waits.get((name, "retry_after"), 0.0)}
 

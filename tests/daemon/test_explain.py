@@ -4,6 +4,7 @@ by the guard, each told with its reason; the daemon in-process (real actors, SQL
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import replace
 from functools import partial
@@ -57,9 +58,10 @@ def explain_screen(capsys, cfg, record: str, *flags: str) -> str:
 
 
 def show(capsys, title: str, screen: str) -> None:
-    """Shown with pytest -s: the screen an operator sees."""
-    with capsys.disabled():
-        print(f"\n--- {title}\n{screen}")
+    """With SYNCD_SHOW_SCREENS=1: the screen an operator sees."""
+    if os.environ.get("SYNCD_SHOW_SCREENS"):
+        with capsys.disabled():
+            print(f"\n--- {title}\n{screen}")
 
 
 def test_three_stories_each_with_its_reason(daemon_world, capsys):

@@ -41,3 +41,15 @@ def test_registered_counters_are_the_names_listed():
                         "gauge": [""]}[family.type]
             exported |= {family.name + s for s in suffixes}
     assert exported <= metrics.NAMES, sorted(exported - metrics.NAMES)
+
+
+def test_connection_use_for_status():
+    """Requests a second over the last minute (or since the first), against the budget."""
+    metrics.budget("use-test", 10.0)
+    for _ in range(3):
+        metrics.http_sent("use-test", 200, 0.01)
+    metrics.http_waited("use-test", "rate_budget", 0.5)
+    use = metrics.connection_use("use-test")
+    assert 1.5 <= use["requests_per_s"] <= 3  # 3 requests within one or two seconds
+    assert use["budget_per_s"] == 10.0 and use["waited_budget_s"] == 0.5
+    assert use["waited_retry_after_s"] == 0.0
