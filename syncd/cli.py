@@ -5,69 +5,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
-import time
-import tomllib
-from typing import Any
 
-DEFAULT_CONFIG = "/etc/syncd/syncd.toml"
-
-
-def _config_path(args) -> str:
-    return args.config or os.environ.get("SYNCD_CONFIG") or DEFAULT_CONFIG
-
-
-# -- talking to the daemon ----------------------------------------------------------------------
-
-
-def _admin_client(args):
-    """An AdminClient from the config's [daemon] and [admin] sections. Read leniently: a
-    daemon may be running on an older, valid config while the file has errors."""
-    from syncd.admin import AdminClient
-    from syncd.config.sections import is_loopback_host
-    from syncd.exceptions import AdminError
-
-    path = _config_path(args)
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except OSError as exc:
-        raise AdminError(f"cannot read {path}: {exc.strerror} (fix: pass -c FILE or set "
-                         f"SYNCD_CONFIG)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise AdminError(f"{path}: {exc}") from None
-    base = os.path.dirname(os.path.abspath(path))
-    daemon = raw.get("daemon", {}) if isinstance(raw.get("daemon"), dict) else {}
-    admin = raw.get("admin", {}) if isinstance(raw.get("admin"), dict) else {}
-    host = str(admin.get("host", "127.0.0.1"))
-    if not is_loopback_host(host):  # the same check as the daemon's, before the token is read
-        raise AdminError(f"{path}: [admin] host = {json.dumps(host)} is not a loopback address; "
-                         f"the admin token is sent only to this machine (fix: write "
-                         f'`host = "127.0.0.1"` in [admin]; reach a remote syncd through ssh)')
-    state_dir = os.path.join(base, str(daemon.get("state_dir", "/var/lib/syncd")))
-    token_file = admin.get("token_file") or os.path.join(state_dir, "admin.token")
-    token_file = os.path.join(base, str(token_file))
-    try:
-        with open(token_file) as fh:
-            token = fh.read().strip()
-    except OSError as exc:
-        raise AdminError(f"cannot read the admin token {token_file}: {exc.strerror} (is syncd "
-                         f"running with this config, and are you its user or root?)") from None
-    return AdminClient(host, int(admin.get("port", 8471)), token,
-                       token_file=token_file)
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
-
-
-def _fmt_time(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
+from syncd import cli_common as common
+from syncd.cli_common import DEFAULT_CONFIG, _config_path, _print_json
+from syncd.cli_runs import (
+    cmd_confirm,
+    cmd_events_list,
+    cmd_events_retry,
+    cmd_overview_import,
+    cmd_responses_run,
+    cmd_runs,
+    cmd_sync_cancel,
+    cmd_sync_start,
+)
 
 # -- commands -----------------------------------------------------------------------------------
 
@@ -111,7 +63,7 @@ def cmd_plugins(args) -> int:
 def cmd_status(args) -> int:
     from syncd.cli_status import print_status
 
-    status = _admin_client(args).status()
+    status = common.admin_client(args).status()
     if args.json:
         _print_json(status)
         return 0
@@ -119,137 +71,8 @@ def cmd_status(args) -> int:
     return 0
 
 
-def _wait_with_progress(client, integration: str, run_id: int) -> dict:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), transient=False) as bar:
-        task = bar.add_task(f"full sync {integration} #{run_id}", total=None)
-        while True:
-            run = client.run(run_id)
-            bar.update(task, completed=run["processed"], total=run["total"])
-            if run["status"] != "running":
-                return run
-            time.sleep(0.25)
-
-
-def _print_run(run: dict) -> None:
-    print(f"run #{run['id']} {run['integration']} {run['kind']}: {run['status']}")
-    print(f"  started {_fmt_time(run['started_at'])}, ended {_fmt_time(run['ended_at'])}")
-    print(f"  processed {run['processed']} of {run['total'] if run['total'] is not None else '?'}"
-          f": created {run['created']}, updated {run['updated']}, unchanged "
-          f"{run['unchanged']}, skipped by conditions {run['skipped']}, failed {run['failed']}")
-    if run.get("counts"):
-        print("  counts: " + ", ".join(f"{k} {v}" for k, v in sorted(run["counts"].items())))
-    if run.get("error"):
-        print(f"  error: {run['error']}")
-    if run.get("plan"):
-        from syncd.dryrun import render
-
-        print("\n".join(render(run["plan"])))
-    for err in run.get("errors", [])[:50]:
-        print(f"  failed {err['record_id']}: {err['reason']}")
-    if len(run.get("errors", [])) > 50:
-        print(f"  ... and {len(run['errors']) - 50} more")
-
-
-def cmd_sync_start(args) -> int:
-    client = _admin_client(args)
-    result = client.start_sync(args.integration, confirm=args.confirm, dry_run=args.dry_run,
-                               plan=args.plan)
-    run_id = result["run_id"]
-    what = ("dry run" if args.dry_run else f"plan #{args.plan}" if args.plan is not None
-            else "full sync")
-    print(f"{what} of {args.integration} started: run #{run_id}"
-          + (f" (see it with `syncd runs show {run_id}`)" if args.dry_run else ""))
-    if not args.wait:
-        return 0
-    run = _wait_with_progress(client, args.integration, run_id)
-    _print_run(client.run(run_id))
-    return 0 if run["status"] == "completed" else 1
-
-
-def cmd_confirm(args) -> int:
-    result = _admin_client(args).confirm(args.integration)
-    print(f"confirmed {args.integration}: the guard's count starts again; "
-          f"{result['records']} held record(s) are read again and applied, "
-          f"{result['write_backs']} held write-back(s) go at the next consent poll")
-    return 0
-
-
-def cmd_sync_cancel(args) -> int:
-    result = _admin_client(args).cancel_sync(args.integration)
-    print(f"cancelling run #{result['run_id']} of {args.integration}")
-    return 0
-
-
-def cmd_runs(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    client = _admin_client(args)
-    if args.integration == "show":
-        if args.run_id is None:
-            print("syncd runs show RUN: give a run id", file=sys.stderr)
-            return 2
-        run = client.run(args.run_id)
-        if args.json:
-            _print_json(run)
-        else:
-            _print_run(run)
-        return 0
-    runs = client.runs(args.integration, args.limit)
-    if args.json:
-        _print_json(runs)
-        return 0
-    table = Table("run", "integration", "kind", "status", "started", "processed", "created",
-                  "updated", "unchanged", "skipped", "failed")
-    for r in runs:
-        table.add_row(str(r["id"]), r["integration"], r["kind"], r["status"],
-                      _fmt_time(r["started_at"]), str(r["processed"]), str(r["created"]),
-                      str(r["updated"]), str(r["unchanged"]), str(r["skipped"]),
-                      str(r["failed"]))
-    Console().print(table)
-    return 0
-
-
-def cmd_events_list(args) -> int:
-    events = _admin_client(args).events(failed=args.failed, integration=args.integration)
-    if args.json:
-        _print_json(events)
-        return 0
-    if not events:
-        print("no failed events" if args.failed else "no events waiting to be applied")
-    for e in events:
-        state = "failed for good" if e.get("status") == "dead" else "waiting"
-        print(f"#{e['id']} {e['integration']} {e['kind']} {e['record_id']} {state} "
-              f"(received {_fmt_time(e['received_at'])}, {e['attempts']} attempts)"
-              + (f": {e['error']}" if e["error"] else ""))
-    return 0
-
-
-def cmd_events_retry(args) -> int:
-    result = _admin_client(args).retry_events(args.ids or None, args.integration)
-    print(f"{result['requeued']} event(s) queued again")
-    return 0
-
-
-def cmd_responses_run(args) -> int:
-    result = _admin_client(args).run_responses(args.integration)
-    print(f"response-data run #{result['run_id']} of {result['integration']} started; see "
-          f"`syncd runs show {result['run_id']}`")
-    return 0
-
-
-def cmd_overview_import(args) -> int:
-    result = _admin_client(args).import_overview(args.integration, args.overview)
-    print(f"importing overview {result['overview']} of {result['integration']}; "
-          f"see `syncd runs {result['integration']}`")
-    return 0
-
-
 def cmd_reload(args) -> int:
-    result = _admin_client(args).reload()
+    result = common.admin_client(args).reload()
     if result.get("ok"):
         print("config reloaded")
         return 0
@@ -262,7 +85,7 @@ def cmd_reload(args) -> int:
 def cmd_explain(args) -> int:
     from syncd.cli_explain import cmd_explain as explain
 
-    return explain(args, _admin_client(args))
+    return explain(args, common.admin_client(args))
 
 
 def cmd_emulate(args) -> int:

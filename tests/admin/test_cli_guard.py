@@ -2,7 +2,7 @@
 
 import pytest
 
-from syncd import cli
+from syncd import cli, cli_common
 
 
 class FakeClient:
@@ -26,7 +26,7 @@ class FakeClient:
 @pytest.fixture
 def client(monkeypatch):
     fake = FakeClient(None)
-    monkeypatch.setattr(cli, "_admin_client", lambda args: fake)
+    monkeypatch.setattr(cli_common, "admin_client", lambda args: fake)
     monkeypatch.setenv("COLUMNS", "250")
     return fake
 
