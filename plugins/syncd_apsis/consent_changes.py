@@ -10,7 +10,9 @@ One call:
    ``Retry-After`` (60 s when it sends none) is waited out, and no export is requested again
    before it ran out. All of that within ``consent_export_timeout`` seconds: past it the call
    returns ``([], cursor)`` and the next call with the same cursor resumes the *same* export
-   rather than asking for another one.
+   rather than asking for another one. The hold is shared with the response-data reader
+   (:mod:`syncd_apsis.responses`, the client's ``export`` scope), and one longer than
+   ``MAX_HOLD_WAIT`` defers the read at once instead of blocking the connection.
 3. The gzip CSV is parsed as it streams in; rows are deduplicated by ``correlation_id`` (APSIS
    repeats rows on retries); ``UNSUBSCRIBED`` rows become
    ``ConsentChange(key=crm id, topic, channel="email", opted_in=False, at=...)``, ``at`` from
@@ -49,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from syncd.plugin import ConsentChange, RemoteError, transport_errors
+from syncd_apsis.client_jobs import EXPORT_SCOPE
 
 if TYPE_CHECKING:
     from syncd_apsis.client import ApsisClient
@@ -59,6 +62,9 @@ UNSUBSCRIBED = "UNSUBSCRIBED"
 #: Retry-After assumed when a 429 on an export request carries none (the documented limit).
 EXPORT_INTERVAL = 60.0
 MAX_POLL_INTERVAL = 10.0
+#: A Retry-After hold longer than this defers the read instead of waiting in the call (the
+#: connection's actor would block profile writes meanwhile).
+MAX_HOLD_WAIT = 5.0
 #: How many returned cursors remember the rows of their overlap.
 SEEN_CURSORS = 16
 CRM_ID_KEYSPACE = "com.apsis1.keyspaces.crm-id"
@@ -194,9 +200,12 @@ class ConsentChangeReader:
     def _request(self, cursor: str, start: datetime, deadline: float) -> _Pending | None:
         client: ApsisClient = self._client_of()
         while True:
-            wait = self._not_before - time.monotonic()
+            # the export hold is shared with the response-data reader (the client's
+            # ``export`` scope); a long one defers rather than blocking the connection
+            wait = max(self._not_before - time.monotonic(),
+                       client.holds_remaining(EXPORT_SCOPE))
             if wait > 0:
-                if time.monotonic() + wait > deadline:
+                if time.monotonic() + wait > deadline or wait > MAX_HOLD_WAIT:
                     self._count("exports_deferred")
                     log.info("apsis.consent_export_deferred", retry_in=round(wait, 3))
                     return None

@@ -182,3 +182,21 @@ def test_a_backlog_for_benchmarks(emu, connect):
     assert len({e.dedupe for e in batch.events}) == 500
     oldest = min(e.at for e in batch.events)
     assert oldest < (datetime.now(UTC) - timedelta(days=6)).isoformat()  # a week spread
+
+
+def test_the_two_export_readers_share_the_hold_and_neither_blocks(emu, connect):
+    """Response data and consent changes both use the e-mail export (1 a minute): after the
+    response reader was throttled, the consent reader defers at once (its default budget
+    is 120 s) instead of waiting the minute out in the connection's actor."""
+    emu.configure_exports(export_interval=60.0)
+    conn = connect(emu, export_poll_interval=0.02, sms_export_path="")
+    profiles(conn, "crm-1")
+    _, cursor = conn.read_consent_changes(None)
+    assert read_all(conn, since()).ready  # the minute starts
+    held = conn.read_engagement("2026-01-01T00:00:00.000Z")  # another cursor: 429
+    assert not held.ready and held.retry_in > 50
+    began = time.monotonic()
+    time.sleep(0.002)
+    assert conn.read_consent_changes(cursor) == ([], cursor)
+    assert time.monotonic() - began < 5
+    assert emu.stats()["retry_after_violations"] == 0
