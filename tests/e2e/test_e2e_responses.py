@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from e2e_support import NAME, full_sync, matching_persons, wait_for, wait_run
+from e2e_support import (
+    NAME,
+    full_sync,
+    matching_persons,
+    syncd_cli,
+    wait_for,
+    wait_run,
+)
 
 TYPES = ["email_sent", "email_delivered", "email_bounced", "email_opened", "email_clicked",
          "sms_delivered", "sms_undelivered", "sms_opened", "sms_clicked"]
@@ -26,7 +33,7 @@ def downloads(apsis) -> int:
 def test_sigkill_between_download_and_write_duplicates_and_loses_nothing(setup, emulators):
     tribe, apsis = emulators.tribe, emulators.apsis
     apsis.configure_exports(export_delay=0.05, duplicate_rate=0.3, zero_time_rate=0.1)
-    _, _, daemon = setup(integration={"response_events": TYPES, "responses_rate": 0.0,
+    path, _, daemon = setup(integration={"response_events": TYPES, "responses_rate": 0.0,
                                       "responses_batch": 5},
                          apsis_options={"export_poll_interval": 0.05})
     client = daemon.start().wait_ready()
@@ -76,3 +83,9 @@ def test_sigkill_between_download_and_write_duplicates_and_loses_nothing(setup, 
     assert shown["counts"]["email_opened"] + shown["counts"]["sms_clicked"] >= 1
     runs = [r for r in client.runs(NAME) if r["kind"] == "responses"]
     assert [r["status"] for r in runs[:3]] == ["completed", "interrupted", "interrupted"]
+    # the CLI shows the run's counts per event type, and the next run and the export lag
+    shown = syncd_cli("runs", "show", str(run_id), "-c", path)
+    assert shown.returncode == 0 and "counts: " in shown.stdout
+    assert "email_opened 6, " in shown.stdout and "sms_clicked 6" in shown.stdout
+    status = syncd_cli("status", "-c", path)
+    assert f"{NAME} response data: next run" in status.stdout and "export lag" in status.stdout
