@@ -23,11 +23,15 @@ JSON bodies                                            off the configured host (
 ``_links.next`` followed (same host only)              2.2 [CODE]: loop on ``_links.next.href``
 ``GET /api/v1/limeobject/{type}/{id}/`` (read-back,    2.2 get one [CODE]; 404 = gone
 ``read_record``, consents of a message)
-``GET /api/v1/limeobject/company/{id}/`` (the         2.2 get one; cached ``company_cache_seconds``
-companies of persons read, for ``company.*`` paths)    (a company event drops its entry)
+``GET …/company/?min-_id=a&max-_id=b`` (a page's      2.2 ``min-``/``max-`` [CODE]; on ``_id``
+companies, ids close together), else ``GET …/company/  [INFER]: a 400 falls back to one GET each,
+{id}/`` each (for ``company.*`` paths)                 emulator ``system_filters``; cached
+                                                       ``company_cache_seconds`` (companies.py)
 ``GET …/person/?company=<id>`` (company events)        2.2 property filters [CODE]
-``GET …/consent/?min-person=a&max-person=b&_sort=_id`` 2.2 ``min-``/``max-`` [CODE] on the relation
-(a page's consents), ``?person=<id>`` (a few persons)  id (an integer, 2.2); 2.4 names: options
+``GET …/consent/?min-person=a&max-person=b&_sort=_id`` 2.2 ``min-``/``max-`` [CODE]; on a relation
+(a page's consents), ``?person=<id>`` (a few persons)  id [INFER]: a 400 falls back to one list
+                                                       per person, emulator ``relation_ranges``;
+                                                       2.4 names: the ``consent_*`` options
 ``GET …/consenttype/?_sort=_id``                       2.4 consent types [DOC]
 ``POST …/consent/``, ``PUT …/consent/{id}/``           2.2 create/partial update [DOC]; 2.4 never
 (``write_consents``)                                   deleted, only ``approved=false`` [DOC]
