@@ -147,3 +147,33 @@ def test_new_delete_restore_events(emulator, receiver):
     events = [json.loads(b)["event"] for _, b in receiver.received]
     assert events == ["person.new", "person.delete", "person.restore"]
     assert all("original_values" not in json.loads(b)["body"] for _, b in receiver.received)
+
+
+def test_query_api_minimal_and_related_lists(emulator):
+    s = emulator.api_session()
+    q = json.dumps({"limetype": "person", "responseFormat": {"object": {"_id": "", "email": ""}},
+                    "limit": 3, "offset": 2, "orderBy": [{"_id": "DESC"}]})
+    objects = s.get(f"{emulator.url}{API}/query/", params={"q": q}, timeout=5).json()["objects"]
+    assert [o["_id"] for o in objects] == [1058, 1057, 1056] and set(objects[0]) == {"_id",
+                                                                                    "email"}
+    refused = json.dumps({"limetype": "person", "filter": {"key": "email"}})
+    assert s.get(f"{emulator.url}{API}/query/", params={"q": refused},
+                 timeout=5).status_code == 400  # the filter DSL is a GAP
+    pid = next(p for p, o in emulator.store.objects["person"].items()
+               if emulator.consents_of(p))
+    related = s.get(f"{emulator.url}{API}/limeobject/person/{pid}/consent/",
+                    timeout=5).json()["_embedded"]["limeobjects"]
+    assert sorted(c["_id"] for c in related) == sorted(c["_id"] for c in
+                                                       emulator.consents_of(pid))
+
+
+def test_system_and_relation_range_switches(emulator):
+    s = emulator.api_session()
+    url = f"{emulator.url}{API}/limeobject/"
+    assert s.get(url + "person/?min-_id=1002", timeout=5).status_code == 200
+    assert s.get(url + "consent/?min-person=1002", timeout=5).status_code == 200
+    emulator.system_filters, emulator.relation_ranges = False, False
+    assert s.get(url + "person/?min-_id=1002", timeout=5).status_code == 400
+    assert s.get(url + "person/?_sort=_id", timeout=5).status_code == 200
+    assert s.get(url + "consent/?min-person=1002", timeout=5).status_code == 400
+    assert s.get(url + "consent/?person=1002", timeout=5).status_code == 200
