@@ -53,8 +53,8 @@ Switches where apis.md says [GAP] or [INFER] (constructor arguments, also settab
 Relationship manager and owners (seed 002; apis.md 1.4: ``AccountManager`` [CODE] on
 commercial relationships, on persons and contacts [INFER], the owners' name [GAP]): persons
 and contacts have the navigations ``AccountManager`` (one employee) and ``Owners`` (employees,
-bound as a list), and persons an ``IsFormer`` flag like contacts; the ms365 link's
-``manager_nav``, ``owners_nav`` and ``former_field`` options name them.
+bound as a list); the ms365 link's ``manager_nav`` and ``owners_nav`` options name them
+(its ``former_field``, ``IsFormer``, is the contacts' own; persons have none here).
 
 Labels (names of person-label links are a GAP): the collection
 navigation ``Labels`` (bind the whole list with PUT) and the link entities

@@ -48,7 +48,7 @@ SCORE_FIELD = "_3f5e1a2b__9c4d__4e8f__a1b2__c3d4e5f6a7b8"
 FIELDS: dict[str, tuple[str, ...]] = {
     "Relation_Person": ("FirstName", "MiddleName", "LastName", "Initials", "Title", "Suffix",
                         "EmailAddress", "PhoneNumber", "MobilePhoneNumber", "BirthDate",
-                        "IsFormer", SCORE_FIELD),
+                        SCORE_FIELD),
     "Relation_Organization": ("Name", "EmailAddress", "PhoneNumber", "Website"),
     "Relationship_Person_Contact_Standard": ("EmailAddress", "PhoneNumber",
                                              "MobilePhoneNumber", "Department", "Role",

@@ -58,3 +58,19 @@ def test_the_daemons_link_follows_tribe_and_brings_outlook_edits_back(world, ser
     assert service.service.rounds > rounds  # woken by the notification, not the interval
     stats = service.stats()
     assert stats["link"][ANNA]["pairs"] == {"linked": 1} and stats["attention"] == []
+
+
+def test_a_removed_subscription_is_made_again_by_the_service(world, service):
+    world.employee(ANNA)
+    world.contact(manager=ANNA, LastName="Watched")
+    service.start()
+    world.identity.login_as = ANNA
+    service.accounts.authorize_device(ANNA, lambda message: None)
+    service.ensure_webhook(service.url)
+    subs = world.graph_emu.subscriptions
+    assert wait_for(lambda: len(subs.live()) == 1, timeout=20)
+    (first,) = subs.live()
+    subs.lifecycle(first["id"], "subscriptionRemoved")  # Graph removed it: says so first
+    assert wait_for(lambda: [s["id"] for s in subs.live()] not in ([], [first["id"]]),
+                    timeout=20)
+    assert service.service.pairs.mailbox(ANNA)["subscription"] != first["id"]
