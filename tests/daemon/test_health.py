@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pykka
 import requests
 from test_daemon_inprocess import running  # noqa: F401  (the fixture)
+from test_daemon_reload import make_daemon, notify_socket, receive_until  # noqa: F401
 
 from syncd import testing
 from syncd.health import Liveness, readiness, store_writable
@@ -76,3 +77,48 @@ def test_readyz_follows_fail_fast_and_the_guard(running):  # noqa: F811
     client.confirm("main")
     assert requests.get(base + "/readyz", timeout=5).status_code == 200
     assert requests.get(base + "/healthz", timeout=5).json() == {"status": "ok"}
+
+
+def test_the_watchdog_is_withheld_while_an_actor_hangs(make_daemon, notify_socket):  # noqa: F811
+    """The daemon's main loop pings WATCHDOG=1 only while its actors answer: a connection
+    stuck in a write (and the coordinator waiting on it) stops the pings; they resume once
+    it answers again."""
+    make, world, cfg, name = make_daemon
+    daemon, thread, client = make()
+    receive_until(notify_socket, "READY=1")
+    receive_until(notify_socket, "WATCHDOG=1")
+    daemon.liveness.actor_hang = 0.3
+    loops = [0]
+    housekeeping = daemon._housekeeping
+
+    def counted():
+        loops[0] += 1
+        housekeeping()
+
+    daemon._housekeeping = counted
+    stuck, release = threading.Event(), threading.Event()
+    world.before_write = lambda profiles: (stuck.set(), release.wait(30))
+    try:
+        client.start_sync("main")
+        assert stuck.wait(10)
+        assert wait_for(lambda: daemon.liveness.problems())
+        assert "has not answered" in daemon.liveness.problems()[0]
+        notify_socket.setblocking(False)
+        _drain(notify_socket)
+        seen = loops[0]
+        assert wait_for(lambda: loops[0] >= seen + 5)  # five turns of the main loop
+        assert "WATCHDOG=1" not in _drain(notify_socket)
+    finally:
+        release.set()
+        world.before_write = None
+    notify_socket.setblocking(True)
+    receive_until(notify_socket, "WATCHDOG=1")  # answered again: pinged again
+
+
+def _drain(sock) -> list[str]:
+    out = []
+    try:
+        while True:
+            out.append(sock.recv(4096).decode())
+    except BlockingIOError:
+        return out
