@@ -18,11 +18,8 @@ A connector builds one :class:`HttpClient` per connection. The client
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import requests
 import structlog
@@ -37,217 +34,19 @@ from tenacity import (
 )
 
 from syncd import metrics
-from syncd.config.schema import Secret
-from syncd.exceptions import AuthError, RemoteError
+from syncd.budgets import Holds as Holds
+from syncd.budgets import KeyedRateBudget as KeyedRateBudget
+from syncd.budgets import RateBudget as RateBudget
+from syncd.budgets import parse_retry_after as parse_retry_after
+from syncd.exceptions import RemoteError
+from syncd.httpauth import RETRY_STATUSES as RETRY_STATUSES
+from syncd.httpauth import Auth as Auth
+from syncd.httpauth import ClientCredentials as ClientCredentials
+from syncd.httpauth import StaticToken as StaticToken
+from syncd.httpauth import _error_text, _path_of
 
 log = structlog.get_logger("syncd.http")
 
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-class RateBudget:
-    """A token bucket shared by the threads of one connection: ``rate`` per second, ``burst``."""
-
-    def __init__(self, rate: float, burst: float | None = None, clock=time.monotonic):
-        self.rate = float(rate)
-        self.burst = float(burst if burst is not None else max(1.0, rate))
-        self._tokens = self.burst
-        self._clock = clock
-        self._stamp = clock()
-        self._lock = threading.Lock()
-
-    def reserve(self, cost: float = 1.0) -> float:
-        """Take ``cost`` tokens; return how long the caller must wait before using them."""
-        if self.rate <= 0:
-            return 0.0
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            self._tokens -= cost
-            if self._tokens >= 0:
-                return 0.0
-            return -self._tokens / self.rate
-
-    def acquire(self, cost: float = 1.0) -> None:
-        delay = self.reserve(cost)
-        if delay > 0:
-            time.sleep(delay)
-
-
-class KeyedRateBudget:
-    """One :class:`RateBudget` per key (e.g. APSIS' 10 requests/s per profile key)."""
-
-    def __init__(self, rate: float, burst: float | None = None, max_keys: int = 10_000):
-        self.rate = rate
-        self.burst = burst
-        self.max_keys = max_keys
-        self._budgets: dict[str, RateBudget] = {}
-        self._lock = threading.Lock()
-
-    def acquire(self, key: str, cost: float = 1.0) -> None:
-        with self._lock:
-            budget = self._budgets.get(key)
-            if budget is None:
-                if len(self._budgets) >= self.max_keys:
-                    self._budgets.clear()  # idle buckets are full anyway: forgetting is safe
-                budget = self._budgets[key] = RateBudget(self.rate, self.burst)
-        budget.acquire(cost)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-class Holds:
-    """The ``Retry-After`` holds of one account, by scope, shared by every client of it.
-
-    A hold of scope ``""`` (a 429 or 503 that names no narrower scope) holds *every* request
-    of the account; a hold of another scope (an endpoint with a limit of its own, e.g. an
-    export's 1 a minute) holds only the requests of that scope. A request of scope ``s``
-    waits for the holds of ``""`` and ``s``."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self._clock = clock
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def hold(self, seconds: float, scope: str = "") -> None:
-        with self._lock:
-            until = self._clock() + seconds
-            if until > self._until.get(scope, 0.0):
-                self._until[scope] = until
-
-    def remaining(self, scope: str = "") -> float:
-        """Seconds until a request of ``scope`` may leave (0 when it may now)."""
-        with self._lock:
-            until = max(self._until.get("", 0.0), self._until.get(scope, 0.0) if scope else 0.0)
-            return max(0.0, until - self._clock())
-
-    def wait(self, scope: str = "", sleep: Callable[[float], None] = time.sleep) -> None:
-        """Return once no hold covers ``scope`` (a hold taken while sleeping is waited too)."""
-        while (delay := self.remaining(scope)) > 0:
-            sleep(delay)
-
-
-class Auth:
-    """Adds credentials to a request; ``invalidate`` forgets a token the server refused."""
-
-    def headers(self, client: HttpClient) -> dict[str, str]:
-        return {}
-
-    def invalidate(self) -> None:
-        pass
-
-
-class StaticToken(Auth):
-    def __init__(self, token: Secret, header: str = "Authorization", scheme: str = "Bearer"):
-        self.token, self.header, self.scheme = token, header, scheme
-
-    def headers(self, client: HttpClient) -> dict[str, str]:
-        value = self.token.reveal()
-        return {self.header: f"{self.scheme} {value}" if self.scheme else value}
-
-
-class ClientCredentials(Auth):
-    """OAuth2 client credentials, cached until shortly before expiry.
-
-    ``body`` is ``"form"`` (RFC 6749, Tribe) or ``"json"`` (APSIS One).
-    """
-
-    def __init__(
-        self,
-        token_url: str,
-        client_id: str,
-        client_secret: Secret,
-        *,
-        body: str = "form",
-        scope: str | None = None,
-        extra: Mapping[str, str] | None = None,
-        refresh_margin: float = 60.0,
-        default_lifetime: float = 3600.0,
-    ):
-        self.token_url = token_url
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.body = body
-        self.scope = scope
-        self.extra = dict(extra or {})
-        self.refresh_margin = refresh_margin
-        self.default_lifetime = default_lifetime
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
-        self.fetches = 0
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._token = None
-
-    def headers(self, client: HttpClient) -> dict[str, str]:
-        with self._lock:
-            if self._token is None or time.monotonic() >= self._expires_at:
-                self._fetch(client)
-            return {"Authorization": f"Bearer {self._token}"}
-
-    def _fetch(self, client: HttpClient) -> None:
-        data = {
-            "grant_type": "client_credentials",
-            "client_id": self.client_id,
-            "client_secret": self.client_secret.reveal(),
-            **self.extra,
-        }
-        if self.scope:
-            data["scope"] = self.scope
-        kwargs: dict[str, Any] = {"json": data} if self.body == "json" else {"data": data}
-        response = client.send_raw("POST", self.token_url, auth=False, scope="token", **kwargs)
-        if response.status_code >= 400:
-            detail = _error_text(response)
-            raise AuthError(
-                f"token request to {self.token_url} failed with {response.status_code}: "
-                f"{detail}",
-                status=response.status_code,
-                retryable=response.status_code in RETRY_STATUSES,
-                endpoint=f"POST {_path_of(self.token_url)}",
-                detail=detail,
-            )
-        payload = response.json()
-        self.fetches += 1
-        self._token = payload["access_token"]
-        lifetime = float(payload.get("expires_in") or self.default_lifetime)
-        margin = min(self.refresh_margin, lifetime / 4)
-        self._expires_at = time.monotonic() + lifetime - margin
-
-
-def _error_text(response: requests.Response, limit: int = 300) -> str:
-    """A short, secret-free description of an error body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return (response.text or response.reason or "")[:limit]
-    if isinstance(body, dict):
-        if "error_description" in body:
-            return str(body.get("error_description"))[:limit]
-        if isinstance(body.get("error"), dict):
-            err = body["error"]
-            return str(err.get("message") or err.get("code"))[:limit]
-        if "title" in body or "detail" in body:
-            return " - ".join(str(body[k]) for k in ("title", "detail") if body.get(k))[:limit]
-        if "error" in body:
-            return str(body["error"])[:limit]
-    return str(body)[:limit]
 
 
 class _Retry(Exception):
@@ -481,11 +280,3 @@ def transport_errors(method: str, url: str):
     except requests.RequestException as exc:
         raise RemoteError(describe_request_error(exc, method, url),
                           retryable=isinstance(exc, TRANSIENT)) from None
-
-
-def _path_of(url: str) -> str:
-    """The path of a URL without its query string (queries may carry filters with e-mails)."""
-    if "://" in url:
-        url = url.split("://", 1)[1]
-        url = "/" + url.split("/", 1)[1] if "/" in url else "/"
-    return url.split("?", 1)[0]
