@@ -27,13 +27,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from syncd import metrics
 from syncd.groupcommit import GroupCommit
 from syncd.guardstore import MIGRATION as GUARD_MIGRATION
 from syncd.guardstore import GuardTables
-from syncd.records import Event, Link
+from syncd.linkstore import LinkTables
+from syncd.records import Event
 from syncd.responsestore import MIGRATION as RESPONSES_MIGRATION
 from syncd.responsestore import ResponseTables
+from syncd.runstore import COUNTERS as COUNTERS
+from syncd.runstore import RunTables
 
 SCHEMA_VERSION = 4
 
@@ -115,7 +117,6 @@ _MIGRATIONS: dict[int, str] = {
     4: RESPONSES_MIGRATION,
 }
 
-COUNTERS = ("processed", "created", "updated", "unchanged", "skipped", "failed")
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class StoreError(Exception):
     """The state database could not be read or written."""
 
 
-class Store(GuardTables, ResponseTables):
+class Store(LinkTables, RunTables, GuardTables, ResponseTables):
     """Thread-safe access to the state database at ``path``."""
 
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 5.0):
@@ -351,182 +352,6 @@ class Store(GuardTables, ResponseTables):
         return out
 
     # -- links -----------------------------------------------------------------------------
-
-    def links(self, integration: str, source_ids: Sequence[str]) -> dict[str, Link]:
-        """``source_id -> Link`` for the ids that have a link."""
-        out: dict[str, Link] = {}
-        ids = list(source_ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._read(
-                    f"SELECT source_id, dest_key, digest, state FROM links WHERE integration=? "
-                    f"AND source_id IN ({marks})", (integration, *chunk)):
-                out[row[0]] = Link(row[1], row[2], json.loads(row[3]) if row[3] else {})
-        return out
-
-    def linked_elsewhere(self, integration: str, source_ids: Sequence[str]) -> set[str]:
-        """The ids another integration has a link for and ``integration`` has none: their
-        profiles are another integration's (e.g. another CRM into the same account)."""
-        ids = list(dict.fromkeys(source_ids))
-        out: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._read(
-                f"SELECT source_id, MAX(integration = ?) FROM links WHERE source_id IN "
-                f"({marks}) GROUP BY source_id", (integration, *chunk))
-            out.update(row[0] for row in rows if not row[1])
-        return out
-
-    def save_links(self, integration: str,
-                   rows: Iterable[tuple[str, str, str | None, dict | None]]) -> None:
-        """Upsert ``(source_id, dest_key, digest, state)`` rows."""
-        now = time.time()
-        with self._tx() as conn:
-            conn.executemany(
-                "INSERT INTO links (integration, source_id, dest_key, digest, state, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(integration, source_id) DO UPDATE SET "
-                "dest_key=excluded.dest_key, digest=excluded.digest, state=excluded.state, "
-                "updated_at=excluded.updated_at",
-                [(integration, s, k, d, json.dumps(st, sort_keys=True) if st else None, now)
-                 for s, k, d, st in rows])
-
-    def delete_links(self, integration: str, source_ids: Sequence[str]) -> None:
-        with self._tx() as conn:
-            conn.executemany("DELETE FROM links WHERE integration=? AND source_id=?",
-                             [(integration, s) for s in source_ids])
-
-    def forget_digests(self, integration: str) -> None:
-        """Make the next full sync rewrite every profile (after a mapping change)."""
-        with self._tx() as conn:
-            conn.execute("UPDATE links SET digest=NULL WHERE integration=?", (integration,))
-
-    def link_count(self, integration: str) -> int:
-        return self._read("SELECT count(*) FROM links WHERE integration=?", (integration,))[0][0]
-
-    # -- opt-outs made in the destination ----------------------------------------------------
-
-    def record_optouts(self, integration: str, rows: Iterable[tuple[str, str, str, str]]
-                       ) -> None:
-        """Remember ``(key, topic, channel, at)`` opt-outs; a later one replaces an earlier."""
-        with self._tx() as conn:
-            conn.executemany(
-                "INSERT INTO optouts (integration, key, topic, channel, at) VALUES (?,?,?,?,?) "
-                "ON CONFLICT(integration, key, topic, channel) DO UPDATE SET at=excluded.at, "
-                "written_back=0 WHERE excluded.at > optouts.at",
-                [(integration, *row) for row in rows])
-
-    def optouts(self, integration: str, keys: Sequence[str]
-                ) -> dict[str, dict[tuple[str, str], str]]:
-        """``key -> {(topic, channel): at}``."""
-        out: dict[str, dict[tuple[str, str], str]] = {}
-        keys = list(keys)
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._read(f"SELECT key, topic, channel, at FROM optouts WHERE "
-                                  f"integration=? AND key IN ({marks})", (integration, *chunk)):
-                out.setdefault(row[0], {})[(row[1], row[2])] = row[3]
-        return out
-
-    def unwritten_optouts(self, integration: str, limit: int = 500) -> list[tuple[str, str, str]]:
-        """Opt-outs not yet written back to the source: ``(key, topic, channel)``."""
-        rows = self._read("SELECT key, topic, channel FROM optouts WHERE integration=? AND "
-                          "written_back=0 LIMIT ?", (integration, limit))
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    def mark_optouts_written(self, integration: str, rows: Iterable[tuple[str, str, str]]) -> None:
-        with self._tx() as conn:
-            conn.executemany("UPDATE optouts SET written_back=1 WHERE integration=? AND key=? "
-                             "AND topic=? AND channel=?", [(integration, *r) for r in rows])
-
-    def forget_optouts(self, integration: str, rows: Iterable[tuple[str, str, str]]) -> None:
-        """The source shows a newer opt-in: the opt-out no longer holds."""
-        with self._tx() as conn:
-            conn.executemany("DELETE FROM optouts WHERE integration=? AND key=? AND topic=? "
-                             "AND channel=?", [(integration, *r) for r in rows])
-
-    # -- cursors ---------------------------------------------------------------------------
-
-    def cursor(self, integration: str, name: str) -> str | None:
-        rows = self._read("SELECT value FROM cursors WHERE integration=? AND name=?",
-                          (integration, name))
-        return rows[0][0] if rows else None
-
-    def set_cursor(self, integration: str, name: str, value: str | None) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO cursors (integration, name, value, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(integration, name) DO UPDATE SET value=excluded.value, "
-                "updated_at=excluded.updated_at", (integration, name, value, time.time()))
-
-    # -- runs ------------------------------------------------------------------------------
-
-    def start_run(self, integration: str, kind: str, *, resumed_from: int | None = None,
-                  cursor: str | None = None, total: int | None = None) -> int:
-        with self._tx() as conn:
-            cur = conn.execute(
-                "INSERT INTO runs (integration, kind, status, started_at, resumed_from, cursor,"
-                " total) VALUES (?, ?, 'running', ?, ?, ?, ?)",
-                (integration, kind, time.time(), resumed_from, cursor, total))
-            return cur.lastrowid
-
-    def progress_run(self, run_id: int, counts: dict[str, int], *, cursor: str | None = None,
-                     total: int | None = None,
-                     errors: Sequence[tuple[str, str, bool]] = ()) -> None:
-        """Add ``counts`` to the run's counters, move its cursor and record errors, at once."""
-        sets = ", ".join(f"{k}={k}+?" for k in COUNTERS)
-        args = [int(counts.get(k, 0)) for k in COUNTERS]
-        now = time.time()
-        with self._tx() as conn:
-            run = conn.execute(f"UPDATE runs SET {sets}, cursor=coalesce(?, cursor), "
-                               f"total=coalesce(?, total) WHERE id=? RETURNING integration, kind",
-                               (*args, cursor, total, run_id)).fetchone()
-            if errors:
-                conn.executemany(
-                    "INSERT INTO run_errors (run_id, record_id, reason, retryable, at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(run_id, rid, reason, int(bool(retry)), now) for rid, reason, retry in errors])
-        metrics.run_progress(run and dict(run), counts)
-
-    def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
-        now = time.time()
-        with self._tx() as conn:
-            run = conn.execute("UPDATE runs SET status=?, ended_at=?, error=? WHERE id=? "
-                               "RETURNING integration, kind, started_at",
-                               (status, now, error, run_id)).fetchone()
-        metrics.run_finished(run and dict(run), status, now)
-
-    def interrupt_running(self) -> list[dict[str, Any]]:
-        """Mark runs left 'running' by a stopped process as 'interrupted'; return them."""
-        with self._tx() as conn:
-            rows = conn.execute("SELECT * FROM runs WHERE status='running'").fetchall()
-            conn.execute("UPDATE runs SET status='interrupted', ended_at=? WHERE status='running'",
-                         (time.time(),))
-        return [dict(r) for r in rows]
-
-    def latest_run(self, integration: str, kind: str) -> dict[str, Any] | None:
-        rows = self._read("SELECT * FROM runs WHERE integration=? AND kind=? ORDER BY id DESC "
-                          "LIMIT 1", (integration, kind))
-        return dict(rows[0]) if rows else None
-
-    def run(self, run_id: int) -> dict[str, Any] | None:
-        rows = self._read("SELECT * FROM runs WHERE id=?", (run_id,))
-        return dict(rows[0]) if rows else None
-
-    def runs(self, integration: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        if integration:
-            rows = self._read("SELECT * FROM runs WHERE integration=? ORDER BY id DESC LIMIT ?",
-                              (integration, limit))
-        else:
-            rows = self._read("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
-        return [dict(r) for r in rows]
-
-    def run_errors(self, run_id: int, limit: int = 1000) -> list[dict[str, Any]]:
-        rows = self._read("SELECT record_id, reason, retryable, at FROM run_errors WHERE run_id=?"
-                          " ORDER BY rowid LIMIT ?", (run_id, limit))
-        return [dict(r) for r in rows]
 
 
 def _item(row: sqlite3.Row) -> InboxItem:
