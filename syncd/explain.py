@@ -150,6 +150,18 @@ class Journal:
         """``(record_id, what)`` held by the guard."""
         self._add([(rid, "guard", {"held": what, "reason": reason}) for rid, what in items])
 
+    def read_back(self, source: str, records: Sequence[Record], failures: Sequence) -> None:
+        """The source's answers to reading back the records events named."""
+        rows = [(r.id, "answer", {"request": f"read back from {source}",
+                                  "outcome": "unreadable" if r.error else
+                                  "deleted" if r.deleted else "read",
+                                  "reason": r.error}) for r in records]
+        rows += [(i.event.record_id, "answer", {"request": f"read back from {source}",
+                                                "outcome": "failed", "reason": reason,
+                                                "retryable": retryable})
+                 for items, reason, retryable in failures for i in items]
+        self._add(rows)
+
     def answered(self, pairs: Sequence[tuple]) -> None:
         """``(record_id, request, result[, attributes sent])`` for each write or delete; the
         attributes of a write that went are kept for dry runs (:mod:`syncd.dryrun`)."""

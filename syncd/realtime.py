@@ -76,6 +76,7 @@ class RealTime:
             return False
         full = len(items) >= self.integration.batch_size
         records, failures = self._read_back(items)
+        self.journal.read_back(self.integration.source, records, failures)  # explain.py
         for failed_items, reason, retryable in failures:
             self._fail(failed_items, reason, retryable=retryable)
         if failures:

@@ -93,6 +93,7 @@ def test_three_stories_each_with_its_reason(daemon_world, capsys):
     assert "consent news/email: opted out: opt-out kept: it was made in the destination" in last
     assert f"label 'Newsletter' was set at {OLD}, before it" in last
     assert "answer   write: updated" in last
+    assert "answer   read back from crm: read" in screen  # the source's answer, too
     assert world.consents["p01"][("news", "email")] is False
 
     # 3. held by the guard: 12 opt-outs in the source, the limit is 10
