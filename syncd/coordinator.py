@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -27,6 +26,7 @@ import structlog
 
 from syncd import dryrun
 from syncd import rules as R
+from syncd.batch import split_unreadable, tally
 from syncd.capabilities import Capability
 from syncd.config.model import IntegrationConfig
 from syncd.connection import ConnectionProxy
@@ -34,42 +34,13 @@ from syncd.explain import Journal
 from syncd.failfast import FailedFast, FailFastWrites
 from syncd.guard import Guarded
 from syncd.jobs import CALL_TIMEOUT, Jobs, shortfall
+from syncd.progress import Progress as Progress
 from syncd.realtime import RealTime
 from syncd.records import Record, WriteResult
 from syncd.responses import ResponseData
 from syncd.store import Store
 
 log = structlog.get_logger("syncd.coordinator")
-
-
-@dataclass
-class Progress:
-    """What a coordinator is doing, readable from any thread without asking the actor."""
-
-    state: str = "idle"  # idle | full_sync | stopped
-    run_id: int | None = None
-    total: int | None = None
-    processed: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    events_applied: int = 0
-    events_failed: int = 0
-    dead_letters: int = 0
-    last_error: str | None = None
-    needs_full_sync: bool = False
-    #: Why the real-time path is paused (fail-fast, :mod:`syncd.failfast`), or None.
-    paused: str | None = None
-    #: Set while a reload applies a new config: events wait, then apply under it.
-    reloading: threading.Event = field(default_factory=threading.Event)
-    #: Set from any thread to cancel the running full sync after its current page; not a
-    #: message, because the actor may be busy waiting for that page.
-    cancel: threading.Event = field(default_factory=threading.Event)
-
-    def request_cancel(self) -> int | None:
-        """Cancel the running full sync; returns its run id, or None if none runs."""
-        if self.state != "full_sync":
-            return None
-        self.cancel.set()
-        return self.run_id
 
 
 class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
@@ -353,34 +324,17 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
         """The rules' decisions for a batch: counts of what needs no write, the writes, the
         deletes, and the errors of records the source could not read whole (``error``):
         those fail, retryable, and nothing is decided for them."""
-        counts = {"processed": len(records)}
-        writes: list[R.Write] = []
-        deletes: list[R.Delete] = []
-        unreadable = [(r.id, f"reading from {self.integration.source}: {r.error}", True)
-                      for r in records if r.error]
-        if unreadable:
-            counts["failed"] = len(unreadable)
-            records = [r for r in records if not r.error]
-            for rid, reason, _ in unreadable:
-                self.log.warning("record.unreadable", record_id=rid, reason=reason)
+        records, unreadable = split_unreadable(records, self.integration.source)
+        for rid, reason, _ in unreadable:
+            self.log.warning("record.unreadable", record_id=rid, reason=reason)
         if not records:
-            return counts, writes, deletes, unreadable
+            return (*tally([], unreadable=len(unreadable)), unreadable)
         ids = [r.id for r in records]
         links = self.store.links(self.name, ids)
         optouts = self.store.optouts(self.name, ids) if self.rules.consents else {}
-        decided = []
-        for record in records:
-            decision = R.decide(self.rules, record, links.get(record.id),
-                                optouts.get(record.id))
-            decided.append(decision)
-            if isinstance(decision, R.Write):
-                writes.append(decision)
-            elif isinstance(decision, R.Unchanged):
-                counts["unchanged"] = counts.get("unchanged", 0) + 1
-            elif isinstance(decision, R.Skip):
-                counts["skipped"] = counts.get("skipped", 0) + 1
-            else:
-                deletes.append(decision)
+        decided = [R.decide(self.rules, record, links.get(record.id), optouts.get(record.id))
+                   for record in records]
+        counts, writes, deletes = tally(decided, unreadable=len(unreadable))
         self.journal.decided(self.rules, records, links, optouts, decided,
                              full_sync=self.progress.state == "full_sync")  # explain.py
         return counts, writes, deletes, unreadable
