@@ -122,3 +122,39 @@ def _drain(sock) -> list[str]:
             out.append(sock.recv(4096).decode())
     except BlockingIOError:
         return out
+
+
+def test_metrics_port_serves_metrics_and_health_only(tmp_path):
+    import socket
+
+    from test_daemon_inprocess import write_config
+
+    from syncd.daemon import Daemon
+    from syncd.testing import WORLDS, World, memory_registry
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    name = f"m-{id(tmp_path)}"
+    WORLDS[name] = World()
+    cfg = tmp_path / "syncd.toml"
+    write_config(cfg, name)
+    cfg.write_text(cfg.read_text().replace("[admin]\nport = 0",
+                                           f"[admin]\nport = 0\nmetrics_port = {port}"))
+    daemon = Daemon(str(cfg), registry=memory_registry(), install_signals=False,
+                    configure_logging=False)
+    thread = threading.Thread(target=daemon.serve, daemon=True)
+    thread.start()
+    try:
+        assert daemon.started.wait(15)
+        base = f"http://127.0.0.1:{port}"
+        metrics = requests.get(base + "/metrics", timeout=5)
+        assert metrics.status_code == 200 and "syncd_inbox_depth" in metrics.text
+        assert requests.get(base + "/healthz", timeout=5).status_code == 200
+        assert requests.get(base + "/status", timeout=5).status_code == 404  # no admin here
+        assert requests.post(base + "/metrics", timeout=5).status_code == 405
+    finally:
+        daemon.request_stop()
+        thread.join(15)
+        WORLDS.pop(name, None)
+    assert not thread.is_alive()
