@@ -15,7 +15,10 @@ integration's own secret, compared in constant time) and a JSON body::
 3. The task is created through the source's ``create_task`` (:class:`~syncd.engagement.
    TaskCreator`), which looks the key up in the CRM first (``ImportId``): an earlier attempt
    whose answer was lost is found, not repeated.
-4. Answers: 201 ``{"task_id"}`` created; 200 the same key again; 422 unknown contact or
+4. Every call that reaches the CRM (or is refused for its content) is also a run of kind
+   ``task`` in ``syncd runs`` (its key as the run's cursor; the reason per record when it
+   made no task).
+5. Answers: 201 ``{"task_id"}`` created; 200 the same key again; 422 unknown contact or
    employee (recorded as ``rejected``, listed by ``syncd events list``); 503 +
    ``Retry-After`` when the CRM could not be reached (stored as ``failed``: the retried call
    tries again).
@@ -110,9 +113,29 @@ class TaskEndpoint:
                 reason: str | None) -> None:
         try:
             self.store.put_task(name, key, record, call)
-            self.store.set_task(name, key, status, reason=reason)
+            self._settle(name, key, record, status, reason=reason)
         except StoreError as exc:
             log.error("tasks.not_recorded", integration=name, error=str(exc))
+
+    def _settle(self, name: str, key: str, record: str, status: str, *,
+                task_id: str | None = None, reason: str | None = None,
+                outcome: str | None = None) -> None:
+        """Store the call's outcome, and record it as a run of kind ``task`` (``syncd runs``:
+        counts, and the reason per record when it made no task)."""
+        self.store.set_task(name, key, status, task_id=task_id, reason=reason)
+        try:
+            run_id = self.store.start_run(name, "task", cursor=key)
+            made = status == "created" and outcome != "exists"
+            counts = {"processed": 1, "created" if made else
+                      ("unchanged" if status == "created" else "failed"): 1}
+            errors = [] if status == "created" else [(record or key, reason or status,
+                                                      status == "failed")]
+            self.store.progress_run(run_id, counts, errors=errors)
+            self.store.count_run(run_id, {f"task_{outcome or status}": 1})
+            self.store.finish_run(run_id, "completed" if status == "created" else status,
+                                  None if status == "created" else reason)
+        except StoreError as exc:  # the call's outcome is stored; its run is a nicety
+            log.error("tasks.run_not_recorded", integration=name, error=str(exc))
 
     def _create(self, name: str, source, task, call: dict):
         try:
@@ -130,26 +153,27 @@ class TaskEndpoint:
             result: TaskResult = source.create_task(task).get(timeout=CALL_TIMEOUT)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            self.store.set_task(name, task.idempotency_key, "failed", reason=reason)
+            self._settle(name, task.idempotency_key, task.record_id, "failed", reason=reason)
             log.warning("tasks.failed", integration=name, key=task.idempotency_key,
                         error=reason)
             return _answer(503, {"error": "the CRM could not be reached; call again",
                                  "status": "failed"}, {"Retry-After": RETRY_AFTER})
         key = task.idempotency_key
         if result.outcome in ("created", "exists"):
-            self.store.set_task(name, key, "created", task_id=result.task_id)
+            self._settle(name, key, task.record_id, "created", task_id=result.task_id,
+                         outcome=result.outcome)
             log.info("tasks.created", integration=name, key=key, task_id=result.task_id,
                      outcome=result.outcome, record_id=task.record_id)
             status = 201 if result.outcome == "created" and stored is None else 200
             return _answer(status, {"status": result.outcome, "task_id": result.task_id,
                                     "assignee": result.assignee})
         if result.outcome in ("unknown_record", "unknown_assignee"):
-            self.store.set_task(name, key, "rejected", reason=result.reason)
+            self._settle(name, key, task.record_id, "rejected", reason=result.reason)
             log.warning("tasks.rejected", integration=name, key=key, reason=result.reason,
                         record_id=task.record_id)
             return _answer(422, {"error": result.reason, "status": "rejected",
                                  "code": result.outcome})
-        self.store.set_task(name, key, "failed", reason=result.reason)
+        self._settle(name, key, task.record_id, "failed", reason=result.reason)
         if result.retryable:
             return _answer(503, {"error": result.reason, "status": "failed"},
                            {"Retry-After": RETRY_AFTER})

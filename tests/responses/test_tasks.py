@@ -43,6 +43,10 @@ def test_task_for_the_account_manager_once_per_key(world):
     status, again = send(url(world), TASK_SECRET, call)
     assert status == 200 and again["task_id"] == task["ID"]
     assert len(world.tribe.tasks()) == 1
+    # the call is a run of kind task in `syncd runs`, with its count
+    [run] = [r for r in world.admin.runs(NAME) if r["kind"] == "task"]
+    assert (run["status"], run["created"], run["cursor"]) == ("completed", 1, "flow-1-run-7")
+    assert world.admin.run(run["id"])["counts"] == {"task_created": 1}
 
 
 def test_employee_from_the_call_and_a_lost_answer(world):
@@ -104,6 +108,11 @@ def test_bad_calls_get_a_clear_4xx_and_are_recorded(world):
         assert f"task:{key}" in listed, listed.keys()
     assert "no employee" in listed["task:u2"]["error"]
     assert listed["task:u1"]["kind"] == "task" and listed["task:u1"]["status"] == "dead"
+    # each refused call is a run of kind task, with the reason for its record
+    runs = {r["cursor"]: r for r in world.admin.runs(NAME, 50) if r["kind"] == "task"}
+    assert runs["u2"]["status"] == "rejected" and runs["u2"]["failed"] == 1
+    [error] = world.admin.run(runs["u2"]["id"])["errors"]
+    assert error["record_id"] == person and "no employee" in error["reason"]
     # a repeated bad call is answered the same, from the record
     status, body = send(url(world), TASK_SECRET, cases[0][0])
     assert status == 422 and "no person or contact" in body["error"]
