@@ -105,6 +105,12 @@ def _source_needs(i: IntegrationConfig) -> list[Need]:
             for sel in i.selections]
     out += [Need(NeedKind.GROUP, o.name, integration_key(n, f"overviews[{k}]", "name"))
             for k, o in enumerate(i.overviews)]
+    if i.response_events:
+        out.append(Need(NeedKind.RESPONSES, "response_events",
+                        integration_key(n, "response_events")))
+    if i.tasks_secret is not None:
+        out.append(Need(NeedKind.TASKS, i.task_assignee_rule,
+                        integration_key(n, "task_assignee_rule")))
     return out
 
 

@@ -166,6 +166,8 @@ class NeedKind(enum.StrEnum):
     TOPIC = "topic"  # a destination consent topic
     CHANNEL = "channel"  # a consent channel: "email" or "sms"
     TAG = "tag"  # a destination tag (selections, overviews)
+    RESPONSES = "responses"  # the source records response data (response_events)
+    TASKS = "tasks"  # the source takes tasks from automation (name: the assignee rule)
 
 
 @dataclass(frozen=True, slots=True)

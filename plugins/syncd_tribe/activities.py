@@ -35,12 +35,14 @@ from typing import Any
 
 from syncd.plugin import (
     EngagementEvent,
+    NeedKind,
     Option,
     RemoteError,
     TaskRequest,
     TaskResult,
     WriteResult,
     activity_subject,
+    missing,
 )
 
 EMPLOYEE_SET = "Relationship_Person_Contact_Employee"
@@ -227,6 +229,41 @@ class Activities:
             contact = self.client.get(contact_set, chosen, expand=expand) or {"ID": chosen}
         manager = (contact.get(nav) or {}).get("ID") if expand else None
         return str(contact["ID"]).lower(), (str(manager) if manager else None)
+
+
+def check_activities(c: Any, contact: str | None) -> None:
+    """Preflight (``check_schema``, a :class:`syncd_tribe.schema._Checker` ``c``): the sets,
+    fields and navigations response data and tasks write, when an integration uses them."""
+    opts = c.opts
+
+    def has(entity: str, option: str, fields: tuple[str, ...], navs: tuple[str, ...]) -> None:
+        props, links = c.meta.properties(entity), c.meta.navigations(entity)
+        for name in fields:
+            if name not in props:
+                c.add(missing(c.key(option), f"{entity} has no field {name!r} (syncd writes "
+                              "it)", name, props))
+        for name, key in navs:
+            if opts[name] not in links:
+                c.add(missing(c.key(key), f"{entity} has no navigation {opts[name]!r}",
+                              opts[name], links))
+
+    if c.needs.of(NeedKind.RESPONSES):
+        entity = c.entity_type("response_activity_set")
+        if entity is not None:
+            has(entity, "response_activity_set", ("Subject", "StartDate", "ImportId"),
+                (("response_activity_nav", "response_activity_nav"),))
+    tasks = c.needs.of(NeedKind.TASKS)
+    if tasks:
+        entity = c.entity_type("task_set")
+        if entity is not None:
+            links = c.meta.navigations(entity)
+            has(entity, "task_set", ("Subject", "StartDate", "EndDate", "ImportId"), ())
+            for nav in ("Assignee", "Relationship"):
+                if nav not in links:
+                    c.add(missing(c.key("task_set"), f"{entity} has no navigation {nav!r} "
+                                  "(apis.md 1.6)", nav, links))
+        if contact is not None and any(n.name == "account_manager" for n in tasks):
+            has(contact, "contact_set", (), (("account_manager_nav", "account_manager_nav"),))
 
 
 def _description(event: EngagementEvent) -> str:

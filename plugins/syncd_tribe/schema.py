@@ -43,6 +43,7 @@ from syncd.plugin import (
     toml_key,
 )
 from syncd_tribe import odata
+from syncd_tribe.activities import check_activities
 from syncd_tribe.client import ODATA
 
 if TYPE_CHECKING:
@@ -339,4 +340,5 @@ def check(connector: TribeConnector, needs: SchemaNeeds) -> list[SchemaProblem]:
         c.path(path, c.key(f"email_fields[{i}]"), paths, "e-mail field")
     c.labels(person)
     c.groups(person)
+    check_activities(c, contact)  # response data and tasks: syncd_tribe.activities
     return c.problems

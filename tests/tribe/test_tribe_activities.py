@@ -94,3 +94,20 @@ def test_create_task_rules(emulator, make_connector):
                                      fallback_assignee=emulator.employee_id))
     assert fallback.outcome == "created" and fallback.assignee == emulator.employee_id
     assert len(emulator.tasks()) == 3
+
+
+def test_preflight_checks_what_response_data_and_tasks_write(emulator, make_connector):
+    from syncd.records import Need, NeedKind, SchemaNeeds
+
+    needs = SchemaNeeds("source", (
+        Need(NeedKind.RESPONSES, "response_events", "integrations.x.response_events"),
+        Need(NeedKind.TASKS, "account_manager", "integrations.x.task_assignee_rule")))
+    assert make_connector().check_schema(needs) == []
+    wrong = make_connector(response_activity_set="Activity_Evnt",
+                           response_activity_nav="Relationshp",
+                           account_manager_nav="AccountManagr")
+    problems = {p.key.rsplit(".", 1)[-1]: p for p in wrong.check_schema(needs)}
+    assert problems["response_activity_set"].suggestion == "Activity_Event"
+    assert problems["account_manager_nav"].suggestion == "AccountManager"
+    # nothing is checked for an integration that uses neither
+    assert wrong.check_schema(SchemaNeeds("source", ())) == []
