@@ -73,6 +73,12 @@ class LinkRunner:
         rels = self.people.relationships()
         self._each(self.users(), lambda link: link.tribe_changed(rels))
 
+    def tribe_since(self, since: str) -> None:
+        """Only the relationships Tribe changed since ``since`` (a round's cursor)."""
+        rels = self.people.changed_since(since)
+        if rels:
+            self._each(self.users(), lambda link: link.tribe_changed(rels))
+
     def notified(self, user: str) -> None:
         self._each([user], lambda link: link.catch_up())
 

@@ -1,7 +1,8 @@
 """The link running in the daemon: a thread of the ``ms365`` connection that, every
 ``poll_interval`` seconds or at once when a change notification arrived, gives new users
 their initial sync (and a subscription), compares Tribe's relationships with each user's
-Outlook, and runs a delta round per mailbox (the catch-up after any gap). Subscriptions are
+Outlook (all of them in the first round, then those changed since: ``LastMutationDate``),
+and runs a delta round per mailbox (the catch-up after any gap). Subscriptions are
 renewed by an APScheduler job before they expire; lifecycle events are handled by the
 :class:`~syncd_ms365.notifications.SubscriptionKeeper`.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
+from datetime import datetime, timedelta, timezone
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -26,6 +28,8 @@ from syncd_ms365.runner import LinkRunner
 
 log = structlog.get_logger("syncd.ms365.service")
 
+#: Seconds each incremental read of Tribe reaches back before the previous round began.
+OVERLAP = 120
 #: connection -> set when a valid notification arrived (by the receiver's parser)
 WAKE: dict[str, threading.Event] = defaultdict(threading.Event)
 #: connection -> lifecycle events (subscription id, event) the parser received
@@ -63,6 +67,8 @@ class LinkService:
         self._thread = threading.Thread(target=self._loop, daemon=True,
                                         name=f"ms365-link-{connector.name}")
         self.rounds = 0
+        #: where the next round's read of Tribe starts (None: read everything)
+        self.tribe_cursor: str | None = None
 
     def start(self) -> None:
         self.scheduler.start()
@@ -116,6 +122,14 @@ class LinkService:
                 user = self.pairs.user_of_subscription(sid)
                 if user is not None:
                     keeper.lifecycle(user, event)
-        self.runner.tribe_all()
+        # Tribe: everything once (and after a restart), then what changed since the last
+        # round began, reaching back OVERLAP seconds for clocks and late commits
+        started = datetime.now(timezone.utc)
+        if self.tribe_cursor is None:
+            self.runner.tribe_all()
+        else:
+            self.runner.tribe_since(self.tribe_cursor)
+        self.tribe_cursor = (started - timedelta(seconds=OVERLAP)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
         self.runner.catch_up_all()
         self.rounds += 1

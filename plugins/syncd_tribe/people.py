@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncd_tribe.client import TribeClient, literal
+from syncd_tribe.client import TribeClient, any_of, literal
 
 NAMES = {"manager_nav": "AccountManager", "owners_nav": "Owners", "former_field": "IsFormer",
          "function_field": "Role", "employee_email_field": "EmailAddress"}
@@ -103,6 +103,27 @@ class TribePeople:
             if rel.manager or rel.owners:
                 out.append(rel)
         return out
+
+    def changed_since(self, since: str) -> list[Relationship]:
+        """The relationships changed at or after ``since`` (ISO-8601): contacts changed
+        themselves or through their person, and private persons (apis.md 1.3:
+        ``LastMutationDate`` is filterable), instead of reading them all."""
+        stamp = f"LastMutationDate ge {since}"
+        out = {r.key: r for r in (self.from_contact(row) for row in self.client.iterate(
+            self.contact_set, expand=self._expand(False), filter=stamp))}
+        persons = list(self.client.iterate(self.person_set, expand=self._expand(True),
+                                           filter=stamp))
+        ids = [p["ID"] for p in persons]
+        for start in range(0, len(ids), 50):
+            chunk = ids[start:start + 50]
+            for row in self.client.iterate(self.contact_set, expand=self._expand(False),
+                                           filter=any_of("Person/ID", chunk)):
+                out.setdefault(row["ID"], self.from_contact(row))
+        for row in persons:
+            rel = self.from_person(row)
+            if rel.manager or rel.owners:
+                out.setdefault(rel.key, rel)
+        return list(out.values())
 
     def get(self, key: str) -> Relationship | None:
         row = self.client.get(self.contact_set, key, expand=self._expand(False))

@@ -74,3 +74,23 @@ def test_a_removed_subscription_is_made_again_by_the_service(world, service):
     assert wait_for(lambda: [s["id"] for s in subs.live()] not in ([], [first["id"]]),
                     timeout=20)
     assert service.service.pairs.mailbox(ANNA)["subscription"] != first["id"]
+
+
+def test_later_rounds_read_only_what_tribe_changed(world, service):
+    world.employee(ANNA)
+    key = world.contact(manager=ANNA, FirstName="Old", LastName="Incremental")
+    untouched = world.contact(manager=ANNA, LastName="Untouched")
+    service.start()
+    world.identity.login_as = ANNA
+    service.accounts.authorize_device(ANNA, lambda message: None)
+    service.ensure_webhook(service.url)
+    assert wait_for(lambda: {key, untouched} <= set(world.outlook_by_key(ANNA)), timeout=20)
+    assert wait_for(lambda: service.service.tribe_cursor is not None, timeout=20)
+    since = world.tribe_emu.store.now()  # (the service's own cursor reaches back 120 s)
+    person = world.people.get(key).person_id
+    world.client.update("Relation_Person", person, {"FirstName": "New"})  # the person only
+    changed = {r.key for r in world.people.changed_since(since)}
+    assert key in changed and untouched not in changed  # reached through its person
+    service.service.wake.set()
+    assert wait_for(lambda: world.outlook_by_key(ANNA)[key]["givenName"] == "New",
+                    timeout=20)
