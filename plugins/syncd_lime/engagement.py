@@ -22,12 +22,14 @@ coworker is ``unknown_assignee``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 from syncd.plugin import (
     EngagementEvent,
+    NeedKind,
     Option,
     RemoteError,
     TaskRequest,
@@ -61,6 +63,48 @@ OPTIONS: tuple[Option, ...] = (
            "it wrote, so a retried write is found instead of repeated (Lime documents no "
            "external id)."),
 )
+
+
+def check_engagement(c: Any) -> None:
+    """Preflight (a :class:`syncd_lime.schema._Checker` ``c``): the limetypes, properties and
+    relations response data and tasks write, when an integration uses them. Warnings: they
+    stop response data or tasks, not the contact sync a full sync does."""
+    before = len(c.problems)
+    _check_engagement(c)
+    c.problems[before:] = [dataclasses.replace(p, severity="warning")
+                           for p in c.problems[before:]]
+
+
+def _check_engagement(c: Any) -> None:
+    o = c.opts
+    person = o["person_limetype"]
+    if c.needs.of(NeedKind.RESPONSES):
+        props = c.props("history_limetype")
+        if props is not None:
+            owner = o["history_limetype"]
+            for option in ("history_note_property", "history_date_property",
+                           "history_type_property", "external_id_property"):
+                if o[option]:
+                    c.prop(props, o[option], c.key(option), owner)
+            c.prop(props, o["history_person_relation"], c.key("history_person_relation"),
+                   owner, "relation", person)
+    tasks = c.needs.of(NeedKind.TASKS)
+    if tasks:
+        props = c.props("todo_limetype")
+        if props is not None:
+            owner = o["todo_limetype"]
+            for option in ("todo_subject_property", "todo_description_property",
+                           "todo_due_property", "external_id_property"):
+                c.prop(props, o[option], c.key(option), owner)
+            c.prop(props, o["todo_person_relation"], c.key("todo_person_relation"), owner,
+                   "relation", person)
+            c.prop(props, o["todo_coworker_relation"], c.key("todo_coworker_relation"),
+                   owner, "relation")
+        if any(n.name == "account_manager" for n in tasks):
+            company = c.props("company_limetype")
+            if company is not None:
+                c.prop(company, o["company_coworker_relation"],
+                       c.key("company_coworker_relation"), o["company_limetype"], "relation")
 
 
 class Engagement:

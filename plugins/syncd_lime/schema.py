@@ -35,6 +35,7 @@ from syncd.plugin import (
     missing,
     toml_key,
 )
+from syncd_lime.engagement import check_engagement
 
 if TYPE_CHECKING:
     from syncd_lime.connector import LimeConnector
@@ -218,4 +219,5 @@ def check(connector: LimeConnector, needs: SchemaNeeds) -> list[SchemaProblem]:
     changed_since(c, person)
     c.consents()
     c.groups(person)
+    check_engagement(c)  # response data and tasks: syncd_lime.engagement
     return c.problems

@@ -28,6 +28,7 @@ The assignee is the call's employee, else (rule ``account_manager``) the contact
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -233,7 +234,15 @@ class Activities:
 
 def check_activities(c: Any, contact: str | None) -> None:
     """Preflight (``check_schema``, a :class:`syncd_tribe.schema._Checker` ``c``): the sets,
-    fields and navigations response data and tasks write, when an integration uses them."""
+    fields and navigations response data and tasks write, when an integration uses them.
+    Warnings: they stop response data or tasks, not the contact sync a full sync does."""
+    before = len(c.problems)
+    _check_activities(c, contact)
+    c.problems[before:] = [dataclasses.replace(p, severity="warning")
+                           for p in c.problems[before:]]
+
+
+def _check_activities(c: Any, contact: str | None) -> None:
     opts = c.opts
 
     def has(entity: str, option: str, fields: tuple[str, ...], navs: tuple[str, ...]) -> None:

@@ -60,3 +60,20 @@ def test_todo_from_an_automation_call(emulator, connector):
                                                  fallback_assignee=coworker(emulator)))
     assert fallback.outcome == "created"
     assert len(emulator.store.objects["todo"]) == 2
+
+
+def test_preflight_checks_history_and_todo(emulator, make_connector):
+    from syncd.records import Need, NeedKind, SchemaNeeds
+
+    needs = SchemaNeeds("source", (
+        Need(NeedKind.RESPONSES, "response_events", "integrations.x.response_events"),
+        Need(NeedKind.TASKS, "none", "integrations.x.task_assignee_rule")))
+    assert make_connector().check_schema(needs) == []
+    wrong = make_connector(history_limetype="histroy", todo_due_property="due",
+                           external_id_property="extid")
+    problems = {p.key.rsplit(".", 1)[-1]: p for p in wrong.check_schema(needs)}
+    assert problems["history_limetype"].suggestion == "history"
+    assert problems["todo_due_property"].suggestion == "duedate"
+    assert "external_id_property" in problems
+    assert {p.severity for p in problems.values()} == {"warning"}  # contact sync goes on
+    assert wrong.check_schema(SchemaNeeds("source", ())) == []
