@@ -21,7 +21,7 @@ def print_table(rows) -> None:
 
 
 def main() -> int:
-    from syncd import logs
+    from syncd.app import logs
 
     logs.configure("warning", "auto", stream=sys.stderr)  # no plugin.loaded debug lines
     args = sys.argv[1:]

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import requests
 import tomli_w
 
-from syncd import plugins
+from syncd.connectors import plugins
 
 
 def free_port() -> int:
@@ -60,7 +60,7 @@ def emulator_process(kind: str, contacts: int = 0, latency: float = 0.0,
     module, _, name = cls.emulator.partition(":")
     emu_cls = getattr(importlib.import_module(module), name)
     port = free_port()
-    cmd = [sys.executable, "-m", "syncd.cli", "emulate", kind, "--port", str(port),
+    cmd = [sys.executable, "-m", "syncd.app.cli", "emulate", kind, "--port", str(port),
            "--contacts", str(contacts)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -93,10 +93,10 @@ def daemon_process(config: dict):
     with open(path, "wb") as fh:
         tomli_w.dump(config, fh)
     log = open(os.path.join(tmp, "syncd.log"), "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "-c", path],
+    proc = subprocess.Popen([sys.executable, "-m", "syncd.app.cli", "run", "-c", path],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        from syncd.admin import AdminClient
+        from syncd.app.admin import AdminClient
 
         admin = config["admin"]
         token_file = os.path.join(config["daemon"]["state_dir"], "admin.token")

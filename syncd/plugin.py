@@ -15,7 +15,9 @@ What a connector is and what each capability obliges it to do is written in
 
 from __future__ import annotations
 
-from syncd.capabilities import (
+from syncd.config.schema import REQUIRED, Option, Secret
+from syncd.config.sections import toml_key
+from syncd.connectors.capabilities import (
     PROTOCOLS,
     BulkWriter,
     CapabilityMissing,
@@ -28,9 +30,7 @@ from syncd.capabilities import (
     RecordReader,
     WebhookSource,
 )
-from syncd.config.schema import REQUIRED, Option, Secret
-from syncd.config.sections import toml_key
-from syncd.connector import (
+from syncd.connectors.connector import (
     REQUIRED_METHODS,
     Capability,
     Connector,
@@ -38,20 +38,9 @@ from syncd.connector import (
     WebhookParser,
     missing_methods,
 )
-from syncd.emulator import Emulator, Faults, TokenIssuer, retry_after_header
-from syncd.engagement import (
-    EngagementBatch,
-    EngagementEvent,
-    EngagementReader,
-    EngagementWriter,
-    TaskCreator,
-    TaskRequest,
-    TaskResult,
-    activity_subject,
-)
-from syncd.exceptions import AuthError, RemoteError, SyncdError, WebhookRejected
-from syncd.hookspecs import hookimpl, hookspec
-from syncd.http import (
+from syncd.connectors.emulator import Emulator, Faults, TokenIssuer, retry_after_header
+from syncd.connectors.hookspecs import hookimpl, hookspec
+from syncd.connectors.httpclient import (
     Auth,
     ClientCredentials,
     HttpClient,
@@ -61,8 +50,18 @@ from syncd.http import (
     parse_retry_after,
     transport_errors,
 )
-from syncd.preflight import connection_key, missing
-from syncd.records import (
+from syncd.engine.engagement import (
+    EngagementBatch,
+    EngagementEvent,
+    EngagementReader,
+    EngagementWriter,
+    TaskCreator,
+    TaskRequest,
+    TaskResult,
+    activity_subject,
+)
+from syncd.engine.preflight import connection_key, missing
+from syncd.engine.records import (
     Consent,
     ConsentChange,
     Event,
@@ -76,8 +75,9 @@ from syncd.records import (
     SchemaProblem,
     WriteResult,
 )
-from syncd.twoway import Conflict, Decision, decide
-from syncd.wsgi import HTTPError, Request, Router, ServerThread
+from syncd.engine.twoway import Conflict, Decision, decide
+from syncd.exceptions import AuthError, RemoteError, SyncdError, WebhookRejected
+from syncd.web.wsgi import HTTPError, Request, Router, ServerThread
 
 
 def config_path(explicit: str | None = None) -> str:
@@ -92,7 +92,7 @@ def load_config(path: str):
     """The validated config in ``path`` with the installed plugins (for a plugin's CLI
     commands); raises :class:`syncd.exceptions.ConfigErrors` listing every problem."""
     from syncd.config import load
-    from syncd.plugins import load as load_plugins
+    from syncd.connectors.plugins import load as load_plugins
 
     return load(path, load_plugins())
 
@@ -171,7 +171,7 @@ __all__ = [
     "Request",
     "Router",
     "ServerThread",
-    # two-way links: the per-field decision (syncd.twoway)
+    # two-way links: the per-field decision (syncd.engine.twoway)
     "decide",
     "Decision",
     "Conflict",

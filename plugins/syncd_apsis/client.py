@@ -1,6 +1,6 @@
 """The APSIS One API client: auth, budgets, retries and the endpoints the connector uses.
 
-Built on :class:`syncd.http.HttpClient`, which brings pooling, the account budget, retries with
+Built on :class:`syncd.connectors.httpclient.HttpClient`, which brings pooling, the account budget, retries with
 back-off and ``Retry-After`` honoured across threads. This module adds what is APSIS':
 
 - OAuth client credentials with a **JSON** body (``apis.md`` 3.1), see
@@ -12,7 +12,7 @@ back-off and ``Retry-After`` honoured across threads. This module adds what is A
   a request that names a profile, next to the account budget;
 - URL-encoded profile keys in paths (``a%40a.com``);
 - definitions: keyspaces, sections, attributes (discriminator + version id), topics, tags;
-- one set of ``Retry-After`` holds (:class:`syncd.http.Holds`) for the account, shared by
+- one set of ``Retry-After`` holds (:class:`syncd.connectors.httpclient.Holds`) for the account, shared by
   the profile, export and import clients: a 429 holds every request of the account, checked
   right before each request leaves, except the 429s of the endpoints whose limits are their
   own (the export request's 1 a minute, scope ``export``; the import request's 10 a minute
@@ -20,7 +20,7 @@ back-off and ``Retry-After`` honoured across threads. This module adds what is A
   hold only their endpoint.
 
 Errors are RFC 7807 problem+json; their ``title``/``detail`` end up in :class:`RemoteError`
-messages (``syncd.http`` formats them). Secrets never reach a message, a log or a repr.
+messages (``syncd.connectors.httpclient`` formats them). Secrets never reach a message, a log or a repr.
 
 Every request the connector sends, and what backs its method, path, headers and body
 (``apis.md`` sections; a GAP names the option or emulator switch that covers it). Common to

@@ -39,7 +39,7 @@ at run time through ``POST /_emulator/settings``), each covered by connector tes
   :mod:`syncd_apsis.emulator_responses`.
 - ``consent_v2`` True (default) | False: consent 2.0 topics answer, or only the 1.0 lists
   (3.4).
-- Faults of the base class (:class:`syncd.emulator.Faults`, ``POST /_emulator/faults``):
+- Faults of the base class (:class:`syncd.connectors.emulator.Faults`, ``POST /_emulator/faults``):
   5xx, 429 with ``Retry-After``, hangs, latency, scheduled statuses.
 
 Control (benchmarks): ``POST /_emulator/settings`` also takes ``requests_per_second``,

@@ -1,4 +1,4 @@
-"""A thin client of the Lime CRM REST API over :class:`syncd.http.HttpClient`.
+"""A thin client of the Lime CRM REST API over :class:`syncd.connectors.httpclient.HttpClient`.
 
 Auth, rate budget, retries and Retry-After are ``HttpClient``'s; this module knows Lime's
 URLs, the HAL list shape and paging (:mod:`syncd_lime.paging`).

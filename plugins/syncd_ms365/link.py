@@ -1,5 +1,5 @@
 """The two-way, per-user link between Tribe relationships and one user's Outlook contacts
-(seed 002), built on the pure two-way decision :func:`syncd.twoway.decide` (``syncd.plugin.decide``).
+(seed 002), built on the pure two-way decision :func:`syncd.engine.twoway.decide` (``syncd.plugin.decide``).
 
 - **Who**: relationships whose manager or an owner is the user's employee, not former
   (:meth:`syncd_tribe.people.Relationship.sees`). Anything else is left alone: nothing is

@@ -1,6 +1,6 @@
 """The link's state: per user, which Tribe relationship is which Outlook contact (the
 connector id in syncd's state), the status of each field (what both sides last agreed on:
-see :mod:`syncd.twoway`), held merges, and the delta link and subscription of each mailbox.
+see :mod:`syncd.engine.twoway`), held merges, and the delta link and subscription of each mailbox.
 
 One SQLite file per connection in the state directory (``ms365-{connection}.pairs.sqlite3``,
 0600, ``synchronous=FULL``). A contact is created in two steps: the pair is written as

@@ -87,7 +87,7 @@ class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 
 class TLSServerThread:
     """A WSGI app served over HTTPS in a thread (the interface of
-    :class:`syncd.wsgi.ServerThread`: ``port``, ``start``, ``stop``)."""
+    :class:`syncd.web.wsgi.ServerThread`: ``port``, ``start``, ``stop``)."""
 
     def __init__(self, app, host: str, port: int, certfile: str, keyfile: str,
                  name: str = "https"):

@@ -1,4 +1,4 @@
-"""A thin client of the Tribe CRM API over :class:`syncd.http.HttpClient`.
+"""A thin client of the Tribe CRM API over :class:`syncd.connectors.httpclient.HttpClient`.
 
 It knows OData URLs (``/v1/odata/Set``, ``Set(guid)``), query options and the
 ``{"value": [...]}`` collection shape, pages as :mod:`syncd_tribe.paging` says (nextLinks only
@@ -13,7 +13,7 @@ Request (who sends it)                                 Backed by
 =====================================================  ==========================================
 ``POST {token_url}`` form ``grant_type=client_         1.1 token endpoint [DOC]: form-encoded,
 credentials&client_id&client_secret&scope``            ``scope`` "read write" [CODE n8n]; token
-(``syncd.http.ClientCredentials``)                     lifetime [GAP]: ``expires_in`` honoured
+(``syncd.connectors.httpclient.ClientCredentials``)                     lifetime [GAP]: ``expires_in`` honoured
 Header ``Authorization: Bearer <token>`` on every      1.1 [DOC postman, CODE]; never sent off
 ``/v1/`` call, ``Content-Type: application/json``      the configured host (nextLinks, 8.8);
 on bodies (JSON, as every 1.3/1.6 example)             bodies JSON: 1.3 examples [DOC, CODE]

@@ -6,7 +6,7 @@
 - :func:`describe` gives the config as plain data with secrets masked.
 - :data:`CORE_SECTIONS` declares the core's sections with :class:`Option`, as connectors do.
 
-Nothing here imports :mod:`syncd.connector` at import time (it imports
+Nothing here imports :mod:`syncd.connectors.connector` at import time (it imports
 :mod:`syncd.config.schema`, so that would be circular).
 """
 

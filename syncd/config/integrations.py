@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from syncd.capabilities import required
 from syncd.config.model import (
     Condition,
     ConsentMapping,
@@ -33,8 +32,9 @@ from syncd.config.sections import (
     toml_key,
     validate_options,
 )
+from syncd.connectors.capabilities import required
 
-if TYPE_CHECKING:  # syncd.plugins imports syncd.connector, which imports syncd.config
+if TYPE_CHECKING:  # syncd.connectors.plugins imports syncd.connectors.connector, which imports syncd.config
     pass
 
 _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")

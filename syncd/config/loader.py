@@ -39,9 +39,9 @@ from syncd.config.sections import (
 )
 from syncd.exceptions import ConfigError, ConfigErrors
 
-if TYPE_CHECKING:  # syncd.plugins imports syncd.connector, which imports syncd.config
-    from syncd.connector import Connector
-    from syncd.plugins import Registry
+if TYPE_CHECKING:  # syncd.connectors.plugins imports syncd.connectors.connector, which imports syncd.config
+    from syncd.connectors.connector import Connector
+    from syncd.connectors.plugins import Registry
 
 TOP_LEVEL = ("daemon", "receiver", "admin", "connections", "integrations")
 _SIMPLE = {"daemon": DAEMON_OPTIONS, "receiver": RECEIVER_OPTIONS, "admin": ADMIN_OPTIONS}
@@ -139,7 +139,7 @@ def _build(raw: dict[str, Any], path: str, registry: Registry, problems: Problem
 def _needs_problems(config: Config, registry: Registry, classes: dict, problems: Problems
                     ) -> None:
     """Each connector's offline check of its options against what the integrations use."""
-    from syncd.preflight import needs  # here: syncd.preflight imports syncd.config
+    from syncd.engine.preflight import needs  # here: syncd.engine.preflight imports syncd.config
 
     for name, wanted in needs(config, registry).items():
         cls = classes.get(name)

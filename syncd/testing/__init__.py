@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pykka
 import pytest
 
-from syncd import plugins
+from syncd.connectors import plugins
 from syncd.testing.contract import (
     CONTRACTS,
     BulkWriterContract,

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from syncd.capabilities import Capability
-from syncd.connector import Connector
+from syncd.connectors.capabilities import Capability
+from syncd.connectors.connector import Connector
 from syncd.testing.contract_destination import (
     BulkWriterContract,
     ConsentChangeReaderContract,

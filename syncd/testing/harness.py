@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from syncd.connector import Connector
-from syncd.engagement import EngagementEvent
-from syncd.records import Profile, SchemaNeeds
+from syncd.connectors.connector import Connector
+from syncd.engine.engagement import EngagementEvent
+from syncd.engine.records import Profile, SchemaNeeds
 
 if TYPE_CHECKING:
-    from syncd.emulator import Emulator
+    from syncd.connectors.emulator import Emulator
 
 
 class Harness:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from syncd.config.schema import Option, Secret
-from syncd.connector import Capability, Connector
+from syncd.connectors.connector import Capability, Connector
+from syncd.engine.records import ConsentChange, Event, Page, Profile, Record, WriteResult
 from syncd.exceptions import RemoteError, WebhookRejected
-from syncd.records import ConsentChange, Event, Page, Profile, Record, WriteResult
 
 
 @dataclass

@@ -10,9 +10,9 @@ import stat
 import pytest
 import requests
 
-from syncd.admin import AdminApp, AdminClient, ensure_token
+from syncd.app.admin import AdminApp, AdminClient, ensure_token
 from syncd.exceptions import AdminError, NeedsConfirmation, SyncdError
-from syncd.wsgi import ServerThread
+from syncd.web.wsgi import ServerThread
 
 TOKEN = "tok-0123456789abcdef"
 

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from syncd import cli
-from syncd.admin import AdminApp
-from syncd.wsgi import ServerThread
+from syncd.app import cli
+from syncd.app.admin import AdminApp
+from syncd.web.wsgi import ServerThread
 
 TOKEN = "tok-cli-0123456789abcdef"
 MARKUP = "[/b] closing nothing [red]red?[/red] [bold]x"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from syncd import cli
-from syncd.admin import AdminApp
-from syncd.wsgi import ServerThread
+from syncd.app import cli
+from syncd.app.admin import AdminApp
+from syncd.web.wsgi import ServerThread
 from tests.admin.test_cli_admin import TOKEN, write_config
 
 

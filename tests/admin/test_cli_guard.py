@@ -2,7 +2,7 @@
 
 import pytest
 
-from syncd import cli, cli_common
+from syncd.app import cli, cli_common
 
 
 class FakeClient:

@@ -3,9 +3,9 @@ warnings, literally (account names are remote text)."""
 
 from __future__ import annotations
 
-from syncd import cli
-from syncd.admin import AdminApp
-from syncd.wsgi import ServerThread
+from syncd.app import cli
+from syncd.app.admin import AdminApp
+from syncd.web.wsgi import ServerThread
 
 TOKEN = "tok-cli-preflight-0123456789"
 KEY = 'integrations.crm-mkt.fields."Contact.Organization.Name"'

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.cli import build_parser
+from syncd.app.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ("README.md", "etc/syncd.toml", "systemd/syncd.service")

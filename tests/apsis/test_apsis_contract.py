@@ -9,7 +9,7 @@ import pytest
 from syncd_apsis.connector import ApsisConnector
 
 from syncd.config.schema import Secret
-from syncd.records import Consent, Need, NeedKind, Profile, SchemaNeeds
+from syncd.engine.records import Consent, Need, NeedKind, Profile, SchemaNeeds
 from syncd.testing import (
     BulkWriterContract,
     ConnectorContract,

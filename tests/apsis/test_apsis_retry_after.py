@@ -15,8 +15,8 @@ import time
 import pytest
 import requests
 
-from syncd.http import parse_retry_after
-from syncd.records import Consent, Profile
+from syncd.connectors.httpclient import parse_retry_after
+from syncd.engine.records import Consent, Profile
 
 NEWSLETTER = "com.apsis1.topics.newsletter"
 

@@ -1,7 +1,7 @@
 """Helpers of the chaos tests: the e2e helpers (``tests/e2e/e2e_support.py``) plus what
 killing the daemon at random and failing the partners at random need.
 
-The daemon runs as a real ``python -m syncd.cli run`` process (``DaemonProcess``); the Tribe
+The daemon runs as a real ``python -m syncd.app.cli run`` process (``DaemonProcess``); the Tribe
 and APSIS emulators run in the test process, so their counters and logs are read directly.
 """
 
@@ -45,9 +45,9 @@ from syncd_tribe.emulator_seed import mutate  # noqa: E402
 from syncd_tribe.webhooks import events_from  # noqa: E402
 
 from syncd import config as config_mod  # noqa: E402
-from syncd import plugins  # noqa: E402
-from syncd.sandbox import compare  # noqa: E402
-from syncd.store import Store  # noqa: E402
+from syncd.app.sandbox import compare  # noqa: E402
+from syncd.connectors import plugins  # noqa: E402
+from syncd.engine.store import Store  # noqa: E402
 
 
 def seed_from_env(default: int) -> int:
@@ -116,7 +116,7 @@ def missing_from_inbox(state_dir: str, tribe) -> list[str]:
 
 
 def differences(config_path: str, tribe, apsis) -> list[str]:
-    """``syncd.sandbox.compare`` with consents and tags checked too: APSIS against Tribe's
+    """``syncd.app.sandbox.compare`` with consents and tags checked too: APSIS against Tribe's
     current data under the config's rules. Empty when APSIS holds exactly what it should."""
     registry = plugins.load()
     config = config_mod.load(config_path, registry)

@@ -23,7 +23,7 @@ operator would) and requires convergence afterwards. A full-sync record that fai
 accepted (no replay exists for it short of a new full sync, which would hide lost events).
 
 The faults stay on for the full sync and the events, and go off only for the final reads:
-APSIS equals the rules applied to Tribe's current data (``syncd.sandbox.compare``, consents
+APSIS equals the rules applied to Tribe's current data (``syncd.app.sandbox.compare``, consents
 and tags included), no duplicate profile, nothing pending or dead, and both emulators count
 ``retry_after_violations == 0``. Each kind of fault is counted per emulator: each of the two
 must have answered 429s, hangs, 5xx and applied-then-failed writes (a sum over both could hide

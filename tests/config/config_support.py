@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from syncd.config.schema import REQUIRED, Option, Secret
-from syncd.connector import Capability, Connector
+from syncd.connectors.connector import Capability, Connector
 
 SECRET = "crm-secret-value-123"
 INLINE = "inline-mkt-secret-456"

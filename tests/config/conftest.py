@@ -7,8 +7,8 @@ import textwrap
 import pytest
 from config_support import INLINE, SECRET, VALID, FakeCrm, FakeMarketing  # noqa: F401
 
+from syncd.connectors.plugins import PluginStatus, Registry
 from syncd.exceptions import ConfigErrors
-from syncd.plugins import PluginStatus, Registry
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from config_support import VALID, FakeCrm, FakeMarketing
 
-from syncd.capabilities import Capability, Requirement, required
 from syncd.config import ConsentMapping, IntegrationConfig
+from syncd.connectors.capabilities import Capability, Requirement, required
 
 
 class PlainMarketing(FakeMarketing):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import syncd.plugins
+import syncd.connectors.plugins
 from syncd.config import CORE_SECTIONS, load
 from syncd.config.loader import Problems
 from syncd.config.model import AdminConfig, DaemonConfig, IntegrationConfig, ReceiverConfig
@@ -26,7 +26,7 @@ from syncd.config.sections import toml_value, validate_options
 EXAMPLE = Path(__file__).resolve().parents[2] / "etc" / "syncd.toml"
 TEXT = EXAMPLE.read_text()
 DATA = tomllib.loads(TEXT)
-REGISTRY = syncd.plugins.load()
+REGISTRY = syncd.connectors.plugins.load()
 FIRST_PARTY = ("tribe", "apsis", "ms365", "lime")
 INTEGRATION = "integrations.tribe-apsis"
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from syncd import rules as R
-from syncd.batch import split_unreadable, tally
-from syncd.records import Profile, Record
+from syncd.engine import rules as R
+from syncd.engine.batch import split_unreadable, tally
+from syncd.engine.records import Profile, Record
 
 
 def test_unreadable_records_fail_retryable_and_are_not_decided():

@@ -7,11 +7,11 @@ import pykka
 import pytest
 
 from syncd.config.model import Condition, IntegrationConfig
-from syncd.connection import ConnectionActor
-from syncd.coordinator import Coordinator, Progress
-from syncd.records import Event, Record
-from syncd.rules import Rules
-from syncd.store import Store
+from syncd.connectors.connection import ConnectionActor
+from syncd.engine.coordinator import Coordinator, Progress
+from syncd.engine.records import Event, Record
+from syncd.engine.rules import Rules
+from syncd.engine.store import Store
 from syncd.testing import MemoryConnector, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")

@@ -4,14 +4,14 @@ record in the source confirms it: a record merely missing from a list answer is 
 import pykka
 import pytest
 
-from syncd import rules as R
-from syncd.capabilities import Capability
 from syncd.config.model import Condition, IntegrationConfig
-from syncd.connection import ConnectionActor
-from syncd.coordinator import Coordinator, Progress
+from syncd.connectors.capabilities import Capability
+from syncd.connectors.connection import ConnectionActor
+from syncd.engine import rules as R
+from syncd.engine.coordinator import Coordinator, Progress
+from syncd.engine.records import Event, Record
+from syncd.engine.store import Store
 from syncd.exceptions import RemoteError
-from syncd.records import Event, Record
-from syncd.store import Store
 from syncd.testing import MemoryConnector, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")

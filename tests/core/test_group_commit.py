@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from syncd.groupcommit import GroupCommit
-from syncd.records import Event
-from syncd.store import Store, StoreError
+from syncd.engine.groupcommit import GroupCommit
+from syncd.engine.records import Event
+from syncd.engine.store import Store, StoreError
 from syncd.testing import wait_for
 
 

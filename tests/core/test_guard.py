@@ -7,13 +7,13 @@ from dataclasses import replace
 import pykka
 import pytest
 
-from syncd import rules as R
 from syncd.config.model import ConsentMapping, IntegrationConfig
-from syncd.connection import ConnectionActor
-from syncd.coordinator import Coordinator, Progress
-from syncd.guard import guard_status
-from syncd.records import Event, Record
-from syncd.store import Store
+from syncd.connectors.connection import ConnectionActor
+from syncd.engine import rules as R
+from syncd.engine.coordinator import Coordinator, Progress
+from syncd.engine.guard import guard_status
+from syncd.engine.records import Event, Record
+from syncd.engine.store import Store
 from syncd.testing import MemoryConnector, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")

@@ -16,12 +16,12 @@ import pykka
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncd import rules as R
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
-from syncd.connection import ConnectionActor
-from syncd.coordinator import Coordinator, Progress
-from syncd.records import Event, Record
-from syncd.store import Store
+from syncd.connectors.connection import ConnectionActor
+from syncd.engine import rules as R
+from syncd.engine.coordinator import Coordinator, Progress
+from syncd.engine.records import Event, Record
+from syncd.engine.store import Store
 from syncd.testing import WORLDS, MemoryConnector, World, wait_for
 
 N = 40

@@ -6,10 +6,10 @@ import time
 import pytest
 
 from syncd.config.schema import Secret
-from syncd.emulator import Emulator, TokenIssuer
+from syncd.connectors.emulator import Emulator, TokenIssuer
+from syncd.connectors.httpclient import ClientCredentials, HttpClient, RateBudget, parse_retry_after
 from syncd.exceptions import RemoteError
-from syncd.http import ClientCredentials, HttpClient, RateBudget, parse_retry_after
-from syncd.wsgi import HTTPError
+from syncd.web.wsgi import HTTPError
 
 
 class Tiny(Emulator):
@@ -132,7 +132,7 @@ def test_parse_retry_after():
 def test_a_requests_exception_shows_its_type_and_path_never_its_message(tiny, caplog):
     """A token with a line break makes requests raise InvalidHeader quoting the header value;
     what syncd reports is the type and the path only (no query string, no header value)."""
-    from syncd.http import StaticToken
+    from syncd.connectors.httpclient import StaticToken
 
     c = HttpClient(tiny.url, auth=StaticToken(Secret("tok\nleaked-part")), backoff=0.01)
     with pytest.raises(RemoteError) as caught:
@@ -174,7 +174,7 @@ def test_a_hold_taken_while_a_request_waits_for_the_budget_holds_it_too(tiny):
 
 
 def test_clients_sharing_holds_wait_for_each_others_retry_after(tiny):
-    from syncd.http import Holds
+    from syncd.connectors.httpclient import Holds
 
     holds = Holds()
     a, b = client(tiny, holds=holds), client(tiny, holds=holds)

@@ -11,9 +11,9 @@ import types
 import pytest
 from structlog.testing import capture_logs
 
-from syncd import plugins
-from syncd.cli import build_parser
-from syncd.hookspecs import hookimpl
+from syncd.app.cli import build_parser
+from syncd.connectors import plugins
+from syncd.connectors.hookspecs import hookimpl
 
 
 def ep(name, value):

@@ -6,9 +6,9 @@ import types
 
 import pytest
 
-from syncd import plugins
-from syncd.connector import Capability, Connector
-from syncd.hookspecs import hookimpl
+from syncd.connectors import plugins
+from syncd.connectors.connector import Capability, Connector
+from syncd.connectors.hookspecs import hookimpl
 
 
 class GoodConnector(Connector):
@@ -79,7 +79,7 @@ def test_core_never_imports_a_connector_package():
 
 
 def test_every_hook_is_documented_and_prefixed():
-    from syncd import hookspecs
+    from syncd.connectors import hookspecs
 
     hooks = [n for n in dir(hookspecs) if n.startswith("syncd_")]
     assert hooks, "no hooks found"

@@ -3,7 +3,6 @@ keys that name it), and the report (problems per integration, connection errors 
 
 from __future__ import annotations
 
-from syncd import preflight
 from syncd.config.model import (
     Condition,
     Config,
@@ -13,9 +12,10 @@ from syncd.config.model import (
     Overview,
 )
 from syncd.config.schema import Secret
-from syncd.connector import Capability
+from syncd.connectors.connector import Capability
+from syncd.engine import preflight
+from syncd.engine.records import NeedKind, SchemaProblem
 from syncd.exceptions import AuthError
-from syncd.records import NeedKind, SchemaProblem
 from syncd.testing import MemoryConnector, memory_registry
 
 SECRET = "preflight-s3cret-value"

@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from syncd.records import Event, Link
-from syncd.store import SCHEMA_VERSION, Store, StoreError
+from syncd.engine.records import Event, Link
+from syncd.engine.store import SCHEMA_VERSION, Store, StoreError
 
 
 @pytest.fixture
@@ -95,8 +95,8 @@ def test_committed_events_survive_sigkill(tmp_path):
     path = tmp_path / "k.db"
     code = textwrap.dedent(f"""
         import os, signal, sys
-        from syncd.store import Store
-        from syncd.records import Event, Link
+        from syncd.engine.store import Store
+        from syncd.engine.records import Event, Link
         s = Store({str(path)!r})
         for i in range(200):
             s.enqueue([("i", "c", Event(str(i)))])
@@ -119,8 +119,8 @@ def test_every_acknowledged_event_of_concurrent_group_commits_survives_sigkill(
     path = tmp_path / "gk.db"
     code = textwrap.dedent(f"""
         import os, signal, threading
-        from syncd.store import Store
-        from syncd.records import Event
+        from syncd.engine.store import Store
+        from syncd.engine.records import Event
         s = Store({str(path)!r}, durability={durability!r})
         acked = [0]
         lock = threading.Lock()

@@ -3,7 +3,7 @@ from one of this integration's (consent changes are written back only to their o
 
 from __future__ import annotations
 
-from syncd.store import Store
+from syncd.engine.store import Store
 
 
 def test_linked_elsewhere(tmp_path):

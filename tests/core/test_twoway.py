@@ -1,4 +1,4 @@
-"""The two-way decision (syncd.twoway): who changed what since the status, echo suppression,
+"""The two-way decision (syncd.engine.twoway): who changed what since the status, echo suppression,
 newest-wins conflicts with the loser named, fields one side may not be written."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncd.twoway import decide
+from syncd.engine.twoway import decide
 
 F = ("givenName", "surname", "email")
 

@@ -9,9 +9,9 @@ import pathlib
 import pykka
 import pytest
 
-from syncd.capabilities import PROTOCOLS, REQUIRED_METHODS, Capability, CapabilityMissing
-from syncd.connection import ConnectionActor, ConnectionProxy, typed_proxy
-from syncd.records import Event, Profile
+from syncd.connectors.capabilities import PROTOCOLS, REQUIRED_METHODS, Capability, CapabilityMissing
+from syncd.connectors.connection import ConnectionActor, ConnectionProxy, typed_proxy
+from syncd.engine.records import Event, Profile
 from syncd.testing import MemoryConnector
 
 SYNCD = pathlib.Path(__file__).resolve().parents[2] / "syncd"
@@ -65,8 +65,8 @@ def test_every_capability_has_a_protocol_and_the_proxy_types_each_method():
 def test_response_and_task_capabilities_are_typed_and_required_by_their_settings():
     from dataclasses import replace
 
-    from syncd.capabilities import PROTOCOLS, REQUIRED_METHODS, required
     from syncd.config.model import IntegrationConfig
+    from syncd.connectors.capabilities import PROTOCOLS, REQUIRED_METHODS, required
 
     assert REQUIRED_METHODS[Capability.READ_RESPONSES] == ("read_engagement",)
     assert REQUIRED_METHODS[Capability.WRITE_RESPONSES] == ("write_engagement",)

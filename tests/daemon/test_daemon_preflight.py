@@ -17,10 +17,10 @@ from syncd_tribe.connector import TribeConnector
 from syncd_tribe.emulator import TribeEmulator
 
 from syncd import testing
-from syncd.admin import AdminClient
-from syncd.daemon import Daemon
+from syncd.app.admin import AdminClient
+from syncd.app.daemon import Daemon
+from syncd.app.sandbox import INTEGRATION, _free_port, build_config
 from syncd.exceptions import AdminError
-from syncd.sandbox import INTEGRATION, _free_port, build_config
 
 wait_for = partial(testing.wait_for, timeout=30.0)
 

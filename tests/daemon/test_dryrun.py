@@ -9,8 +9,9 @@ from functools import partial
 
 from test_daemon_inprocess import CONSENT, running, write_config  # noqa: F401
 
-from syncd import cli, testing
-from syncd.records import Record
+from syncd import testing
+from syncd.app import cli
+from syncd.engine.records import Record
 
 wait_for = partial(testing.wait_for, timeout=15.0)
 

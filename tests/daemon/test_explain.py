@@ -12,10 +12,12 @@ from functools import partial
 import pytest
 from test_daemon_inprocess import CONSENT, post_webhook, write_config
 
-from syncd import cli, explain, testing
-from syncd.admin import AdminClient
-from syncd.daemon import Daemon
-from syncd.records import Record
+from syncd import testing
+from syncd.app import cli
+from syncd.app.admin import AdminClient
+from syncd.app.daemon import Daemon
+from syncd.engine import explain
+from syncd.engine.records import Record
 from syncd.testing import WORLDS, World, memory_registry
 
 wait_for = partial(testing.wait_for, timeout=15.0)

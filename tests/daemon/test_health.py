@@ -12,8 +12,8 @@ from test_daemon_inprocess import running  # noqa: F401  (the fixture)
 from test_daemon_reload import make_daemon, notify_socket, receive_until  # noqa: F401
 
 from syncd import testing
-from syncd.health import Liveness, readiness, store_writable
-from syncd.supervision import Supervised
+from syncd.app.health import Liveness, readiness, store_writable
+from syncd.app.supervision import Supervised
 
 wait_for = partial(testing.wait_for, timeout=15.0)
 
@@ -129,7 +129,7 @@ def test_metrics_port_serves_metrics_and_health_only(tmp_path):
 
     from test_daemon_inprocess import write_config
 
-    from syncd.daemon import Daemon
+    from syncd.app.daemon import Daemon
     from syncd.testing import WORLDS, World, memory_registry
 
     with socket.socket() as s:

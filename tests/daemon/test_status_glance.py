@@ -12,7 +12,8 @@ from functools import partial
 from rich.console import Console
 from test_daemon_inprocess import post_webhook, running, write_config  # noqa: F401
 
-from syncd import cli_status, glance, testing
+from syncd import testing
+from syncd.app import cli_status, glance
 
 wait_for = partial(testing.wait_for, timeout=15.0)
 

@@ -1,7 +1,7 @@
 """Helpers of the end-to-end tests: the real ``syncd`` as a process against the emulators.
 
 The emulators run in the test process (their Python helpers stay usable); the daemon and the
-CLI run as ``python -m syncd.cli ...`` subprocesses with a config written by the test. Every
+CLI run as ``python -m syncd.app.cli ...`` subprocesses with a config written by the test. Every
 wait polls with a deadline; every process is killed if it does not stop in time.
 """
 
@@ -23,13 +23,13 @@ from syncd_apsis.connector import ApsisConnector
 from syncd_tribe.connector import TribeConnector
 
 from syncd import config as config_mod
-from syncd import plugins
-from syncd.admin import AdminClient
+from syncd.app.admin import AdminClient
+from syncd.app.sandbox import INTEGRATION, compare
+from syncd.connectors import plugins
+from syncd.engine.store import Store
 from syncd.exceptions import AdminError
-from syncd.sandbox import INTEGRATION, compare
-from syncd.store import Store
 
-#: The integration's name: the one ``syncd.sandbox.compare`` reads the rules of.
+#: The integration's name: the one ``syncd.app.sandbox.compare`` reads the rules of.
 NAME = INTEGRATION
 
 #: Distinctive secrets, so that a leak into any output is unmistakable.
@@ -75,7 +75,7 @@ def subprocess_env(pythonpath: str | None = None) -> dict[str, str]:
 def syncd_cli(*args: str, timeout: float = 60.0, pythonpath: str | None = None
               ) -> subprocess.CompletedProcess:
     """Run ``syncd ARGS`` to completion (killed after ``timeout``)."""
-    return subprocess.run([PYTHON, "-m", "syncd.cli", *args], capture_output=True, text=True,
+    return subprocess.run([PYTHON, "-m", "syncd.app.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=subprocess_env(pythonpath), stdin=subprocess.DEVNULL)
 
 
@@ -137,7 +137,7 @@ class DaemonProcess:
         self._log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [PYTHON, "-m", "syncd.cli", "run", "-c", self.config_path],
+                [PYTHON, "-m", "syncd.app.cli", "run", "-c", self.config_path],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=subprocess_env(self.pythonpath))
         self.client = None
@@ -264,7 +264,7 @@ def wait_webhooks_registered(tribe, receiver_port: int, timeout: float = 30.0) -
 
 
 def differences(config_path: str, tribe, apsis) -> list[str]:
-    """``syncd.sandbox.compare``: APSIS against Tribe's current data under the config's rules.
+    """``syncd.app.sandbox.compare``: APSIS against Tribe's current data under the config's rules.
     Empty when APSIS holds exactly what it should."""
     registry = plugins.load()
     config = config_mod.load(config_path, registry)

@@ -9,8 +9,8 @@ import pytest
 import tomli_w
 from e2e_support import syncd_cli
 
-from syncd import plugins
-from syncd.sandbox import INTEGRATION, build_config, load_emulator
+from syncd.app.sandbox import INTEGRATION, build_config, load_emulator
+from syncd.connectors import plugins
 
 KEY_LABELS_NAV = "connections.crm.labels_nav"
 KEY_ATTRIBUTE = f'integrations.{INTEGRATION}.fields."Contact.Organization.Name"'

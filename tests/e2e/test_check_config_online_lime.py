@@ -11,8 +11,8 @@ from e2e_support import syncd_cli
 
 pytest.importorskip("syncd_lime")
 
-from syncd import plugins
-from syncd.sandbox import INTEGRATION, build_config, load_emulator
+from syncd.app.sandbox import INTEGRATION, build_config, load_emulator
+from syncd.connectors import plugins
 
 LIME = f"{INTEGRATION}-lime"
 

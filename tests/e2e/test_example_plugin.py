@@ -17,7 +17,7 @@ from e2e_support import free_port, subprocess_env, wait_for, wait_run, write_con
 from syncd_apsis.connector import ApsisConnector
 from syncd_apsis.emulator import ApsisEmulator
 
-from syncd.admin import AdminClient
+from syncd.app.admin import AdminClient
 from syncd.exceptions import AdminError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import requests
 from e2e_support import NAME, wait_for, wait_run
 from prometheus_client.parser import text_string_to_metric_families
 
-from syncd.store import COUNTERS
+from syncd.engine.store import COUNTERS
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:

@@ -12,7 +12,7 @@ pytest.importorskip("syncd_lime", reason="the syncd_lime package is not installe
 
 from syncd_lime.emulator import LimeEmulator
 
-from syncd.wsgi import ServerThread
+from syncd.web.wsgi import ServerThread
 
 SEEDED = 60
 

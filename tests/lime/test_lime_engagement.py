@@ -3,7 +3,7 @@ once each (the external id property), against the Lime emulator."""
 
 from __future__ import annotations
 
-from syncd.engagement import EngagementEvent, TaskRequest
+from syncd.engine.engagement import EngagementEvent, TaskRequest
 
 
 def person(emulator) -> str:

@@ -29,9 +29,9 @@ from syncd_lime.emulator import LimeEmulator
 from syncd_tribe.connector import TribeConnector
 from syncd_tribe.emulator import TribeEmulator
 
-from syncd import plugins
-from syncd.daemon import Daemon
-from syncd.sandbox import INTEGRATION, _free_port, build_config, compare
+from syncd.app.daemon import Daemon
+from syncd.app.sandbox import INTEGRATION, _free_port, build_config, compare
+from syncd.connectors import plugins
 from syncd.testing import wait_for
 
 TRIBE, LIME = INTEGRATION, f"{INTEGRATION}-lime"

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 import structlog
 
-from syncd import logs
+from syncd.app import logs
 from syncd.config.schema import Secret
 
 

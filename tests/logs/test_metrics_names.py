@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from syncd import metrics
+from syncd.app import metrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "contrib" / "grafana-syncd.json"
 

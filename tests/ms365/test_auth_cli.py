@@ -14,7 +14,7 @@ import pytest
 import tomli_w
 from syncd_ms365.auth import Accounts, ConsentRequired
 
-from syncd.cli import main
+from syncd.app.cli import main
 from tests.ms365.conftest import APP_ID, APP_SECRET, CLIENT_ID
 
 ANNA, BOB = "anna@contoso.example", "bob@contoso.example"
@@ -33,7 +33,7 @@ def write_config(tmp_path, identity, **options) -> str:
 
 def accounts(tmp_path, identity, **options) -> Accounts:
     from syncd.config import load
-    from syncd.plugins import load as plugins
+    from syncd.connectors.plugins import load as plugins
     config = load(write_config(tmp_path, identity, **options), plugins())
     return Accounts("outlook", config.connections["outlook"].options, config.daemon.state_dir)
 

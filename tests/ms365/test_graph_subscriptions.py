@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from syncd.testing import wait_for
-from syncd.wsgi import ServerThread
+from syncd.web.wsgi import ServerThread
 from tests.ms365.ms365_support import delegated_token, session
 
 ANNA = "anna@contoso.example"

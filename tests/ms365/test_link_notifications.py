@@ -12,9 +12,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from syncd_ms365.connector import Ms365Connector
 from syncd_ms365.notifications import SubscriptionKeeper
 
-from syncd.receiver import Route, WebhookApp, start_receiver
-from syncd.store import Store
+from syncd.engine.store import Store
 from syncd.testing import wait_for
+from syncd.web.receiver import Route, WebhookApp, start_receiver
 
 ANNA = "anna@contoso.example"
 STATE = "a-client-state-of-some-length"

@@ -9,9 +9,9 @@ import pytest
 from syncd_ms365.connector import Ms365Connector
 from syncd_tribe.connector import TribeConnector
 
-from syncd.receiver import Route, WebhookApp, start_receiver
-from syncd.store import Store
+from syncd.engine.store import Store
 from syncd.testing import wait_for
+from syncd.web.receiver import Route, WebhookApp, start_receiver
 from tests.ms365.conftest import CLIENT_ID
 
 ANNA = "anna@contoso.example"

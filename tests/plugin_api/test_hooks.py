@@ -1,4 +1,4 @@
-"""One test per hook of :mod:`syncd.hookspecs`, named ``test_hook_<hook>`` (a meta-test checks
+"""One test per hook of :mod:`syncd.connectors.hookspecs`, named ``test_hook_<hook>`` (a meta-test checks
 that every hook has one)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-from syncd import plugins
+from syncd.connectors import plugins
 from syncd.plugin import Capability, Connector, Record, hookimpl
 
 

@@ -15,8 +15,8 @@ from meta import (
     untested_hooks,
 )
 
-from syncd import hookspecs
-from syncd.capabilities import PROTOCOLS, Capability
+from syncd.connectors import hookspecs
+from syncd.connectors.capabilities import PROTOCOLS, Capability
 from syncd.testing.contract import CONTRACTS, missing_contracts
 
 Dummy = enum.StrEnum("Dummy", {**{c.name: c.value for c in Capability}, "DUMMY": "dummy"})

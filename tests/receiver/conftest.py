@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from receiver_support import MAX_BODY, Notified, hmac_parser
 
-from syncd.receiver import Route, WebhookApp, start_receiver
-from syncd.store import Store
+from syncd.engine.store import Store
+from syncd.web.receiver import Route, WebhookApp, start_receiver
 
 
 @pytest.fixture

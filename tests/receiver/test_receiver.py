@@ -10,10 +10,10 @@ import requests
 import structlog
 from receiver_support import MAX_BODY, SECRET, body_of, hmac_parser, sign
 
+from syncd.engine.records import Event
+from syncd.engine.store import Store, StoreError
 from syncd.exceptions import WebhookRejected
-from syncd.receiver import Route
-from syncd.records import Event
-from syncd.store import Store, StoreError
+from syncd.web.receiver import Route
 
 
 def post(server, body: bytes, connection: str = "crm", signature: str | None = None,

@@ -13,8 +13,8 @@ from receiver_support import Notified, body_of, hmac_parser, sign
 from syncd.config.model import ReceiverConfig
 from syncd.config.sections import RECEIVER_OPTIONS
 from syncd.exceptions import WebhookRejected
-from syncd.receiver import LogLimiter, Route, WebhookApp, start_receiver
 from syncd.testing import wait_for
+from syncd.web.receiver import LogLimiter, Route, WebhookApp, start_receiver
 
 
 class Clock:

@@ -25,8 +25,8 @@ def main(argv: list[str]) -> int:
     config_path, ready_file = argv[1], argv[2]
     records = int(argv[3]) if len(argv) > 3 else 0
 
-    from syncd.daemon import Daemon
-    from syncd.records import Record
+    from syncd.app.daemon import Daemon
+    from syncd.engine.records import Record
     from syncd.testing import memory_registry, world
 
     with open(config_path, "rb") as fh:
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     if delay:
         import time
 
-        from syncd.store import Store
+        from syncd.engine.store import Store
 
         enqueue = Store.enqueue
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import requests
 import structlog
 
-from syncd.admin import AdminClient
-from syncd.daemon import Daemon
-from syncd.records import Record
+from syncd.app.admin import AdminClient
+from syncd.app.daemon import Daemon
+from syncd.engine.records import Record
 from syncd.testing import WORLDS, World, memory_registry, sign
 
 SECRET = "reliability-webhook-secret"

@@ -43,7 +43,7 @@ def daemon(tmp_path, quiet):
 
 
 def cli(r, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "syncd.cli", *args, "-c", str(r.config_path)],
+    proc = subprocess.run([sys.executable, "-m", "syncd.app.cli", *args, "-c", str(r.config_path)],
                           capture_output=True, text=True, timeout=60, env=env_without_proxies(),
                           cwd="/")
     assert proc.returncode == 0, (args, proc.stdout, proc.stderr)

@@ -12,8 +12,8 @@ import time
 import pytest
 from reliability_support import signed_body, start_daemon, stop_daemon, wait_for
 
-import syncd.daemon
-from syncd.store import Store, StoreError
+import syncd.app.daemon
+from syncd.engine.store import Store, StoreError
 
 SHORT_TIMEOUT = 0.5
 
@@ -22,7 +22,7 @@ SHORT_TIMEOUT = 0.5
 def short_timeout_daemon(tmp_path, quiet, monkeypatch):
     """The daemon with its store's busy timeout cut from 5 s to 0.5 s (Daemon._start builds
     ``Store(path)`` with the default; the 5 s variant is test_the_real_busy_timeout...)."""
-    monkeypatch.setattr(syncd.daemon, "Store", functools.partial(Store, timeout=SHORT_TIMEOUT))
+    monkeypatch.setattr(syncd.app.daemon, "Store", functools.partial(Store, timeout=SHORT_TIMEOUT))
     r = start_daemon(tmp_path)
     assert r.daemon.store.timeout == SHORT_TIMEOUT
     yield r

@@ -360,7 +360,7 @@ def test_the_signature_is_checked_over_the_raw_body():
 @pytest.mark.parametrize("path", ["/healthz", "/webhooks/crm"])
 def test_head_is_answered_without_a_body(daemon_proc, path):
     """RFC 9110: no body after a HEAD answer; a keep-alive client would read it as the start
-    of its next response (found by the fuzz; syncd/wsgi.py answers HEAD without a body since
+    of its next response (found by the fuzz; syncd/web/wsgi.py answers HEAD without a body since
     _no_body_for_head)."""
     answer = raw_exchange(daemon_proc.receiver_port,
                           f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"

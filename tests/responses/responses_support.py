@@ -14,9 +14,9 @@ from syncd_apsis.emulator import ApsisEmulator
 from syncd_tribe.connector import TribeConnector
 from syncd_tribe.emulator import TribeEmulator
 
-from syncd import plugins
-from syncd.admin import AdminClient
-from syncd.daemon import Daemon
+from syncd.app.admin import AdminClient
+from syncd.app.daemon import Daemon
+from syncd.connectors import plugins
 from syncd.testing import wait_for
 
 NAME = "resp"

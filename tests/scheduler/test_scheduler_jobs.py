@@ -14,8 +14,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 
+from syncd.app.scheduler import MISFIRE_GRACE, Scheduler, job_specs
 from syncd.config.model import Config, IntegrationConfig, Overview, Schedule
-from syncd.scheduler import MISFIRE_GRACE, Scheduler, job_specs
 
 UTC = timezone.utc
 WAIT = 10.0

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
+from syncd.app.scheduler import DailyTrigger
 from syncd.config.model import Schedule
-from syncd.scheduler import DailyTrigger
 
 UTC = timezone.utc
 AMS = ZoneInfo("Europe/Amsterdam")

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from syncd import systemd
+from syncd.app import systemd
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from syncd_tribe.connector import TribeConnector
 from syncd_tribe.emulator import TribeEmulator
 
-from syncd.wsgi import ServerThread
+from syncd.web.wsgi import ServerThread
 
 SEEDED = 60  # persons seeded in the emulator fixture (plus the API's own virtual user)
 

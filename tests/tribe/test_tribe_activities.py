@@ -4,7 +4,7 @@ against every paging setting (the lookups page), with lost answers settled by Im
 
 from __future__ import annotations
 
-from syncd.engagement import EngagementEvent, TaskRequest
+from syncd.engine.engagement import EngagementEvent, TaskRequest
 
 EVENTS = "/v1/odata/Activity_Event"
 TASKS = "/v1/odata/Activity_Task"

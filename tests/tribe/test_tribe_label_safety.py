@@ -8,11 +8,11 @@ import pytest
 from syncd_tribe.connector import TribeConnector
 
 from syncd.config.model import ConsentMapping, IntegrationConfig
-from syncd.connection import ConnectionActor
-from syncd.coordinator import Coordinator, Progress
-from syncd.records import Event
-from syncd.rules import Rules
-from syncd.store import Store
+from syncd.connectors.connection import ConnectionActor
+from syncd.engine.coordinator import Coordinator, Progress
+from syncd.engine.records import Event
+from syncd.engine.rules import Rules
+from syncd.engine.store import Store
 from syncd.testing import MemoryConnector, wait_for
 
 TOPIC = "com.apsis1.topics.newsletter"
@@ -152,11 +152,11 @@ fields = {{ FirstName = "firstname" }}
 ])
 def test_labels_nav_empty_with_consent_or_selection_mappings_is_a_config_error(
         tmp_path, mappings, refused):
-    import syncd.plugins
+    import syncd.connectors.plugins
     from syncd.config import load
     from syncd.exceptions import ConfigErrors
 
-    registry = syncd.plugins.load()
+    registry = syncd.connectors.plugins.load()
     path = tmp_path / "syncd.toml"
     path.write_text(CONFIG.format(state=tmp_path, labels_nav="", mappings=mappings))
     if not refused:

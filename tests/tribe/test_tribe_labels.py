@@ -8,8 +8,8 @@ from datetime import datetime
 
 from syncd_tribe.connector import TribeConnector
 
-from syncd.connector import Capability
-from syncd.records import Event
+from syncd.connectors.connector import Capability
+from syncd.engine.records import Event
 
 
 def person_with(emulator, present: str, absent: str) -> dict:

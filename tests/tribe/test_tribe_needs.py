@@ -9,12 +9,12 @@ import pytest
 from syncd_tribe.connector import TribeConnector
 
 from syncd.config.model import IntegrationConfig
-from syncd.connection import ConnectionActor
-from syncd.coordinator import Coordinator, Progress
+from syncd.connectors.connection import ConnectionActor
+from syncd.engine.coordinator import Coordinator, Progress
+from syncd.engine.records import Event, Need, NeedKind, SchemaNeeds
+from syncd.engine.rules import Rules
+from syncd.engine.store import Store
 from syncd.exceptions import RemoteError
-from syncd.records import Event, Need, NeedKind, SchemaNeeds
-from syncd.rules import Rules
-from syncd.store import Store
 from syncd.testing import MemoryConnector, wait_for
 
 

@@ -1,0 +1,199 @@
+"""What the admin endpoint (and so the CLI) can ask of the daemon: a mixin of
+:class:`syncd.app.daemon.Daemon`, implementing :class:`syncd.app.admin.AdminControl`."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from syncd.app import glance
+from syncd.app.health import readiness
+from syncd.engine import dryrun
+from syncd.engine.coordinator import Progress
+from syncd.engine.explain import story as explain_story
+from syncd.engine.guard import guard_status
+from syncd.engine.responses import responses_status
+from syncd.engine.tasks import task_events
+from syncd.exceptions import NeedsConfirmation
+
+ASK_TIMEOUT = 30.0
+
+
+class Control:
+    """Reads the daemon's state (config, store, supervised actors, progress); starts and
+    cancels runs; replays dead letters."""
+
+    def status(self) -> dict[str, Any]:
+        cfg = self.config
+        integrations = {}
+        counts = self.store.inbox_counts()
+        oldest, not_ready = self.store.oldest_unapplied(), readiness(self)
+        jobs = self.scheduler.jobs() if self.scheduler else []
+        for name, integration in cfg.integrations.items():
+            sup = self.coordinators.get(name)
+            progress = self.progress.get(name, Progress())
+            latest = self.store.runs(name, limit=1)
+            integrations[name] = {
+                "source": integration.source,
+                "destination": integration.destination,
+                "enabled": integration.enabled,
+                "state": progress.state if sup and sup.alive() else
+                ("disabled" if not integration.enabled else "restarting"),
+                "run_id": progress.run_id,
+                "total": progress.total,
+                "processed": progress.processed,
+                "counts": dict(progress.counts),
+                "inbox": counts.get(name, {}),
+                "events_applied": progress.events_applied,
+                "dead_letters": counts.get(name, {}).get("dead", 0),
+                "needs_full_sync": name in self.needs_full_sync,
+                "last_error": progress.last_error,
+                "paused": progress.paused,
+                "last_run": latest[0] if latest else None,
+                "restarts": sup.restarts if sup else 0,
+                "last_failure": sup.last_failure if sup else None,
+                "guard": guard_status(self.store, integration),
+                "preflight": self.preflight_status(name),
+                "responses": responses_status(self.store, integration, jobs),
+                **glance.integration(self, name, oldest, not_ready, jobs),
+            }
+        connections = {}
+        for name, conn in cfg.connections.items():
+            sup = self.connections.get(name)
+            connections[name] = {
+                "kind": conn.kind,
+                "state": "running" if sup and sup.alive() else "restarting",
+                "restarts": sup.restarts if sup else 0,
+                "last_failure": sup.last_failure if sup else None,
+                **glance.connection(self, name),
+            }
+            if sup and sup.alive():
+                try:
+                    connections[name]["stats"] = sup.ref.proxy().stats().get(timeout=2)
+                except Exception:
+                    pass
+        return {
+            "pid": os.getpid(),
+            "uptime": time.time() - self.started_at,
+            "config": self.config_path,
+            "receiver": self.receiver.url if self.receiver else None,
+            "reload_errors": self.reload_errors,
+            "webhooks": self.receiver_app.stats() if self.receiver_app else {},
+            "connections": connections,
+            "integrations": integrations,
+            "jobs": jobs,
+            "ready": not not_ready,
+            "not_ready": not_ready,
+            "last_reload": self.last_reload,
+        }
+
+    def start_sync(self, integration: str, confirm: bool = False, dry_run: bool = False,
+                   plan: int | None = None) -> dict[str, Any]:
+        if integration not in self.config.integrations:
+            raise KeyError(f"no integration named {integration!r}")
+        self._preflight_gate(integration)  # raises PreflightFailed naming the keys
+        if dry_run or plan is not None:  # dryrun.py
+            return dryrun_start(self, integration, dry_run, plan)
+        try:
+            run_id = self._coordinator(integration).start_full_sync(
+                confirm=confirm).get(timeout=ASK_TIMEOUT)
+        except NeedsConfirmation:
+            raise
+        self.needs_full_sync.pop(integration, None)
+        return {"run_id": run_id, "integration": integration}
+
+    def confirm(self, integration: str) -> dict[str, Any]:
+        """A person confirms what the stop-and-confirm guard holds (``syncd confirm``)."""
+        if integration not in self.config.integrations:
+            raise KeyError(f"no integration named {integration!r}")
+        return self._coordinator(integration).confirm().get(timeout=ASK_TIMEOUT)
+
+    def cancel_sync(self, integration: str) -> dict[str, Any]:
+        self._coordinator(integration)  # raises for an unknown or dead integration
+        run_id = self.progress[integration].request_cancel()
+        if run_id is None:
+            raise ValueError(f"no full sync of {integration} is running")
+        return {"run_id": run_id, "cancelling": True}
+
+    def runs(self, integration: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        if integration and integration not in self.config.integrations:
+            raise KeyError(f"no integration named {integration!r}")
+        return self.store.runs(integration, limit)
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        run = self.store.run(run_id)
+        if run is not None:
+            run["errors"] = self.store.run_errors(run_id)
+            if run["kind"] == "dry_run":
+                run["plan"] = dryrun.plan(self.store, run_id)
+            run["counts"] = self.store.run_counts(run_id)  # per event type (responses)
+        return run
+
+    def events(self, failed: bool = True, integration: str | None = None) -> list[dict[str, Any]]:
+        """The dead letters (``failed``), or every event not applied yet: pending ones, those
+        waiting to be tried again, and the dead letters."""
+        if integration and integration not in self.config.integrations:
+            raise KeyError(f"no integration named {integration!r}")
+        items = (self.store.dead_letters(integration) if failed
+                 else self.store.unapplied(integration))
+        return [{"id": i.id, "integration": i.integration, "connection": i.connection,
+                 "record_id": i.event.record_id, "kind": i.event.kind, "status": i.status,
+                 "received_at": i.received_at, "attempts": i.attempts,
+                 "error": i.last_error} for i in items] + \
+            task_events(self.store, integration, failed)  # refused automation calls
+
+    def retry_events(self, ids: list[int] | None = None,
+                     integration: str | None = None) -> dict[str, Any]:
+        count = self.store.retry_dead(ids, integration)
+        self._notify_coordinators([integration] if integration else list(self.coordinators))
+        return {"requeued": count}
+
+    def explain(self, integration: str, record: str) -> dict[str, Any]:
+        """One record's story (``syncd explain``, :mod:`syncd.engine.explain`)."""
+        if integration not in self.config.integrations:
+            raise KeyError(f"no integration named {integration!r}")
+        return explain_story(self.store, integration, record)
+
+    def run_responses(self, integration: str) -> dict[str, Any]:
+        """Start a response-data run now (``syncd responses run``); it shows in ``runs``."""
+        if integration not in self.config.integrations:
+            raise KeyError(f"no integration named {integration!r}")
+        run_id = self._coordinator(integration).start_responses().get(timeout=ASK_TIMEOUT)
+        return {"integration": integration, "run_id": run_id}
+
+    def import_overview(self, integration: str, overview: str) -> dict[str, Any]:
+        """Import an overview now (``syncd overview import``); the run shows in ``runs``."""
+        config = self.config.integrations.get(integration)
+        if config is None:
+            raise KeyError(f"no integration named {integration!r}")
+        found = next((o for o in config.overviews if o.name == overview), None)
+        if found is None:
+            names = ", ".join(o.name for o in config.overviews) or "none configured"
+            raise KeyError(f"{integration} has no overview {overview!r} (overviews: {names})")
+        self._coordinator(integration).run_job.defer(
+            "overview", {"overview": found.name, "tag": found.tag})
+        return {"integration": integration, "overview": found.name, "started": True}
+
+
+def dryrun_start(daemon: Any, integration: str, dry_run: bool, plan: int | None
+                 ) -> dict[str, Any]:
+    """``--dry-run``: a plan, nothing written; ``--plan RUN``: that plan applied."""
+    if dry_run and plan is not None:
+        raise ValueError("give --dry-run or --plan RUN, not both")
+    if dry_run:
+        daemon._coordinator(integration)  # a known, running integration
+        return {"run_id": dryrun.start(daemon, integration), "integration": integration,
+                "dry_run": True}
+    planned = daemon.store.run(plan)
+    if planned is None or planned["kind"] != "dry_run" or planned["integration"] != integration:
+        raise KeyError(f"run #{plan} is not a dry run of {integration}")
+    if planned["status"] != "completed":
+        raise ValueError(f"dry run #{plan} is {planned['status']}: only a completed plan "
+                         "can be applied")
+    if daemon.progress.get(integration) and daemon.progress[integration].state == "full_sync":
+        raise ValueError(f"a full sync of {integration} is running; apply the plan after it")
+    coordinator = daemon._coordinator(integration)
+    run_id = daemon.store.start_run(integration, "plan", resumed_from=plan)
+    coordinator.apply_plan.defer(plan, run_id)
+    return {"run_id": run_id, "integration": integration, "plan": plan}

@@ -1,0 +1,278 @@
+"""Prometheus metrics: ``/metrics`` on the admin listener, and on ``[admin] metrics_port``.
+
+Two kinds of metric:
+
+- **Counters and histograms** counted where things happen (process-wide, in
+  :data:`REGISTRY`): events received per integration (receiver), applied, failed and
+  dead-lettered (real-time path), records per outcome and runs with their duration (the
+  store's run rows, so they agree with ``syncd runs show``), HTTP calls per connection and
+  status with their latency, seconds waited on rate budgets and on Retry-After (the outgoing
+  client, :mod:`syncd.connectors.httpclient`), the last success of each job.
+- **Gauges read when scraped** from the daemon's state (:class:`DaemonCollector`): inbox
+  depth by status, age of the oldest pending event, webhook rejections by reason (the
+  receiver's exact counters), consent changes and deletes counted by the guard against its
+  limit, whether an integration is held or paused, readiness.
+
+Every name is listed in :data:`NAMES`; ``contrib/grafana-syncd.json`` uses only these (a
+test checks it). No label ever holds a record id, a URL or a secret: integration,
+connection, job, status, outcome and reason codes only.
+
+The admin listener is loopback-only, so ``/metrics``, ``/healthz`` and ``/readyz`` answer
+there without the admin token (they show counts, never data or secrets). A Prometheus on
+another host scrapes ``[admin] metrics_port``, which serves ``/metrics`` (and the two health
+routes) only, on ``[admin] metrics_host``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+#: The counters and histograms; process-wide (a daemon per process).
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS_RECEIVED = Counter("syncd_events_received", "Events accepted from webhooks, per integration.",
+                          ["integration"], registry=REGISTRY)
+EVENTS_APPLIED = Counter("syncd_events_applied", "Real-time events applied.",
+                         ["integration"], registry=REGISTRY)
+EVENTS_FAILED = Counter("syncd_events_failed", "Real-time event attempts that failed.",
+                        ["integration"], registry=REGISTRY)
+EVENTS_DEAD = Counter("syncd_events_dead_lettered", "Real-time events that became dead letters.",
+                      ["integration"], registry=REGISTRY)
+RECORDS = Counter("syncd_records", "Records handled by runs, per outcome (as in runs show).",
+                  ["integration", "kind", "outcome"], registry=REGISTRY)
+RUNS = Counter("syncd_runs", "Runs finished, per kind and status.",
+               ["integration", "kind", "status"], registry=REGISTRY)
+RUN_SECONDS = Histogram("syncd_run_duration_seconds", "How long finished runs took.",
+                        ["integration", "kind"], registry=REGISTRY,
+                        buckets=(1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 43200))
+HTTP_REQUESTS = Counter("syncd_http_requests", "HTTP requests sent, per connection and status "
+                        "(status 'error': no answer).", ["connection", "status"],
+                        registry=REGISTRY)
+HTTP_SECONDS = Histogram("syncd_http_request_duration_seconds", "Latency of HTTP requests.",
+                         ["connection"], registry=REGISTRY,
+                         buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+HTTP_WAIT = Counter("syncd_http_wait_seconds", "Seconds requests waited before leaving: "
+                    "reason rate_budget (our own budget) or retry_after (the partner's).",
+                    ["connection", "reason"], registry=REGISTRY)
+JOB_SUCCESS = Gauge("syncd_job_last_success_timestamp_seconds",
+                    "When a scheduled job last succeeded (Unix time).",
+                    ["integration", "job"], registry=REGISTRY)
+
+#: Read at scrape time by :class:`DaemonCollector`.
+SCRAPED = {
+    "syncd_inbox_depth": "Inbox events per integration and status (pending, retry, dead).",
+    "syncd_inbox_oldest_pending_age_seconds": "Age of the oldest event not applied yet.",
+    "syncd_webhook_rejections": "Webhook deliveries refused, per reason code.",
+    "syncd_webhook_deliveries": "Webhook deliveries received.",
+    "syncd_guard_changes": "Consent changes and deletes the guard counted in its window.",
+    "syncd_guard_limit": "The guard's limit: changes allowed in its window.",
+    "syncd_guard_held": "1 while the guard holds an integration's changes for a confirmation.",
+    "syncd_integration_paused": "1 while the real-time path is paused (fail-fast).",
+    "syncd_integration_up": "1 while the integration's coordinator answers.",
+    "syncd_full_sync_progress_records": "Records processed by the running full sync.",
+    "syncd_full_sync_total_records": "Records the running full sync expects (0: unknown).",
+    "syncd_ready": "1 when /readyz answers 200.",
+}
+
+#: Every metric name syncd exports (as scraped: counters end in ``_total``).
+NAMES = frozenset({
+    *(f"{n}_total" for n in ("syncd_events_received", "syncd_events_applied",
+                             "syncd_events_failed", "syncd_events_dead_lettered",
+                             "syncd_records", "syncd_runs", "syncd_http_requests",
+                             "syncd_http_wait_seconds", "syncd_webhook_rejections",
+                             "syncd_webhook_deliveries")),
+    *(f"{h}_{s}" for h in ("syncd_run_duration_seconds", "syncd_http_request_duration_seconds")
+      for s in ("bucket", "sum", "count")),
+    "syncd_job_last_success_timestamp_seconds",
+    *(n for n in SCRAPED if n not in ("syncd_webhook_rejections", "syncd_webhook_deliveries")),
+})
+
+
+# -- counted where it happens ------------------------------------------------------------------
+
+
+def run_progress(run: dict[str, Any] | None, counts: dict[str, int]) -> None:
+    """A run's row moved by ``counts`` (:meth:`syncd.engine.store.Store.progress_run`)."""
+    if not run:
+        return
+    for outcome, value in counts.items():
+        if value:
+            RECORDS.labels(run["integration"], run["kind"], outcome).inc(value)
+
+
+def run_finished(run: dict[str, Any] | None, status: str, ended: float) -> None:
+    """A run ended (:meth:`syncd.engine.store.Store.finish_run`)."""
+    if not run:
+        return
+    RUNS.labels(run["integration"], run["kind"], status).inc()
+    if run.get("started_at"):
+        RUN_SECONDS.labels(run["integration"], run["kind"]).observe(
+            max(0.0, ended - run["started_at"]))
+    if status == "completed":
+        JOB_SUCCESS.labels(run["integration"], run["kind"]).set(ended)
+
+
+def http_sent(connection: str, status: int | str, seconds: float) -> None:
+    HTTP_REQUESTS.labels(connection or "-", str(status)).inc()
+    HTTP_SECONDS.labels(connection or "-").observe(seconds)
+    _use.sent(connection or "-")
+
+
+def http_waited(connection: str, reason: str, seconds: float) -> None:
+    if seconds > 0:
+        HTTP_WAIT.labels(connection or "-", reason).inc(seconds)
+        _use.waited(connection or "-", reason, seconds)
+
+
+def budget(connection: str, rate: float | None) -> None:
+    """A client of ``connection`` spends a rate budget of ``rate`` requests a second."""
+    if rate:
+        _use.budgets[connection or "-"] = max(rate, _use.budgets.get(connection or "-", 0.0))
+
+
+def connection_use(connection: str) -> dict[str, Any]:
+    """For ``syncd status``: requests a second over the last minute against the budget,
+    and the seconds waited on it and on Retry-After since start."""
+    return _use.of(connection)
+
+
+class _Use:
+    """Requests per connection in one-second buckets over the last :data:`WINDOW` s."""
+
+    WINDOW = 60
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.buckets: dict[str, dict[int, int]] = {}
+        self.waits: dict[tuple[str, str], float] = {}
+        self.budgets: dict[str, float] = {}
+
+    def sent(self, name: str) -> None:
+        now = int(time.monotonic())
+        with self.lock:
+            buckets = self.buckets.setdefault(name, {})
+            buckets[now] = buckets.get(now, 0) + 1
+            if len(buckets) > self.WINDOW + 5:
+                for second in [s for s in buckets if s <= now - self.WINDOW]:
+                    del buckets[second]
+
+    def waited(self, name: str, reason: str, seconds: float) -> None:
+        with self.lock:
+            self.waits[(name, reason)] = self.waits.get((name, reason), 0.0) + seconds
+
+    def of(self, name: str) -> dict[str, Any]:
+        now = int(time.monotonic())
+        with self.lock:
+            buckets = self.buckets.get(name, {})
+            recent = sum(n for s, n in buckets.items() if s > now - self.WINDOW)
+            # over the last minute, or since the first request when that is more recent
+            span = min(self.WINDOW, now - min(buckets, default=now) + 1)
+            return {"requests_per_s": recent / span, "budget_per_s": self.budgets.get(name),
+                    "waited_budget_s": self.waits.get((name, "rate_budget"), 0.0),
+                    "waited_retry_after_s": self.waits.get((name, "retry_after"), 0.0)}
+
+
+_use = _Use()
+
+
+def job_succeeded(integration: str, job: str, when: float | None = None) -> None:
+    JOB_SUCCESS.labels(integration, job).set(when or time.time())
+
+
+# -- read when scraped -----------------------------------------------------------------------
+
+
+class DaemonCollector:
+    """Gauges from the daemon's state, read at each scrape. ``daemon`` offers ``config``,
+    ``store``, ``coordinators``, ``progress``, ``receiver_app`` (see :mod:`syncd.app.daemon`);
+    ``ready`` answers whether ``/readyz`` would be 200."""
+
+    def __init__(self, daemon: Any, ready: Callable[[], bool]):
+        self.daemon = daemon
+        self.ready = ready
+
+    def describe(self) -> list:
+        return []  # not described up front: the daemon may not have started yet
+
+    def collect(self) -> Iterable:
+        d = self.daemon
+        if d.config is None or d.store is None:
+            return
+        from syncd.engine.guard import guard_status  # the guard imports the store; keep this light
+
+        depth = GaugeMetricFamily("syncd_inbox_depth", SCRAPED["syncd_inbox_depth"],
+                                  labels=["integration", "status"])
+        for integration, by_status in d.store.inbox_counts().items():
+            for status, count in by_status.items():
+                if status != "done":
+                    depth.add_metric([integration, status], count)
+        yield depth
+        age = GaugeMetricFamily("syncd_inbox_oldest_pending_age_seconds",
+                                SCRAPED["syncd_inbox_oldest_pending_age_seconds"],
+                                labels=["integration"])
+        now = time.time()
+        for integration, oldest in d.store.oldest_unapplied().items():
+            age.add_metric([integration], max(0.0, now - oldest))
+        yield age
+        yield from self._webhooks()
+        families = {n: GaugeMetricFamily(n, SCRAPED[n], labels=labels) for n, labels in (
+            ("syncd_guard_changes", ["integration"]), ("syncd_guard_limit", ["integration"]),
+            ("syncd_guard_held", ["integration"]), ("syncd_integration_paused", ["integration"]),
+            ("syncd_integration_up", ["integration"]),
+            ("syncd_full_sync_progress_records", ["integration"]),
+            ("syncd_full_sync_total_records", ["integration"]))}
+        for name, integration in d.config.integrations.items():
+            if not integration.enabled:
+                continue
+            guard = guard_status(d.store, integration)
+            families["syncd_guard_changes"].add_metric([name], guard["count"])
+            families["syncd_guard_limit"].add_metric([name], guard["limit"])
+            families["syncd_guard_held"].add_metric([name], 1 if guard["held_since"] else 0)
+            progress = d.progress.get(name)
+            sup = d.coordinators.get(name)
+            families["syncd_integration_paused"].add_metric(
+                [name], 1 if progress is not None and progress.paused else 0)
+            families["syncd_integration_up"].add_metric([name], 1 if sup and sup.alive() else 0)
+            if progress is not None and progress.state == "full_sync":
+                families["syncd_full_sync_progress_records"].add_metric([name],
+                                                                        progress.processed)
+                families["syncd_full_sync_total_records"].add_metric([name],
+                                                                     progress.total or 0)
+        yield from families.values()
+        ready = GaugeMetricFamily("syncd_ready", SCRAPED["syncd_ready"])
+        ready.add_metric([], 1 if self.ready() else 0)
+        yield ready
+
+    def _webhooks(self) -> Iterable:
+        app = self.daemon.receiver_app
+        if app is None:
+            return
+        stats = app.stats()
+        rejected = CounterMetricFamily("syncd_webhook_rejections",
+                                       SCRAPED["syncd_webhook_rejections"], labels=["reason"])
+        for reason, count in sorted(stats["reasons"].items()):
+            rejected.add_metric([reason], count)
+        yield rejected
+        received = CounterMetricFamily("syncd_webhook_deliveries",
+                                       SCRAPED["syncd_webhook_deliveries"])
+        received.add_metric([], stats["received"])
+        yield received
+
+
+def exposition(collector: DaemonCollector | None) -> bytes:
+    """The text format of every metric: the counters, then the daemon's gauges."""
+    out = generate_latest(REGISTRY)
+    if collector is not None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(collector)
+        out += generate_latest(registry)
+    return out

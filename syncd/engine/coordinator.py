@@ -1,0 +1,399 @@
+"""One actor per integration: it sequences full syncs against the queued real-time events.
+
+- Real-time (:mod:`syncd.engine.realtime`): the receiver stores events in the inbox and tells the
+  coordinator; the coordinator reads the records back from the source, applies the rules and
+  writes the profiles. Failures are retried with back-off; an event that fails for good (a 4xx that
+  retrying cannot fix, or ``max_attempts`` spent) becomes a dead letter with its reason.
+- Full sync: the coordinator pages through the source, one page per message to itself, so
+  a cancel or a status request is handled between pages. The next page is read while the
+  current one is written (source and destination are separate actors). Progress, cursor
+  and per-record errors are committed after every page, so an interrupted run can resume.
+- While a full sync runs, real-time events are accepted and stored but not applied; they
+  are applied after it ends (seed 001), so that the end state matches the source.
+
+The coordinator never ``.get()``s anything that can call it back: connection actors only
+answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+import structlog
+
+from syncd.config.model import IntegrationConfig
+from syncd.connectors.capabilities import Capability
+from syncd.connectors.connection import ConnectionProxy
+from syncd.engine import dryrun
+from syncd.engine import rules as R
+from syncd.engine.batch import split_unreadable, tally
+from syncd.engine.explain import Journal
+from syncd.engine.failfast import FailedFast, FailFastWrites
+from syncd.engine.guard import Guarded
+from syncd.engine.jobs import CALL_TIMEOUT, Jobs, shortfall
+from syncd.engine.progress import Progress as Progress
+from syncd.engine.realtime import RealTime
+from syncd.engine.records import Record, WriteResult
+from syncd.engine.responses import ResponseData
+from syncd.engine.store import Store
+
+log = structlog.get_logger("syncd.engine.coordinator")
+
+
+class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
+    def __init__(
+        self,
+        integration: IntegrationConfig,
+        rules: R.Rules,
+        store: Store,
+        connection: Callable[[str], ConnectionProxy],
+        *,
+        progress: Progress | None = None,
+        on_failure: Callable[[str, BaseException], None] | None = None,
+        capabilities: dict[str, frozenset] | None = None,
+    ):
+        super().__init__()
+        self.integration = integration
+        self.name = integration.name
+        self.rules = rules
+        self.store = store
+        #: ``connection(name)`` returns the current proxy of a connection actor (it changes
+        #: when the daemon restarts a crashed one).
+        self._connection = connection
+        self.progress = progress or Progress()
+        self._on_failure_cb = on_failure
+        self._cursor: str | None = None
+        self._prefetch: pykka.Future | None = None
+        self._drain_timer: threading.Timer | None = None
+        self._drain_scheduled = False
+        self._confirmed = False  # the running full sync was confirmed by a person
+        self._held = 0  # consent changes and deletes the running full sync held
+        #: {"source": ..., "destination": ...}: the capabilities of the two connections
+        self.capabilities = capabilities or {}
+        self.log = log.bind(integration=self.name)
+        #: The response-data job (:mod:`syncd.engine.responses`): its steps are messages to self.
+        self.responses = ResponseData(self)
+        self.journal = Journal(store, self.name)  # what `syncd explain` tells
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._self = self.actor_ref.proxy()
+        self.progress.paused = None  # a restart resumes a paused real-time path
+        self._schedule_consent_poll()
+
+    def on_stop(self) -> None:
+        for timer in (self._drain_timer, self._consent_timer):
+            if timer is not None:
+                timer.cancel()
+        self.responses.stop()
+        if self.progress.state == "full_sync" and self.progress.run_id is not None:
+            # Left as 'running' on purpose: the next start sees it as interrupted and resumes.
+            self.log.info("full_sync.paused_by_stop", run_id=self.progress.run_id)
+        self.progress.state = "stopped"
+
+    def on_failure(self, exc_type, exc_value, tb) -> None:
+        self.log.error("coordinator.crashed", error=f"{exc_type.__name__}: {exc_value}")
+        if self._on_failure_cb is not None:
+            self._on_failure_cb(self.name, exc_value)
+
+    @property
+    def source(self) -> ConnectionProxy:
+        return self._connection(self.integration.source)
+
+    @property
+    def destination(self) -> ConnectionProxy:
+        return self._connection(self.integration.destination)
+
+    # -- the public messages ---------------------------------------------------------------
+
+    def set_rules(self, rules: R.Rules, integration: IntegrationConfig) -> None:
+        """A reload changed conditions, mappings or settings of this integration. A page
+        read ahead is read again: it was read for the old rules (e.g. without labels)."""
+        self.rules = rules
+        self.integration = integration
+        if self._prefetch is not None:
+            try:
+                self._prefetch.get(timeout=CALL_TIMEOUT)
+            except Exception:
+                pass  # read again anyway
+            self._prefetch = None
+        self._schedule_consent_poll()
+        self.resume("reload")
+
+    def notify(self) -> None:
+        """New events are in the inbox (told by the receiver)."""
+        self._schedule_drain()
+
+    def start_full_sync(self, resume: dict[str, Any] | None = None, confirm: bool = False
+                        ) -> int:
+        """Start a full sync and return its run id; refuses if one is running."""
+        if self.progress.state == "full_sync":
+            raise ValueError(f"a full sync of {self.name} is already running "
+                             f"(run {self.progress.run_id})")
+        cursor = resume.get("cursor") if resume else None
+        # a resumed run carries the total over; its own counters count from the resume
+        run_id = self.store.start_run(self.name, "full", cursor=cursor,
+                                      resumed_from=resume.get("id") if resume else None,
+                                      total=resume.get("total") if resume else None)
+        self.progress.cancel.clear()
+        self._cursor = cursor
+        self._prefetch = None
+        if confirm:  # a person confirmed: the guard's hold and count start again
+            self.store.guard_confirm(self.name)
+            self.log.warning("guard.confirmed", run_id=run_id)
+        self._confirmed = confirm
+        self._held = 0
+        self._new_run_probe()
+        self.resume("sync start")
+        self._bulk: bool | None = None
+        self._staged: list[R.Write] = []
+        self._staged_counts: dict[str, int] = {}
+        self._staged_errors: list = []
+        self._staged_total: int | None = None
+        done = self._processed_before(resume)
+        # updated in place: the daemon and the CLI hold this object
+        p = self.progress
+        p.run_id, p.processed, p.counts = run_id, done, {}
+        p.total = resume.get("total") if resume else None
+        p.needs_full_sync, p.last_error = False, None
+        p.state = "full_sync"
+        self.log.info("full_sync.started", run_id=run_id, resumed_from=resume and resume["id"])
+        if self.consent_write_back():  # learn of fresh opt-outs before writing consents
+            self._self.run_job.defer("consent_changes", {})
+        self._self.full_sync_step.defer()
+        return run_id
+
+    def _processed_before(self, resume: dict[str, Any] | None) -> int:
+        """What the runs this one resumes processed: each counts from its own resume."""
+        done, seen = 0, set()
+        while resume and resume.get("id") not in seen:
+            seen.add(resume.get("id"))
+            done += int(resume.get("processed") or 0)
+            before = resume.get("resumed_from")
+            resume = self.store.run(before) if before else None
+        return done
+
+    def cancel_full_sync(self) -> int | None:
+        """Ask a running full sync to stop after the current page; returns its run id."""
+        return self.progress.request_cancel()
+
+    def ping(self) -> str:
+        return self.name
+
+    def apply_plan(self, plan_run: int, run_id: int) -> None:
+        """Apply a dry run's plan exactly (:mod:`syncd.engine.dryrun`)."""
+        dryrun.apply(self, plan_run, run_id)
+
+    def start_responses(self) -> int | None:
+        """Start a response-data run now (``syncd responses run``); returns its id."""
+        return self.responses.start({})
+
+    def responses_step(self) -> None:
+        """One step of the running response-data run (:mod:`syncd.engine.responses`)."""
+        self.responses.step()
+
+    # -- full sync -------------------------------------------------------------------------
+
+    def _read(self, cursor: str | None) -> pykka.Future:
+        return self.source.read_page(cursor, self.integration.page_size)
+
+    def full_sync_step(self) -> None:
+        if self.progress.state != "full_sync":
+            return
+        run_id = self.progress.run_id
+        try:
+            if self.progress.cancel.is_set():
+                self._finish("cancelled")
+                return
+            future = self._prefetch or self._read(self._cursor)
+            self._prefetch = None
+            page = future.get(timeout=CALL_TIMEOUT)
+            if page.cursor is not None and not self.progress.cancel.is_set():
+                self._prefetch = self._read(page.cursor)  # overlaps the writes below
+            counts, writes, deletes, unreadable = self._decide(list(page.records))
+            if page.total is not None:  # the smallest count given: deletes meanwhile
+                total = self.progress.total
+                self.progress.total = page.total if total is None else min(total, page.total)
+            if self._bulk is None:
+                self._bulk = self._use_bulk(page.total)
+            self._cursor = page.cursor
+            if self._bulk:
+                self._staged_errors.extend(unreadable)
+                self._stage(counts, writes, deletes, page)
+            else:
+                counts, errors = self._write(counts, writes, deletes, full_sync=True)
+                self._commit(counts, unreadable + errors, page.cursor, self.progress.total)
+        except FailedFast as exc:
+            self.log.error("full_sync.failed_fast", run_id=run_id, reason=str(exc))
+            self._prefetch = None
+            self._finish("failed", error=str(exc))
+            return
+        except Exception as exc:
+            self.log.exception("full_sync.failed", run_id=run_id)
+            self._prefetch = None
+            self._finish("failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        if page.cursor is None:
+            self._finish("completed")
+        elif self.progress.cancel.is_set():
+            self._finish("cancelled")
+        else:
+            self._self.full_sync_step.defer()
+
+    def _commit(self, counts: dict[str, int], errors: list, cursor: str | None,
+                total: int | None, pages_counted: bool = False) -> None:
+        """Record a page's (or a bulk batch's) outcome and move the run's cursor."""
+        self.store.progress_run(self.progress.run_id, counts, cursor=cursor, total=total,
+                                errors=errors)
+        if not pages_counted:
+            self.progress.processed += counts.get("processed", 0)
+        for key, value in counts.items():
+            if key != "processed" or not pages_counted:
+                self.progress.counts[key] = self.progress.counts.get(key, 0) + value
+
+    # -- bulk writes: large full syncs through the destination's import API ---------------
+
+    def _use_bulk(self, total: int | None) -> bool:
+        threshold = self.integration.bulk_threshold
+        able = Capability.BULK_WRITE in self.capabilities.get("destination", ())
+        return bool(able and threshold and total is not None and total > threshold)
+
+    def _stage(self, counts: dict[str, int], writes: list[R.Write], deletes: list[R.Delete],
+               page) -> None:
+        """Collect a page's writes for the next import; the run's cursor moves only when
+        the import is done, so an interrupted run reads those pages again."""
+        if deletes:
+            counts, errors = self._write(counts, [], deletes, full_sync=True)
+            self._staged_errors.extend(errors)
+        for key, value in counts.items():
+            self._staged_counts[key] = self._staged_counts.get(key, 0) + value
+        self.progress.processed += counts.get("processed", 0)
+        self._staged.extend(writes)
+        self._staged_total = self.progress.total
+        if (len(self._staged) >= self.integration.bulk_batch or page.cursor is None
+                or self.progress.cancel.is_set()):
+            self._flush(page.cursor)
+
+    def _flush(self, cursor: str | None) -> None:
+        counts, writes = self._staged_counts, self._staged
+        self._staged, self._staged_counts = [], {}
+        errors, self._staged_errors = self._staged_errors, []
+        counts, more = self._write(counts, writes, [], full_sync=True, bulk=True)
+        self._commit(counts, errors + more, cursor, self._staged_total, pages_counted=True)
+
+    def _finish(self, status: str, error: str | None = None) -> None:
+        run_id = self.progress.run_id
+        if getattr(self, "_staged", None) and status in ("cancelled", "completed"):
+            try:
+                self._flush(self._cursor)  # what was read before the cancel is written
+            except Exception as exc:
+                status, error = "failed", f"{type(exc).__name__}: {exc}"
+        if self._prefetch is not None:
+            try:
+                self._prefetch.get(timeout=CALL_TIMEOUT)  # let the source finish quietly
+            except Exception:
+                pass
+            self._prefetch = None
+        if status == "completed":
+            missing = shortfall(self.progress.processed, self.progress.total)
+            if missing:
+                status, error = "incomplete", missing
+                self.log.warning("full_sync.incomplete", run_id=run_id, error=missing)
+        if status == "completed" and self._held:
+            status = "needs_confirmation"
+            error = (f"{self._held} consent changes or deletes were held: more than "
+                     f"{self.integration.confirm_share:.0%} of the profiles would change "
+                     f"(other updates were written; fix: check the source and the mappings, "
+                     f"then run `syncd confirm {self.name}` or `syncd sync start {self.name} "
+                     f"--confirm`)")
+        self._confirmed, self._held = False, 0
+        self.store.finish_run(run_id, status, error)
+        self.progress.state = "idle"
+        self.progress.last_error = error
+        self.progress.cancel.clear()
+        self.log.info(f"full_sync.{status}", run_id=run_id, **self.progress.counts)
+        self._schedule_drain()  # apply what arrived during the run
+
+    # -- applying records ------------------------------------------------------------------
+
+    def _decide(self, records: list[Record]) -> tuple[dict[str, int], list, list, list]:
+        """The rules' decisions for a batch: counts of what needs no write, the writes, the
+        deletes, and the errors of records the source could not read whole (``error``):
+        those fail, retryable, and nothing is decided for them."""
+        records, unreadable = split_unreadable(records, self.integration.source)
+        for rid, reason, _ in unreadable:
+            self.log.warning("record.unreadable", record_id=rid, reason=reason)
+        if not records:
+            return (*tally([], unreadable=len(unreadable)), unreadable)
+        ids = [r.id for r in records]
+        links = self.store.links(self.name, ids)
+        optouts = self.store.optouts(self.name, ids) if self.rules.consents else {}
+        decided = [R.decide(self.rules, record, links.get(record.id), optouts.get(record.id))
+                   for record in records]
+        counts, writes, deletes = tally(decided, unreadable=len(unreadable))
+        self.journal.decided(self.rules, records, links, optouts, decided,
+                             full_sync=self.progress.state == "full_sync")  # explain.py
+        return counts, writes, deletes, unreadable
+
+    def _apply(self, records: list[Record], *, full_sync: bool
+               ) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
+        """Decide and write a batch of records; returns counts and per-record errors."""
+        counts, writes, deletes, unreadable = self._decide(records)
+        counts, errors = self._write(counts, writes, deletes, full_sync=full_sync)
+        return counts, unreadable + errors
+
+    def _write(self, counts: dict[str, int], writes: list[R.Write], deletes: list[R.Delete],
+               *, full_sync: bool, bulk: bool = False
+               ) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
+        errors: list[tuple[str, str, bool]] = []
+        deletes = self._confirmed_deletes(counts, deletes, errors)
+        writes, deletes = self._guarded(counts, writes, deletes)
+        new_links: list[tuple[str, str, str | None, dict | None]] = []
+        overridden: list[tuple[str, str, str]] = []
+        if writes:
+            # Links first (no digest yet): a crash during the write must not leave a
+            # profile syncd does not know it made. The digest follows the write.
+            fresh = [(w.profile.key, w.profile.key, None, None) for w in writes if not w.known]
+            if fresh:
+                self.store.save_links(self.name, fresh)
+            results: list[WriteResult] = self._send_writes(writes, bulk)  # fail-fast
+            self.journal.answered([(w.profile.key, "write", r, w.profile.attributes)
+                                   for w, r in zip(writes, results, strict=True)])
+            for write, result in zip(writes, results, strict=True):
+                if result.outcome == "failed":
+                    counts["failed"] = counts.get("failed", 0) + 1
+                    errors.append((write.profile.key, result.reason or "failed",
+                                   result.retryable))
+                else:
+                    counts[result.outcome] = counts.get(result.outcome, 0) + 1
+                    new_links.append((write.profile.key, result.remote_id or write.profile.key,
+                                      write.digest, write.state))
+                    overridden.extend((write.profile.key, t, c)
+                                      for t, c in write.optouts_overridden)
+        if deletes:
+            results = self.destination.delete_profiles([d.key for d in deletes]).get(timeout=CALL_TIMEOUT)
+            gone = []
+            self.journal.answered([(d.record_id or d.key, "delete", r)
+                                   for d, r in zip(deletes, results, strict=True)])
+            for delete, result in zip(deletes, results, strict=True):
+                if result.outcome == "failed":
+                    counts["failed"] = counts.get("failed", 0) + 1
+                    errors.append((delete.key, result.reason or "delete failed",
+                                   result.retryable))
+                else:
+                    counts["deleted"] = counts.get("deleted", 0) + 1
+                    gone.append(delete.key)
+            if gone:
+                self.store.delete_links(self.name, gone)
+        if new_links:
+            self.store.save_links(self.name, new_links)
+        if overridden:
+            self.store.forget_optouts(self.name, overridden)
+        for key, reason, _ in errors:
+            self.log.warning("record.failed", record_id=key, reason=reason,
+                             full_sync=full_sync)
+        return counts, errors

@@ -1,0 +1,179 @@
+"""The stop-and-confirm guard, as a mixin of the coordinator actor: every write path
+(real-time events, daily creation, overview imports, full syncs and their resumes, the
+write-back of destination opt-outs to the source) passes its consent flips and deletes
+through :meth:`Guarded._guarded` before writing.
+
+The guard counts them per integration over ``confirm_window`` in the state store, so the
+count survives runs, resumes and restarts. While the count stays within
+:func:`syncd.engine.rules.guard_limit` they go; the change that would pass it, and every consent
+change and delete after it, is *held*: the integration holds until a person confirms
+(``syncd confirm NAME``, or ``syncd sync start NAME --confirm``). Other attribute and tag
+updates go on. Nothing confirms by itself.
+
+What is held is not lost: a held write goes without its flipped consents and is recorded
+with the consents last written and no digest, so every later evaluation of the record
+derives the flip again (and holds it again while the hold lasts); the held records are kept
+in the store, and a confirm queues them again as real-time events, so they are read afresh
+from the source and applied (each passes the guard once). Held write-backs stay in the
+opt-out table and go at the next consent poll after the confirm.
+
+A full sync started with ``--confirm`` is the person's: its changes pass uncounted. Its
+resume after a restart is not (the confirm was given for the run as started): past the
+share, what it would change is held like any other change.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from syncd.config.model import IntegrationConfig
+from syncd.connectors.capabilities import Capability
+from syncd.engine import rules as R
+from syncd.engine.jobs import CALL_TIMEOUT
+from syncd.engine.records import Event
+from syncd.engine.store import Store
+
+
+def guard_status(store: Store, integration: IntegrationConfig) -> dict[str, Any]:
+    """The guard's state for ``syncd status``."""
+    state = store.guard_state(integration.name, integration.confirm_window)
+    limit = R.guard_limit(integration.confirm_share, store.link_count(integration.name))
+    return {
+        "count": state["count"],
+        "limit": limit,
+        "window": integration.confirm_window,
+        "held_since": state["held_since"],
+        "reason": state["reason"],
+        "held": state["held"],
+        "confirm": f"syncd confirm {integration.name}" if state["held_since"] else None,
+    }
+
+
+class Guarded:
+    """Mixed into :class:`syncd.engine.coordinator.Coordinator` (store, integration, name, log,
+    progress, _confirmed and _held are its attributes)."""
+
+    def _admit(self, items: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of the sensitive ``(kind, key)`` changes may go now; counts them and holds
+        the rest (and the integration)."""
+        if not items:
+            return set()
+        store, cfg = self.store, self.integration
+        confirmed = store.guard_take_confirmed(self.name, items)
+        if self._confirmed:  # a run a person confirmed: its changes are theirs, uncounted
+            return set(items)
+        todo = [i for i in items if i not in confirmed]
+        if not todo:
+            return confirmed
+        state = store.guard_state(self.name, cfg.confirm_window)
+        limit = R.guard_limit(cfg.confirm_share, store.link_count(self.name))
+        allowed = R.guard_allowance(state["count"], len(todo), limit,
+                                    state["held_since"] is not None)
+        admitted, held = todo[:allowed], todo[allowed:]
+        reason = None
+        if held and state["held_since"] is None:
+            reason = (f"more than {cfg.confirm_share:.0%} of {store.link_count(self.name)} "
+                      f"profiles (limit {limit}) would change consents or be deleted within "
+                      f"{cfg.confirm_window / 3600:g} h; consent changes and deletes are "
+                      f"held (fix: check the source and the mappings, then run `syncd "
+                      f"confirm {self.name}`)")
+            self.log.error("guard.held", count=state["count"] + len(admitted), limit=limit,
+                           window=cfg.confirm_window, reason=reason)
+        store.guard_admit(self.name, admitted, held, reason, cfg.confirm_window)
+        if held:
+            self.log.warning("guard.holding", held=len(held),
+                             kinds=sorted({k for k, _ in held}))
+        return confirmed | set(admitted)
+
+    def _guarded(self, counts: dict[str, int], writes: list[R.Write],
+                 deletes: list[R.Delete]) -> tuple[list[R.Write], list[R.Delete]]:
+        """``writes`` with held consent flips taken out, and the deletes that may go."""
+        flips = [("consent", w.profile.key) for w in writes if w.flipped]
+        gone = [("delete", d.record_id or d.key) for d in deletes]
+        admitted = self._admit(flips + gone)
+        held = 0
+        out_writes = []
+        for write in writes:
+            if write.flipped and ("consent", write.profile.key) not in admitted:
+                write = R.hold_consents(write)
+                held += 1
+            out_writes.append(write)
+        out_deletes = [d for d in deletes if ("delete", d.record_id or d.key) in admitted]
+        held += len(deletes) - len(out_deletes)
+        if held:
+            self.journal.held(
+                [(w.profile.key, "consent changes " + ", ".join(w.flipped)) for w in writes
+                 if w.flipped and ("consent", w.profile.key) not in admitted]
+                + [(d.record_id or d.key, f"delete ({d.reason})") for d in deletes
+                   if ("delete", d.record_id or d.key) not in admitted],
+                self.store.guard_state(self.name, self.integration.confirm_window)["reason"])
+            counts["held"] = counts.get("held", 0) + held
+            self._held += held
+        return out_writes, out_deletes
+
+    def _confirmed_deletes(self, counts: dict[str, int], deletes: list[R.Delete],
+                           errors: list[tuple[str, str, bool]]) -> list[R.Delete]:
+        """The deletes a direct read of each record in the source confirms (see
+        :func:`syncd.engine.rules.delete_confirmed`); a failed read is a retryable error of that
+        record, never a delete. Sources that cannot read one record directly delete none."""
+        if not deletes:
+            return deletes
+        if Capability.READ_RECORD not in self.capabilities.get("source", ()):
+            self.log.warning("delete.unconfirmable", count=len(deletes),
+                             reason=f"{self.integration.source} cannot read one record "
+                                    f"directly; profiles are kept")
+            counts["kept"] = counts.get("kept", 0) + len(deletes)
+            return []
+        confirmed = []
+        for delete in deletes:
+            record_id = delete.record_id or delete.key
+            try:
+                direct = self.source.read_record(record_id).get(timeout=CALL_TIMEOUT)
+            except Exception as exc:
+                errors.append((record_id, f"not deleted: reading {record_id} directly to "
+                                          f"confirm the delete failed: {type(exc).__name__}: "
+                                          f"{exc}", True))
+                counts["failed"] = counts.get("failed", 0) + 1
+                continue
+            if direct is not None and getattr(direct, "error", None):
+                errors.append((record_id, f"not deleted: the direct read of {record_id} was "
+                                          f"not whole: {direct.error}", True))
+                counts["failed"] = counts.get("failed", 0) + 1
+            elif R.delete_confirmed(self.rules, delete, direct):
+                confirmed.append(delete)
+            else:
+                counts["kept"] = counts.get("kept", 0) + 1
+                self.log.warning("delete.refused", record_id=record_id, reason=delete.reason,
+                                 found="the record exists in the source and matches")
+        return confirmed
+
+    def _guarded_write_backs(self, keys: list[str]) -> set[str]:
+        """The profile keys whose opt-outs may be written back to the source now."""
+        # a write-back that failed and is tried again was counted when first admitted
+        counted = self.store.guard_counted(self.name, "writeback", keys,
+                                           self.integration.confirm_window)
+        admitted = self._admit([("writeback", k) for k in keys if k not in counted])
+        return counted | {k for _, k in admitted}
+
+    # -- a person's confirm -------------------------------------------------------------------
+
+    def confirm(self) -> dict[str, Any]:
+        """A person confirmed: the hold ends, the count starts from zero, and what was
+        held is read again from the source and applied."""
+        released = self.store.guard_confirm(self.name)
+        records = sorted({key for kind, key in released if kind in ("consent", "delete")})
+        if records:
+            self.store.enqueue([(self.name, self.integration.source, Event(r, kind="confirmed"))
+                                for r in records])
+            self._schedule_drain()
+        writebacks = sum(1 for kind, _ in released if kind == "writeback")
+        if writebacks and self.consent_write_back():
+            self._self.run_job.defer("consent_changes", {})
+        self.log.warning("guard.confirmed", records=len(records), write_backs=writebacks,
+                         at=time.time())
+        return {"integration": self.name, "released": len(released),
+                "records": len(records), "write_backs": writebacks}
+
+    def guard(self) -> dict[str, Any]:
+        return guard_status(self.store, self.integration)

@@ -1,0 +1,262 @@
+"""The jobs a coordinator runs besides full syncs and real-time events, as a mixin of the
+coordinator actor: the daily creation of new contacts, and the write-back of consents
+changed in the destination (unsubscribes in APSIS One become removed opt-in labels in the
+CRM). Jobs arrive as ``run_job`` messages from the scheduler, the CLI or the coordinator's
+own timer; they guard themselves, since a failing told message would stop the actor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import pykka
+
+from syncd.connectors.capabilities import Capability
+from syncd.engine import rules as R
+from syncd.engine.records import Event, Profile
+
+#: How long a coordinator waits for one call of a connection actor.
+CALL_TIMEOUT = 600.0
+
+
+def shortfall(processed: int, total: int | None) -> str | None:
+    """Why a run that read its source to the end is not complete: it processed fewer records
+    than the source counted when it started (a server that capped pages and ended early, or
+    records deleted meanwhile). None when nothing is missing or no count was given."""
+    if total is None or processed >= total:
+        return None
+    return (f"incomplete: processed {processed} of the {total} records the source counted "
+            f"({total - processed} missing); the source ended its listing early or deleted "
+            f"records meanwhile (fix: run the sync again; if it stays short, check the "
+            f"source's paging)")
+
+
+def iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+
+
+class Jobs:
+    """Mixed into :class:`syncd.engine.coordinator.Coordinator` (which provides store, rules,
+    integration, source, destination, progress, log and _apply)."""
+
+    _consent_timer: threading.Timer | None = None
+
+    def run_job(self, job: str, params: dict[str, Any] | None = None) -> None:
+        """A scheduled or on-demand job. Told, not asked: it guards itself."""
+        handlers = {"daily_creation": self._daily_creation,
+                    "consent_changes": self._consent_changes,
+                    "overview": self._import_overview,
+                    "responses": self.responses.start}  # type: ignore[attr-defined]
+        try:
+            if job not in handlers:
+                raise ValueError(f"{job} jobs are not supported yet")
+            handlers[job](params or {})
+        except Exception as exc:
+            self.log.exception("job.failed", job=job)
+            self.progress.last_error = f"{job}: {type(exc).__name__}: {exc}"
+
+    # -- daily creation -----------------------------------------------------------------------
+
+    def _daily_creation(self, params: dict[str, Any]) -> None:
+        """Create profiles for records created or changed since the last run: the safety
+        net for missed webhooks. The window reaches ``overlap`` seconds before the previous
+        run's start; the cursor is that start, so it never passes a record not yet seen.
+        Writes are upserts by the record id, so overlapping windows never duplicate."""
+        if self.progress.state == "full_sync":
+            self.log.info("daily_creation.skipped", reason="a full sync is running")
+            return
+        started = time.time()
+        overlap = float(params.get("overlap", 3600.0))
+        last = self.store.cursor(self.name, "daily_creation")
+        since = iso((float(last) if last else started - 86400.0) - overlap)
+        run_id = self.store.start_run(self.name, "daily_creation", cursor=since)
+        self.log.info("daily_creation.started", run_id=run_id, since=since)
+        cursor: str | None = None
+        processed, total = 0, None
+        try:
+            while True:
+                page = self.source.read_page(cursor, self.integration.page_size, since=since
+                                             ).get(timeout=CALL_TIMEOUT)
+                counts, errors = self._apply(list(page.records), full_sync=False)
+                self.store.progress_run(run_id, counts, total=page.total, errors=errors)
+                processed += len(page.records)
+                total = page.total if page.total is not None else total
+                cursor = page.cursor
+                if cursor is None:
+                    break
+        except Exception as exc:
+            self.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        missing = shortfall(processed, total)
+        if missing:  # the window is read again next time: the cursor stays
+            self.store.finish_run(run_id, "incomplete", missing)
+            self.log.warning("daily_creation.incomplete", run_id=run_id, processed=processed,
+                             total=total)
+            return
+        self.store.set_cursor(self.name, "daily_creation", repr(started))
+        self.store.finish_run(run_id, "completed")
+        self.log.info("daily_creation.completed", run_id=run_id)
+
+    # -- overviews ------------------------------------------------------------------------
+
+    def _import_overview(self, params: dict[str, Any]) -> None:
+        """Import the contacts of a CRM overview: members get the overview's tag (and their
+        profile, if the conditions hold), contacts no longer in it lose the tag. Changes
+        to an overview show after the next import (seed 001)."""
+        name, tag = params["overview"], params["tag"]
+        if Capability.READ_GROUPS not in self.capabilities.get("source", ()):
+            raise ValueError(f"the source of {self.name} cannot read overviews")
+        if self.progress.state == "full_sync":
+            self.log.info("overview.skipped", overview=name, reason="a full sync is running")
+            return
+        run_id = self.store.start_run(self.name, f"overview:{name}")
+        try:
+            members = set(self.source.read_group(name).get(timeout=CALL_TIMEOUT))
+            cursor_name = f"overview:{name}"
+            before = set(json.loads(self.store.cursor(self.name, cursor_name) or "[]"))
+            ids = sorted(members | before)
+            for start in range(0, len(ids), self.integration.page_size):
+                chunk = ids[start:start + self.integration.page_size]
+                records = self.source.read_records([Event(i) for i in chunk]
+                                                   ).get(timeout=CALL_TIMEOUT)
+                counts, writes, deletes, unreadable = self._decide(records)
+                known = self.store.links(self.name, [r.id for r in records])
+                tagged = []
+                for record in records:
+                    if record.error:
+                        continue  # failed: its membership is applied when it reads whole
+                    link = known.get(record.id)
+                    write = next((w for w in writes if w.profile.key == record.id), None)
+                    if write is None and link is None:
+                        continue  # never synced and not to be: no profile to tag
+                    on = record.id in members
+                    if write is None:
+                        write = R.Write(Profile(record.id, record.email), link.digest,
+                                        known=True, state=link.state)
+                        writes.append(write)
+                    tagged.append((write, on))
+                for write, on in tagged:
+                    i = writes.index(write)
+                    writes[i] = replace(write, profile=replace(
+                        write.profile, tags={**write.profile.tags, tag: on}))
+                counts, errors = self._write(counts, writes, deletes, full_sync=False)
+                self.store.progress_run(run_id, counts, total=len(ids),
+                                        errors=unreadable + errors)
+            self.store.set_cursor(self.name, cursor_name, json.dumps(sorted(members)))
+        except Exception as exc:
+            self.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        self.store.finish_run(run_id, "completed")
+        self.log.info("overview.imported", overview=name, members=len(members))
+
+    # -- consents changed in the destination --------------------------------------------------
+
+    def consent_write_back(self) -> bool:
+        """True when this integration writes destination opt-outs back to the source."""
+        caps = self.capabilities
+        return bool(self.rules.consents) and \
+            Capability.READ_CONSENT_CHANGES in caps.get("destination", ()) and \
+            Capability.WRITE_CONSENTS in caps.get("source", ())
+
+    def _schedule_consent_poll(self) -> None:
+        if not self.consent_write_back():
+            return
+        if self._consent_timer is not None:
+            self._consent_timer.cancel()
+        proxy = self.actor_ref.proxy()
+
+        def fire():
+            try:
+                proxy.run_job.defer("consent_changes", {})
+            except pykka.ActorDeadError:
+                pass
+
+        self._consent_timer = threading.Timer(self.integration.consent_poll_interval, fire)
+        self._consent_timer.daemon = True
+        self._consent_timer.start()
+
+    def _consent_changes(self, params: dict[str, Any]) -> None:
+        """Read the opt-outs made in the destination since the last read, remember them (so
+        no sync opts those profiles back in on old data) and remove the mapped labels in the
+        source. What could not be written back is tried again at the next poll."""
+        try:
+            if not self.consent_write_back():
+                return
+            by_topic = {(m.topic, m.channel): m.label for m in self.rules.consents}
+            cursor = self.store.cursor(self.name, "consent_changes")
+            changes, nxt = self.destination.read_consent_changes(cursor).get(timeout=CALL_TIMEOUT)
+            changes = self._drop_our_own_optouts(changes)
+            changes = self._drop_other_integrations(changes)
+            rows = [(c.key, c.topic, c.channel, c.at) for c in changes
+                    if not c.opted_in and (c.topic, c.channel) in by_topic]
+            if rows:
+                self.store.record_optouts(self.name, rows)
+                self._note_destination_state(rows)
+                self.log.info("consent.optouts_read", count=len(rows))
+            self.store.set_cursor(self.name, "consent_changes", nxt)
+            self._write_back_optouts(by_topic)
+        finally:
+            self._schedule_consent_poll()
+
+    def _drop_other_integrations(self, changes: list) -> list:
+        """Several integrations may write into one destination account (a Tribe and a Lime
+        CRM into one APSIS account): a change of a profile another integration wrote and this
+        one never did is that one's, never written back to this source."""
+        theirs = self.store.linked_elsewhere(self.name, [c.key for c in changes])
+        if theirs:
+            self.log.debug("consent.changes_of_other_integrations", count=len(theirs))
+        return [c for c in changes if c.key not in theirs]
+
+    def _drop_our_own_optouts(self, changes: list) -> list:
+        """Inferred opt-outs (an unsubscribe that named no topic) that syncd itself wrote
+        are not a person's: they stay unresolved, never removing a label in the source."""
+        inferred = sorted({c.key for c in changes if c.inferred})
+        if not inferred:
+            return changes
+        kept, unresolved = R.split_inferred(changes, self.store.links(self.name, inferred))
+        if unresolved:
+            self.log.warning("consent.unresolved", count=len(unresolved),
+                             reason="an unsubscribe named no topic and the profile's opt-outs "
+                                    "are ones syncd wrote")
+        return kept
+
+    def _note_destination_state(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """These consents changed in the destination behind syncd's back, possibly before
+        an opt-in syncd wrote on older knowledge: mark them unknown (None) in the links, so
+        that the next evaluation of these records sends them whatever they are."""
+        links = self.store.links(self.name, sorted({r[0] for r in rows}))
+        updated = []
+        for key, topic, channel, _ in rows:
+            link = links.get(key)
+            if link is None:
+                continue
+            state = {**link.state, "c": dict(link.state.get("c", {})),
+                     "t": dict(link.state.get("t", {}))}
+            state["c"][f"{topic}|{channel}"] = None
+            links[key] = type(link)(link.dest_key, None, state)
+            updated.append(key)
+        self.store.save_links(self.name, [(k, links[k].dest_key, None, links[k].state)
+                                          for k in set(updated)])
+
+    def _write_back_optouts(self, by_topic: dict[tuple[str, str], str]) -> None:
+        pending: dict[str, list[tuple[str, str, str]]] = {}
+        for key, topic, channel in self.store.unwritten_optouts(self.name):
+            pending.setdefault(key, []).append((key, topic, channel))
+        allowed = self._guarded_write_backs(list(pending))
+        for key, rows in pending.items():
+            if key not in allowed:
+                continue  # held: stays unwritten until a person confirms
+            labels = {by_topic[(t, c)]: False for _, t, c in rows if (t, c) in by_topic}
+            result = self.source.write_consents(key, labels).get(timeout=CALL_TIMEOUT)
+            if result.outcome == "failed":
+                self.log.warning("consent.write_back_failed", record_id=key,
+                                 reason=result.reason)
+                continue
+            self.store.mark_optouts_written(self.name, rows)
+            self.log.info("consent.written_back", record_id=key, labels=sorted(labels))

@@ -1,0 +1,149 @@
+"""The real-time path of a coordinator (a mixin of :class:`syncd.engine.coordinator.Coordinator`):
+events the receiver stored in the inbox are read back from the source in batches, decided and
+written; failures are retried with back-off, and an event that fails for good becomes a dead
+letter with its reason. A batch the source refuses for good is split in halves, so that only
+the event that causes it becomes a dead letter.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pykka
+
+from syncd.app import metrics
+from syncd.engine.failfast import FailedFast
+from syncd.engine.jobs import CALL_TIMEOUT
+from syncd.engine.records import Record
+from syncd.engine.store import InboxItem
+from syncd.exceptions import RemoteError
+
+
+class RealTime:
+    """Needs the coordinator's store, integration, progress, source, log, _self, _apply,
+    _pause, _drain_timer and _drain_scheduled."""
+
+    def drain(self) -> None:
+        self._drain_scheduled = False
+        if self.progress.state == "full_sync":
+            return  # held until the full sync ends
+        if self.progress.paused:
+            return  # fail-fast: the events wait in the inbox for a reload or a sync start
+        if self.progress.reloading.is_set():
+            return  # a reload applies a new config: the events wait, then apply under it
+        try:
+            busy = self._drain_batch()
+        except FailedFast as exc:
+            self._pause(str(exc))
+            return
+        except Exception as exc:  # never let a bug in one batch stop the actor
+            self.log.exception("realtime.batch_crashed")
+            self.progress.last_error = f"{type(exc).__name__}: {exc}"
+            busy = False
+            self._schedule_drain(delay=5.0)
+        if busy:
+            self._schedule_drain()
+        else:
+            due = self.store.next_due(self.name)
+            if due is not None:
+                self._schedule_drain(delay=max(0.05, due - time.time()))
+
+    def _schedule_drain(self, delay: float = 0.0) -> None:
+        if delay <= 0:
+            if not self._drain_scheduled:
+                self._drain_scheduled = True
+                self._self.drain.defer()
+            return
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+        proxy = self._self
+
+        def fire():
+            try:
+                proxy.drain.defer()
+            except pykka.ActorDeadError:
+                pass
+
+        self._drain_timer = threading.Timer(delay, fire)
+        self._drain_timer.daemon = True
+        self._drain_timer.start()
+
+    def _drain_batch(self) -> bool:
+        """Apply one batch of pending events; True if more may be waiting."""
+        items = self.store.pending(self.name, limit=self.integration.batch_size)
+        if not items:
+            return False
+        full = len(items) >= self.integration.batch_size
+        records, failures = self._read_back(items)
+        self.journal.read_back(self.integration.source, records, failures)  # explain.py
+        for failed_items, reason, retryable in failures:
+            self._fail(failed_items, reason, retryable=retryable)
+        if failures:
+            gone = {i.id for failed_items, _, _ in failures for i in failed_items}
+            items = [i for i in items if i.id not in gone]
+            if not items:
+                return True
+        latest: dict[str, Record] = {}
+        for record in records:
+            latest[record.id] = record
+        counts, errors = self._apply(list(latest.values()), full_sync=False)
+        failed = {key: (reason, retryable) for key, reason, retryable in errors}
+        done, by_error = [], {}
+        for item in items:
+            problem = failed.get(item.event.record_id)
+            if problem is None and failed and item.event.record_id not in latest:
+                # an event we cannot tie to one record (e.g. a relationship): retrying is
+                # harmless (the write is idempotent), losing it is not
+                problem = next(iter(failed.values()))
+            if problem is None:
+                done.append(item.id)
+            else:
+                by_error.setdefault(problem, []).append(item)
+        self.store.mark_done(done)
+        self.progress.events_applied += len(done)
+        metrics.EVENTS_APPLIED.labels(self.name).inc(len(done))
+        for (reason, retryable), failed_items in by_error.items():
+            self._fail(failed_items, reason, retryable=retryable)
+        self.log.debug("realtime.applied", events=len(items), **counts)
+        return full
+
+    def _read_back(self, items: list[InboxItem]
+                   ) -> tuple[list[Record], list[tuple[list[InboxItem], str, bool]]]:
+        """Read back the records ``items`` name: the records, and the failed items with
+        their reason. A batch refused for good (a non-retryable error) is split in halves
+        and each read again, so that only the event that causes it becomes a dead letter;
+        a retryable error keeps the batch together (it is tried again as a whole)."""
+        where = f"reading back from {self.integration.source}"
+        try:
+            return self.source.read_records([i.event for i in items]
+                                            ).get(timeout=CALL_TIMEOUT), []
+        except RemoteError as exc:
+            if exc.retryable or len(items) == 1:
+                return [], [(items, f"{where}: {exc}", exc.retryable)]
+            self.log.info("realtime.batch_split", events=len(items), reason=str(exc))
+            half = len(items) // 2
+            first, first_failed = self._read_back(items[:half])
+            second, second_failed = self._read_back(items[half:])
+            return first + second, first_failed + second_failed
+        except Exception as exc:
+            return [], [(items, f"{where}: {type(exc).__name__}: {exc}", True)]
+
+    def _fail(self, items: list[InboxItem], reason: str, *, retryable: bool) -> None:
+        self.progress.events_failed += len(items)
+        metrics.EVENTS_FAILED.labels(self.name).inc(len(items))
+        self.progress.last_error = reason
+        dead = [i.id for i in items if not retryable
+                or i.attempts + 1 >= self.integration.max_attempts]
+        retry = [i for i in items if i.id not in set(dead)]
+        if dead:
+            self.store.mark_dead(dead, reason)
+            self.progress.dead_letters += len(dead)
+            metrics.EVENTS_DEAD.labels(self.name).inc(len(dead))
+            self.log.error("event.dead_letter", events=dead, reason=reason)
+        for item in retry:
+            delay = min(300.0, 2.0 ** item.attempts)
+            self.store.mark_retry([item.id], reason, delay)
+            self.log.warning("event.retry", event_id=item.id, record_id=item.event.record_id,
+                             reason=reason, delay=delay)
+

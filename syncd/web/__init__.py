@@ -1,0 +1,1 @@
+"""The web edge: the WSGI plumbing and the webhook receiver."""
