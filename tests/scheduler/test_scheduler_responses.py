@@ -7,8 +7,8 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from syncd.app.scheduler import Scheduler, job_specs
 from syncd.config.model import Config, IntegrationConfig
-from syncd.scheduler import Scheduler, job_specs
 
 JOB = "tribe-apsis:responses"
 
