@@ -245,7 +245,8 @@ def check_activities(c: Any, contact: str | None) -> None:
 def _check_activities(c: Any, contact: str | None) -> None:
     opts = c.opts
 
-    def has(entity: str, option: str, fields: tuple[str, ...], navs: tuple[str, ...]) -> None:
+    def has(entity: str, option: str, fields: tuple[str, ...],
+            navs: tuple[tuple[str, str], ...]) -> None:
         props, links = c.meta.properties(entity), c.meta.navigations(entity)
         for name in fields:
             if name not in props:

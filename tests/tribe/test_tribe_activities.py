@@ -97,7 +97,7 @@ def test_create_task_rules(emulator, make_connector):
 
 
 def test_preflight_checks_what_response_data_and_tasks_write(emulator, make_connector):
-    from syncd.records import Need, NeedKind, SchemaNeeds
+    from syncd.engine.records import Need, NeedKind, SchemaNeeds
 
     needs = SchemaNeeds("source", (
         Need(NeedKind.RESPONSES, "response_events", "integrations.x.response_events"),
