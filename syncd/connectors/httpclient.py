@@ -138,19 +138,20 @@ class HttpClient:
         gate_from = time.monotonic()
         self._wait_gate(scope)  # last check: nothing but the send follows
         sent = time.monotonic()
-        metrics.http_waited(self.name, "retry_after", held + sent - gate_from)
         self.requests_sent += 1
-        status: int | str = "error"
         try:
             with transport_errors(method, url):
                 response = self.session.request(method, self.url(url), headers=headers, **kwargs)
-            status = response.status_code
-        finally:
-            metrics.http_sent(self.name, status, time.monotonic() - sent)
-        if response.status_code in (429, 503):
+        except BaseException:
+            metrics.http_sent(self.name, "error", time.monotonic() - sent)
+            raise
+        answered = time.monotonic()
+        if response.status_code in (429, 503):  # the hold first: other threads wait on it
             delay = parse_retry_after(response.headers.get("Retry-After"))
             if delay is not None:
                 self._hold(delay, scope)
+        metrics.http_sent(self.name, response.status_code, answered - sent)
+        metrics.http_waited(self.name, "retry_after", held + sent - gate_from)
         return response
 
     def request(
