@@ -13,6 +13,7 @@ import time
 import pykka
 
 from syncd.app import metrics
+from syncd.engine import rules as R
 from syncd.engine.failfast import FailedFast
 from syncd.engine.jobs import CALL_TIMEOUT
 from syncd.engine.records import Record
@@ -133,8 +134,8 @@ class RealTime:
         self.progress.events_failed += len(items)
         metrics.EVENTS_FAILED.labels(self.name).inc(len(items))
         self.progress.last_error = reason
-        dead = [i.id for i in items if not retryable
-                or i.attempts + 1 >= self.integration.max_attempts]
+        dead = [i.id for i in items
+                if R.gives_up(i.attempts, self.integration.max_attempts, retryable)]
         retry = [i for i in items if i.id not in set(dead)]
         if dead:
             self.store.mark_dead(dead, reason)
@@ -142,7 +143,7 @@ class RealTime:
             metrics.EVENTS_DEAD.labels(self.name).inc(len(dead))
             self.log.error("event.dead_letter", events=dead, reason=reason)
         for item in retry:
-            delay = min(300.0, 2.0 ** item.attempts)
+            delay = R.retry_delay(item.attempts)
             self.store.mark_retry([item.id], reason, delay)
             self.log.warning("event.retry", event_id=item.id, record_id=item.event.record_id,
                              reason=reason, delay=delay)

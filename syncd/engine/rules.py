@@ -330,3 +330,21 @@ def hold_consents(write: Write) -> Write:
         state["w"] = written
     return replace(write, profile=replace(write.profile, consents=kept), digest=None,
                    state=state, flipped=(), optouts_overridden=())
+
+
+# -- retries of real-time events ----------------------------------------------------------------
+
+#: The longest wait between two attempts of a real-time event.
+RETRY_MAX_DELAY = 300.0
+
+
+def gives_up(attempts: int, max_attempts: int, retryable: bool) -> bool:
+    """Whether an event failing now (after ``attempts`` earlier attempts) becomes a dead
+    letter: its failure is one retrying cannot fix, or this was its last allowed attempt."""
+    return not retryable or attempts + 1 >= max_attempts
+
+
+def retry_delay(attempts: int, cap: float = RETRY_MAX_DELAY) -> float:
+    """Seconds before the next attempt of an event that failed after ``attempts`` earlier
+    attempts: 1 s, then doubling, never more than ``cap``."""
+    return min(cap, 2.0 ** min(attempts, 64))
