@@ -231,18 +231,10 @@ class Jobs:
         an opt-in syncd wrote on older knowledge: mark them unknown (None) in the links, so
         that the next evaluation of these records sends them whatever they are."""
         links = self.store.links(self.name, sorted({r[0] for r in rows}))
-        updated = []
-        for key, topic, channel, _ in rows:
-            link = links.get(key)
-            if link is None:
-                continue
-            state = {**link.state, "c": dict(link.state.get("c", {})),
-                     "t": dict(link.state.get("t", {}))}
-            state["c"][f"{topic}|{channel}"] = None
-            links[key] = type(link)(link.dest_key, None, state)
-            updated.append(key)
-        self.store.save_links(self.name, [(k, links[k].dest_key, None, links[k].state)
-                                          for k in set(updated)])
+        unknown = R.consents_unknown(links, [(key, topic, channel) for key, topic, channel, _
+                                             in rows])
+        self.store.save_links(self.name, [(k, link.dest_key, None, link.state)
+                                          for k, link in unknown.items()])
 
     def _write_back_optouts(self, by_topic: dict[tuple[str, str], str]) -> None:
         pending: dict[str, list[tuple[str, str, str]]] = {}

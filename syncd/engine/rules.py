@@ -348,3 +348,24 @@ def retry_delay(attempts: int, cap: float = RETRY_MAX_DELAY) -> float:
     """Seconds before the next attempt of an event that failed after ``attempts`` earlier
     attempts: 1 s, then doubling, never more than ``cap``."""
     return min(cap, 2.0 ** min(attempts, 64))
+
+
+# -- consents changed in the destination ----------------------------------------------------------
+
+
+def consents_unknown(links: dict[str, Link], changed: Iterable[tuple[str, str, str]]
+                     ) -> dict[str, Link]:
+    """The links of the records whose consents ``(key, topic, channel)`` changed in the
+    destination behind syncd's back: those consents become unknown (None) and the digest is
+    dropped, so that the next evaluation sends them whatever they are. Records without a link
+    are left out; the given links are not changed."""
+    out: dict[str, Link] = {}
+    for key, topic, channel in changed:
+        link = out.get(key) or links.get(key)
+        if link is None:
+            continue
+        state = {**link.state, "c": dict(link.state.get("c", {})),
+                 "t": dict(link.state.get("t", {}))}
+        state["c"][f"{topic}|{channel}"] = None
+        out[key] = Link(link.dest_key, None, state)
+    return out
