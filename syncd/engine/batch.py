@@ -3,10 +3,11 @@ whole, and count the rules' decisions. No actors, no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import replace
 
 from syncd.engine import rules as R
-from syncd.engine.records import Record
+from syncd.engine.records import Link, Profile, Record
 
 #: A per-record error: (record id, reason, retryable).
 RecordError = tuple[str, str, bool]
@@ -39,3 +40,27 @@ def tally(decisions: Sequence[R.Write | R.Unchanged | R.Skip | R.Delete], *, unr
         else:
             deletes.append(decision)
     return counts, writes, deletes
+
+
+def overview_tags(records: Sequence[Record], writes: Sequence[R.Write],
+                  links: Mapping[str, Link], members: Set[str], tag: str) -> list[R.Write]:
+    """The writes of an overview import: ``writes`` (the rules' decisions for ``records``)
+    and a write for every other record syncd has a profile for, each carrying ``tag`` on
+    for the overview's ``members`` and off for the others. Records the source could not read
+    whole, and records with neither a write nor a profile, are left alone."""
+    out = list(writes)
+    for record in records:
+        if record.error:
+            continue  # failed: its membership is applied when it reads whole
+        link = links.get(record.id)
+        i = next((n for n, w in enumerate(out) if w.profile.key == record.id), None)
+        if i is None:
+            if link is None:
+                continue  # never synced and not to be: no profile to tag
+            out.append(R.Write(Profile(record.id, record.email), link.digest, known=True,
+                               state=link.state))
+            i = len(out) - 1
+        write = out[i]
+        out[i] = replace(write, profile=replace(
+            write.profile, tags={**write.profile.tags, tag: record.id in members}))
+    return out

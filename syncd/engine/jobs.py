@@ -11,14 +11,14 @@ import datetime as dt
 import json
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 import pykka
 
 from syncd.connectors.capabilities import Capability
 from syncd.engine import rules as R
-from syncd.engine.records import Event, Profile
+from syncd.engine.batch import overview_tags
+from syncd.engine.records import Event
 
 #: How long a coordinator waits for one call of a connection actor.
 CALL_TIMEOUT = 600.0
@@ -127,24 +127,7 @@ class Jobs:
                                                    ).get(timeout=CALL_TIMEOUT)
                 counts, writes, deletes, unreadable = self._decide(records)
                 known = self.store.links(self.name, [r.id for r in records])
-                tagged = []
-                for record in records:
-                    if record.error:
-                        continue  # failed: its membership is applied when it reads whole
-                    link = known.get(record.id)
-                    write = next((w for w in writes if w.profile.key == record.id), None)
-                    if write is None and link is None:
-                        continue  # never synced and not to be: no profile to tag
-                    on = record.id in members
-                    if write is None:
-                        write = R.Write(Profile(record.id, record.email), link.digest,
-                                        known=True, state=link.state)
-                        writes.append(write)
-                    tagged.append((write, on))
-                for write, on in tagged:
-                    i = writes.index(write)
-                    writes[i] = replace(write, profile=replace(
-                        write.profile, tags={**write.profile.tags, tag: on}))
+                writes = overview_tags(records, writes, known, members, tag)
                 counts, errors = self._write(counts, writes, deletes, full_sync=False)
                 self.store.progress_run(run_id, counts, total=len(ids),
                                         errors=unreadable + errors)
