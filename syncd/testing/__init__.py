@@ -3,7 +3,8 @@
 - :class:`MemoryConnector`: an in-memory source *and* destination, the fake to test the
   core with (no HTTP). Connections of kind ``memory`` that name the same ``world`` share data.
 - :func:`memory_registry`: the installed plugins plus the memory connector.
-- :func:`wait_for`: poll a condition with a deadline (tests synchronise by it, not sleeps);
+- :func:`wait_for` (a bool) and :func:`wait_until` (the value, or fail naming what): poll a
+  condition with a deadline (tests synchronise by them, not sleeps); :func:`free_port`;
 - fixtures: ``actors`` (stops every pykka actor after the test), ``memory_world``;
 - the contract kit (:mod:`syncd.testing.contract`): one contract test class per capability
   and :class:`ConnectorContract` for every connector, which a connector's tests subclass
@@ -12,8 +13,10 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import pykka
 import pytest
@@ -40,8 +43,11 @@ from syncd.testing.contract import (
 )
 from syncd.testing.memory import WORLDS, MemoryConnector, World, sign, world
 
+T = TypeVar("T")
+
 __all__ = [
-    "WORLDS", "MemoryConnector", "World", "sign", "world", "wait_for", "memory_registry",
+    "WORLDS", "MemoryConnector", "World", "sign", "world", "wait_for", "wait_until",
+    "free_port", "memory_registry",
     "actors", "memory_world", "Harness", "CONTRACTS", "assert_contracts_cover",
     "ConnectorContract", "RecordReaderContract", "WebhookSourceContract",
     "ProfileWriterContract", "ProfileDeleterContract", "ConsentChangeReaderContract",
@@ -60,6 +66,27 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0,
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def wait_until(predicate: Callable[[], T | None], timeout: float, what: str,
+               interval: float = 0.05) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return it; fail naming
+    ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for configs that must name a real port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def memory_registry() -> plugins.Registry:

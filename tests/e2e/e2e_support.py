@@ -10,11 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,6 +25,8 @@ from syncd.app.sandbox import INTEGRATION, compare
 from syncd.connectors import plugins
 from syncd.engine.store import Store
 from syncd.exceptions import AdminError
+from syncd.testing import free_port as free_port
+from syncd.testing import wait_until as wait_for
 
 #: The integration's name: the one ``syncd.app.sandbox.compare`` reads the rules of.
 NAME = INTEGRATION
@@ -39,25 +38,6 @@ WEBHOOK_SECRET = "e2e-webhook-s3cret-a61f38"
 SECRETS = (TRIBE_CLIENT_SECRET, APSIS_CLIENT_SECRET, WEBHOOK_SECRET)
 
 PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def subprocess_env(pythonpath: str | None = None) -> dict[str, str]:

@@ -39,3 +39,28 @@ def test_ci_runs_the_readme_test_command_then_lint_and_types():
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"RUF"' in pyproject and "[tool.mypy]" in pyproject
     assert '"ruff>=' in pyproject and '"mypy>=' in pyproject
+
+
+def own_helpers(sources: dict[str, str]) -> list[str]:
+    """Test modules that define their own polling or port helper instead of importing the
+    shared ones from ``syncd.testing`` (a thin wrapper that delegates to it is allowed)."""
+    found = []
+    for name, text in sources.items():
+        for helper in ("wait_for", "wait_until", "free_port"):
+            for body in re.findall(rf"^def {helper}\(.*?(?=^\S)", text + "\nEND", re.S | re.M):
+                if "testing." not in body:
+                    found.append(f"{name}: {helper}")
+    return sorted(found)
+
+
+def test_polling_and_port_helpers_live_in_syncd_testing():
+    sources = {str(p.relative_to(ROOT)): p.read_text() for p in (ROOT / "tests").rglob("*.py")}
+    assert own_helpers(sources) == []
+
+
+def test_an_own_polling_helper_fails_the_check():
+    dummy = {"tests/x/x_support.py": "import time\n\ndef wait_for(p, timeout=5):\n"
+                                     "    while not p():\n        time.sleep(0.1)\n",
+             "tests/x/ok_support.py": "def wait_for(p, timeout=15.0):\n"
+                                      "    return testing.wait_for(p, timeout)\n"}
+    assert own_helpers(dummy) == ["tests/x/x_support.py: wait_for"]

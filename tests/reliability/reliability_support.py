@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import requests
 import structlog
 
+from syncd import testing
 from syncd.app.admin import AdminClient
 from syncd.app.daemon import Daemon
 from syncd.engine.records import Record
@@ -26,13 +26,8 @@ TRIBE_SECRET = "tribe-webhook-secret-\u00e9"  # a non-ASCII secret: signed as UT
 
 
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
+    """:func:`syncd.testing.wait_for` with this package's longer default timeout."""
+    return testing.wait_for(predicate, timeout, interval)
 
 
 def config_text(world: str, *, state_dir: str = "state", max_body: int = 1_048_576,

@@ -7,22 +7,15 @@ CLI runs as a real subprocess against the daemon's config file and admin token."
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 
 import pytest
 from reliability_support import env_without_proxies, start_daemon, stop_daemon, wait_for
 
-from syncd.testing import MemoryConnector
+from syncd.testing import MemoryConnector, free_port
 
 REASON = "rejected by the destination: invalid e-mail address"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_with_cli_port(tmp_path, **config):
