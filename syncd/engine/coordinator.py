@@ -355,11 +355,13 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
         new_links: list[tuple[str, str, str | None, dict | None]] = []
         overridden: list[tuple[str, str, str]] = []
         if writes:
-            # Links first (no digest yet): a crash during the write must not leave a
-            # profile syncd does not know it made. The digest follows the write.
-            fresh = [(w.profile.key, w.profile.key, None, None) for w in writes if not w.known]
-            if fresh:
-                self.store.save_links(self.name, fresh)
+            # Links first, without a digest: a crash during the write must not leave a
+            # profile syncd does not know it made, nor a digest of an older write that
+            # would make the source's next change back to it look "unchanged" when this
+            # write landed and its answer was lost. The digest follows the answer.
+            self.store.links_before_write(
+                self.name, [w.profile.key for w in writes if not w.known],
+                [w.profile.key for w in writes if w.known])
             results: list[WriteResult] = self._send_writes(writes, bulk)  # fail-fast
             self.journal.answered([(w.profile.key, "write", r, w.profile.attributes)
                                    for w, r in zip(writes, results, strict=True)])

@@ -58,6 +58,25 @@ class LinkTables:
                 [(integration, s, k, d, json.dumps(st, sort_keys=True) if st else None, now)
                  for s, k, d, st in rows])
 
+    def links_before_write(self, integration: str, fresh: Sequence[str],
+                           known: Sequence[str]) -> None:
+        """Before a write, in one transaction: a provisional link (no digest) for each
+        source id syncd never wrote, and the digest of each one it wrote before forgotten.
+        A write may reach the destination although its answer never comes back (a lost
+        answer, a kill): until the answer's digest is saved the link must not claim the
+        destination holds what was written before, or a source going back to that state
+        would be found "unchanged" and never written again."""
+        now = time.time()
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT INTO links (integration, source_id, dest_key, digest, state, updated_at) "
+                "VALUES (?, ?, ?, NULL, NULL, ?) ON CONFLICT(integration, source_id) DO UPDATE "
+                "SET digest=NULL, updated_at=excluded.updated_at",
+                [(integration, s, s, now) for s in fresh])
+            conn.executemany(
+                "UPDATE links SET digest=NULL WHERE integration=? AND source_id=? AND "
+                "digest IS NOT NULL", [(integration, s) for s in known])
+
     def delete_links(self, integration: str, source_ids: Sequence[str]) -> None:
         with self._tx() as conn:
             conn.executemany("DELETE FROM links WHERE integration=? AND source_id=?",

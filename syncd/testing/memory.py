@@ -27,6 +27,9 @@ class World:
     consents: dict[str, dict[tuple[str, str], bool]] = field(default_factory=dict)
     tags: dict[str, dict[str, bool]] = field(default_factory=dict)
     fail_keys: dict[str, str] = field(default_factory=dict)  # key -> reason (permanent)
+    #: Keys whose writes are applied, then answered failed (retryable): a destination whose
+    #: answer was lost after it applied the write (or a process killed before it saw it).
+    lose_answers: set[str] = field(default_factory=set)
     #: Ids that list answers (read_page, read_records) leave out although they exist: a
     #: direct read (read_record) still finds them.
     unlisted: set[str] = field(default_factory=set)
@@ -230,6 +233,10 @@ class MemoryConnector(Connector):
                     w.history.append(("consent", p.key, c.topic, c.channel, c.opted_in))
                 if p.tags:
                     w.tags.setdefault(p.key, {}).update(p.tags)
+                if p.key in w.lose_answers:
+                    out.append(WriteResult(p.key, "failed", "answer lost after applying",
+                                           retryable=True))
+                    continue
                 out.append(WriteResult(p.key, "updated" if existed else "created"))
         return out
 

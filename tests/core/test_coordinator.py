@@ -226,3 +226,28 @@ def test_deletes_beyond_the_confirm_share_wait_for_confirmation(setup):
     assert run["status"] == "needs_confirmation" and len(world.profiles) > 20
     run = wait_run(store, coord.start_full_sync(confirm=True).get(timeout=5))
     assert run["status"] == "completed" and len(world.profiles) == 20
+
+
+def test_a_write_whose_answer_was_lost_leaves_no_digest_to_call_a_change_back_unchanged(setup):
+    """The destination applied a write whose answer never came (a lost answer, or a kill
+    before the digest was saved): the link must not keep the digest of the write before, or
+    the source's next change back to that state is taken as "unchanged" and never written."""
+    world, store, make = setup
+
+    def change(first_name):
+        world.put(Record("p0", fields={"FirstName": first_name}, email="p0@example.nl"))
+        store.enqueue([("i", "src", Event("p0"))])
+        coord.notify()
+        assert wait_for(lambda: store.pending_count("i") == 0)
+
+    coord, _ = make(fields={"FirstName": "firstname"}, max_attempts=1)
+    change("Maarten")
+    assert world.profiles["p0"]["firstname"] == "Maarten"
+    world.lose_answers.add("p0")
+    change("Roos")
+    assert world.profiles["p0"]["firstname"] == "Roos"  # applied, its answer lost
+    assert [d.event.record_id for d in store.dead_letters("i")] == ["p0"]
+    world.lose_answers.clear()
+    change("Maarten")
+    assert world.profiles["p0"]["firstname"] == "Maarten"
+    assert store.links("i", ["p0"])["p0"].digest is not None  # saved with the answer
