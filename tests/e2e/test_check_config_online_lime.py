@@ -9,8 +9,6 @@ import pytest
 import tomli_w
 from e2e_support import syncd_cli
 
-pytest.importorskip("syncd_lime")
-
 from syncd.app.sandbox import INTEGRATION, build_config, load_emulator
 from syncd.connectors import plugins
 

@@ -6,10 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
-pytest.importorskip("syncd_lime", reason="the syncd_lime package is not installed in this "
-                    "environment (run `pip install -e . --no-deps` again)")
-
 from syncd_lime.emulator import LimeEmulator
 
 from syncd.web.wsgi import ServerThread

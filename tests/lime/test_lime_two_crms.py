@@ -19,9 +19,6 @@ import threading
 import pytest
 import requests
 import tomli_w
-
-pytest.importorskip("syncd_lime")
-
 from syncd_apsis.connector import ApsisConnector
 from syncd_apsis.emulator import ApsisEmulator
 from syncd_lime.connector import LimeConnector
