@@ -89,6 +89,7 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
         for timer in (self._drain_timer, self._consent_timer):
             if timer is not None:
                 timer.cancel()
+        self._stop_paged()
         self.responses.stop()
         if self.progress.state == "full_sync" and self.progress.run_id is not None:
             # Left as 'running' on purpose: the next start sees it as interrupted and resumes.

@@ -3,6 +3,12 @@ coordinator actor: the daily creation of new contacts, and the write-back of con
 changed in the destination (unsubscribes in APSIS One become removed opt-in labels in the
 CRM). Jobs arrive as ``run_job`` messages from the scheduler, the CLI or the coordinator's
 own timer; they guard themselves, since a failing told message would stop the actor.
+
+Daily creation and overview imports are paged like full syncs: each is a generator that
+yields after every page, and each page is one ``job_step`` message the coordinator sends
+itself, so ``syncd status``, pings and ``sync start`` are answered between pages. One such
+job runs at a time (others wait their turn); one that finds a full sync started stops,
+leaving its cursor, so the next run reads the same window again.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import datetime as dt
 import json
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pykka
@@ -46,24 +53,85 @@ class Jobs:
     integration, source, destination, progress, log and _apply)."""
 
     _consent_timer: threading.Timer | None = None
+    #: The paged job running (a generator that yields after each page), its name, and the
+    #: paged jobs waiting their turn.
+    _job: Iterator[None] | None = None
+    _job_name = ""
+    _job_queue: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     def run_job(self, job: str, params: dict[str, Any] | None = None) -> None:
-        """A scheduled or on-demand job. Told, not asked: it guards itself."""
-        handlers = {"daily_creation": self._daily_creation,
-                    "consent_changes": self._consent_changes,
-                    "overview": self._import_overview,
+        """A scheduled or on-demand job. Told, not asked: it guards itself. A paged job
+        (daily creation, overview import) only starts here: its pages follow as messages."""
+        handlers = {"consent_changes": self._consent_changes,
                     "responses": self.responses.start}  # type: ignore[attr-defined]
         try:
+            if job in ("daily_creation", "overview"):
+                self._start_paged(job, params or {})
+                return
             if job not in handlers:
                 raise ValueError(f"{job} jobs are not supported yet")
             handlers[job](params or {})
         except Exception as exc:
-            self.log.exception("job.failed", job=job)
-            self.progress.last_error = f"{job}: {type(exc).__name__}: {exc}"
+            self._job_failed(job, exc)
+
+    def _job_failed(self, job: str, exc: Exception) -> None:
+        self.log.error("job.failed", job=job, exc_info=exc)
+        self.progress.last_error = f"{job}: {type(exc).__name__}: {exc}"
+
+    # -- paged jobs: one page per message ------------------------------------------------
+
+    def _start_paged(self, job: str, params: dict[str, Any]) -> None:
+        if self._job is not None:
+            self._job_queue = (*self._job_queue, (job, params))
+            return
+        make = self._daily_creation if job == "daily_creation" else self._import_overview
+        self._job, self._job_name = make(params), job
+        self._self.job_step.defer()
+
+    def job_step(self) -> None:
+        """One page of the running paged job; the next page is the next message."""
+        job = self._job
+        if job is None:
+            return
+        try:
+            next(job)
+            self._self.job_step.defer()
+            return
+        except StopIteration:
+            pass
+        except Exception as exc:
+            self._job_failed(self._job_name, exc)
+        self._job = None
+        if self._job_queue:
+            (name, params), *rest = self._job_queue
+            self._job_queue = tuple(rest)
+            self._start_paged(name, params)
+
+    def job_running(self) -> bool:
+        """True while a paged job runs or waits its turn."""
+        return self._job is not None
+
+    def _stop_paged(self) -> None:
+        """The actor stops: the running paged job ends cancelled, its cursor unmoved."""
+        job, self._job, self._job_queue = self._job, None, ()
+        if job is not None:
+            job.close()  # type: ignore[attr-defined]
+
+    def _page_done(self, run_id: int, what: str) -> bool:
+        """False when a full sync started since the last page: the job stops, its run
+        cancelled and its cursor unmoved, so the next run reads the same again."""
+        if self.progress.state != "full_sync":
+            return True
+        self.store.finish_run(run_id, "cancelled", f"a full sync started during the {what}")
+        self.log.info(f"{what}.cancelled", run_id=run_id, reason="a full sync started")
+        return False
+
+    def _stopped(self, run_id: int) -> None:
+        self.store.finish_run(run_id, "cancelled", "the coordinator stopped")
 
     # -- daily creation -----------------------------------------------------------------------
 
-    def _daily_creation(self, params: dict[str, Any]) -> None:
+    def _daily_creation(self, params: dict[str, Any]) -> Iterator[None]:
         """Create profiles for records created or changed since the last run: the safety
         net for missed webhooks. The window reaches ``overlap`` seconds before the previous
         run's start; the cursor is that start, so it never passes a record not yet seen.
@@ -90,6 +158,12 @@ class Jobs:
                 cursor = page.cursor
                 if cursor is None:
                     break
+                yield
+                if not self._page_done(run_id, "daily_creation"):
+                    return
+        except GeneratorExit:
+            self._stopped(run_id)
+            raise
         except Exception as exc:
             self.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
             raise
@@ -105,7 +179,7 @@ class Jobs:
 
     # -- overviews ------------------------------------------------------------------------
 
-    def _import_overview(self, params: dict[str, Any]) -> None:
+    def _import_overview(self, params: dict[str, Any]) -> Iterator[None]:
         """Import the contacts of a CRM overview: members get the overview's tag (and their
         profile, if the conditions hold), contacts no longer in it lose the tag. Changes
         to an overview show after the next import (seed 001)."""
@@ -131,7 +205,13 @@ class Jobs:
                 counts, errors = self._write(counts, writes, deletes, full_sync=False)
                 self.store.progress_run(run_id, counts, total=len(ids),
                                         errors=unreadable + errors)
+                yield
+                if not self._page_done(run_id, "overview"):
+                    return
             self.store.set_cursor(self.name, cursor_name, json.dumps(sorted(members)))
+        except GeneratorExit:
+            self._stopped(run_id)
+            raise
         except Exception as exc:
             self.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
             raise

@@ -16,7 +16,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pykka
 import pytest
@@ -47,7 +47,7 @@ T = TypeVar("T")
 
 __all__ = [
     "WORLDS", "MemoryConnector", "World", "sign", "world", "wait_for", "wait_until",
-    "free_port", "memory_registry",
+    "free_port", "memory_registry", "run_job_to_end",
     "actors", "memory_world", "Harness", "CONTRACTS", "assert_contracts_cover",
     "ConnectorContract", "RecordReaderContract", "WebhookSourceContract",
     "ProfileWriterContract", "ProfileDeleterContract", "ConsentChangeReaderContract",
@@ -66,6 +66,15 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0,
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def run_job_to_end(coordinator: Any, job: str, params: dict[str, Any] | None = None,
+                   timeout: float = 30.0) -> None:
+    """Tell a coordinator (proxy) to run ``job`` and wait until it and any paged job it
+    started (daily creation, overview import: one message per page) have ended."""
+    coordinator.run_job(job, params or {}).get(timeout=timeout)
+    if not wait_for(lambda: not coordinator.job_running().get(timeout=timeout), timeout):
+        raise AssertionError(f"the {job} job did not end within {timeout:.0f} s")
 
 
 def wait_until(predicate: Callable[[], T | None], timeout: float, what: str,

@@ -12,7 +12,7 @@ from syncd.engine.coordinator import Coordinator, Progress
 from syncd.engine.records import Event, Record
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
-from syncd.testing import MemoryConnector, wait_for
+from syncd.testing import MemoryConnector, run_job_to_end, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")
 
@@ -145,14 +145,66 @@ def test_daily_creation_creates_what_webhooks_missed_and_moves_its_cursor(setup)
     world.put(Record("fresh", fields={"FirstName": "new"}, email="fresh@x.nl",
                      modified_at="2999-01-01T00:00:00Z"))
     before = time.time()
-    coord.run_job("daily_creation", {"overlap": 3600}).get(timeout=10)
+    run_job_to_end(coord, "daily_creation", {"overlap": 3600})
     run = store.runs("i")[0]
     assert (run["kind"], run["status"], run["created"]) == ("daily_creation", "completed", 1)
     assert set(world.profiles) == {"fresh"}
     assert before <= float(store.cursor("i", "daily_creation")) <= time.time()
     # the next window overlaps: the same record again is an upsert, not a duplicate
-    coord.run_job("daily_creation", {"overlap": 3600}).get(timeout=10)
+    run_job_to_end(coord, "daily_creation", {"overlap": 3600})
     assert store.runs("i")[0]["unchanged"] == 1 and len(world.profiles) == 1
+
+
+def fresh(world, n):
+    for i in range(n):
+        world.put(Record(f"f{i:02d}", fields={"FirstName": f"n{i}"}, email=f"f{i}@x.nl",
+                         modified_at="2999-01-01T00:00:00Z"))
+
+
+def test_a_long_daily_creation_answers_a_ping_between_its_pages(setup):
+    world, store, make = setup
+    fresh(world, 5)
+    world.page_gate = threading.Event()  # every page after the first waits for it
+    coord, progress = make(page_size=2)
+    try:
+        coord.run_job("daily_creation", {"overlap": 3600}).get(timeout=5)
+        # the first page is a message queued before this ping; the second one after it
+        assert coord.ping().get(timeout=5) == "i"
+        run = store.latest_run("i", "daily_creation")
+        assert run["status"] == "running" and len(world.profiles) == 2
+    finally:
+        world.page_gate.set()
+    assert wait_run(store, run["id"])["status"] == "completed"
+    assert len(world.profiles) == 5 and not coord.job_running().get(timeout=5)
+
+
+def test_a_full_sync_started_between_pages_cancels_the_daily_creation(setup):
+    world, store, make = setup
+    fresh(world, 5)
+    world.page_gate = threading.Event()
+    coord, progress = make(page_size=2)
+    try:
+        coord.run_job("daily_creation", {"overlap": 3600}).get(timeout=5)
+        full = coord.start_full_sync().get(timeout=5)  # answered between pages
+        daily = store.latest_run("i", "daily_creation")
+    finally:
+        world.page_gate.set()
+    assert wait_run(store, daily["id"])["status"] == "cancelled"
+    assert store.cursor("i", "daily_creation") is None  # read again next time
+    assert wait_run(store, full)["status"] == "completed" and len(world.profiles) == 5
+
+
+def test_paged_jobs_run_one_at_a_time_in_turn(setup):
+    world, store, make = setup
+    fresh(world, 5)
+    world.groups["G"] = {"f00", "f01"}
+    coord, progress = make(page_size=2)
+    coord.run_job("daily_creation", {"overlap": 3600}).get(timeout=5)
+    run_job_to_end(coord, "overview", {"overview": "G", "tag": "g"})
+    runs = {r["kind"]: r for r in store.runs("i")}
+    assert runs["daily_creation"]["status"] == runs["overview:G"]["status"] == "completed"
+    assert runs["daily_creation"]["ended_at"] <= runs["overview:G"]["started_at"]
+    assert {k for k, t in world.tags.items() if t.get("g")} == {"f00", "f01"}
 
 
 def test_an_unknown_job_is_reported_not_fatal(setup):
@@ -170,11 +222,11 @@ def test_overview_import_tags_members_and_untags_who_left(setup):
     coord, _ = make(conditions=(Condition("CustomerType", "A"),))
     wait_run(store, coord.start_full_sync().get(timeout=5))
     world.groups["Hot leads"] = {"p0001", "p0002", "p0005"}
-    coord.run_job("overview", {"overview": "Hot leads", "tag": "hot"}).get(timeout=10)
+    run_job_to_end(coord, "overview", {"overview": "Hot leads", "tag": "hot"})
     assert {k for k, t in world.tags.items() if t.get("hot")} == {"p0001", "p0002"}
     assert store.runs("i")[0]["status"] == "completed"
     world.groups["Hot leads"] = {"p0002", "p0003"}  # p0001 left, p0003 joined
-    coord.run_job("overview", {"overview": "Hot leads", "tag": "hot"}).get(timeout=10)
+    run_job_to_end(coord, "overview", {"overview": "Hot leads", "tag": "hot"})
     assert {k for k, t in world.tags.items() if t.get("hot")} == {"p0002", "p0003"}
     assert world.tags["p0001"]["hot"] is False
 

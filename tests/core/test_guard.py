@@ -14,7 +14,7 @@ from syncd.engine.coordinator import Coordinator, Progress
 from syncd.engine.guard import guard_status
 from syncd.engine.records import Event, Record
 from syncd.engine.store import Store
-from syncd.testing import MemoryConnector, wait_for
+from syncd.testing import MemoryConnector, run_job_to_end, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")
 
@@ -149,7 +149,7 @@ def test_daily_creation_is_guarded(make):
     drop_labels(world, range(30))
     for i in range(30):
         world.put(replace(world.records[f"p{i:04d}"], modified_at="2099-01-01T00:00:00Z"))
-    h.coord.run_job("daily_creation", {}).get(timeout=30)
+    run_job_to_end(h.coord, "daily_creation")
     assert opted_out(world) == 10
     assert h.guard()["held"] == {"consent": 20}
 
@@ -158,7 +158,7 @@ def test_overview_import_is_guarded(make):
     h, world = make(40)
     world.groups["VIPs"] = {f"p{i:04d}" for i in range(40)}
     drop_labels(world, range(30))
-    h.coord.run_job("overview", {"overview": "VIPs", "tag": "vip"}).get(timeout=30)
+    run_job_to_end(h.coord, "overview", {"overview": "VIPs", "tag": "vip"})
     assert opted_out(world) == 10
     assert sum(1 for t in world.tags.values() if t.get("vip")) == 40  # tags still go
 

@@ -22,7 +22,7 @@ from syncd.engine import rules as R
 from syncd.engine.coordinator import Coordinator, Progress
 from syncd.engine.records import Event, Record
 from syncd.engine.store import Store
-from syncd.testing import WORLDS, MemoryConnector, World, wait_for
+from syncd.testing import WORLDS, MemoryConnector, World, run_job_to_end, wait_for
 
 N = 40
 SHARE = 0.3
@@ -149,10 +149,9 @@ def test_no_more_flips_and_deletes_than_the_share_without_a_confirm(operations):
                     d.store.enqueue([("i", "src", Event(i)) for i in arg])
                     d.settle()
                 elif kind == "daily":
-                    d.coord.run_job("daily_creation", {}).get(timeout=30)
+                    run_job_to_end(d.coord, "daily_creation")
                 elif kind == "overview":
-                    d.coord.run_job("overview", {"overview": "VIPs", "tag": "vip"}
-                                    ).get(timeout=30)
+                    run_job_to_end(d.coord, "overview", {"overview": "VIPs", "tag": "vip"})
                 elif kind == "full_sync":
                     d.wait(d.coord.start_full_sync().get(timeout=10))
                 elif kind == "crash_mid_sync":

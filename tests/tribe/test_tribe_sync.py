@@ -12,7 +12,7 @@ from syncd.engine.coordinator import Coordinator, Progress
 from syncd.engine.records import Event
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
-from syncd.testing import MemoryConnector, wait_for
+from syncd.testing import MemoryConnector, run_job_to_end, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")
 
@@ -91,7 +91,7 @@ def test_daily_creation_that_ends_before_its_count_is_incomplete(emulator, sync)
     make, store, _ = sync
     emulator.server_paging, emulator.next_links, emulator.result_window = 7, False, 20
     coordinator, _ = make(fields={"FirstName": "firstname"})
-    coordinator.run_job("daily_creation", {"overlap": 10 ** 9}).get(timeout=30)
+    run_job_to_end(coordinator, "daily_creation", {"overlap": 10 ** 9})
     run = store.latest_run("i", "daily_creation")
     assert run["status"] == "incomplete" and "processed 20 of the 61" in run["error"]
     assert store.cursor("i", "daily_creation") is None  # the window is read again next time
