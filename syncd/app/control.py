@@ -1,5 +1,6 @@
-"""What the admin endpoint (and so the CLI) can ask of the daemon: a mixin of
-:class:`syncd.app.daemon.Daemon`, implementing :class:`syncd.app.admin.AdminControl`."""
+"""What the admin endpoint (and so the CLI) can ask of the daemon: an object the
+:class:`syncd.app.daemon.Daemon` holds (``daemon.control``), implementing
+:class:`syncd.app.admin.AdminControl`."""
 
 from __future__ import annotations
 
@@ -22,18 +23,21 @@ ASK_TIMEOUT = 30.0
 
 class Control:
     """Reads the daemon's state (config, store, supervised actors, progress); starts and
-    cancels runs; replays dead letters."""
+    cancels runs; replays dead letters. The daemon holds one as ``daemon.control``."""
+
+    def __init__(self, daemon: Any):
+        self.daemon = daemon
 
     def status(self) -> dict[str, Any]:
-        cfg = self.config
+        cfg = self.daemon.config
         integrations = {}
-        counts = self.store.inbox_counts()
-        oldest, not_ready = self.store.oldest_unapplied(), readiness(self)
-        jobs = self.scheduler.jobs() if self.scheduler else []
+        counts = self.daemon.store.inbox_counts()
+        oldest, not_ready = self.daemon.store.oldest_unapplied(), readiness(self.daemon)
+        jobs = self.daemon.scheduler.jobs() if self.daemon.scheduler else []
         for name, integration in cfg.integrations.items():
-            sup = self.coordinators.get(name)
-            progress = self.progress.get(name, Progress())
-            latest = self.store.runs(name, limit=1)
+            sup = self.daemon.coordinators.get(name)
+            progress = self.daemon.progress.get(name, Progress())
+            latest = self.daemon.store.runs(name, limit=1)
             integrations[name] = {
                 "source": integration.source,
                 "destination": integration.destination,
@@ -47,26 +51,26 @@ class Control:
                 "inbox": counts.get(name, {}),
                 "events_applied": progress.events_applied,
                 "dead_letters": counts.get(name, {}).get("dead", 0),
-                "needs_full_sync": name in self.needs_full_sync,
+                "needs_full_sync": name in self.daemon.needs_full_sync,
                 "last_error": progress.last_error,
                 "paused": progress.paused,
                 "last_run": latest[0] if latest else None,
                 "restarts": sup.restarts if sup else 0,
                 "last_failure": sup.last_failure if sup else None,
-                "guard": guard_status(self.store, integration),
-                "preflight": self.preflight_status(name),
-                "responses": responses_status(self.store, integration, jobs),
-                **glance.integration(self, name, oldest, not_ready, jobs),
+                "guard": guard_status(self.daemon.store, integration),
+                "preflight": self.daemon.preflight_status(name),
+                "responses": responses_status(self.daemon.store, integration, jobs),
+                **glance.integration(self.daemon, name, oldest, not_ready, jobs),
             }
         connections = {}
         for name, conn in cfg.connections.items():
-            sup = self.connections.get(name)
+            sup = self.daemon.connections.get(name)
             connections[name] = {
                 "kind": conn.kind,
                 "state": "running" if sup and sup.alive() else "restarting",
                 "restarts": sup.restarts if sup else 0,
                 "last_failure": sup.last_failure if sup else None,
-                **glance.connection(self, name),
+                **glance.connection(self.daemon, name),
             }
             if sup and sup.alive():
                 try:
@@ -75,103 +79,107 @@ class Control:
                     pass
         return {
             "pid": os.getpid(),
-            "uptime": time.time() - self.started_at,
-            "config": self.config_path,
-            "receiver": self.receiver.url if self.receiver else None,
-            "reload_errors": self.reload_errors,
-            "webhooks": self.receiver_app.stats() if self.receiver_app else {},
+            "uptime": time.time() - self.daemon.started_at,
+            "config": self.daemon.config_path,
+            "receiver": self.daemon.receiver.url if self.daemon.receiver else None,
+            "reload_errors": self.daemon.reload_errors,
+            "webhooks": self.daemon.receiver_app.stats() if self.daemon.receiver_app else {},
             "connections": connections,
             "integrations": integrations,
             "jobs": jobs,
             "ready": not not_ready,
             "not_ready": not_ready,
-            "last_reload": self.last_reload,
+            "last_reload": self.daemon.last_reload,
         }
 
     def start_sync(self, integration: str, confirm: bool = False, dry_run: bool = False,
                    plan: int | None = None) -> dict[str, Any]:
-        if integration not in self.config.integrations:
+        if integration not in self.daemon.config.integrations:
             raise KeyError(f"no integration named {integration!r}")
-        self._preflight_gate(integration)  # raises PreflightFailed naming the keys
+        self.daemon._preflight_gate(integration)  # raises PreflightFailed naming the keys
         if dry_run or plan is not None:  # dryrun.py
-            return dryrun_start(self, integration, dry_run, plan)
+            return dryrun_start(self.daemon, integration, dry_run, plan)
         try:
-            run_id = self._coordinator(integration).start_full_sync(
+            run_id = self.daemon._coordinator(integration).start_full_sync(
                 confirm=confirm).get(timeout=ASK_TIMEOUT)
         except NeedsConfirmation:
             raise
-        self.needs_full_sync.pop(integration, None)
+        self.daemon.needs_full_sync.pop(integration, None)
         return {"run_id": run_id, "integration": integration}
 
     def confirm(self, integration: str) -> dict[str, Any]:
         """A person confirms what the stop-and-confirm guard holds (``syncd confirm``)."""
-        if integration not in self.config.integrations:
+        if integration not in self.daemon.config.integrations:
             raise KeyError(f"no integration named {integration!r}")
-        return self._coordinator(integration).confirm().get(timeout=ASK_TIMEOUT)
+        return self.daemon._coordinator(integration).confirm().get(timeout=ASK_TIMEOUT)
 
     def cancel_sync(self, integration: str) -> dict[str, Any]:
-        self._coordinator(integration)  # raises for an unknown or dead integration
-        run_id = self.progress[integration].request_cancel()
+        self.daemon._coordinator(integration)  # raises for an unknown or dead integration
+        run_id = self.daemon.progress[integration].request_cancel()
         if run_id is None:
             raise ValueError(f"no full sync of {integration} is running")
         return {"run_id": run_id, "cancelling": True}
 
     def runs(self, integration: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        if integration and integration not in self.config.integrations:
+        if integration and integration not in self.daemon.config.integrations:
             raise KeyError(f"no integration named {integration!r}")
-        return self.store.runs(integration, limit)
+        return self.daemon.store.runs(integration, limit)
 
     def run(self, run_id: int) -> dict[str, Any] | None:
-        run = self.store.run(run_id)
+        run = self.daemon.store.run(run_id)
         if run is not None:
-            run["errors"] = self.store.run_errors(run_id)
+            run["errors"] = self.daemon.store.run_errors(run_id)
             if run["kind"] == "dry_run":
-                run["plan"] = dryrun.plan(self.store, run_id)
-            run["counts"] = self.store.run_counts(run_id)  # per event type (responses)
+                run["plan"] = dryrun.plan(self.daemon.store, run_id)
+            run["counts"] = self.daemon.store.run_counts(run_id)  # per event type (responses)
         return run
 
     def events(self, failed: bool = True, integration: str | None = None) -> list[dict[str, Any]]:
         """The dead letters (``failed``), or every event not applied yet: pending ones, those
         waiting to be tried again, and the dead letters."""
-        if integration and integration not in self.config.integrations:
+        if integration and integration not in self.daemon.config.integrations:
             raise KeyError(f"no integration named {integration!r}")
-        items = (self.store.dead_letters(integration) if failed
-                 else self.store.unapplied(integration))
+        items = (self.daemon.store.dead_letters(integration) if failed
+                 else self.daemon.store.unapplied(integration))
         return [{"id": i.id, "integration": i.integration, "connection": i.connection,
                  "record_id": i.event.record_id, "kind": i.event.kind, "status": i.status,
                  "received_at": i.received_at, "attempts": i.attempts,
                  "error": i.last_error} for i in items] + \
-            task_events(self.store, integration, failed)  # refused automation calls
+            task_events(self.daemon.store, integration, failed)  # refused automation calls
 
     def retry_events(self, ids: list[int] | None = None,
                      integration: str | None = None) -> dict[str, Any]:
-        count = self.store.retry_dead(ids, integration)
-        self._notify_coordinators([integration] if integration else list(self.coordinators))
+        count = self.daemon.store.retry_dead(ids, integration)
+        self.daemon._notify_coordinators([integration] if integration else list(self.daemon.coordinators))
         return {"requeued": count}
 
     def explain(self, integration: str, record: str) -> dict[str, Any]:
         """One record's story (``syncd explain``, :mod:`syncd.engine.explain`)."""
-        if integration not in self.config.integrations:
+        if integration not in self.daemon.config.integrations:
             raise KeyError(f"no integration named {integration!r}")
-        return explain_story(self.store, integration, record)
+        return explain_story(self.daemon.store, integration, record)
 
     def run_responses(self, integration: str) -> dict[str, Any]:
         """Start a response-data run now (``syncd responses run``); it shows in ``runs``."""
-        if integration not in self.config.integrations:
+        if integration not in self.daemon.config.integrations:
             raise KeyError(f"no integration named {integration!r}")
-        run_id = self._coordinator(integration).start_responses().get(timeout=ASK_TIMEOUT)
+        run_id = self.daemon._coordinator(integration).start_responses().get(timeout=ASK_TIMEOUT)
         return {"integration": integration, "run_id": run_id}
+
+    def reload(self) -> dict[str, Any]:
+        """Read the config again (``syncd reload``; :class:`syncd.app.reload.Reloading`)."""
+        return self.daemon.reload()
 
     def import_overview(self, integration: str, overview: str) -> dict[str, Any]:
         """Import an overview now (``syncd overview import``); the run shows in ``runs``."""
-        config = self.config.integrations.get(integration)
+        config = self.daemon.config.integrations.get(integration)
         if config is None:
             raise KeyError(f"no integration named {integration!r}")
         found = next((o for o in config.overviews if o.name == overview), None)
         if found is None:
             names = ", ".join(o.name for o in config.overviews) or "none configured"
             raise KeyError(f"{integration} has no overview {overview!r} (overviews: {names})")
-        self._coordinator(integration).run_job.defer(
+        self.daemon._coordinator(integration).run_job.defer(
             "overview", {"overview": found.name, "tag": found.tag})
         return {"integration": integration, "overview": found.name, "started": True}
 

@@ -60,7 +60,7 @@ log = structlog.get_logger("syncd.app.daemon")
 ASK_TIMEOUT = 30.0
 
 
-class Daemon(Control, Reloading, Preflights, Supervising):
+class Daemon(Reloading, Preflights, Supervising):
     #: Seconds to wait for an actor's answer (a start's ping, a reload's set_rules).
     ask_timeout = ASK_TIMEOUT
     #: Set while a reload moves between two configs: per connection, what either uses.
@@ -96,6 +96,8 @@ class Daemon(Control, Reloading, Preflights, Supervising):
         self.reload_errors: list[str] = []
         self.last_reload: dict[str, Any] | None = None
         self._init_preflight()  # daemon_preflight.py
+        #: What the admin endpoint (and so the CLI) asks: status, runs, sync start ...
+        self.control = Control(self)
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class Daemon(Control, Reloading, Preflights, Supervising):
         token_file = cfg.admin.token_file or os.path.join(cfg.daemon.state_dir, "admin.token")
         self.admin_token = ensure_token(token_file)
         self.ops = OpsApp(self)  # /metrics, /healthz, /readyz (health.py)
-        self.admin = ServerThread(AdminApp(self, self.admin_token, self.ops), cfg.admin.host,
+        self.admin = ServerThread(AdminApp(self.control, self.admin_token, self.ops), cfg.admin.host,
                                   cfg.admin.port, threads=4, name="admin").start()
         if cfg.admin.metrics_port:
             self.metrics_server = ServerThread(self.ops, cfg.admin.metrics_host,

@@ -175,7 +175,7 @@ class Reloading:
             if new.integrations[name].full_sync_on_mapping_change:
                 try:
                     self.store.forget_digests(name)
-                    self.start_sync(name)  # unconfirmed: the guard holds what it must
+                    self.control.start_sync(name)  # unconfirmed: the guard holds what it must
                 except Exception as exc:
                     log.error("full_sync.start_failed", integration=name, error=str(exc))
         if self.receiver_app is not None:

@@ -121,7 +121,7 @@ def _connectors(console, registry, kinds: list[str], explicit: bool, destination
 def _full_syncs(console, daemon, sources: list[_Source]) -> bool:
     """Start every integration's full sync at once (they share the destination's budget)
     and show their progress; True when all completed."""
-    runs = {s.integration: daemon.start_sync(s.integration)["run_id"] for s in sources}
+    runs = {s.integration: daemon.control.start_sync(s.integration)["run_id"] for s in sources}
     with Progress("  [progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
         tasks = {s.integration: bar.add_task(f"full sync #{runs[s.integration]} {s.kind}",
@@ -137,7 +137,7 @@ def _full_syncs(console, daemon, sources: list[_Source]) -> bool:
             bar.update(task, completed=p.processed, total=p.total or p.processed)
     ok = True
     for s in sources:
-        run = daemon.run(runs[s.integration])
+        run = daemon.control.run(runs[s.integration])
         console.print(f"  {s.kind}: full sync #{run['id']} {run['status']}: created "
                       f"{run['created']}, updated {run['updated']}, unchanged "
                       f"{run['unchanged']}, skipped by conditions {run['skipped']}, failed "

@@ -15,7 +15,7 @@ ROUNDS = (("OPENED", "opened"), ("CLICKED", "clicked"))
 def _wait_run(daemon, run_id: int, timeout: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        run = daemon.run(run_id)
+        run = daemon.control.run(run_id)
         if run["status"] != "running" or time.monotonic() > deadline:
             return run
         time.sleep(0.05)
@@ -49,16 +49,16 @@ def _responses(console, daemon, source, dst_emu) -> bool:
             dst_emu.record_event(record_id, kind, duplicate=True)
     console.print(f"  {len(ids)} recipients opened and clicked a mailing "
                   f"(each event exported twice, as APSIS does on retries)")
-    run = _wait_run(daemon, daemon.run_responses(source.integration)["run_id"])
+    run = _wait_run(daemon, daemon.control.run_responses(source.integration)["run_id"])
     made = len(source.emu.activities()) - before
-    counts = daemon.run(run["id"]).get("counts", {})
+    counts = daemon.control.run(run["id"]).get("counts", {})
     shown = ", ".join(f"{counts.get(f'email_{v}', 0)} {v}" for _, v in ROUNDS)
     console.print(f"  response data run #{run['id']} {run['status']}: {shown}; "
                   f"{made} activities in {source.kind}, duplicates dropped "
                   f"{counts.get('duplicate_rows', 0)}")
     for activity in source.emu.activities()[-2:]:
         console.print(f"    - {activity.get('Subject')} ({activity.get('StartDate')})")
-    again = _wait_run(daemon, daemon.run_responses(source.integration)["run_id"])
+    again = _wait_run(daemon, daemon.control.run_responses(source.integration)["run_id"])
     extra = len(source.emu.activities()) - before - made
     good = run["status"] == again["status"] == "completed" and made == run["created"] \
         and all(counts.get(f"email_{v}", 0) == len(ids) for _, v in ROUNDS) \

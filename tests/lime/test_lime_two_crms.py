@@ -78,7 +78,7 @@ def lime_person(lime: LimeEmulator) -> int:
 def test_two_crms_into_one_apsis_account(world):
     daemon, tribe, lime, apsis = world
     # 1. Tribe's full sync runs; a Lime change arrives meanwhile and is not starved
-    tribe_run = daemon.start_sync(TRIBE)["run_id"]
+    tribe_run = daemon.control.start_sync(TRIBE)["run_id"]
     pid = lime_person(lime)
     lime.api_session().put(f"{lime.url}/api/v1/limeobject/person/{pid}/",
                            json={"firstname": "Realtime"}, timeout=10).raise_for_status()
@@ -88,10 +88,10 @@ def test_two_crms_into_one_apsis_account(world):
     assert daemon.progress[TRIBE].state == "full_sync", \
         "the Lime event waited for Tribe's whole full sync"
     # 2. Lime's full sync joins; both complete, each with its own run
-    lime_run = daemon.start_sync(LIME)["run_id"]
-    assert wait_for(lambda: all(daemon.run(r)["status"] != "running"
+    lime_run = daemon.control.start_sync(LIME)["run_id"]
+    assert wait_for(lambda: all(daemon.control.run(r)["status"] != "running"
                                 for r in (tribe_run, lime_run)), 180)
-    runs = {i: daemon.run(r) for i, r in ((TRIBE, tribe_run), (LIME, lime_run))}
+    runs = {i: daemon.control.run(r) for i, r in ((TRIBE, tribe_run), (LIME, lime_run))}
     assert all(r["status"] == "completed" and r["failed"] == 0 for r in runs.values()), runs
     assert runs[TRIBE]["integration"] == TRIBE and runs[LIME]["integration"] == LIME
     snapshot = apsis.snapshot()
@@ -145,7 +145,7 @@ def test_two_crms_into_one_apsis_account(world):
     lime.wait_deliveries(10)
     assert wait_for(lambda: daemon.store.pending_count(LIME) == 0, 30)
     daemon._coordinator(LIME).ping().get(timeout=30)
-    status = daemon.status()
+    status = daemon.control.status()
     discarded = status["connections"]["crm-lime"]["stats"]["discarded"]
     assert discarded == {"consent without a person": 1}
     assert apsis.snapshot() == before

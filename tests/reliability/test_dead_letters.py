@@ -44,7 +44,7 @@ def cli(r, *args: str) -> subprocess.CompletedProcess:
 
 
 def dead(r) -> list[dict]:
-    return r.daemon.events()
+    return r.daemon.control.events()
 
 
 def fail_for_good(r, record_id: str, value: str) -> dict:
