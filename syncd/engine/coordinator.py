@@ -43,7 +43,7 @@ from syncd.engine.store import Store
 log = structlog.get_logger("syncd.engine.coordinator")
 
 
-class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
+class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
     def __init__(
         self,
         integration: IntegrationConfig,
@@ -77,19 +77,20 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
         #: The response-data job (:mod:`syncd.engine.responses`): its steps are messages to self.
         self.responses = ResponseData(self)
         self.journal = Journal(store, self.name)  # what `syncd explain` tells
+        #: Daily creation, overview imports and consent write-back (:mod:`syncd.engine.jobs`).
+        self.jobs = Jobs(self)
 
     # -- life cycle ------------------------------------------------------------------------
 
     def on_start(self) -> None:
         self._self = self.actor_ref.proxy()
         self.progress.paused = None  # a restart resumes a paused real-time path
-        self._schedule_consent_poll()
+        self.jobs.schedule_consent_poll()
 
     def on_stop(self) -> None:
-        for timer in (self._drain_timer, self._consent_timer):
-            if timer is not None:
-                timer.cancel()
-        self._stop_paged()
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+        self.jobs.stop()
         self.responses.stop()
         if self.progress.state == "full_sync" and self.progress.run_id is not None:
             # Left as 'running' on purpose: the next start sees it as interrupted and resumes.
@@ -122,7 +123,7 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
             except Exception:
                 pass  # read again anyway
             self._prefetch = None
-        self._schedule_consent_poll()
+        self.jobs.schedule_consent_poll()
         self.resume("reload")
 
     def notify(self) -> None:
@@ -163,7 +164,7 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
         p.needs_full_sync, p.last_error = False, None
         p.state = "full_sync"
         self.log.info("full_sync.started", run_id=run_id, resumed_from=resume and resume["id"])
-        if self.consent_write_back():  # learn of fresh opt-outs before writing consents
+        if self.jobs.consent_write_back():  # learn of fresh opt-outs before writing consents
             self._self.run_job.defer("consent_changes", {})
         self._self.full_sync_step.defer()
         return run_id
@@ -184,6 +185,17 @@ class Coordinator(Jobs, Guarded, FailFastWrites, RealTime, pykka.ThreadingActor)
 
     def ping(self) -> str:
         return self.name
+
+    def run_job(self, job: str, params: dict[str, Any] | None = None) -> None:
+        """A scheduled or on-demand job (:meth:`syncd.engine.jobs.Jobs.run_job`)."""
+        self.jobs.run_job(job, params)
+
+    def job_step(self) -> None:
+        """One page of the running daily creation or overview import."""
+        self.jobs.job_step()
+
+    def job_running(self) -> bool:
+        return self.jobs.job_running()
 
     def apply_plan(self, plan_run: int, run_id: int) -> None:
         """Apply a dry run's plan exactly (:mod:`syncd.engine.dryrun`)."""

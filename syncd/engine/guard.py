@@ -168,7 +168,7 @@ class Guarded:
                                 for r in records])
             self._schedule_drain()
         writebacks = sum(1 for kind, _ in released if kind == "writeback")
-        if writebacks and self.consent_write_back():
+        if writebacks and self.jobs.consent_write_back():
             self._self.run_job.defer("consent_changes", {})
         self.log.warning("guard.confirmed", records=len(records), write_backs=writebacks,
                          at=time.time())

@@ -1,5 +1,5 @@
-"""The jobs a coordinator runs besides full syncs and real-time events, as a mixin of the
-coordinator actor: the daily creation of new contacts, and the write-back of consents
+"""The jobs a coordinator runs besides full syncs and real-time events, as an object the
+coordinator actor holds: the daily creation of new contacts, and the write-back of consents
 changed in the destination (unsubscribes in APSIS One become removed opt-in labels in the
 CRM). Jobs arrive as ``run_job`` messages from the scheduler, the CLI or the coordinator's
 own timer; they guard themselves, since a failing told message would stop the actor.
@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -26,6 +26,9 @@ from syncd.connectors.capabilities import Capability
 from syncd.engine import rules as R
 from syncd.engine.batch import overview_tags
 from syncd.engine.records import Event
+
+if TYPE_CHECKING:
+    from syncd.engine.coordinator import Coordinator
 
 #: How long a coordinator waits for one call of a connection actor.
 CALL_TIMEOUT = 600.0
@@ -49,21 +52,24 @@ def iso(ts: float) -> str:
 
 
 class Jobs:
-    """Mixed into :class:`syncd.engine.coordinator.Coordinator` (which provides store, rules,
-    integration, source, destination, progress, log and _apply)."""
+    """Held by a :class:`syncd.engine.coordinator.Coordinator` (``coordinator.jobs``), which
+    provides store, rules, integration, source, destination, progress, log and the writes,
+    and passes its ``run_job``, ``job_step`` and ``job_running`` messages on to it."""
 
-    _consent_timer: threading.Timer | None = None
-    #: The paged job running (a generator that yields after each page), its name, and the
-    #: paged jobs waiting their turn.
-    _job: Iterator[None] | None = None
-    _job_name = ""
-    _job_queue: tuple[tuple[str, dict[str, Any]], ...] = ()
+    def __init__(self, coordinator: Coordinator):
+        self.c = coordinator
+        self._consent_timer: threading.Timer | None = None
+        #: The paged job running (a generator that yields after each page), its name, and
+        #: the paged jobs waiting their turn.
+        self._job: Iterator[None] | None = None
+        self._job_name = ""
+        self._job_queue: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     def run_job(self, job: str, params: dict[str, Any] | None = None) -> None:
         """A scheduled or on-demand job. Told, not asked: it guards itself. A paged job
         (daily creation, overview import) only starts here: its pages follow as messages."""
         handlers = {"consent_changes": self._consent_changes,
-                    "responses": self.responses.start}  # type: ignore[attr-defined]
+                    "responses": self.c.responses.start}  # type: ignore[attr-defined]
         try:
             if job in ("daily_creation", "overview"):
                 self._start_paged(job, params or {})
@@ -75,8 +81,8 @@ class Jobs:
             self._job_failed(job, exc)
 
     def _job_failed(self, job: str, exc: Exception) -> None:
-        self.log.error("job.failed", job=job, exc_info=exc)
-        self.progress.last_error = f"{job}: {type(exc).__name__}: {exc}"
+        self.c.log.error("job.failed", job=job, exc_info=exc)
+        self.c.progress.last_error = f"{job}: {type(exc).__name__}: {exc}"
 
     # -- paged jobs: one page per message ------------------------------------------------
 
@@ -86,7 +92,7 @@ class Jobs:
             return
         make = self._daily_creation if job == "daily_creation" else self._import_overview
         self._job, self._job_name = make(params), job
-        self._self.job_step.defer()
+        self.c._self.job_step.defer()
 
     def job_step(self) -> None:
         """One page of the running paged job; the next page is the next message."""
@@ -95,7 +101,7 @@ class Jobs:
             return
         try:
             next(job)
-            self._self.job_step.defer()
+            self.c._self.job_step.defer()
             return
         except StopIteration:
             pass
@@ -111,8 +117,11 @@ class Jobs:
         """True while a paged job runs or waits its turn."""
         return self._job is not None
 
-    def _stop_paged(self) -> None:
-        """The actor stops: the running paged job ends cancelled, its cursor unmoved."""
+    def stop(self) -> None:
+        """The actor stops: no more consent polls; the running paged job ends cancelled,
+        its cursor unmoved."""
+        if self._consent_timer is not None:
+            self._consent_timer.cancel()
         job, self._job, self._job_queue = self._job, None, ()
         if job is not None:
             job.close()  # type: ignore[attr-defined]
@@ -120,14 +129,14 @@ class Jobs:
     def _page_done(self, run_id: int, what: str) -> bool:
         """False when a full sync started since the last page: the job stops, its run
         cancelled and its cursor unmoved, so the next run reads the same again."""
-        if self.progress.state != "full_sync":
+        if self.c.progress.state != "full_sync":
             return True
-        self.store.finish_run(run_id, "cancelled", f"a full sync started during the {what}")
-        self.log.info(f"{what}.cancelled", run_id=run_id, reason="a full sync started")
+        self.c.store.finish_run(run_id, "cancelled", f"a full sync started during the {what}")
+        self.c.log.info(f"{what}.cancelled", run_id=run_id, reason="a full sync started")
         return False
 
     def _stopped(self, run_id: int) -> None:
-        self.store.finish_run(run_id, "cancelled", "the coordinator stopped")
+        self.c.store.finish_run(run_id, "cancelled", "the coordinator stopped")
 
     # -- daily creation -----------------------------------------------------------------------
 
@@ -136,23 +145,23 @@ class Jobs:
         net for missed webhooks. The window reaches ``overlap`` seconds before the previous
         run's start; the cursor is that start, so it never passes a record not yet seen.
         Writes are upserts by the record id, so overlapping windows never duplicate."""
-        if self.progress.state == "full_sync":
-            self.log.info("daily_creation.skipped", reason="a full sync is running")
+        if self.c.progress.state == "full_sync":
+            self.c.log.info("daily_creation.skipped", reason="a full sync is running")
             return
         started = time.time()
         overlap = float(params.get("overlap", 3600.0))
-        last = self.store.cursor(self.name, "daily_creation")
+        last = self.c.store.cursor(self.c.name, "daily_creation")
         since = iso((float(last) if last else started - 86400.0) - overlap)
-        run_id = self.store.start_run(self.name, "daily_creation", cursor=since)
-        self.log.info("daily_creation.started", run_id=run_id, since=since)
+        run_id = self.c.store.start_run(self.c.name, "daily_creation", cursor=since)
+        self.c.log.info("daily_creation.started", run_id=run_id, since=since)
         cursor: str | None = None
         processed, total = 0, None
         try:
             while True:
-                page = self.source.read_page(cursor, self.integration.page_size, since=since
+                page = self.c.source.read_page(cursor, self.c.integration.page_size, since=since
                                              ).get(timeout=CALL_TIMEOUT)
-                counts, errors = self._apply(list(page.records), full_sync=False)
-                self.store.progress_run(run_id, counts, total=page.total, errors=errors)
+                counts, errors = self.c._apply(list(page.records), full_sync=False)
+                self.c.store.progress_run(run_id, counts, total=page.total, errors=errors)
                 processed += len(page.records)
                 total = page.total if page.total is not None else total
                 cursor = page.cursor
@@ -165,17 +174,17 @@ class Jobs:
             self._stopped(run_id)
             raise
         except Exception as exc:
-            self.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
+            self.c.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
             raise
         missing = shortfall(processed, total)
         if missing:  # the window is read again next time: the cursor stays
-            self.store.finish_run(run_id, "incomplete", missing)
-            self.log.warning("daily_creation.incomplete", run_id=run_id, processed=processed,
+            self.c.store.finish_run(run_id, "incomplete", missing)
+            self.c.log.warning("daily_creation.incomplete", run_id=run_id, processed=processed,
                              total=total)
             return
-        self.store.set_cursor(self.name, "daily_creation", repr(started))
-        self.store.finish_run(run_id, "completed")
-        self.log.info("daily_creation.completed", run_id=run_id)
+        self.c.store.set_cursor(self.c.name, "daily_creation", repr(started))
+        self.c.store.finish_run(run_id, "completed")
+        self.c.log.info("daily_creation.completed", run_id=run_id)
 
     # -- overviews ------------------------------------------------------------------------
 
@@ -184,55 +193,55 @@ class Jobs:
         profile, if the conditions hold), contacts no longer in it lose the tag. Changes
         to an overview show after the next import (seed 001)."""
         name, tag = params["overview"], params["tag"]
-        if Capability.READ_GROUPS not in self.capabilities.get("source", ()):
-            raise ValueError(f"the source of {self.name} cannot read overviews")
-        if self.progress.state == "full_sync":
-            self.log.info("overview.skipped", overview=name, reason="a full sync is running")
+        if Capability.READ_GROUPS not in self.c.capabilities.get("source", ()):
+            raise ValueError(f"the source of {self.c.name} cannot read overviews")
+        if self.c.progress.state == "full_sync":
+            self.c.log.info("overview.skipped", overview=name, reason="a full sync is running")
             return
-        run_id = self.store.start_run(self.name, f"overview:{name}")
+        run_id = self.c.store.start_run(self.c.name, f"overview:{name}")
         try:
-            members = set(self.source.read_group(name).get(timeout=CALL_TIMEOUT))
+            members = set(self.c.source.read_group(name).get(timeout=CALL_TIMEOUT))
             cursor_name = f"overview:{name}"
-            before = set(json.loads(self.store.cursor(self.name, cursor_name) or "[]"))
+            before = set(json.loads(self.c.store.cursor(self.c.name, cursor_name) or "[]"))
             ids = sorted(members | before)
-            for start in range(0, len(ids), self.integration.page_size):
-                chunk = ids[start:start + self.integration.page_size]
-                records = self.source.read_records([Event(i) for i in chunk]
+            for start in range(0, len(ids), self.c.integration.page_size):
+                chunk = ids[start:start + self.c.integration.page_size]
+                records = self.c.source.read_records([Event(i) for i in chunk]
                                                    ).get(timeout=CALL_TIMEOUT)
-                counts, writes, deletes, unreadable = self._decide(records)
-                known = self.store.links(self.name, [r.id for r in records])
+                counts, writes, deletes, unreadable = self.c._decide(records)
+                known = self.c.store.links(self.c.name, [r.id for r in records])
                 writes = overview_tags(records, writes, known, members, tag)
-                counts, errors = self._write(counts, writes, deletes, full_sync=False)
-                self.store.progress_run(run_id, counts, total=len(ids),
+                counts, errors = self.c._write(counts, writes, deletes, full_sync=False)
+                self.c.store.progress_run(run_id, counts, total=len(ids),
                                         errors=unreadable + errors)
                 yield
                 if not self._page_done(run_id, "overview"):
                     return
-            self.store.set_cursor(self.name, cursor_name, json.dumps(sorted(members)))
+            self.c.store.set_cursor(self.c.name, cursor_name, json.dumps(sorted(members)))
         except GeneratorExit:
             self._stopped(run_id)
             raise
         except Exception as exc:
-            self.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
+            self.c.store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}")
             raise
-        self.store.finish_run(run_id, "completed")
-        self.log.info("overview.imported", overview=name, members=len(members))
+        self.c.store.finish_run(run_id, "completed")
+        self.c.log.info("overview.imported", overview=name, members=len(members))
 
     # -- consents changed in the destination --------------------------------------------------
 
     def consent_write_back(self) -> bool:
         """True when this integration writes destination opt-outs back to the source."""
-        caps = self.capabilities
-        return bool(self.rules.consents) and \
+        caps = self.c.capabilities
+        return bool(self.c.rules.consents) and \
             Capability.READ_CONSENT_CHANGES in caps.get("destination", ()) and \
             Capability.WRITE_CONSENTS in caps.get("source", ())
 
-    def _schedule_consent_poll(self) -> None:
+    def schedule_consent_poll(self) -> None:
         if not self.consent_write_back():
             return
         if self._consent_timer is not None:
             self._consent_timer.cancel()
-        proxy = self.actor_ref.proxy()
+        proxy = self.c.actor_ref.proxy()
 
         def fire():
             try:
@@ -240,7 +249,7 @@ class Jobs:
             except pykka.ActorDeadError:
                 pass
 
-        self._consent_timer = threading.Timer(self.integration.consent_poll_interval, fire)
+        self._consent_timer = threading.Timer(self.c.integration.consent_poll_interval, fire)
         self._consent_timer.daemon = True
         self._consent_timer.start()
 
@@ -251,29 +260,29 @@ class Jobs:
         try:
             if not self.consent_write_back():
                 return
-            by_topic = {(m.topic, m.channel): m.label for m in self.rules.consents}
-            cursor = self.store.cursor(self.name, "consent_changes")
-            changes, nxt = self.destination.read_consent_changes(cursor).get(timeout=CALL_TIMEOUT)
+            by_topic = {(m.topic, m.channel): m.label for m in self.c.rules.consents}
+            cursor = self.c.store.cursor(self.c.name, "consent_changes")
+            changes, nxt = self.c.destination.read_consent_changes(cursor).get(timeout=CALL_TIMEOUT)
             changes = self._drop_our_own_optouts(changes)
             changes = self._drop_other_integrations(changes)
             rows = [(c.key, c.topic, c.channel, c.at) for c in changes
                     if not c.opted_in and (c.topic, c.channel) in by_topic]
             if rows:
-                self.store.record_optouts(self.name, rows)
+                self.c.store.record_optouts(self.c.name, rows)
                 self._note_destination_state(rows)
-                self.log.info("consent.optouts_read", count=len(rows))
-            self.store.set_cursor(self.name, "consent_changes", nxt)
+                self.c.log.info("consent.optouts_read", count=len(rows))
+            self.c.store.set_cursor(self.c.name, "consent_changes", nxt)
             self._write_back_optouts(by_topic)
         finally:
-            self._schedule_consent_poll()
+            self.schedule_consent_poll()
 
     def _drop_other_integrations(self, changes: list) -> list:
         """Several integrations may write into one destination account (a Tribe and a Lime
         CRM into one APSIS account): a change of a profile another integration wrote and this
         one never did is that one's, never written back to this source."""
-        theirs = self.store.linked_elsewhere(self.name, [c.key for c in changes])
+        theirs = self.c.store.linked_elsewhere(self.c.name, [c.key for c in changes])
         if theirs:
-            self.log.debug("consent.changes_of_other_integrations", count=len(theirs))
+            self.c.log.debug("consent.changes_of_other_integrations", count=len(theirs))
         return [c for c in changes if c.key not in theirs]
 
     def _drop_our_own_optouts(self, changes: list) -> list:
@@ -282,9 +291,9 @@ class Jobs:
         inferred = sorted({c.key for c in changes if c.inferred})
         if not inferred:
             return changes
-        kept, unresolved = R.split_inferred(changes, self.store.links(self.name, inferred))
+        kept, unresolved = R.split_inferred(changes, self.c.store.links(self.c.name, inferred))
         if unresolved:
-            self.log.warning("consent.unresolved", count=len(unresolved),
+            self.c.log.warning("consent.unresolved", count=len(unresolved),
                              reason="an unsubscribe named no topic and the profile's opt-outs "
                                     "are ones syncd wrote")
         return kept
@@ -293,25 +302,25 @@ class Jobs:
         """These consents changed in the destination behind syncd's back, possibly before
         an opt-in syncd wrote on older knowledge: mark them unknown (None) in the links, so
         that the next evaluation of these records sends them whatever they are."""
-        links = self.store.links(self.name, sorted({r[0] for r in rows}))
+        links = self.c.store.links(self.c.name, sorted({r[0] for r in rows}))
         unknown = R.consents_unknown(links, [(key, topic, channel) for key, topic, channel, _
                                              in rows])
-        self.store.save_links(self.name, [(k, link.dest_key, None, link.state)
+        self.c.store.save_links(self.c.name, [(k, link.dest_key, None, link.state)
                                           for k, link in unknown.items()])
 
     def _write_back_optouts(self, by_topic: dict[tuple[str, str], str]) -> None:
         pending: dict[str, list[tuple[str, str, str]]] = {}
-        for key, topic, channel in self.store.unwritten_optouts(self.name):
+        for key, topic, channel in self.c.store.unwritten_optouts(self.c.name):
             pending.setdefault(key, []).append((key, topic, channel))
-        allowed = self._guarded_write_backs(list(pending))
+        allowed = self.c._guarded_write_backs(list(pending))
         for key, rows in pending.items():
             if key not in allowed:
                 continue  # held: stays unwritten until a person confirms
             labels = {by_topic[(t, c)]: False for _, t, c in rows if (t, c) in by_topic}
-            result = self.source.write_consents(key, labels).get(timeout=CALL_TIMEOUT)
+            result = self.c.source.write_consents(key, labels).get(timeout=CALL_TIMEOUT)
             if result.outcome == "failed":
-                self.log.warning("consent.write_back_failed", record_id=key,
+                self.c.log.warning("consent.write_back_failed", record_id=key,
                                  reason=result.reason)
                 continue
-            self.store.mark_optouts_written(self.name, rows)
-            self.log.info("consent.written_back", record_id=key, labels=sorted(labels))
+            self.c.store.mark_optouts_written(self.c.name, rows)
+            self.c.log.info("consent.written_back", record_id=key, labels=sorted(labels))
