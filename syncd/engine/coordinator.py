@@ -35,6 +35,7 @@ from syncd.engine.failfast import FailedFast, FailFastWrites
 from syncd.engine.guard import Guarded
 from syncd.engine.jobs import CALL_TIMEOUT, Jobs, shortfall
 from syncd.engine.progress import Progress as Progress
+from syncd.engine.progress import processed_before
 from syncd.engine.realtime import RealTime
 from syncd.engine.records import Record, WriteResult
 from syncd.engine.responses import ResponseData
@@ -117,12 +118,7 @@ class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
         read ahead is read again: it was read for the old rules (e.g. without labels)."""
         self.rules = rules
         self.integration = integration
-        if self._prefetch is not None:
-            try:
-                self._prefetch.get(timeout=CALL_TIMEOUT)
-            except Exception:
-                pass  # read again anyway
-            self._prefetch = None
+        self._drop_prefetch()  # read again
         self.jobs.schedule_consent_poll()
         self.resume("reload")
 
@@ -156,7 +152,7 @@ class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
         self._staged_counts: dict[str, int] = {}
         self._staged_errors: list = []
         self._staged_total: int | None = None
-        done = self._processed_before(resume)
+        done = processed_before(self.store, resume)
         # updated in place: the daemon and the CLI hold this object
         p = self.progress
         p.run_id, p.processed, p.counts = run_id, done, {}
@@ -168,16 +164,6 @@ class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
             self._self.run_job.defer("consent_changes", {})
         self._self.full_sync_step.defer()
         return run_id
-
-    def _processed_before(self, resume: dict[str, Any] | None) -> int:
-        """What the runs this one resumes processed: each counts from its own resume."""
-        done, seen = 0, set()
-        while resume and resume.get("id") not in seen:
-            seen.add(resume.get("id"))
-            done += int(resume.get("processed") or 0)
-            before = resume.get("resumed_from")
-            resume = self.store.run(before) if before else None
-        return done
 
     def cancel_full_sync(self) -> int | None:
         """Ask a running full sync to stop after the current page; returns its run id."""
@@ -257,6 +243,15 @@ class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
         else:
             self._self.full_sync_step.defer()
 
+    def _drop_prefetch(self) -> None:
+        """Forget the page read ahead, letting the source finish reading it quietly."""
+        if self._prefetch is not None:
+            try:
+                self._prefetch.get(timeout=CALL_TIMEOUT)
+            except Exception:
+                pass
+            self._prefetch = None
+
     def _commit(self, counts: dict[str, int], errors: list, cursor: str | None,
                 total: int | None, pages_counted: bool = False) -> None:
         """Record a page's (or a bulk batch's) outcome and move the run's cursor."""
@@ -305,12 +300,7 @@ class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
                 self._flush(self._cursor)  # what was read before the cancel is written
             except Exception as exc:
                 status, error = "failed", f"{type(exc).__name__}: {exc}"
-        if self._prefetch is not None:
-            try:
-                self._prefetch.get(timeout=CALL_TIMEOUT)  # let the source finish quietly
-            except Exception:
-                pass
-            self._prefetch = None
+        self._drop_prefetch()
         if status == "completed":
             missing = shortfall(self.progress.processed, self.progress.total)
             if missing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -34,3 +35,15 @@ class Progress:
             return None
         self.cancel.set()
         return self.run_id
+
+
+def processed_before(store: Any, resume: dict[str, Any] | None) -> int:
+    """What the runs a full sync resumes processed (``resume`` is the run it resumes, read
+    from ``store``): each counts from its own resume."""
+    done, seen = 0, set()
+    while resume and resume.get("id") not in seen:
+        seen.add(resume.get("id"))
+        done += int(resume.get("processed") or 0)
+        before = resume.get("resumed_from")
+        resume = store.run(before) if before else None
+    return done
