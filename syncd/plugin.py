@@ -50,6 +50,7 @@ from syncd.connectors.httpclient import (
     parse_retry_after,
     transport_errors,
 )
+from syncd.connectors.pooled import PooledClient
 from syncd.engine.engagement import (
     EngagementBatch,
     EngagementEvent,
@@ -155,6 +156,7 @@ __all__ = [
     "WebhookRejected",
     # the shared HTTP client
     "HttpClient",
+    "PooledClient",
     "Auth",
     "ClientCredentials",
     "StaticToken",

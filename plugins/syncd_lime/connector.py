@@ -18,8 +18,7 @@ has no person or no consent type is discarded: logged with the reason and counte
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from syncd.plugin import (
@@ -28,6 +27,7 @@ from syncd.plugin import (
     Event,
     NeedKind,
     Page,
+    PooledClient,
     Record,
     SchemaNeeds,
     SchemaProblem,
@@ -49,7 +49,7 @@ def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-class LimeConnector(Engagement, Companies, Consents, Connector):
+class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], Connector):
     kind: ClassVar[str] = "lime"
     description = "Lime CRM: persons, their company and consents, real-time through webhooks"
     capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
@@ -62,8 +62,6 @@ class LimeConnector(Engagement, Companies, Consents, Connector):
     def __init__(self, name: str, config: Mapping[str, Any]):
         super().__init__(name, config)
         self.opts = resolve_options(config)
-        self._client: LimeClient | None = None
-        self._pool: ThreadPoolExecutor | None = None
         self._types: dict[int, str] | None = None
         self._types_read = 0.0
         self._types_lock = threading.Lock()
@@ -78,31 +76,8 @@ class LimeConnector(Engagement, Companies, Consents, Connector):
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._client is None:
-            self._client = LimeClient(self.opts, name=self.name)
-            self._pool = ThreadPoolExecutor(int(self.opts["concurrency"]),
-                                            thread_name_prefix=f"lime-{self.name}")
-
-    def stop(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    @property
-    def client(self) -> LimeClient:
-        if self._client is None:
-            self.start()
-        assert self._client is not None
-        return self._client
-
-    def pool_map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-        if len(items) <= 1 or self._pool is None:
-            return [fn(i) for i in items]
-        return list(self._pool.map(fn, items))
+    def make_client(self) -> LimeClient:
+        return LimeClient(self.opts, name=self.name)
 
     def check(self) -> dict[str, Any]:
         self.client.http.get("api/v1/")

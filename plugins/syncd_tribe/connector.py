@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from syncd.plugin import (
@@ -31,6 +30,7 @@ from syncd.plugin import (
     Event,
     NeedKind,
     Page,
+    PooledClient,
     Record,
     SchemaNeeds,
     SchemaProblem,
@@ -69,7 +69,7 @@ def _chunks(ids: list[str], path: str) -> Iterable[list[str]]:
         yield chunk
 
 
-class TribeConnector(Activities, Groups, Labels, Connector):
+class TribeConnector(Activities, Groups, Labels, PooledClient[TribeClient], Connector):
     kind: ClassVar[str] = "tribe"
     description = "Tribe CRM: persons and their contacts, real-time through webhooks"
     capabilities = frozenset({Capability.READ_RECORDS, Capability.PARSE_WEBHOOKS,
@@ -82,8 +82,6 @@ class TribeConnector(Activities, Groups, Labels, Connector):
     def __init__(self, name: str, config: Mapping[str, Any]):
         super().__init__(name, config)
         self.opts = resolve_options(config)
-        self._client: TribeClient | None = None
-        self._pool: ThreadPoolExecutor | None = None
         self._label_ids: dict[str, str] | None = None  # label name -> id
         #: unknown label name -> when it last made us reload the label list
         self._refreshed_for: dict[str, float] = {}
@@ -94,26 +92,8 @@ class TribeConnector(Activities, Groups, Labels, Connector):
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._client is None:
-            self._client = TribeClient(self.opts, name=self.name)
-            self._pool = ThreadPoolExecutor(int(self.opts["concurrency"]),
-                                            thread_name_prefix=f"tribe-{self.name}")
-
-    def stop(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    @property
-    def client(self) -> TribeClient:
-        if self._client is None:
-            self.start()
-        assert self._client is not None
-        return self._client
+    def make_client(self) -> TribeClient:
+        return TribeClient(self.opts, name=self.name)
 
     def check(self) -> dict[str, Any]:
         employee = self.client.call("GetCurrentEmployee()", select=["ID", "_Name"])
