@@ -32,7 +32,7 @@ from syncd.engine import rules as R
 from syncd.engine.batch import split_unreadable, tally
 from syncd.engine.explain import Journal
 from syncd.engine.failfast import FailedFast, FailFastWrites
-from syncd.engine.guard import Guarded
+from syncd.engine.guard import Guard, guard_status, held_error
 from syncd.engine.jobs import CALL_TIMEOUT, Jobs, shortfall
 from syncd.engine.progress import Progress as Progress
 from syncd.engine.progress import processed_before
@@ -44,7 +44,7 @@ from syncd.engine.store import Store
 log = structlog.get_logger("syncd.engine.coordinator")
 
 
-class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
+class Coordinator(RealTime, pykka.ThreadingActor):
     def __init__(
         self,
         integration: IntegrationConfig,
@@ -70,14 +70,19 @@ class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
         self._prefetch: pykka.Future | None = None
         self._drain_timer: threading.Timer | None = None
         self._drain_scheduled = False
-        self._confirmed = False  # the running full sync was confirmed by a person
-        self._held = 0  # consent changes and deletes the running full sync held
         #: {"source": ..., "destination": ...}: the capabilities of the two connections
         self.capabilities = capabilities or {}
         self.log = log.bind(integration=self.name)
         #: The response-data job (:mod:`syncd.engine.responses`): its steps are messages to self.
         self.responses = ResponseData(self)
         self.journal = Journal(store, self.name)  # what `syncd explain` tells
+        #: The stop-and-confirm guard (:mod:`syncd.engine.guard`).
+        self.gate = Guard(store, integration, self.journal, lambda: self.source, log=self.log,
+                          can_read_record=Capability.READ_RECORD in self.capabilities.get(
+                              "source", ()))
+        #: Writes with the fail-fast probe first, and the real-time path's pause.
+        self.failfast = FailFastWrites(lambda: self.destination, self.progress,
+                                       integration.fail_fast, self.log)
         #: Daily creation, overview imports and consent write-back (:mod:`syncd.engine.jobs`).
         self.jobs = Jobs(self)
 
@@ -117,7 +122,8 @@ class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
         """A reload changed conditions, mappings or settings of this integration. A page
         read ahead is read again: it was read for the old rules (e.g. without labels)."""
         self.rules = rules
-        self.integration = integration
+        self.integration = self.gate.integration = integration
+        self.failfast.window = integration.fail_fast
         self._drop_prefetch()  # read again
         self.jobs.schedule_consent_poll()
         self.resume("reload")
@@ -140,12 +146,8 @@ class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
         self.progress.cancel.clear()
         self._cursor = cursor
         self._prefetch = None
-        if confirm:  # a person confirmed: the guard's hold and count start again
-            self.store.guard_confirm(self.name)
-            self.log.warning("guard.confirmed", run_id=run_id)
-        self._confirmed = confirm
-        self._held = 0
-        self._new_run_probe()
+        self.gate.start_run(run_id, confirm)  # confirmed: the hold and count start again
+        self.failfast.new_run()
         self.resume("sync start")
         self._bulk: bool | None = None
         self._staged: list[R.Write] = []
@@ -171,6 +173,26 @@ class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
 
     def ping(self) -> str:
         return self.name
+
+    def resume(self, why: str = "reload") -> dict[str, Any]:
+        """Resume a real-time path paused by fail-fast (a reload, a sync start)."""
+        resumed = self.failfast.resume(why)
+        if resumed:
+            self._schedule_drain()
+        return {"integration": self.name, "resumed": resumed}
+
+    def confirm(self) -> dict[str, Any]:
+        """A person confirmed (:meth:`syncd.engine.guard.Guard.confirm`): what was held is
+        applied again, and held write-backs go."""
+        released = self.gate.confirm()
+        if released["records"]:
+            self._schedule_drain()
+        if released["write_backs"] and self.jobs.consent_write_back():
+            self._self.run_job.defer("consent_changes", {})
+        return released
+
+    def guard(self) -> dict[str, Any]:
+        return guard_status(self.store, self.integration)
 
     def run_job(self, job: str, params: dict[str, Any] | None = None) -> None:
         """A scheduled or on-demand job (:meth:`syncd.engine.jobs.Jobs.run_job`)."""
@@ -306,14 +328,9 @@ class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
             if missing:
                 status, error = "incomplete", missing
                 self.log.warning("full_sync.incomplete", run_id=run_id, error=missing)
-        if status == "completed" and self._held:
-            status = "needs_confirmation"
-            error = (f"{self._held} consent changes or deletes were held: more than "
-                     f"{self.integration.confirm_share:.0%} of the profiles would change "
-                     f"(other updates were written; fix: check the source and the mappings, "
-                     f"then run `syncd confirm {self.name}` or `syncd sync start {self.name} "
-                     f"--confirm`)")
-        self._confirmed, self._held = False, 0
+        held = held_error(self.gate.end_run(), self.integration.confirm_share, self.name)
+        if status == "completed" and held:
+            status, error = "needs_confirmation", held
         self.store.finish_run(run_id, status, error)
         self.progress.state = "idle"
         self.progress.last_error = error
@@ -353,8 +370,8 @@ class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
                *, full_sync: bool, bulk: bool = False
                ) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
         errors: list[tuple[str, str, bool]] = []
-        deletes = self._confirmed_deletes(counts, deletes, errors)
-        writes, deletes = self._guarded(counts, writes, deletes)
+        deletes = self.gate.confirmed_deletes(self.rules, counts, deletes, errors)
+        writes, deletes = self.gate.guarded(counts, writes, deletes)
         new_links: list[tuple[str, str, str | None, dict | None]] = []
         overridden: list[tuple[str, str, str]] = []
         if writes:
@@ -365,7 +382,7 @@ class Coordinator(Guarded, FailFastWrites, RealTime, pykka.ThreadingActor):
             self.store.links_before_write(
                 self.name, [w.profile.key for w in writes if not w.known],
                 [w.profile.key for w in writes if w.known])
-            results: list[WriteResult] = self._send_writes(writes, bulk)  # fail-fast
+            results: list[WriteResult] = self.failfast.send(writes, bulk)
             self.journal.answered([(w.profile.key, "write", r, w.profile.attributes)
                                    for w, r in zip(writes, results, strict=True)])
             for write, result in zip(writes, results, strict=True):

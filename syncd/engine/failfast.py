@@ -16,18 +16,22 @@ fail with the same non-retryable HTTP status, nothing more is sent and
 One success, one retryable failure (5xx, timeouts: a partner's bad minute) or a different
 status among the first writes, and the run goes on as usual. :func:`verdict` is the pure
 decision; :class:`FailFast` keeps one run's probe; :class:`FailFastWrites` is the
-coordinator's part (a mixin).
+coordinator's part (an object it holds).
 """
 
 from __future__ import annotations
 
 import http
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+import structlog
+
+from syncd.connectors.connection import ConnectionProxy
 from syncd.engine.jobs import CALL_TIMEOUT
+from syncd.engine.progress import Progress
 from syncd.engine.records import WriteResult
+from syncd.engine.rules import Write
 from syncd.exceptions import SyncdError
 
 #: The likely fix per status, when the connector gives none.
@@ -135,68 +139,78 @@ class FailFast:
 
 
 class FailFastWrites:
-    """Mixed into :class:`syncd.engine.coordinator.Coordinator` (progress, integration, log,
-    destination are its attributes): sends a batch's writes with the probe first."""
+    """Held by :class:`syncd.engine.coordinator.Coordinator` (``coordinator.failfast``): sends a
+    batch's writes through ``destination()`` (the current proxy of the destination
+    connection) with the probe first, and pauses the real-time path (in ``progress``) when
+    the probe trips. A full sync's writes (``progress.state``) have their own probe, one per
+    run. The coordinator sets :attr:`window` again on a reload."""
 
-    _run_probe: FailFast | None = None
-    _realtime_probe: FailFast | None = None
+    def __init__(self, destination: Callable[[], ConnectionProxy], progress: Progress,
+                 window: int, log: structlog.stdlib.BoundLogger):
+        self.destination = destination
+        self.progress = progress
+        #: ``[integrations.NAME] fail_fast``: the size of the probe (0 = off).
+        self.window = window
+        self.log = log
+        self._run_probe: FailFast | None = None
+        self._realtime_probe: FailFast | None = None
 
     def _probe(self) -> FailFast:
-        window = getattr(self.integration, "fail_fast", 20)
         if self.progress.state == "full_sync":
             if self._run_probe is None:
-                self._run_probe = FailFast(window)
+                self._run_probe = FailFast(self.window)
             return self._run_probe
         if self._realtime_probe is None:
-            self._realtime_probe = FailFast(window)
+            self._realtime_probe = FailFast(self.window)
         return self._realtime_probe
 
-    def _new_run_probe(self) -> None:
-        self._run_probe = FailFast(getattr(self.integration, "fail_fast", 20))
+    def new_run(self) -> None:
+        """A full sync starts: its probe starts anew."""
+        self._run_probe = FailFast(self.window)
 
-    def _send_writes(self, writes: list, bulk: bool) -> list[WriteResult]:
-        """Write ``writes`` (``rules.Write``) through the destination, the probe's share first;
-        raises :class:`FailedFast` instead of sending the rest when the probe trips."""
+    def send(self, writes: Sequence[Write], bulk: bool) -> list[WriteResult]:
+        """Write ``writes`` through the destination, the probe's share first; raises
+        :class:`FailedFast` instead of sending the rest when the probe trips."""
         probe = self._probe()
         if probe.tripped:
             raise FailedFast(probe.tripped)
         results: list[WriteResult] = []
         size = probe.probe_size()
         if size and not bulk and len(writes) > size:  # a bulk import is one request anyway
-            results = self._call_writes(writes[:size], bulk)
+            results = self._call(writes[:size], bulk)
             if probe.observe(results):
                 raise FailedFast(probe.tripped)
             writes = writes[size:]
-        more = self._call_writes(writes, bulk)
+        more = self._call(writes, bulk)
         if probe.observe(more):
             raise FailedFast(probe.tripped)
         return results + more
 
-    def _call_writes(self, writes: list, bulk: bool) -> list[WriteResult]:
+    def _call(self, writes: Sequence[Write], bulk: bool) -> list[WriteResult]:
         if not writes:
             return []
         if bulk:
-            future = self.destination.bulk_write([w.profile for w in writes])
+            future = self.destination().bulk_write([w.profile for w in writes])
         else:
-            future = self.destination.write_profiles(
+            future = self.destination().write_profiles(
                 [w.profile for w in writes], [w.profile.key for w in writes if w.known])
         return future.get(timeout=CALL_TIMEOUT)
 
     # -- the real-time path's pause ---------------------------------------------------------
 
-    def _pause(self, reason: str) -> None:
+    def pause(self, reason: str) -> None:
         """Stop applying events: they stay pending in the inbox, untouched."""
         self.progress.paused = reason
         self.progress.last_error = reason
         self.log.error("realtime.paused", reason=reason,
                        resume="reload, `syncd sync start NAME` or a restart")
 
-    def resume(self, why: str = "reload") -> dict[str, Any]:
-        """Resume a paused real-time path (a reload, a sync start); the probe starts anew."""
+    def resume(self, why: str) -> bool:
+        """Resume a paused real-time path; the probe starts anew. True if it was paused (the
+        coordinator then applies the events that waited)."""
         was = self.progress.paused
         self._realtime_probe = None
         if was:
             self.progress.paused = None
             self.log.warning("realtime.resumed", why=why)
-            self._schedule_drain()
-        return {"integration": self.name, "resumed": bool(was)}
+        return bool(was)

@@ -1,7 +1,7 @@
-"""The stop-and-confirm guard, as a mixin of the coordinator actor: every write path
-(real-time events, daily creation, overview imports, full syncs and their resumes, the
-write-back of destination opt-outs to the source) passes its consent flips and deletes
-through :meth:`Guarded._guarded` before writing.
+"""The stop-and-confirm guard of one integration, an object the coordinator actor holds
+(``coordinator.gate``): every write path (real-time events, daily creation, overview imports,
+full syncs and their resumes, the write-back of destination opt-outs to the source) passes
+its consent flips and deletes through :meth:`Guard.guarded` before writing.
 
 The guard counts them per integration over ``confirm_window`` in the state store, so the
 count survives runs, resumes and restarts. While the count stays within
@@ -25,11 +25,16 @@ share, what it would change is held like any other change.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
+import structlog
+
 from syncd.config.model import IntegrationConfig
-from syncd.connectors.capabilities import Capability
+from syncd.connectors.connection import ConnectionProxy
 from syncd.engine import rules as R
+from syncd.engine.batch import RecordError
+from syncd.engine.explain import Journal
 from syncd.engine.jobs import CALL_TIMEOUT
 from syncd.engine.records import Event
 from syncd.engine.store import Store
@@ -50,18 +55,66 @@ def guard_status(store: Store, integration: IntegrationConfig) -> dict[str, Any]
     }
 
 
-class Guarded:
-    """Mixed into :class:`syncd.engine.coordinator.Coordinator` (store, integration, name, log,
-    progress, _confirmed and _held are its attributes)."""
+def held_error(held: int, share: float, name: str) -> str | None:
+    """Why a full sync that held ``held`` consent changes or deletes needs a confirm (its
+    status becomes ``needs_confirmation``), None when it held nothing."""
+    if not held:
+        return None
+    return (f"{held} consent changes or deletes were held: more than {share:.0%} of the "
+            f"profiles would change (other updates were written; fix: check the source and "
+            f"the mappings, then run `syncd confirm {name}` or `syncd sync start {name} "
+            f"--confirm`)")
 
-    def _admit(self, items: list[tuple[str, str]]) -> set[tuple[str, str]]:
+
+class Guard:
+    """Held by :class:`syncd.engine.coordinator.Coordinator` (``coordinator.gate``). It counts
+    and holds in ``store``, journals what it holds, and confirms deletes by reading each
+    record directly through ``source()`` (the current proxy of the source connection) when
+    ``can_read_record``. The coordinator sets :attr:`integration` again on a reload."""
+
+    def __init__(self, store: Store, integration: IntegrationConfig, journal: Journal,
+                 source: Callable[[], ConnectionProxy], *, can_read_record: bool,
+                 log: structlog.stdlib.BoundLogger):
+        self.store = store
+        self.integration = integration
+        self.journal = journal
+        self.source = source
+        self.can_read_record = can_read_record
+        self.log = log
+        #: The running full sync was confirmed by a person: its changes pass uncounted.
+        self.confirmed = False
+        #: Consent changes and deletes held since the running full sync started.
+        self.held = 0
+
+    @property
+    def name(self) -> str:
+        return self.integration.name
+
+    # -- a full sync's share ----------------------------------------------------------------
+
+    def start_run(self, run_id: int, confirm: bool) -> None:
+        """A full sync starts; ``confirm``: a person confirmed it, so the hold and the count
+        start again and its changes are theirs."""
+        if confirm:
+            self.store.guard_confirm(self.name)
+            self.log.warning("guard.confirmed", run_id=run_id)
+        self.confirmed, self.held = confirm, 0
+
+    def end_run(self) -> int:
+        """The running full sync ends; returns how many changes it held."""
+        held, self.confirmed, self.held = self.held, False, 0
+        return held
+
+    # -- what may go --------------------------------------------------------------------------
+
+    def admit(self, items: list[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of the sensitive ``(kind, key)`` changes may go now; counts them and holds
         the rest (and the integration)."""
         if not items:
             return set()
         store, cfg = self.store, self.integration
         confirmed = store.guard_take_confirmed(self.name, items)
-        if self._confirmed:  # a run a person confirmed: its changes are theirs, uncounted
+        if self.confirmed:  # a run a person confirmed: its changes are theirs, uncounted
             return set(items)
         todo = [i for i in items if i not in confirmed]
         if not todo:
@@ -86,12 +139,12 @@ class Guarded:
                              kinds=sorted({k for k, _ in held}))
         return confirmed | set(admitted)
 
-    def _guarded(self, counts: dict[str, int], writes: list[R.Write],
-                 deletes: list[R.Delete]) -> tuple[list[R.Write], list[R.Delete]]:
+    def guarded(self, counts: dict[str, int], writes: list[R.Write],
+                deletes: list[R.Delete]) -> tuple[list[R.Write], list[R.Delete]]:
         """``writes`` with held consent flips taken out, and the deletes that may go."""
         flips = [("consent", w.profile.key) for w in writes if w.flipped]
         gone = [("delete", d.record_id or d.key) for d in deletes]
-        admitted = self._admit(flips + gone)
+        admitted = self.admit(flips + gone)
         held = 0
         out_writes = []
         for write in writes:
@@ -109,17 +162,18 @@ class Guarded:
                    if ("delete", d.record_id or d.key) not in admitted],
                 self.store.guard_state(self.name, self.integration.confirm_window)["reason"])
             counts["held"] = counts.get("held", 0) + held
-            self._held += held
+            self.held += held
         return out_writes, out_deletes
 
-    def _confirmed_deletes(self, counts: dict[str, int], deletes: list[R.Delete],
-                           errors: list[tuple[str, str, bool]]) -> list[R.Delete]:
+    def confirmed_deletes(self, rules: R.Rules, counts: dict[str, int],
+                          deletes: list[R.Delete], errors: list[RecordError]
+                          ) -> list[R.Delete]:
         """The deletes a direct read of each record in the source confirms (see
         :func:`syncd.engine.rules.delete_confirmed`); a failed read is a retryable error of that
         record, never a delete. Sources that cannot read one record directly delete none."""
         if not deletes:
             return deletes
-        if Capability.READ_RECORD not in self.capabilities.get("source", ()):
+        if not self.can_read_record:
             self.log.warning("delete.unconfirmable", count=len(deletes),
                              reason=f"{self.integration.source} cannot read one record "
                                     f"directly; profiles are kept")
@@ -129,18 +183,18 @@ class Guarded:
         for delete in deletes:
             record_id = delete.record_id or delete.key
             try:
-                direct = self.source.read_record(record_id).get(timeout=CALL_TIMEOUT)
+                direct = self.source().read_record(record_id).get(timeout=CALL_TIMEOUT)
             except Exception as exc:
                 errors.append((record_id, f"not deleted: reading {record_id} directly to "
                                           f"confirm the delete failed: {type(exc).__name__}: "
                                           f"{exc}", True))
                 counts["failed"] = counts.get("failed", 0) + 1
                 continue
-            if direct is not None and getattr(direct, "error", None):
+            if direct is not None and direct.error:
                 errors.append((record_id, f"not deleted: the direct read of {record_id} was "
                                           f"not whole: {direct.error}", True))
                 counts["failed"] = counts.get("failed", 0) + 1
-            elif R.delete_confirmed(self.rules, delete, direct):
+            elif R.delete_confirmed(rules, delete, direct):
                 confirmed.append(delete)
             else:
                 counts["kept"] = counts.get("kept", 0) + 1
@@ -148,32 +202,27 @@ class Guarded:
                                  found="the record exists in the source and matches")
         return confirmed
 
-    def _guarded_write_backs(self, keys: list[str]) -> set[str]:
+    def write_backs(self, keys: list[str]) -> set[str]:
         """The profile keys whose opt-outs may be written back to the source now."""
         # a write-back that failed and is tried again was counted when first admitted
         counted = self.store.guard_counted(self.name, "writeback", keys,
                                            self.integration.confirm_window)
-        admitted = self._admit([("writeback", k) for k in keys if k not in counted])
+        admitted = self.admit([("writeback", k) for k in keys if k not in counted])
         return counted | {k for _, k in admitted}
 
     # -- a person's confirm -------------------------------------------------------------------
 
     def confirm(self) -> dict[str, Any]:
-        """A person confirmed: the hold ends, the count starts from zero, and what was
-        held is read again from the source and applied."""
+        """A person confirmed: the hold ends, the count starts from zero, and the records
+        held are queued again as events (read again from the source and applied). Returns
+        what was released; the coordinator drains the events and runs the write-backs."""
         released = self.store.guard_confirm(self.name)
         records = sorted({key for kind, key in released if kind in ("consent", "delete")})
         if records:
             self.store.enqueue([(self.name, self.integration.source, Event(r, kind="confirmed"))
                                 for r in records])
-            self._schedule_drain()
         writebacks = sum(1 for kind, _ in released if kind == "writeback")
-        if writebacks and self.jobs.consent_write_back():
-            self._self.run_job.defer("consent_changes", {})
         self.log.warning("guard.confirmed", records=len(records), write_backs=writebacks,
                          at=time.time())
         return {"integration": self.name, "released": len(released),
                 "records": len(records), "write_backs": writebacks}
-
-    def guard(self) -> dict[str, Any]:
-        return guard_status(self.store, self.integration)

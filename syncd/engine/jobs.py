@@ -312,7 +312,7 @@ class Jobs:
         pending: dict[str, list[tuple[str, str, str]]] = {}
         for key, topic, channel in self.c.store.unwritten_optouts(self.c.name):
             pending.setdefault(key, []).append((key, topic, channel))
-        allowed = self.c._guarded_write_backs(list(pending))
+        allowed = self.c.gate.write_backs(list(pending))
         for key, rows in pending.items():
             if key not in allowed:
                 continue  # held: stays unwritten until a person confirms

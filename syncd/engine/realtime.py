@@ -23,7 +23,7 @@ from syncd.exceptions import RemoteError
 
 class RealTime:
     """Needs the coordinator's store, integration, progress, source, log, _self, _apply,
-    _pause, _drain_timer and _drain_scheduled."""
+    failfast, _drain_timer and _drain_scheduled."""
 
     def drain(self) -> None:
         self._drain_scheduled = False
@@ -36,7 +36,7 @@ class RealTime:
         try:
             busy = self._drain_batch()
         except FailedFast as exc:
-            self._pause(str(exc))
+            self.failfast.pause(str(exc))
             return
         except Exception as exc:  # never let a bug in one batch stop the actor
             self.log.exception("realtime.batch_crashed")
