@@ -158,6 +158,9 @@ class Daemon(Reloading, Preflights, Supervising):
         os.makedirs(cfg.daemon.state_dir, mode=0o700, exist_ok=True)
         self.store = Store(os.path.join(cfg.daemon.state_dir, "syncd.db"),
                            durability=cfg.daemon.durability)
+        # before the coordinators, whose timers are its jobs; started once they all run
+        self.scheduler = Scheduler(
+            self._send_job, state_file=os.path.join(cfg.daemon.state_dir, "scheduler.json"))
         for name in cfg.connections:
             self._start_connection(name)
         for integration in cfg.integrations.values():
@@ -182,8 +185,6 @@ class Daemon(Reloading, Preflights, Supervising):
                                                cfg.admin.metrics_port, threads=2,
                                                name="metrics").start()
         self._notify_coordinators(list(self.coordinators))  # apply what was left in the inbox
-        self.scheduler = Scheduler(
-            self._send_job, state_file=os.path.join(cfg.daemon.state_dir, "scheduler.json"))
         self.scheduler.reconcile(cfg)
         self.scheduler.start()
         self.start_preflight("start")  # in the background: the accounts against the config
@@ -247,9 +248,10 @@ class Daemon(Reloading, Preflights, Supervising):
             caps = {role: self.registry.connector(
                 self.config.connections[getattr(current, role)].kind).capabilities
                 for role in ("source", "destination")}
+            timers = self.scheduler.timers(name) if self.scheduler is not None else None
             ref = Coordinator.start(current, self._rules(current), self.store, self.connection,
                                     progress=progress, on_failure=self._actor_failed,
-                                    capabilities=caps)
+                                    capabilities=caps, timers=timers)
             pinged(ref, self.ask_timeout)
             sup.config = current
             return ref

@@ -40,6 +40,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.config.model import Config, Schedule
+from syncd.engine.timers import SchedulerTimers
 
 log = structlog.get_logger("syncd.app.scheduler")
 
@@ -171,6 +172,11 @@ class Scheduler:
     def start(self) -> None:
         self._scheduler.start()
         log.info("scheduler.started", jobs=len(self._specs))
+
+    def timers(self, owner: str) -> SchedulerTimers:
+        """Timers for one actor (:mod:`syncd.engine.timers`), as one-shot jobs of this
+        scheduler; they are not listed by :meth:`jobs` nor touched by :meth:`reconcile`."""
+        return SchedulerTimers(self._scheduler, owner)
 
     def shutdown(self, wait: bool = False) -> None:
         if self._scheduler.running:

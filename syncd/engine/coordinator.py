@@ -17,7 +17,6 @@ answer.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +39,7 @@ from syncd.engine.realtime import RealTime
 from syncd.engine.records import Record, WriteResult
 from syncd.engine.responses import ResponseData
 from syncd.engine.store import Store
+from syncd.engine.timers import Timers, default_timers
 
 log = structlog.get_logger("syncd.engine.coordinator")
 
@@ -55,6 +55,7 @@ class Coordinator(RealTime, pykka.ThreadingActor):
         progress: Progress | None = None,
         on_failure: Callable[[str, BaseException], None] | None = None,
         capabilities: dict[str, frozenset] | None = None,
+        timers: Timers | None = None,
     ):
         super().__init__()
         self.integration = integration
@@ -68,11 +69,12 @@ class Coordinator(RealTime, pykka.ThreadingActor):
         self._on_failure_cb = on_failure
         self._cursor: str | None = None
         self._prefetch: pykka.Future | None = None
-        self._drain_timer: threading.Timer | None = None
         self._drain_scheduled = False
         #: {"source": ..., "destination": ...}: the capabilities of the two connections
         self.capabilities = capabilities or {}
         self.log = log.bind(integration=self.name)
+        #: Its timers (drain retries, consent polls, response steps): each only tells it.
+        self.timers: Timers = timers or default_timers(self.name)
         #: The response-data job (:mod:`syncd.engine.responses`): its steps are messages to self.
         self.responses = ResponseData(self)
         self.journal = Journal(store, self.name)  # what `syncd explain` tells
@@ -94,8 +96,7 @@ class Coordinator(RealTime, pykka.ThreadingActor):
         self.jobs.schedule_consent_poll()
 
     def on_stop(self) -> None:
-        if self._drain_timer is not None:
-            self._drain_timer.cancel()
+        self.timers.cancel_all()
         self.jobs.stop()
         self.responses.stop()
         if self.progress.state == "full_sync" and self.progress.run_id is not None:
@@ -105,6 +106,7 @@ class Coordinator(RealTime, pykka.ThreadingActor):
 
     def on_failure(self, exc_type, exc_value, tb) -> None:
         self.log.error("coordinator.crashed", error=f"{exc_type.__name__}: {exc_value}")
+        self.timers.cancel_all()
         if self._on_failure_cb is not None:
             self._on_failure_cb(self.name, exc_value)
 

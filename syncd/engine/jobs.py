@@ -2,7 +2,7 @@
 coordinator actor holds: the daily creation of new contacts, and the write-back of consents
 changed in the destination (unsubscribes in APSIS One become removed opt-in labels in the
 CRM). Jobs arrive as ``run_job`` messages from the scheduler, the CLI or the coordinator's
-own timer; they guard themselves, since a failing told message would stop the actor.
+own timer (``consent_poll``, :mod:`syncd.engine.timers`); they guard themselves, since a failing told message would stop the actor.
 
 Daily creation and overview imports are paged like full syncs: each is a generator that
 yields after every page, and each page is one ``job_step`` message the coordinator sends
@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-
-import pykka
 
 from syncd.connectors.capabilities import Capability
 from syncd.engine import rules as R
@@ -32,6 +29,8 @@ if TYPE_CHECKING:
 
 #: How long a coordinator waits for one call of a connection actor.
 CALL_TIMEOUT = 600.0
+#: The key of the consent poll's timer.
+CONSENT_POLL = "consent_poll"
 
 
 def shortfall(processed: int, total: int | None) -> str | None:
@@ -58,7 +57,6 @@ class Jobs:
 
     def __init__(self, coordinator: Coordinator):
         self.c = coordinator
-        self._consent_timer: threading.Timer | None = None
         #: The paged job running (a generator that yields after each page), its name, and
         #: the paged jobs waiting their turn.
         self._job: Iterator[None] | None = None
@@ -120,8 +118,7 @@ class Jobs:
     def stop(self) -> None:
         """The actor stops: no more consent polls; the running paged job ends cancelled,
         its cursor unmoved."""
-        if self._consent_timer is not None:
-            self._consent_timer.cancel()
+        self.c.timers.cancel(CONSENT_POLL)
         job, self._job, self._job_queue = self._job, None, ()
         if job is not None:
             job.close()  # type: ignore[attr-defined]
@@ -237,21 +234,14 @@ class Jobs:
             Capability.WRITE_CONSENTS in caps.get("source", ())
 
     def schedule_consent_poll(self) -> None:
+        """Set the timer of the next consent poll (replacing the one set); none when this
+        integration writes no consents back (a reload may have turned that off)."""
         if not self.consent_write_back():
+            self.c.timers.cancel(CONSENT_POLL)
             return
-        if self._consent_timer is not None:
-            self._consent_timer.cancel()
         proxy = self.c.actor_ref.proxy()
-
-        def fire():
-            try:
-                proxy.run_job.defer("consent_changes", {})
-            except pykka.ActorDeadError:
-                pass
-
-        self._consent_timer = threading.Timer(self.c.integration.consent_poll_interval, fire)
-        self._consent_timer.daemon = True
-        self._consent_timer.start()
+        self.c.timers.call_later(CONSENT_POLL, self.c.integration.consent_poll_interval,
+                                 lambda: proxy.run_job.defer("consent_changes", {}))
 
     def _consent_changes(self, params: dict[str, Any]) -> None:
         """Read the opt-outs made in the destination since the last read, remember them (so

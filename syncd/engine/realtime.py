@@ -2,15 +2,13 @@
 events the receiver stored in the inbox are read back from the source in batches, decided and
 written; failures are retried with back-off, and an event that fails for good becomes a dead
 letter with its reason. A batch the source refuses for good is split in halves, so that only
-the event that causes it becomes a dead letter.
+the event that causes it becomes a dead letter. A retry waits on the coordinator's timer
+``drain`` (:mod:`syncd.engine.timers`), which tells the coordinator its ``drain`` message.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-
-import pykka
 
 from syncd.app import metrics
 from syncd.engine import rules as R
@@ -20,10 +18,13 @@ from syncd.engine.records import Record
 from syncd.engine.store import InboxItem
 from syncd.exceptions import RemoteError
 
+#: The key of the drain's timer.
+DRAIN = "drain"
+
 
 class RealTime:
     """Needs the coordinator's store, integration, progress, source, log, _self, _apply,
-    failfast, _drain_timer and _drain_scheduled."""
+    failfast, timers and _drain_scheduled."""
 
     def drain(self) -> None:
         self._drain_scheduled = False
@@ -56,19 +57,7 @@ class RealTime:
                 self._drain_scheduled = True
                 self._self.drain.defer()
             return
-        if self._drain_timer is not None:
-            self._drain_timer.cancel()
-        proxy = self._self
-
-        def fire():
-            try:
-                proxy.drain.defer()
-            except pykka.ActorDeadError:
-                pass
-
-        self._drain_timer = threading.Timer(delay, fire)
-        self._drain_timer.daemon = True
-        self._drain_timer.start()
+        self.timers.call_later(DRAIN, delay, self._self.drain.defer)
 
     def _drain_batch(self) -> bool:
         """Apply one batch of pending events; True if more may be waiting."""

@@ -6,7 +6,7 @@ A run (``syncd runs``, kind ``responses``), started by the scheduler every
 
 1. *read*: ``read_engagement(cursor)`` on the destination, one step per message: an export
    not ready yet (requested, pending, or held by APSIS' 1-a-minute limit) is asked again after
-   the ``retry_in`` it gives, by a timer; the coordinator meanwhile handles real-time events;
+   the ``retry_in`` it gives, by the coordinator's timer ``responses_step``; the coordinator meanwhile handles real-time events;
 2. *decide*: only the types of ``response_events``, once each by their dedupe key
    ``(correlation_id, type, profile, time)``; events of a profile without a CRM id are counted
    (``unmatched``); events already ``written`` (or ``skipped``) in the store are dropped;
@@ -27,14 +27,12 @@ to its errors, as for full syncs.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pykka
 import structlog
 
 from syncd.connectors.connector import Capability
@@ -47,6 +45,8 @@ CURSOR = "responses"
 CALL_TIMEOUT = 600.0
 #: A run gives up on an export that is not ready after this many waits.
 MAX_WAITS = 120
+#: The key of the timer of the next step.
+STEP = "responses_step"
 #: Written events are remembered this long past the cursor (exports may repeat old rows).
 REMEMBER = timedelta(days=8)
 
@@ -71,7 +71,6 @@ class ResponseData:
     def __init__(self, owner: Any):
         self.owner = owner
         self._run: _Run | None = None
-        self._timer: threading.Timer | None = None
         #: seconds between the cursor and now at the last read (for ``syncd status``)
         self.lag: float | None = None
 
@@ -105,8 +104,7 @@ class ResponseData:
         return run_id
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self.owner.timers.cancel(STEP)
 
     def step(self) -> None:
         run = self._run
@@ -124,20 +122,12 @@ class ResponseData:
     # -- steps ---------------------------------------------------------------------------------
 
     def _next(self, delay: float) -> None:
+        """The next step: a message to the coordinator now, or its timer's after ``delay``."""
         proxy = self.owner.actor_ref.proxy()
-
-        def fire() -> None:
-            try:
-                proxy.responses_step.defer()
-            except pykka.ActorDeadError:
-                pass
-
         if delay <= 0:
-            fire()
+            proxy.responses_step.defer()
             return
-        self._timer = threading.Timer(delay, fire)
-        self._timer.daemon = True
-        self._timer.start()
+        self.owner.timers.call_later(STEP, delay, proxy.responses_step.defer)
 
     def _read(self, run: _Run) -> None:
         store, name = self.owner.store, self.owner.name

@@ -256,3 +256,26 @@ def test_confirm_of_an_unknown_integration_is_a_404(running):
     with pytest.raises(AdminError) as refused:
         client.confirm("nope")
     assert refused.value.status == 404 and "nope" in str(refused.value)
+
+
+def test_coordinator_timers_are_jobs_of_the_daemon_scheduler_and_reloads_leave_none(running):
+    """The consent poll is a one-shot job of the daemon's APScheduler (not listed as a job of
+    `syncd status`); a reload that disables the integration removes it, one that enables it
+    again sets exactly one."""
+    daemon, client, world, cfg, name = running
+
+    def timers():
+        return sorted(j.id for j in daemon.scheduler._scheduler.get_jobs()
+                      if j.id.startswith("timer:main#"))
+
+    assert timers() == []  # no consents mapped: no poll
+    write_config(cfg, name, extra=CONSENT.format(label="Newsletter"))
+    assert client.reload()["ok"] is True
+    assert [t.rsplit(":", 1)[1] for t in timers()] == ["consent_poll"]
+    assert all(not j["id"].startswith("timer:") for j in daemon.scheduler.jobs())
+    write_config(cfg, name, settings="enabled = false", extra=CONSENT.format(label="Newsletter"))
+    assert client.reload()["ok"] is True
+    assert timers() == []
+    write_config(cfg, name, extra=CONSENT.format(label="Newsletter"))
+    assert client.reload()["ok"] is True
+    assert wait_for(lambda: [t.rsplit(":", 1)[1] for t in timers()] == ["consent_poll"])
