@@ -21,6 +21,9 @@ Large full syncs write through Import v2 instead (BULK_WRITE, ``bulk_write``, ``
 3.7): one CSV import per call (per attribute set, per 50 MB), polled until done; see
 :meth:`ApsisConnector.bulk_write`.
 
+Profiles are read back by key for dry runs (READ_PROFILES: consents, attributes, tags; see
+:mod:`syncd_apsis.reads`, whose attribute and tag paths are GAPs and options).
+
 Consent changes made in APSIS One (unsubscribes) are read back from the e-mail event export
 (READ_CONSENT_CHANGES, see :mod:`syncd_apsis.consent_changes`), so that the CRM can be told.
 """
@@ -41,6 +44,7 @@ from syncd.plugin import (
     ConsentChange,
     EngagementBatch,
     Profile,
+    ProfileState,
     RemoteError,
     Scalar,
     SchemaNeeds,
@@ -53,6 +57,7 @@ from syncd_apsis.bulk import BulkWrites
 from syncd_apsis.client import ApsisClient, UnknownAttribute
 from syncd_apsis.consent_changes import ConsentChangeReader
 from syncd_apsis.options import CRM_ID_KEYSPACE, EMAIL_KEYSPACE, OPTIONS
+from syncd_apsis.reads import ProfileReads
 from syncd_apsis.responses import EngagementReader
 
 ATTRIBUTE_PREFIX = "com.apsis1.attributes."
@@ -63,7 +68,8 @@ class ApsisConnector(BulkWrites, Connector):
     description = "APSIS One: profiles, consents (2.0) and tags in one section"
     capabilities = frozenset({Capability.WRITE_PROFILES, Capability.DELETE_PROFILES,
                               Capability.READ_CONSENT_CHANGES, Capability.BULK_WRITE,
-                              Capability.CHECK_SCHEMA, Capability.READ_RESPONSES})
+                              Capability.CHECK_SCHEMA, Capability.READ_RESPONSES,
+                              Capability.READ_PROFILES})
     emulator = "syncd_apsis.emulator:ApsisEmulator"
     email_attribute = "com.apsis1.attributes.email"
     #: Seconds before an attribute name found undefined may reload the definitions again.
@@ -108,6 +114,11 @@ class ApsisConnector(BulkWrites, Connector):
             sms_path=c.get("sms_export_path", "/sms/reports"),
             sms_columns=c.get("sms_columns") or {}, sms_types=c.get("sms_type_names") or {},
             header_auth=bool(c.get("export_header_auth", False)))
+        self._reads = ProfileReads(
+            lambda: self.client, section=self.section, keyspace=self.keyspace,
+            channels=self.channels, email_attribute=self.email_attribute,
+            id_attribute=self.id_attribute, attributes_path=c["profile_attributes_path"],
+            tags_path=c["profile_tags_path"], log=self.log)
 
     def __repr__(self) -> str:
         return (f"ApsisConnector(name={self.name!r}, base_url={self.config.get('base_url')!r}, "
@@ -310,6 +321,12 @@ class ApsisConnector(BulkWrites, Connector):
             return (f"check `section` (now {self.section!r}) and `keyspace` (now "
                     f"{self.keyspace!r}) in {conn}: the account has no such one")
         return None
+
+    def read_profiles(self, keys: list[str]) -> list[ProfileState]:
+        """Dry runs: what APSIS One holds for each key (:mod:`syncd_apsis.reads`)."""
+        client = self.client  # starts the pool too
+        assert self._pool is not None and client is not None
+        return self._reads.read(keys, self._pool)
 
     # -- consent changes made in APSIS One ------------------------------------------------------
 

@@ -37,6 +37,9 @@ at run time through ``POST /_emulator/settings``), each covered by connector tes
 - ``sms_export_path`` (default ``/sms/reports``): the SMS event export, a GAP (3.6), and
   the download URLs' signatures, expiry and ``header_auth``:
   :mod:`syncd_apsis.emulator_responses`.
+- ``profile_reads`` (settable) ``"v2"`` (default) | ``"v1"`` | ``"none"`` and ``tag_reads``
+  (settable) ``"map"`` (default) | ``"items"`` | ``"none"``: reading one profile's
+  attributes and tags (3.3, 3.5), :mod:`syncd_apsis.emulator_reads`.
 - ``consent_v2`` True (default) | False: consent 2.0 topics answer, or only the 1.0 lists
   (3.4).
 - Faults of the base class (:class:`syncd.connectors.emulator.Faults`, ``POST /_emulator/faults``):
@@ -46,7 +49,8 @@ Control (benchmarks): ``POST /_emulator/settings`` also takes ``requests_per_sec
 ``per_key_per_second`` (0: unlimited) and the import settings (``import_requests_per_minute``,
 ``max_pending_imports``, ``import_delay``, ``max_import_file``, ``import_upload_ttl``); ``GET
 /_emulator/profile/{crm_id}`` and ``POST /_emulator/profiles`` read profiles
-(:mod:`syncd_apsis.emulator_control`).
+(:mod:`syncd_apsis.emulator_control`); ``PATCH /_emulator/profile/{crm_id}`` changes one as a
+person in APSIS One would (:mod:`syncd_apsis.emulator_reads`).
 
 Response shapes of the definitions are GAPs in the public material: they are invented here
 as ``{"items": [...]}`` with the fields ``apis.md`` names.
@@ -73,6 +77,7 @@ from syncd_apsis.emulator_events import EmailEvents
 from syncd_apsis.emulator_imports import ImportsApi
 from syncd_apsis.emulator_limits import Bucket, JwtIssuer
 from syncd_apsis.emulator_profiles import CHANNEL_SETS, ProfilesApi
+from syncd_apsis.emulator_reads import PROFILE_READS, TAG_READS, ReadsApi
 from syncd_apsis.emulator_responses import ResponseExports
 
 DEFAULT_SECTION = "com.apsis1.sections.default"
@@ -84,7 +89,7 @@ DEFAULT_TOPICS = ("com.apsis1.topics.newsletter", "com.apsis1.topics.offers",
                   "com.apsis1.topics.events")
 PROFILE = "/audience/keyspaces/{ks}/profiles/{key}"
 SECTION = "/sections/{section}"
-class ApsisEmulator(ControlApi, ProfilesApi, DefinitionsApi, ImportsApi, ResponseExports,
+class ApsisEmulator(ControlApi, ReadsApi, ProfilesApi, DefinitionsApi, ImportsApi, ResponseExports,
                     EmailEvents, Emulator):
     kind = "apsis"
 
@@ -98,7 +103,8 @@ class ApsisEmulator(ControlApi, ProfilesApi, DefinitionsApi, ImportsApi, Respons
                  consent_v2: bool = True, key_429_scope: str = "account",
                  channels: str = "com.apsis1", export_topic_column: str | None = None,
                  export_attribute_columns: str = "discriminator",
-                 sms_export_path: str = "/sms/reports"):
+                 sms_export_path: str = "/sms/reports", profile_reads: str = "v2",
+                 tag_reads: str = "map"):
         self.client_id = client_id
         self.consent_v2 = consent_v2
         self.client_secret = client_secret
@@ -108,6 +114,8 @@ class ApsisEmulator(ControlApi, ProfilesApi, DefinitionsApi, ImportsApi, Respons
         self.send_retry_after = send_retry_after
         self.key_429_scope = _choice("key_429_scope", key_429_scope, KEY_429_SCOPES)
         self.channels = _choice("channels", channels, tuple(CHANNEL_SETS))
+        self.profile_reads = _choice("profile_reads", profile_reads, PROFILE_READS)
+        self.tag_reads = _choice("tag_reads", tag_reads, TAG_READS)
         self.audience = Audience()
         self._token_times: deque[float] = deque()
         self._account = Bucket(requests_per_second)
@@ -271,6 +279,7 @@ class ApsisEmulator(ControlApi, ProfilesApi, DefinitionsApi, ImportsApi, Respons
         router.add("PATCH", f"{PROFILE}{SECTION}/tags", api(self._patch_tags, True))
         router.add("DELETE", PROFILE, api(self._delete_profile, True))
         router.add("PUT", "/audience/profiles/merges", api(self._merge))
+        self.setup_read_routes(router)  # attribute and tag reads: emulator_reads.py
         self.setup_event_routes(router)
         self.setup_response_routes(router)
         self.setup_import_routes(router)

@@ -13,6 +13,7 @@ from syncd.plugin import Request
 from syncd_apsis.audience import CRM_ID
 from syncd_apsis.emulator_imports import IMPORT_SETTINGS
 from syncd_apsis.emulator_limits import Bucket
+from syncd_apsis.emulator_reads import PROFILE_READS, TAG_READS
 
 #: GAP switch: what a 429 of the per-profile-key limit holds (the whole account, or the key).
 KEY_429_SCOPES = ("account", "key")
@@ -45,15 +46,21 @@ class ControlApi:
             if "key_429_scope" in values:
                 self.key_429_scope = _choice("key_429_scope", values["key_429_scope"],
                                              KEY_429_SCOPES)
+            if "profile_reads" in values:
+                self.profile_reads = _choice("profile_reads", values["profile_reads"],
+                                             PROFILE_READS)
+            if "tag_reads" in values:
+                self.tag_reads = _choice("tag_reads", values["tag_reads"], TAG_READS)
             return {"requests_per_second": self._account.rate,
                     "per_key_per_second": self.per_key_per_second,
                     "send_retry_after": self.send_retry_after,
-                    "key_429_scope": self.key_429_scope, **current_imports}
+                    "key_429_scope": self.key_429_scope, "profile_reads": self.profile_reads,
+                    "tag_reads": self.tag_reads, **current_imports}
 
     def _settings(self, request: Request):
         body = request.json() or {}
         known = {"requests_per_second", "per_key_per_second", "send_retry_after",
-                 "key_429_scope",
+                 "key_429_scope", "profile_reads", "tag_reads",
                  *IMPORT_SETTINGS}
         unknown = sorted(set(body) - known) if isinstance(body, dict) else ["(not an object)"]
         if unknown:

@@ -71,6 +71,17 @@ OPTIONS: tuple[Option, ...] = (
            "Column names of the SMS export file, where they differ from the e-mail "
            "export's: any of type, correlation_id, address, event_time, server_time, "
            "campaign (default: the same names, campaign = activity_name)."),
+    Option("profile_attributes_path", str,
+           "/v2/audience/keyspaces/{keyspace}/profiles/{key}/sections/{section}/attributes",
+           "Path of the read of one profile's attributes (dry runs; not in the public docs: "
+           "verify with APSIS). {keyspace}, {key} and {section} are filled in, URL-encoded. "
+           "The answer may be a map by attribute discriminator, or {\"items\": [...]} of "
+           "discriminator or version_id with value; an attribute it does not name is "
+           "unknown."),
+    Option("profile_tags_path", str,
+           "/audience/keyspaces/{keyspace}/profiles/{key}/sections/{section}/tags",
+           "Path of the read of one profile's tags (dry runs; not in the public docs: "
+           "verify with APSIS). Empty: tags are not read (unknown)."),
     Option("sms_type_names", dict, {},
            "The SMS export's type values, as { VALUE = \"delivered\" | \"undelivered\" | "
            "\"opened\" | \"clicked\" } (default: DELIVERED, UNDELIVERED, OPENED, CLICKED)."),

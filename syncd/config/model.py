@@ -147,6 +147,9 @@ class IntegrationConfig:
     task_due_days: float = 3.0
     task_assignee_rule: str = "account_manager"
     task_fallback_employee: str = ""
+    #: What dry runs compare the source with: "auto" (the destination read live when its
+    #: connector can, else what syncd knows), "live" (a live read, required), "known".
+    dry_run_read: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,13 @@ INTEGRATION_OPTIONS: tuple[Option, ...] = (
     Option("task_fallback_employee", str, "",
            "The CRM employee id that gets a task when neither the call nor the rule names "
            "one (empty: such a call is refused with 422)."),
+    Option("dry_run_read", str, "auto",
+           "What `syncd sync start --dry-run` compares the source with: auto (the "
+           "destination's profiles read live when its connector has read_profiles, else "
+           "what syncd knows of them, labelled so in the plan), live (a live read; the "
+           "destination's connector must have read_profiles) or known (what syncd knows: "
+           "the links, the opt-outs read, the attributes it last sent; no read).",
+           choices=("auto", "live", "known")),
 )
 
 #: The event types ``response_events`` may name.

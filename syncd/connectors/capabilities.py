@@ -25,6 +25,7 @@ from syncd.engine.records import (
     Event,
     Page,
     Profile,
+    ProfileState,
     Record,
     SchemaNeeds,
     SchemaProblem,
@@ -53,6 +54,7 @@ class Capability(enum.StrEnum):
     READ_RESPONSES = "read_responses"
     WRITE_RESPONSES = "write_responses"
     CREATE_TASKS = "create_tasks"
+    READ_PROFILES = "read_profiles"
 
 
 class CapabilityMissing(SyncdError):
@@ -166,6 +168,19 @@ class SchemaChecker(Protocol):
         ...
 
 
+class ProfileReader(Protocol):
+    """:attr:`Capability.READ_PROFILES`: a destination whose profiles can be read back by
+    key (attributes, consents, tags). Dry runs compare the source with it (``dry_run_read``);
+    without it they decide against what syncd knows of the destination."""
+
+    def read_profiles(self, keys: list[str]) -> list[ProfileState]:
+        """One state per key, in input order (keys as ``write_profiles`` is given them):
+        ``found=False`` when the destination answers "no such profile"; a value the answer
+        does not name is left out (unknown), never given as empty; a key that could not be
+        read carries ``error``. Reads only: never writes. Paced by the partner's limits."""
+        ...
+
+
 #: The protocol of each capability.
 PROTOCOLS: dict[Capability, type] = {
     Capability.READ_RECORDS: RecordReader,
@@ -182,6 +197,7 @@ PROTOCOLS: dict[Capability, type] = {
     Capability.READ_RESPONSES: EngagementReader,
     Capability.WRITE_RESPONSES: EngagementWriter,
     Capability.CREATE_TASKS: TaskCreator,
+    Capability.READ_PROFILES: ProfileReader,
 }
 
 
@@ -230,4 +246,6 @@ def required(integration: IntegrationConfig) -> list[Requirement]:
                   Requirement("source", Capability.WRITE_RESPONSES, "response_events")]
     if integration.tasks_secret is not None:
         needs.append(Requirement("source", Capability.CREATE_TASKS, "tasks_secret"))
+    if integration.dry_run_read == "live":  # "auto": a live read when the destination can
+        needs.append(Requirement("destination", Capability.READ_PROFILES, "dry_run_read"))
     return needs

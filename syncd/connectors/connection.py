@@ -27,6 +27,7 @@ from syncd.connectors.capabilities import (
     DirectReader,
     GroupReader,
     ProfileDeleter,
+    ProfileReader,
     ProfileWriter,
     RecordReader,
     SchemaChecker,
@@ -46,6 +47,7 @@ from syncd.engine.records import (
     Event,
     Page,
     Profile,
+    ProfileState,
     Record,
     SchemaNeeds,
     SchemaProblem,
@@ -128,6 +130,10 @@ class ConnectionActor(pykka.ThreadingActor):
         deleter = cast(ProfileDeleter, self._require(Capability.DELETE_PROFILES))
         return deleter.delete_profiles(list(keys))
 
+    def read_profiles(self, keys: Sequence[str]) -> list[ProfileState]:
+        reader = cast(ProfileReader, self._require(Capability.READ_PROFILES))
+        return list(reader.read_profiles(list(keys)))
+
     def read_consent_changes(self, cursor: str | None
                              ) -> tuple[list[ConsentChange], str | None]:
         reader = cast(ConsentChangeReader, self._require(Capability.READ_CONSENT_CHANGES))
@@ -177,6 +183,7 @@ class ConnectionProxy(ActorMemberMixin, pykka.ActorProxy[ConnectionActor]):
     ensure_webhook = proxy_method(ConnectionActor.ensure_webhook)
     write_profiles = proxy_method(ConnectionActor.write_profiles)
     delete_profiles = proxy_method(ConnectionActor.delete_profiles)
+    read_profiles = proxy_method(ConnectionActor.read_profiles)
     read_consent_changes = proxy_method(ConnectionActor.read_consent_changes)
     write_consents = proxy_method(ConnectionActor.write_consents)
     read_group = proxy_method(ConnectionActor.read_group)

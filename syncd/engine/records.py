@@ -153,6 +153,29 @@ class WriteResult:
     fix: str | None = None
 
 
+
+@dataclass(frozen=True, slots=True)
+class ProfileState:
+    """What a destination holds for one profile, read live by its key (READ_PROFILES).
+
+    Only what the answer says is known: an attribute, consent or tag *absent* from these
+    mappings is **unknown**, never empty (a cleared attribute the destination names with an
+    empty value is ``None`` or ``""`` here; one it does not name is missing)."""
+
+    key: str  # the profile key (the source record id), as write_profiles is given it
+    #: False: the destination answered "no such profile" (a write would create it).
+    found: bool
+    #: Attribute name (as the destination spells it, e.g. a discriminator) -> value.
+    attributes: dict[str, Scalar] = field(default_factory=dict)
+    #: The e-mail address the profile holds (None: unknown).
+    email: str | None = None
+    #: ``"topic|channel"`` -> opted in (channel ``"email"`` or ``"sms"``).
+    consents: dict[str, bool] = field(default_factory=dict)
+    #: Tag -> set.
+    tags: dict[str, bool] = field(default_factory=dict)
+    #: Why the profile could not be read (then nothing of it is known, ``found`` included).
+    error: str | None = None
+
 # -- preflight: what an integration needs from a connection, and what the account lacks --------
 
 

@@ -34,6 +34,7 @@ from syncd.testing.contract import (
     GroupReaderContract,
     Harness,
     ProfileDeleterContract,
+    ProfileReaderContract,
     ProfileWriterContract,
     RecordReaderContract,
     SchemaCheckerContract,
@@ -53,7 +54,7 @@ __all__ = [
     "ProfileWriterContract", "ProfileDeleterContract", "ConsentChangeReaderContract",
     "ConsentWriterContract", "GroupReaderContract", "BulkWriterContract",
     "DirectReaderContract", "SchemaCheckerContract", "EngagementReaderContract",
-    "EngagementWriterContract", "TaskCreatorContract",
+    "EngagementWriterContract", "TaskCreatorContract", "ProfileReaderContract",
 ]
 
 

@@ -29,6 +29,7 @@ from syncd.testing.contract_destination import (
     BulkWriterContract,
     ConsentChangeReaderContract,
     ProfileDeleterContract,
+    ProfileReaderContract,
     ProfileWriterContract,
     SchemaCheckerContract,
 )
@@ -53,7 +54,7 @@ __all__ = [
     "ConsentChangeReaderContract", "ConsentWriterContract", "GroupReaderContract",
     "BulkWriterContract", "DirectReaderContract", "SchemaCheckerContract",
     "EngagementReaderContract", "EngagementWriterContract", "TaskCreatorContract",
-    "assert_contracts_cover", "missing_contracts",
+    "ProfileReaderContract", "assert_contracts_cover", "missing_contracts",
 ]
 
 #: The contract class of each capability (a meta-test checks that none is missing).
@@ -71,6 +72,7 @@ CONTRACTS: dict[Capability, type] = {
     Capability.READ_RESPONSES: EngagementReaderContract,
     Capability.WRITE_RESPONSES: EngagementWriterContract,
     Capability.CREATE_TASKS: TaskCreatorContract,
+    Capability.READ_PROFILES: ProfileReaderContract,
 }
 
 

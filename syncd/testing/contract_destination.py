@@ -85,6 +85,42 @@ class ConsentChangeReaderContract:
         assert again == []
 
 
+class ProfileReaderContract:
+    """READ_PROFILES: one state per key in input order; "not found" for a key the partner
+    does not have; what the partner holds, a change made in the partner included; a value
+    the partner does not name is unknown (left out), never empty. Uses
+    ``harness.readable_profile`` and ``harness.change_in_partner``."""
+
+    def test_one_state_per_key_in_input_order(self, harness: Harness):
+        a, b = harness.readable_profile("contract-read-a"), harness.readable_profile(
+            "contract-read-b")
+        keys = [b.key, "contract-read-missing", a.key]
+        states = harness.connector.read_profiles(keys)
+        assert [(s.key, s.found, s.error) for s in states] == [
+            (b.key, True, None), ("contract-read-missing", False, None), (a.key, True, None)]
+        held = states[2]
+        for name, value in a.attributes.items():
+            assert held.attributes.get(name) == value, name
+        for consent in a.consents:
+            assert held.consents.get(f"{consent.topic}|{consent.channel}") is \
+                consent.opted_in
+        for tag, on in a.tags.items():
+            assert held.tags.get(tag) is on, tag
+
+    def test_a_change_made_in_the_partner_is_read(self, harness: Harness):
+        profile = harness.readable_profile("contract-read-changed")
+        name, value = harness.change_in_partner(profile.key)
+        (state,) = harness.connector.read_profiles([profile.key])
+        assert state.found and state.attributes.get(name) == value
+
+    def test_what_the_partner_does_not_name_is_unknown(self, harness: Harness):
+        profile = harness.readable_profile("contract-read-unknown")
+        (state,) = harness.connector.read_profiles([profile.key])
+        assert "contract.never.defined" not in state.attributes
+        assert all(v is not None for v in state.consents.values())
+        assert harness.connector.read_profiles([]) == []
+
+
 class SchemaCheckerContract:
     """CHECK_SCHEMA: what the account has passes; a missing name is a problem on its key."""
 

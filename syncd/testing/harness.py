@@ -93,6 +93,16 @@ class Harness:
         """A person opts out of ``topic`` in the partner (READ_CONSENT_CHANGES)."""
         raise NotImplementedError
 
+    def readable_profile(self, key: str) -> Profile:
+        """Arrange, through the partner, a profile keyed ``key`` holding at least one
+        attribute, and return what it holds (READ_PROFILES)."""
+        raise NotImplementedError
+
+    def change_in_partner(self, key: str) -> tuple[str, Any]:
+        """Change one attribute of the profile keyed ``key`` as a person in the partner
+        would; returns the attribute's name and new value (READ_PROFILES)."""
+        raise NotImplementedError
+
     # -- response data and tasks -----------------------------------------------------------
 
     def engagement_event(self) -> str:

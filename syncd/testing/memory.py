@@ -14,7 +14,15 @@ from typing import Any, ClassVar
 
 from syncd.config.schema import Option, Secret
 from syncd.connectors.connector import Capability, Connector
-from syncd.engine.records import ConsentChange, Event, Page, Profile, Record, WriteResult
+from syncd.engine.records import (
+    ConsentChange,
+    Event,
+    Page,
+    Profile,
+    ProfileState,
+    Record,
+    WriteResult,
+)
 from syncd.exceptions import RemoteError, WebhookRejected
 
 
@@ -60,6 +68,7 @@ class World:
     #: ("read", n): a read of consent changes returned ``consent_log[:n]``.
     history: list[tuple] = field(default_factory=list)
     written_back: list[str] = field(default_factory=list)  # ids given write_consents
+    profile_reads: list[str] = field(default_factory=list)  # keys given read_profiles
     #: Called (outside the lock) with the cursor of each page read, and with the profiles
     #: of each write before it is applied: to pin or observe an interleaving in a test.
     after_read: Any = None
@@ -139,7 +148,7 @@ class MemoryConnector(Connector):
                               Capability.WRITE_PROFILES, Capability.DELETE_PROFILES,
                               Capability.READ_CONSENT_CHANGES, Capability.WRITE_CONSENTS,
                               Capability.READ_GROUPS, Capability.BULK_WRITE,
-                              Capability.READ_RECORD})
+                              Capability.READ_RECORD, Capability.READ_PROFILES})
     options = (
         Option("world", str, "default", "the name of the shared in-memory data"),
         Option("webhook_secret", Secret, None, "HMAC-SHA256 key of X-Memory-Signature"),
@@ -238,6 +247,26 @@ class MemoryConnector(Connector):
                                            retryable=True))
                     continue
                 out.append(WriteResult(p.key, "updated" if existed else "created"))
+        return out
+
+    def read_profiles(self, keys: list[str]) -> list[ProfileState]:
+        """What the world holds for each key: the attributes, consents and tags set on it
+        (a cleared attribute is absent: unknown)."""
+        w = self.world
+        out = []
+        with w.lock:
+            w.profile_reads.extend(keys)
+            for key in keys:
+                attrs = w.profiles.get(key)
+                if attrs is None:
+                    out.append(ProfileState(key, found=False))
+                    continue
+                out.append(ProfileState(
+                    key, found=True,
+                    attributes={k: v for k, v in attrs.items() if k not in ("email", "crm_id")},
+                    email=attrs.get("email"),
+                    consents={f"{t}|{c}": on for (t, c), on in w.consents.get(key, {}).items()},
+                    tags=dict(w.tags.get(key, {}))))
         return out
 
     def read_group(self, name: str) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from syncd_apsis.audience import CRM_ID
 from syncd_apsis.connector import ApsisConnector
 
 from syncd.config.schema import Secret
@@ -17,6 +18,7 @@ from syncd.testing import (
     EngagementReaderContract,
     Harness,
     ProfileDeleterContract,
+    ProfileReaderContract,
     ProfileWriterContract,
     SchemaCheckerContract,
     assert_contracts_cover,
@@ -24,6 +26,7 @@ from syncd.testing import (
 )
 
 NEWSLETTER = "com.apsis1.topics.newsletter"
+OFFERS = "com.apsis1.topics.offers"
 KEY = 'integrations.demo.fields."FirstName"'
 
 
@@ -52,6 +55,22 @@ class ApsisHarness(Harness):
         assert wait_for(lambda: time.time() * 1000 > row["event_time"] + 1, timeout=1)
         return "contract-opened"
 
+    def readable_profile(self, key: str) -> Profile:
+        with self.emulator.lock:
+            self.emulator.audience.write(CRM_ID, key, self.emulator.section, {
+                "com.apsis1.attributes.email": f"{key}@example.org",
+                "com.apsis1.attributes.firstname": "Jan"}, create=True)
+        self.emulator.change_profile(key, consents={f"{NEWSLETTER}|email": "opt-in",
+                                                    f"{OFFERS}|email": "opt-out"},
+                                     tags={"vip": True})
+        return Profile(key, f"{key}@example.org", {"com.apsis1.attributes.firstname": "Jan"},
+                       (Consent(NEWSLETTER, "email", True), Consent(OFFERS, "email", False)),
+                       {"vip": True})
+
+    def change_in_partner(self, key: str) -> tuple[str, object]:
+        self.emulator.change_profile(key, attributes={"com.apsis1.attributes.firstname": "Jo"})
+        return "com.apsis1.attributes.firstname", "Jo"
+
     def needs_met(self) -> SchemaNeeds:
         return SchemaNeeds("destination", (
             Need(NeedKind.ATTRIBUTE, "com.apsis1.attributes.firstname", KEY),))
@@ -63,7 +82,8 @@ class ApsisHarness(Harness):
 
 class TestApsisContract(ConnectorContract, ProfileWriterContract, ProfileDeleterContract,
                         BulkWriterContract, ConsentChangeReaderContract,
-                        SchemaCheckerContract, EngagementReaderContract):
+                        SchemaCheckerContract, EngagementReaderContract,
+                        ProfileReaderContract):
     @pytest.fixture
     def harness(self, emu):
         config = {**ApsisConnector.sandbox_config(emu), "backoff": 0.02,

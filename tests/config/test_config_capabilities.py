@@ -100,3 +100,26 @@ def test_required_lists_each_setting():
     assert not [n for n in needs if n.capability is Capability.BULK_WRITE]
 
 
+
+
+def test_live_dry_runs_need_profile_reads_of_the_destination(files):
+    files.registry.connectors["mkt"] = PlainMarketing
+    text = edit('destination = "mkt"', 'destination = "mkt"\ndry_run_read = "live"',
+                without_consents_and_selections())
+    error = files.error(text, "integrations.crm-mkt.dry_run_read")
+    assert "`read_profiles` of the destination" in error.message
+    assert "`mkt` (kind mkt)" in error.message and "remove `dry_run_read`" in error.fix
+
+
+@pytest.mark.parametrize("value", ["auto", "known"])
+def test_dry_runs_that_may_fall_back_need_no_profile_reads(files, value):
+    files.registry.connectors["mkt"] = PlainMarketing
+    text = edit('destination = "mkt"', f'destination = "mkt"\ndry_run_read = "{value}"',
+                without_consents_and_selections())
+    assert files.load(text).integrations["crm-mkt"].dry_run_read == value
+
+
+def test_dry_run_read_takes_only_its_choices(files):
+    text = edit('destination = "mkt"', 'destination = "mkt"\ndry_run_read = "always"')
+    assert "auto" in files.error(text, "integrations.crm-mkt.dry_run_read").message + \
+        files.error(text, "integrations.crm-mkt.dry_run_read").fix

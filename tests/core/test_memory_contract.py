@@ -19,6 +19,7 @@ from syncd.testing import (
     Harness,
     MemoryConnector,
     ProfileDeleterContract,
+    ProfileReaderContract,
     ProfileWriterContract,
     RecordReaderContract,
     WebhookSourceContract,
@@ -69,11 +70,26 @@ class MemoryHarness(Harness):
     def unsubscribe(self, key: str, topic: str, channel: str) -> None:
         self.world.unsubscribe(key, topic, channel)
 
+    def readable_profile(self, key: str) -> Profile:
+        with self.world.lock:
+            self.world.profiles[key] = {"email": f"{key}@example.org", "crm_id": key,
+                                        "firstname": "Jan"}
+            self.world.consents[key] = {("news", "email"): True, ("offers", "email"): False}
+            self.world.tags[key] = {"vip": True}
+        return Profile(key, f"{key}@example.org", {"firstname": "Jan"},
+                       (Consent("news", "email", True), Consent("offers", "email", False)),
+                       {"vip": True})
+
+    def change_in_partner(self, key: str) -> tuple[str, object]:
+        with self.world.lock:
+            self.world.profiles[key]["firstname"] = "Changed"
+        return "firstname", "Changed"
+
 
 class TestMemoryContract(ConnectorContract, RecordReaderContract, WebhookSourceContract,
                          DirectReaderContract, ConsentWriterContract, GroupReaderContract,
                          ProfileWriterContract, ProfileDeleterContract, BulkWriterContract,
-                         ConsentChangeReaderContract):
+                         ConsentChangeReaderContract, ProfileReaderContract):
     @pytest.fixture
     def harness(self, request):
         name = f"contract:{request.node.nodeid}"
