@@ -1,6 +1,6 @@
 """One actor per integration: it sequences full syncs against the queued real-time events.
 
-- Real-time (:mod:`syncd.engine.realtime`): the receiver stores events in the inbox and tells the
+- Real-time (:mod:`syncd.engine.realtime`, ``coordinator.realtime``): the receiver stores events in the inbox and tells the
   coordinator; the coordinator reads the records back from the source, applies the rules and
   writes the profiles. Failures are retried with back-off; an event that fails for good (a 4xx that
   retrying cannot fix, or ``max_attempts`` spent) becomes a dead letter with its reason.
@@ -44,7 +44,7 @@ from syncd.engine.timers import Timers, default_timers
 log = structlog.get_logger("syncd.engine.coordinator")
 
 
-class Coordinator(RealTime, pykka.ThreadingActor):
+class Coordinator(pykka.ThreadingActor):
     def __init__(
         self,
         integration: IntegrationConfig,
@@ -69,12 +69,12 @@ class Coordinator(RealTime, pykka.ThreadingActor):
         self._on_failure_cb = on_failure
         self._cursor: str | None = None
         self._prefetch: pykka.Future | None = None
-        self._drain_scheduled = False
         #: {"source": ..., "destination": ...}: the capabilities of the two connections
         self.capabilities = capabilities or {}
         self.log = log.bind(integration=self.name)
         #: Its timers (drain retries, consent polls, response steps): each only tells it.
         self.timers: Timers = timers or default_timers(self.name)
+        self.realtime = RealTime(self)  # real-time events (:mod:`syncd.engine.realtime`)
         #: The response-data job (:mod:`syncd.engine.responses`): its steps are messages to self.
         self.responses = ResponseData(self)
         self.journal = Journal(store, self.name)  # what `syncd explain` tells
@@ -132,7 +132,11 @@ class Coordinator(RealTime, pykka.ThreadingActor):
 
     def notify(self) -> None:
         """New events are in the inbox (told by the receiver)."""
-        self._schedule_drain()
+        self.realtime.schedule()
+
+    def drain(self) -> None:
+        """Apply a batch of the inbox (:meth:`syncd.engine.realtime.RealTime.drain`)."""
+        self.realtime.drain()
 
     def start_full_sync(self, resume: dict[str, Any] | None = None, confirm: bool = False
                         ) -> int:
@@ -180,7 +184,7 @@ class Coordinator(RealTime, pykka.ThreadingActor):
         """Resume a real-time path paused by fail-fast (a reload, a sync start)."""
         resumed = self.failfast.resume(why)
         if resumed:
-            self._schedule_drain()
+            self.realtime.schedule()
         return {"integration": self.name, "resumed": resumed}
 
     def confirm(self) -> dict[str, Any]:
@@ -188,7 +192,7 @@ class Coordinator(RealTime, pykka.ThreadingActor):
         applied again, and held write-backs go."""
         released = self.gate.confirm()
         if released["records"]:
-            self._schedule_drain()
+            self.realtime.schedule()
         if released["write_backs"] and self.jobs.consent_write_back():
             self._self.run_job.defer("consent_changes", {})
         return released
@@ -338,7 +342,7 @@ class Coordinator(RealTime, pykka.ThreadingActor):
         self.progress.last_error = error
         self.progress.cancel.clear()
         self.log.info(f"full_sync.{status}", run_id=run_id, **self.progress.counts)
-        self._schedule_drain()  # apply what arrived during the run
+        self.realtime.schedule()  # apply what arrived during the run
 
     # -- applying records ------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The real-time path of a coordinator (a mixin of :class:`syncd.engine.coordinator.Coordinator`):
+"""The real-time path of a coordinator, as an object it holds (``coordinator.realtime``):
 events the receiver stored in the inbox are read back from the source in batches, decided and
 written; failures are retried with back-off, and an event that fails for good becomes a dead
 letter with its reason. A batch the source refuses for good is split in halves, so that only
@@ -9,6 +9,7 @@ the event that causes it becomes a dead letter. A retry waits on the coordinator
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from syncd.app import metrics
 from syncd.engine import rules as R
@@ -18,55 +19,70 @@ from syncd.engine.records import Record
 from syncd.engine.store import InboxItem
 from syncd.exceptions import RemoteError
 
+if TYPE_CHECKING:
+    from syncd.engine.coordinator import Coordinator
+
 #: The key of the drain's timer.
 DRAIN = "drain"
 
 
 class RealTime:
-    """Needs the coordinator's store, integration, progress, source, log, _self, _apply,
-    failfast, timers and _drain_scheduled."""
+    """Held by a :class:`syncd.engine.coordinator.Coordinator` (``coordinator.realtime``),
+    which provides store, integration, progress, source, log, timers, journal, the writes
+    (``_apply``) and the fail-fast pause, and passes its ``drain`` message on to
+    :meth:`drain`."""
+
+    def __init__(self, coordinator: Coordinator):
+        self.c = coordinator
+        #: A ``drain`` message is on its way: another one now would find nothing new.
+        self._scheduled = False
 
     def drain(self) -> None:
-        self._drain_scheduled = False
-        if self.progress.state == "full_sync":
+        c = self.c
+        self._scheduled = False
+        if c.progress.state == "full_sync":
             return  # held until the full sync ends
-        if self.progress.paused:
+        if c.progress.paused:
             return  # fail-fast: the events wait in the inbox for a reload or a sync start
-        if self.progress.reloading.is_set():
+        if c.progress.reloading.is_set():
             return  # a reload applies a new config: the events wait, then apply under it
         try:
             busy = self._drain_batch()
         except FailedFast as exc:
-            self.failfast.pause(str(exc))
+            c.failfast.pause(str(exc))
             return
         except Exception as exc:  # never let a bug in one batch stop the actor
-            self.log.exception("realtime.batch_crashed")
-            self.progress.last_error = f"{type(exc).__name__}: {exc}"
+            c.log.exception("realtime.batch_crashed")
+            c.progress.last_error = f"{type(exc).__name__}: {exc}"
             busy = False
-            self._schedule_drain(delay=5.0)
+            self.schedule(delay=5.0)
         if busy:
-            self._schedule_drain()
+            self.schedule()
         else:
-            due = self.store.next_due(self.name)
+            due = c.store.next_due(c.name)
             if due is not None:
-                self._schedule_drain(delay=max(0.05, due - time.time()))
+                self.schedule(delay=max(0.05, due - time.time()))
 
-    def _schedule_drain(self, delay: float = 0.0) -> None:
+    def schedule(self, delay: float = 0.0) -> None:
+        """Drain now (a message to the coordinator) or after ``delay`` seconds (its timer,
+        which replaces an earlier one)."""
+        proxy = self.c._self
         if delay <= 0:
-            if not self._drain_scheduled:
-                self._drain_scheduled = True
-                self._self.drain.defer()
+            if not self._scheduled:
+                self._scheduled = True
+                proxy.drain.defer()
             return
-        self.timers.call_later(DRAIN, delay, self._self.drain.defer)
+        self.c.timers.call_later(DRAIN, delay, proxy.drain.defer)
 
     def _drain_batch(self) -> bool:
         """Apply one batch of pending events; True if more may be waiting."""
-        items = self.store.pending(self.name, limit=self.integration.batch_size)
+        c = self.c
+        items = c.store.pending(c.name, limit=c.integration.batch_size)
         if not items:
             return False
-        full = len(items) >= self.integration.batch_size
+        full = len(items) >= c.integration.batch_size
         records, failures = self._read_back(items)
-        self.journal.read_back(self.integration.source, records, failures)  # explain.py
+        c.journal.read_back(c.integration.source, records, failures)  # explain.py
         for failed_items, reason, retryable in failures:
             self._fail(failed_items, reason, retryable=retryable)
         if failures:
@@ -77,9 +93,10 @@ class RealTime:
         latest: dict[str, Record] = {}
         for record in records:
             latest[record.id] = record
-        counts, errors = self._apply(list(latest.values()), full_sync=False)
+        counts, errors = c._apply(list(latest.values()), full_sync=False)
         failed = {key: (reason, retryable) for key, reason, retryable in errors}
-        done, by_error = [], {}
+        done: list[int] = []
+        by_error: dict[tuple[str, bool], list[InboxItem]] = {}
         for item in items:
             problem = failed.get(item.event.record_id)
             if problem is None and failed and item.event.record_id not in latest:
@@ -90,12 +107,12 @@ class RealTime:
                 done.append(item.id)
             else:
                 by_error.setdefault(problem, []).append(item)
-        self.store.mark_done(done)
-        self.progress.events_applied += len(done)
-        metrics.EVENTS_APPLIED.labels(self.name).inc(len(done))
+        c.store.mark_done(done)
+        c.progress.events_applied += len(done)
+        metrics.EVENTS_APPLIED.labels(c.name).inc(len(done))
         for (reason, retryable), failed_items in by_error.items():
             self._fail(failed_items, reason, retryable=retryable)
-        self.log.debug("realtime.applied", events=len(items), **counts)
+        c.log.debug("realtime.applied", events=len(items), **counts)
         return full
 
     def _read_back(self, items: list[InboxItem]
@@ -104,14 +121,15 @@ class RealTime:
         their reason. A batch refused for good (a non-retryable error) is split in halves
         and each read again, so that only the event that causes it becomes a dead letter;
         a retryable error keeps the batch together (it is tried again as a whole)."""
-        where = f"reading back from {self.integration.source}"
+        c = self.c
+        where = f"reading back from {c.integration.source}"
         try:
-            return self.source.read_records([i.event for i in items]
+            return c.source.read_records([i.event for i in items]
                                             ).get(timeout=CALL_TIMEOUT), []
         except RemoteError as exc:
             if exc.retryable or len(items) == 1:
                 return [], [(items, f"{where}: {exc}", exc.retryable)]
-            self.log.info("realtime.batch_split", events=len(items), reason=str(exc))
+            c.log.info("realtime.batch_split", events=len(items), reason=str(exc))
             half = len(items) // 2
             first, first_failed = self._read_back(items[:half])
             second, second_failed = self._read_back(items[half:])
@@ -120,20 +138,21 @@ class RealTime:
             return [], [(items, f"{where}: {type(exc).__name__}: {exc}", True)]
 
     def _fail(self, items: list[InboxItem], reason: str, *, retryable: bool) -> None:
-        self.progress.events_failed += len(items)
-        metrics.EVENTS_FAILED.labels(self.name).inc(len(items))
-        self.progress.last_error = reason
+        c = self.c
+        c.progress.events_failed += len(items)
+        metrics.EVENTS_FAILED.labels(c.name).inc(len(items))
+        c.progress.last_error = reason
         dead = [i.id for i in items
-                if R.gives_up(i.attempts, self.integration.max_attempts, retryable)]
+                if R.gives_up(i.attempts, c.integration.max_attempts, retryable)]
         retry = [i for i in items if i.id not in set(dead)]
         if dead:
-            self.store.mark_dead(dead, reason)
-            self.progress.dead_letters += len(dead)
-            metrics.EVENTS_DEAD.labels(self.name).inc(len(dead))
-            self.log.error("event.dead_letter", events=dead, reason=reason)
+            c.store.mark_dead(dead, reason)
+            c.progress.dead_letters += len(dead)
+            metrics.EVENTS_DEAD.labels(c.name).inc(len(dead))
+            c.log.error("event.dead_letter", events=dead, reason=reason)
         for item in retry:
             delay = R.retry_delay(item.attempts)
-            self.store.mark_retry([item.id], reason, delay)
-            self.log.warning("event.retry", event_id=item.id, record_id=item.event.record_id,
+            c.store.mark_retry([item.id], reason, delay)
+            c.log.warning("event.retry", event_id=item.id, record_id=item.event.record_id,
                              reason=reason, delay=delay)
 
