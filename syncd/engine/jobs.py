@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from syncd.connectors.capabilities import Capability
@@ -59,7 +59,7 @@ class Jobs:
         self.c = coordinator
         #: The paged job running (a generator that yields after each page), its name, and
         #: the paged jobs waiting their turn.
-        self._job: Iterator[None] | None = None
+        self._job: Generator[None, None, None] | None = None
         self._job_name = ""
         self._job_queue: tuple[tuple[str, dict[str, Any]], ...] = ()
 
@@ -67,7 +67,7 @@ class Jobs:
         """A scheduled or on-demand job. Told, not asked: it guards itself. A paged job
         (daily creation, overview import) only starts here: its pages follow as messages."""
         handlers = {"consent_changes": self._consent_changes,
-                    "responses": self.c.responses.start}  # type: ignore[attr-defined]
+                    "responses": self.c.responses.start}
         try:
             if job in ("daily_creation", "overview"):
                 self._start_paged(job, params or {})
@@ -121,7 +121,7 @@ class Jobs:
         self.c.timers.cancel(CONSENT_POLL)
         job, self._job, self._job_queue = self._job, None, ()
         if job is not None:
-            job.close()  # type: ignore[attr-defined]
+            job.close()
 
     def _page_done(self, run_id: int, what: str) -> bool:
         """False when a full sync started since the last page: the job stops, its run
@@ -137,7 +137,7 @@ class Jobs:
 
     # -- daily creation -----------------------------------------------------------------------
 
-    def _daily_creation(self, params: dict[str, Any]) -> Iterator[None]:
+    def _daily_creation(self, params: dict[str, Any]) -> Generator[None, None, None]:
         """Create profiles for records created or changed since the last run: the safety
         net for missed webhooks. The window reaches ``overlap`` seconds before the previous
         run's start; the cursor is that start, so it never passes a record not yet seen.
@@ -185,7 +185,7 @@ class Jobs:
 
     # -- overviews ------------------------------------------------------------------------
 
-    def _import_overview(self, params: dict[str, Any]) -> Iterator[None]:
+    def _import_overview(self, params: dict[str, Any]) -> Generator[None, None, None]:
         """Import the contacts of a CRM overview: members get the overview's tag (and their
         profile, if the conditions hold), contacts no longer in it lose the tag. Changes
         to an overview show after the next import (seed 001)."""

@@ -31,12 +31,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from syncd.connectors.connector import Capability
 from syncd.engine.engagement import EngagementBatch, EngagementEvent, wanted
+
+if TYPE_CHECKING:
+    from syncd.engine.coordinator import Coordinator
 
 log = structlog.get_logger("syncd.engine.responses")
 
@@ -68,7 +71,7 @@ class ResponseData:
     """Owned by a coordinator (its ``store``, ``name``, ``integration``, ``source``,
     ``destination``, ``capabilities`` and actor proxy); runs in the coordinator's thread."""
 
-    def __init__(self, owner: Any):
+    def __init__(self, owner: Coordinator):
         self.owner = owner
         self._run: _Run | None = None
         #: seconds between the cursor and now at the last read (for ``syncd status``)
