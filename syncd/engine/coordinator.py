@@ -32,6 +32,7 @@ from syncd.engine.batch import split_unreadable, tally
 from syncd.engine.explain import Journal
 from syncd.engine.failfast import FailedFast, FailFastWrites
 from syncd.engine.guard import Guard, guard_status, held_error
+from syncd.engine.inflight import before_answer
 from syncd.engine.jobs import CALL_TIMEOUT, Jobs, shortfall
 from syncd.engine.progress import Progress as Progress
 from syncd.engine.progress import processed_before
@@ -381,13 +382,13 @@ class Coordinator(pykka.ThreadingActor):
         new_links: list[tuple[str, str, str | None, dict | None]] = []
         overridden: list[tuple[str, str, str]] = []
         if writes:
-            # Links first, without a digest: a crash during the write must not leave a
-            # profile syncd does not know it made, nor a digest of an older write that
-            # would make the source's next change back to it look "unchanged" when this
-            # write landed and its answer was lost. The digest follows the answer.
+            # Links first, without a digest and with what is sent in flight: a crash during
+            # the write must not leave a profile syncd does not know it made, nor a digest
+            # or a consent or tag state of an older write that would make the source's
+            # next change back to it look "unchanged" when this write landed and its answer
+            # was lost. The digest and the state follow the answer.
             self.store.links_before_write(
-                self.name, [w.profile.key for w in writes if not w.known],
-                [w.profile.key for w in writes if w.known])
+                self.name, [(w.profile.key, w.known, before_answer(w)) for w in writes])
             results: list[WriteResult] = self.failfast.send(writes, bulk)
             self.journal.answered([(w.profile.key, "write", r, w.profile.attributes)
                                    for w, r in zip(writes, results, strict=True)])

@@ -58,24 +58,30 @@ class LinkTables:
                 [(integration, s, k, d, json.dumps(st, sort_keys=True) if st else None, now)
                  for s, k, d, st in rows])
 
-    def links_before_write(self, integration: str, fresh: Sequence[str],
-                           known: Sequence[str]) -> None:
-        """Before a write, in one transaction: a provisional link (no digest) for each
-        source id syncd never wrote, and the digest of each one it wrote before forgotten.
-        A write may reach the destination although its answer never comes back (a lost
-        answer, a kill): until the answer's digest is saved the link must not claim the
-        destination holds what was written before, or a source going back to that state
-        would be found "unchanged" and never written again."""
+    def links_before_write(self, integration: str,
+                           rows: Sequence[tuple[str, bool, dict | None]]) -> None:
+        """Before a write, in one transaction, for each ``(source_id, known, state)``: a
+        provisional link (no digest) where syncd never wrote the record (not ``known``), and
+        the digest forgotten where it did; either way with ``state``, the consents and tags
+        in flight (:func:`syncd.engine.inflight.before_answer`). A write may reach the
+        destination although its answer never comes back (a lost answer, a kill): until the
+        answer's digest and state are saved the link must not claim the destination holds
+        what was written before, or a source going back to that state would be found
+        "unchanged" and never written again."""
         now = time.time()
+
+        def dump(state: dict | None) -> str | None:
+            return json.dumps(state, sort_keys=True) if state else None
+
         with self._tx() as conn:
             conn.executemany(
                 "INSERT INTO links (integration, source_id, dest_key, digest, state, updated_at) "
-                "VALUES (?, ?, ?, NULL, NULL, ?) ON CONFLICT(integration, source_id) DO UPDATE "
-                "SET digest=NULL, updated_at=excluded.updated_at",
-                [(integration, s, s, now) for s in fresh])
+                "VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT(integration, source_id) DO UPDATE "
+                "SET digest=NULL, state=excluded.state, updated_at=excluded.updated_at",
+                [(integration, s, s, dump(st), now) for s, known, st in rows if not known])
             conn.executemany(
-                "UPDATE links SET digest=NULL WHERE integration=? AND source_id=? AND "
-                "digest IS NOT NULL", [(integration, s) for s in known])
+                "UPDATE links SET digest=NULL, state=? WHERE integration=? AND source_id=?",
+                [(dump(st), integration, s) for s, known, st in rows if known])
 
     def delete_links(self, integration: str, source_ids: Sequence[str]) -> None:
         with self._tx() as conn:

@@ -128,7 +128,8 @@ class Link:
     dest_key: str
     digest: str | None
     #: The consents and tags last written: ``{"c": {"topic|channel": bool}, "t": {tag: bool}}``,
-    #: and ``"w"``: the consent keys whose last consent syncd *sent* is an opt-out.
+    #: ``"w"``: the consent keys whose last consent syncd *sent* is an opt-out, and ``"f"``:
+    #: the consents and tags sent whose answer is not yet seen (:mod:`syncd.engine.inflight`).
     state: dict = field(default_factory=dict)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
+from syncd.engine.inflight import in_flight_keys, with_in_flight
 from syncd.engine.records import Consent, ConsentChange, Link, Profile, Record, Scalar
 
 
@@ -167,27 +168,29 @@ def delta(profile: Profile, state: dict | None) -> tuple[Profile, dict, tuple[st
     Attributes go in full; consents and tags only where they differ from what was last
     written (a new profile gets its opt-ins and set tags; an opt-out or a cleared tag is sent
     only where an opt-in or a set tag was written before; a consent whose state is unknown,
-    ``None``, is sent either way). Returns the profile to send, the
-    new state, and the keys of the consents that flip on a profile written before (for the
-    stop-and-confirm guard)."""
+    ``None``, and a consent or tag in flight, ``"f"``, are sent either way). Returns the
+    profile to send, the new state, and the keys of the consents that flip on a profile
+    written before (for the stop-and-confirm guard): those that differ from the value last
+    *sent* (in flight or answered; an unknown one counts as the opt-out read)."""
     before_c = (state or {}).get("c", {})
     before_t = (state or {}).get("t", {})
+    flight_c, flight_t = in_flight_keys(state)
     send_c, flips = [], []
     for c in profile.consents:
         key = consent_key(c)
         previous = before_c.get(key)
-        if key not in before_c:  # never written: an opt-out would only add noise
-            if c.opted_in:
+        if key not in before_c and key not in flight_c:  # never written: an opt-out
+            if c.opted_in:  # would only add noise
                 send_c.append(c)
-        elif previous is None:  # unknown since an opt-out was read: send either way
+        elif previous is None or key in flight_c:  # unknown: send either way
             send_c.append(c)
-            if c.opted_in:  # over the opt-out the destination reported: a flip
+            if c.opted_in != bool(previous):  # over what the destination may hold: a flip
                 flips.append(key)
         elif previous != c.opted_in:
             send_c.append(c)
             flips.append(key)
     send_t = {tag: on for tag, on in profile.tags.items()
-              if before_t.get(tag, False) != on}
+              if tag in flight_t or before_t.get(tag, False) != on}
     new_state = {"c": {consent_key(c): c.opted_in for c in profile.consents},
                  "t": dict(profile.tags)}
     written = written_optouts({"w": (state or {}).get("w", ())}, send_c)
@@ -214,6 +217,8 @@ class Write:
     optouts_overridden: tuple[tuple[str, str], ...] = ()
     #: The opt-outs syncd had written before this write (the link's ``"w"``).
     written_before: tuple[str, ...] = ()
+    #: The consent keys in flight before this write (:mod:`syncd.engine.inflight`).
+    unsure: tuple[str, ...] = ()
 
     @property
     def consent_flips(self) -> int:
@@ -268,7 +273,8 @@ def decide(rules: Rules, record: Record, link: Link | None,
     send, state, flips = delta(profile, link.state if link is not None else None)
     return Write(send, digest, known=link is not None, state=state, flipped=flips,
                  optouts_overridden=overridden,
-                 written_before=tuple((link.state or {}).get("w", ())) if link else ())
+                 written_before=tuple((link.state or {}).get("w", ())) if link else (),
+                 unsure=tuple(sorted(in_flight_keys(link.state)[0])) if link else ())
 
 
 def delete_confirmed(rules: Rules, delete: Delete, direct: Record | None) -> bool:
@@ -313,8 +319,9 @@ def guard_allowance(counted: int, wanted: int, limit: int | None, held: bool) ->
 
 def hold_consents(write: Write) -> Write:
     """``write`` without its consent flips: attributes and tags still go; the flipped
-    consents keep the state last written, and the record is written again at its next
-    evaluation (digest None), so the flips are derived again after a confirm."""
+    consents keep the state last written (still in flight where they were), and the record
+    is written again at its next evaluation (digest None), so the flips are derived again
+    after a confirm."""
     flipped = set(write.flipped)
     if not flipped:
         return write
@@ -323,7 +330,7 @@ def hold_consents(write: Write) -> Write:
     for c in write.profile.consents:
         if consent_key(c) in flipped:
             state_c[consent_key(c)] = not c.opted_in
-    state = {**write.state, "c": state_c}
+    state = with_in_flight({**write.state, "c": state_c}, flipped & set(write.unsure))
     state.pop("w", None)
     written = written_optouts({"w": write.written_before}, kept)  # what is really sent
     if written:
