@@ -1,25 +1,33 @@
 """Dry runs and plans: what a full sync would change, kept, shown, and applied exactly.
 
 ``syncd sync start I --dry-run`` reads every record of the source (a run of kind
-``dry_run``, in a thread of its own: nothing is written anywhere but the plan) and decides
-each with the integration's rules against what syncd knows of the destination: the link
-(whether the profile exists, the consents and tags last written), the opt-outs read from
-the destination, and the attributes syncd last sent (table ``sent_attributes``, kept by
-:meth:`syncd.engine.explain.Journal.answered`). Each record that would change is a plan entry:
-``create``, ``update`` (the attributes that change, old and new; the consents and tags that
-change) or ``delete``, with a fingerprint of the record as read. The run's counters (shown by
-``syncd runs``) count the records as a full sync would; ``syncd runs show RUN`` lists the
-plan.
+``dry_run``, in a thread of its own: nothing is written anywhere but the plan) and, for the
+records the rules would sync, reads the destination's profiles live (READ_PROFILES, in
+batches of ``batch_size``, paced by the connection's rate budgets), then compares them
+(:mod:`syncd.engine.livediff`): ``create`` (not in the destination), ``update`` (each
+attribute that differs, old -> new, or unknown before; consent and tag changes), ``delete``;
+an opt-out made in the destination that the consent rules keep is listed as kept. The plan
+records what was read. When the destination cannot read profiles (its connector lacks
+``read_profiles``), ``dry_run_read = "known"``, or a profile's read failed, the record is
+decided against what syncd knows of the destination instead: the link (whether the profile
+exists, the consents and tags last written), the opt-outs read, and the attributes syncd last
+sent (table ``sent_attributes``, kept by :meth:`syncd.engine.explain.Journal.answered`),
+and the plan says so (its ``basis`` and ``note``, each entry's ``basis``). The run's
+counters (shown by ``syncd runs``) count the records as a full sync would; ``syncd runs show
+RUN`` lists the plan.
 
 ``syncd sync start I --plan RUN`` applies exactly that plan (a run of kind ``plan``): each
-planned record is read again; one whose fingerprint differs (the source changed since), or
-whose decision is no longer the planned one (the destination changed since), is refused
-with that reason and nothing is written for it; the others are written as a full sync
-writes (the guard, links, journal and fail-fast included).
+planned record is read again; one whose fingerprint differs (the source changed since) is
+refused with that reason and nothing is written for it; for an entry made from a live read,
+the destination's profile is read again and one that differs from what the dry run read (the
+destination changed since) is refused, naming what moved; an entry decided on what syncd
+knows is refused when its decision is no longer the planned one. The others are written as a
+full sync writes (the guard, links, journal and fail-fast included).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import threading
@@ -28,8 +36,10 @@ from typing import Any
 
 import structlog
 
+from syncd.connectors.capabilities import Capability
+from syncd.engine import livediff, planview
 from syncd.engine import rules as R
-from syncd.engine.records import Event, Record
+from syncd.engine.records import Event, ProfileState, Record
 
 log = structlog.get_logger("syncd.engine.dryrun")
 
@@ -42,6 +52,11 @@ CREATE TABLE IF NOT EXISTS plan (
     digest TEXT,
     data TEXT NOT NULL,
     PRIMARY KEY (run_id, record_id)
+);
+CREATE TABLE IF NOT EXISTS plan_basis (
+    run_id INTEGER PRIMARY KEY,
+    basis TEXT NOT NULL,
+    note TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sent_attributes (
     integration TEXT NOT NULL,
@@ -128,15 +143,40 @@ def start(daemon: Any, integration: str) -> int:
     return run_id
 
 
+KNOWN = ("decided against what syncd knows of the destination (the links, the opt-outs "
+         "read, the attributes it last sent), NOT a live read")
+
+
+def basis(daemon: Any, cfg: Any) -> tuple[str, str]:
+    """``("live", note)`` when the destination's profiles are read live, else
+    ``("known", why not)``."""
+    conn = daemon.config.connections[cfg.destination]
+    if cfg.dry_run_read == "known":
+        return "known", f'dry_run_read = "known": {KNOWN}'
+    if Capability.READ_PROFILES not in daemon.registry.connector(conn.kind).capabilities:
+        return "known", (f"connection {cfg.destination} (kind {conn.kind}) cannot read "
+                         f"profiles back (its connector lacks read_profiles): {KNOWN}")
+    return "live", f"the profiles read live from connection {cfg.destination}"
+
+
 def _dry_run(daemon: Any, name: str, run_id: int) -> None:
     store, cfg = daemon.store, daemon.config.integrations[name]
     rules = daemon._rules(cfg)
     cursor, status, error = None, "completed", None
     try:
+        how, note = basis(daemon, cfg)
+        with store._tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO plan_basis (run_id, basis, note) "
+                         "VALUES (?, ?, ?)", (run_id, how, note))
+        if how == "known":
+            log.warning("dry_run.not_live", integration=name, run_id=run_id, why=note)
         while True:
             page = daemon.connection(cfg.source).read_page(cursor, cfg.page_size).get(
                 timeout=CALL_TIMEOUT)
-            _plan_page(store, name, rules, run_id, list(page.records), page.total)
+            records = list(page.records)
+            states = _read_destination(daemon, cfg, rules, store.links(
+                name, [r.id for r in records]), records) if how == "live" else None
+            _plan_page(store, name, rules, run_id, records, page.total, states)
             cursor = page.cursor
             if cursor is None:
                 break
@@ -147,8 +187,34 @@ def _dry_run(daemon: Any, name: str, run_id: int) -> None:
     log.info("dry_run.finished", integration=name, run_id=run_id, status=status)
 
 
+def _read_destination(daemon: Any, cfg: Any, rules: R.Rules, links: dict,
+                      records: list[Record]) -> dict[str, ProfileState]:
+    """The destination's profiles of the records a sync would write or delete, read in
+    batches of ``batch_size`` (a batch that fails leaves its records unread: known basis)."""
+    keys = [r.id for r in records if not r.error and (
+        r.id in links or (not r.deleted and R.matches(rules.conditions, r)))]
+    return read_states(daemon.connection(cfg.destination), keys, cfg.batch_size)
+
+
+def read_states(destination: Any, keys: list[str], batch: int) -> dict[str, ProfileState]:
+    states: dict[str, ProfileState] = {}
+    for at in range(0, len(keys), max(1, batch)):
+        chunk = keys[at:at + max(1, batch)]
+        try:
+            found = destination.read_profiles(chunk).get(timeout=CALL_TIMEOUT)
+        except Exception as exc:  # a read that failed: those records fall back, labelled
+            found = [ProfileState(k, False, error=f"{type(exc).__name__}: {exc}")
+                     for k in chunk]
+        states.update({s.key: s for s in found})
+    return states
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
 def _plan_page(store: Any, name: str, rules: R.Rules, run_id: int, records: list[Record],
-               total: int | None) -> None:
+               total: int | None, states: dict[str, ProfileState] | None = None) -> None:
     counts = {"processed": len(records)}
     readable = [r for r in records if not r.error]
     errors = [(r.id, f"unreadable: {r.error}", True) for r in records if r.error]
@@ -158,18 +224,28 @@ def _plan_page(store: Any, name: str, rules: R.Rules, run_id: int, records: list
     links = store.links(name, ids)
     optouts = store.optouts(name, ids) if rules.consents else {}
     sent = _sent(store, name, ids)
-    rows = []
+    rows, at = [], _now()
     for record in readable:
-        decision = R.decide(rules, record, links.get(record.id), optouts.get(record.id))
-        found = entry(decision, links.get(record.id), sent.get(record.id))
-        outcome = {"create": "created", "update": "updated", "delete": "deleted"}.get(
-            found[0] if found else "", "skipped" if isinstance(decision, R.Skip)
-            else "unchanged")
-        counts[outcome] = counts.get(outcome, 0) + 1
-        if found:
+        link, state = links.get(record.id), (states or {}).get(record.id)
+        if state is not None and state.error is None:
+            live = livediff.diff(rules, record, link, optouts.get(record.id), state, at)
+            action, details = live.action, live.details
+            digest = live.write.digest if live.write else None
+        else:
+            decision = R.decide(rules, record, link, optouts.get(record.id))
+            found = entry(decision, link, sent.get(record.id))
+            action = found[0] if found else ("skipped" if isinstance(decision, R.Skip)
+                                             else "unchanged")
+            details = {**found[1], "basis": "known"} if found else {}
+            if found and state is not None:
+                details["read_error"] = state.error
             digest = decision.digest if isinstance(decision, R.Write) else None
-            rows.append((run_id, record.id, found[0], fingerprint(record), digest,
-                         json.dumps(found[1], default=str)))
+        outcome = {"create": "created", "update": "updated", "delete": "deleted"}.get(
+            action, action)
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if details:
+            rows.append((run_id, record.id, action, fingerprint(record), digest,
+                         json.dumps(details, default=str)))
     with store._tx() as conn:
         conn.executemany("INSERT OR REPLACE INTO plan (run_id, record_id, action, fingerprint, "
                          "digest, data) VALUES (?, ?, ?, ?, ?, ?)", rows)
@@ -177,41 +253,46 @@ def _plan_page(store: Any, name: str, rules: R.Rules, run_id: int, records: list
 
 
 def plan(store: Any, run_id: int, limit: int = 1000) -> dict[str, Any]:
-    """The plan of dry run ``run_id``: counts by action and change, and its entries."""
+    """The plan of dry run ``run_id``: what it compared with (``basis``, ``note``), counts by
+    action and change, and its entries."""
     migrate(store)
     rows = store._read("SELECT record_id, action, data FROM plan WHERE run_id=? "
                        "ORDER BY action, record_id", (run_id,))
+    found = store._read("SELECT basis, note FROM plan_basis WHERE run_id=?", (run_id,))
+    how, note = found[0] if found else ("known", KNOWN)
     summary: dict[str, int] = {}
     entries: list[dict[str, Any]] = []
+    changes = 0
+
+    def count(name: str) -> None:
+        summary[name] = summary.get(name, 0) + 1
+
     for rid, action, data in rows:
         details = json.loads(data)
-        summary[action] = summary.get(action, 0) + 1
+        if action != "unchanged":
+            changes += 1
+            count(action)
+        if details.get("basis") == "known" and how == "live":
+            count("not read live")
         for attr in details.get("attributes", {}) if action == "update" else ():
-            summary[f"attribute {attr}"] = summary.get(f"attribute {attr}", 0) + 1
-        for flip in details.get("flips", []):
-            summary[f"consent {flip}"] = summary.get(f"consent {flip}", 0) + 1
+            count(f"attribute {attr}")
+        if action == "update" and "email" in details:
+            count("email")
+        for flip in details.get("consent_changes", details.get("flips", [])):
+            count(f"consent {flip}")
+        for tag in details.get("tag_changes", {}):
+            count(f"tag {tag}")
+        for kept in details.get("kept", {}):
+            count(f"opt-out kept {kept}")
         if len(entries) < limit:
             entries.append({"record_id": rid, "action": action, **details})
-    return {"summary": summary, "entries": entries, "total": len(rows)}
+    return {"basis": how, "note": note, "summary": summary, "entries": entries,
+            "total": changes, "listed": len(rows)}
 
 
 def render(found: dict[str, Any], limit: int = 50) -> list[str]:
     """``syncd runs show`` lines for a plan."""
-    lines = ["  plan: " + (", ".join(f"{k} {v}" for k, v in sorted(found["summary"].items()))
-                           or "no change")]
-    for e in found["entries"][:limit]:
-        if e["action"] == "delete":
-            lines.append(f"  delete {e['record_id']}: {e['reason']}")
-            continue
-        changes = [f"{k}: {v.get('old')!r} -> {v['new']!r}" if "old" in v else
-                   f"{k} = {v['new']!r}" if isinstance(v, dict) else f"{k} = {v!r}"
-                   for k, v in e.get("attributes", {}).items()]
-        changes += [f"consent {k} flips" for k in e.get("flips", [])]
-        lines.append(f"  {e['action']} {e['record_id']}: " + ("; ".join(changes) or
-                                                            "consents or tags only"))
-    if found["total"] > limit:
-        lines.append(f"  ... and {found['total'] - limit} more (--json for all)")
-    return lines
+    return planview.render(found, limit)
 
 
 # -- applying a plan (in the coordinator's actor) --------------------------------------------
@@ -222,8 +303,9 @@ def apply(coordinator: Any, plan_run: int, run_id: int) -> None:
     c, store = coordinator, coordinator.store
     status, error = "completed", None
     try:
-        rows = store._read("SELECT record_id, action, fingerprint, digest FROM plan "
-                           "WHERE run_id=? ORDER BY record_id", (plan_run,))
+        rows = store._read("SELECT record_id, action, fingerprint, digest, data FROM plan "
+                           "WHERE run_id=? AND action != 'unchanged' ORDER BY record_id",
+                           (plan_run,))
         size = c.integration.page_size
         for start_at in range(0, len(rows), size):
             _apply_chunk(c, rows[start_at:start_at + size], plan_run, run_id)
@@ -240,15 +322,33 @@ def _apply_chunk(c: Any, rows: list, plan_run: int, run_id: int) -> None:
     ids = [r[0] for r in rows]
     links = store.links(c.name, ids)
     optouts = store.optouts(c.name, ids) if c.rules.consents else {}
+    planned = {r[0]: json.loads(r[4]) for r in rows}
+    live_ids = [rid for rid in ids if planned[rid].get("basis") == "live"]
+    states = read_states(c.destination, live_ids, c.integration.batch_size) if live_ids else {}
     counts: dict[str, int] = {"processed": len(rows)}
     refused: list[tuple[str, str, bool]] = []
     writes: list[R.Write] = []
     deletes: list[R.Delete] = []
-    for rid, action, planned, digest in rows:
+    at = _now()
+    for rid, action, printed, digest, _ in rows:
         record = by_id.get(rid)
-        if record is None or record.error or fingerprint(record) != planned:
+        if record is None or record.error or fingerprint(record) != printed:
             refused.append((rid, f"the source changed since the plan (run #{plan_run}); "
                                  f"make a new one with --dry-run", False))
+            continue
+        if rid in states:
+            why = planview.destination_moved(c.rules, planned[rid], states[rid], plan_run)
+            live = livediff.diff(c.rules, record, links.get(rid), optouts.get(rid),
+                                 states[rid], at) if why is None else None
+            if live is not None and live.action != action:
+                why = (f"the destination changed since the plan (run #{plan_run}): it would "
+                       f"now be {live.action}")
+            if why is not None or live is None:
+                refused.append((rid, why or "the destination changed since the plan", False))
+            elif live.write is not None:
+                writes.append(live.write)
+            elif live.delete is not None:
+                deletes.append(live.delete)
             continue
         decision = R.decide(c.rules, record, links.get(rid), optouts.get(rid))
         got = entry(decision, links.get(rid), None)

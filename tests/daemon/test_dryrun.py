@@ -53,9 +53,10 @@ def test_dry_run_then_its_plan(running, capsys):  # noqa: F811
                                            f"[admin]\nport = {daemon.admin.port}"))
     assert cli.main(["runs", "-c", str(cfg), "show", str(dry["run_id"])]) == 0
     shown = capsys.readouterr().out
+    assert "compared with: the profiles read live from connection mkt" in shown
     assert "plan: attribute firstname 2, consent news|email 1, create 1, update 3" in shown
     assert "update p01: firstname: 'n1' -> 'new1'" in shown
-    assert "update p03: consent news|email flips" in shown
+    assert "update p03: consent news|email flips: opted in -> opted out" in shown
     assert "create p20: firstname = 'n20'" in shown
 
     world.update("p02", FirstName="changed after the plan")
