@@ -28,19 +28,19 @@ from syncd.connectors.capabilities import Capability
 from syncd.connectors.connection import ConnectionProxy
 from syncd.engine import dryrun
 from syncd.engine import rules as R
-from syncd.engine.batch import split_unreadable, tally
+from syncd.engine.batch import RecordError, split_unreadable, tally
 from syncd.engine.explain import Journal
 from syncd.engine.failfast import FailedFast, FailFastWrites
 from syncd.engine.guard import Guard, guard_status, held_error
-from syncd.engine.inflight import before_answer
 from syncd.engine.jobs import CALL_TIMEOUT, Jobs, shortfall
 from syncd.engine.progress import Progress as Progress
 from syncd.engine.progress import processed_before
 from syncd.engine.realtime import RealTime
-from syncd.engine.records import Record, WriteResult
+from syncd.engine.records import Record
 from syncd.engine.responses import ResponseData
 from syncd.engine.store import Store
 from syncd.engine.timers import Timers, default_timers
+from syncd.engine.writes import BatchWriter
 
 log = structlog.get_logger("syncd.engine.coordinator")
 
@@ -86,6 +86,9 @@ class Coordinator(pykka.ThreadingActor):
         #: Writes with the fail-fast probe first, and the real-time path's pause.
         self.failfast = FailFastWrites(lambda: self.destination, self.progress,
                                        integration.fail_fast, self.log)
+        #: Writes and deletes through both, and what each answer means for its record.
+        self.writer = BatchWriter(store, self.name, self.journal, self.gate, self.failfast,
+                                  lambda: self.destination, self.log)
         #: Daily creation, overview imports and consent write-back (:mod:`syncd.engine.jobs`).
         self.jobs = Jobs(self)
 
@@ -367,7 +370,7 @@ class Coordinator(pykka.ThreadingActor):
         return counts, writes, deletes, unreadable
 
     def _apply(self, records: list[Record], *, full_sync: bool
-               ) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
+               ) -> tuple[dict[str, int], list[RecordError]]:
         """Decide and write a batch of records; returns counts and per-record errors."""
         counts, writes, deletes, unreadable = self._decide(records)
         counts, errors = self._write(counts, writes, deletes, full_sync=full_sync)
@@ -375,54 +378,7 @@ class Coordinator(pykka.ThreadingActor):
 
     def _write(self, counts: dict[str, int], writes: list[R.Write], deletes: list[R.Delete],
                *, full_sync: bool, bulk: bool = False
-               ) -> tuple[dict[str, int], list[tuple[str, str, bool]]]:
-        errors: list[tuple[str, str, bool]] = []
-        deletes = self.gate.confirmed_deletes(self.rules, counts, deletes, errors)
-        writes, deletes = self.gate.guarded(counts, writes, deletes)
-        new_links: list[tuple[str, str, str | None, dict | None]] = []
-        overridden: list[tuple[str, str, str]] = []
-        if writes:
-            # Links first, without a digest and with what is sent in flight: a crash during
-            # the write must not leave a profile syncd does not know it made, nor a digest
-            # or a consent or tag state of an older write that would make the source's
-            # next change back to it look "unchanged" when this write landed and its answer
-            # was lost. The digest and the state follow the answer.
-            self.store.links_before_write(
-                self.name, [(w.profile.key, w.known, before_answer(w)) for w in writes])
-            results: list[WriteResult] = self.failfast.send(writes, bulk)
-            self.journal.answered([(w.profile.key, "write", r, w.profile.attributes)
-                                   for w, r in zip(writes, results, strict=True)])
-            for write, result in zip(writes, results, strict=True):
-                if result.outcome == "failed":
-                    counts["failed"] = counts.get("failed", 0) + 1
-                    errors.append((write.profile.key, result.reason or "failed",
-                                   result.retryable))
-                else:
-                    counts[result.outcome] = counts.get(result.outcome, 0) + 1
-                    new_links.append((write.profile.key, result.remote_id or write.profile.key,
-                                      write.digest, write.state))
-                    overridden.extend((write.profile.key, t, c)
-                                      for t, c in write.optouts_overridden)
-        if deletes:
-            results = self.destination.delete_profiles([d.key for d in deletes]).get(timeout=CALL_TIMEOUT)
-            gone = []
-            self.journal.answered([(d.record_id or d.key, "delete", r)
-                                   for d, r in zip(deletes, results, strict=True)])
-            for delete, result in zip(deletes, results, strict=True):
-                if result.outcome == "failed":
-                    counts["failed"] = counts.get("failed", 0) + 1
-                    errors.append((delete.key, result.reason or "delete failed",
-                                   result.retryable))
-                else:
-                    counts["deleted"] = counts.get("deleted", 0) + 1
-                    gone.append(delete.key)
-            if gone:
-                self.store.delete_links(self.name, gone)
-        if new_links:
-            self.store.save_links(self.name, new_links)
-        if overridden:
-            self.store.forget_optouts(self.name, overridden)
-        for key, reason, _ in errors:
-            self.log.warning("record.failed", record_id=key, reason=reason,
-                             full_sync=full_sync)
-        return counts, errors
+               ) -> tuple[dict[str, int], list[RecordError]]:
+        """Write a batch's decisions (:meth:`syncd.engine.writes.BatchWriter.write`)."""
+        return self.writer.write(self.rules, counts, writes, deletes, full_sync=full_sync,
+                                 bulk=bulk)

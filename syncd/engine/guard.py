@@ -32,6 +32,7 @@ import structlog
 
 from syncd.config.model import IntegrationConfig
 from syncd.connectors.connection import ConnectionProxy
+from syncd.engine import attribution as A
 from syncd.engine import rules as R
 from syncd.engine.batch import RecordError
 from syncd.engine.explain import Journal
@@ -169,8 +170,9 @@ class Guard:
                           deletes: list[R.Delete], errors: list[RecordError]
                           ) -> list[R.Delete]:
         """The deletes a direct read of each record in the source confirms (see
-        :func:`syncd.engine.rules.delete_confirmed`); a failed read is a retryable error of that
-        record, never a delete. Sources that cannot read one record directly delete none."""
+        :func:`syncd.engine.attribution.delete_check`); a failed read is a retryable error of
+        that record, never a delete. Sources that cannot read one record directly delete
+        none."""
         if not deletes:
             return deletes
         if not self.can_read_record:
@@ -181,25 +183,22 @@ class Guard:
             return []
         confirmed = []
         for delete in deletes:
-            record_id = delete.record_id or delete.key
             try:
-                direct = self.source().read_record(record_id).get(timeout=CALL_TIMEOUT)
+                direct = self.source().read_record(delete.record_id or delete.key
+                                                   ).get(timeout=CALL_TIMEOUT)
+                check = A.delete_check(rules, delete, direct)
             except Exception as exc:
-                errors.append((record_id, f"not deleted: reading {record_id} directly to "
-                                          f"confirm the delete failed: {type(exc).__name__}: "
-                                          f"{exc}", True))
-                counts["failed"] = counts.get("failed", 0) + 1
-                continue
-            if direct is not None and direct.error:
-                errors.append((record_id, f"not deleted: the direct read of {record_id} was "
-                                          f"not whole: {direct.error}", True))
-                counts["failed"] = counts.get("failed", 0) + 1
-            elif R.delete_confirmed(rules, delete, direct):
-                confirmed.append(delete)
-            else:
+                check = A.delete_unread(delete, exc)
+            if isinstance(check, R.Delete):
+                confirmed.append(check)
+            elif check is None:
                 counts["kept"] = counts.get("kept", 0) + 1
-                self.log.warning("delete.refused", record_id=record_id, reason=delete.reason,
+                self.log.warning("delete.refused", record_id=delete.record_id or delete.key,
+                                 reason=delete.reason,
                                  found="the record exists in the source and matches")
+            else:
+                errors.append(check)
+                counts["failed"] = counts.get("failed", 0) + 1
         return confirmed
 
     def write_backs(self, keys: list[str]) -> set[str]:

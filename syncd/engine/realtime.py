@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from syncd.app import metrics
-from syncd.engine import rules as R
+from syncd.engine.attribution import dead_or_retry, events_answered
 from syncd.engine.failfast import FailedFast
 from syncd.engine.jobs import CALL_TIMEOUT
 from syncd.engine.records import Record
@@ -94,19 +94,7 @@ class RealTime:
         for record in records:
             latest[record.id] = record
         counts, errors = c._apply(list(latest.values()), full_sync=False)
-        failed = {key: (reason, retryable) for key, reason, retryable in errors}
-        done: list[int] = []
-        by_error: dict[tuple[str, bool], list[InboxItem]] = {}
-        for item in items:
-            problem = failed.get(item.event.record_id)
-            if problem is None and failed and item.event.record_id not in latest:
-                # an event we cannot tie to one record (e.g. a relationship): retrying is
-                # harmless (the write is idempotent), losing it is not
-                problem = next(iter(failed.values()))
-            if problem is None:
-                done.append(item.id)
-            else:
-                by_error.setdefault(problem, []).append(item)
+        done, by_error = events_answered(items, latest.keys(), errors)  # attribution.py
         c.store.mark_done(done)
         c.progress.events_applied += len(done)
         metrics.EVENTS_APPLIED.labels(c.name).inc(len(done))
@@ -142,16 +130,13 @@ class RealTime:
         c.progress.events_failed += len(items)
         metrics.EVENTS_FAILED.labels(c.name).inc(len(items))
         c.progress.last_error = reason
-        dead = [i.id for i in items
-                if R.gives_up(i.attempts, c.integration.max_attempts, retryable)]
-        retry = [i for i in items if i.id not in set(dead)]
+        dead, retry = dead_or_retry(items, c.integration.max_attempts, retryable)
         if dead:
             c.store.mark_dead(dead, reason)
             c.progress.dead_letters += len(dead)
             metrics.EVENTS_DEAD.labels(c.name).inc(len(dead))
             c.log.error("event.dead_letter", events=dead, reason=reason)
-        for item in retry:
-            delay = R.retry_delay(item.attempts)
+        for item, delay in retry:
             c.store.mark_retry([item.id], reason, delay)
             c.log.warning("event.retry", event_id=item.id, record_id=item.event.record_id,
                              reason=reason, delay=delay)
