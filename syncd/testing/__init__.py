@@ -5,7 +5,11 @@
 - :func:`memory_registry`: the installed plugins plus the memory connector.
 - :func:`wait_for` (a bool) and :func:`wait_until` (the value, or fail naming what): poll a
   condition with a deadline (tests synchronise by them, not sleeps); :func:`free_port`;
-- fixtures: ``actors`` (stops every pykka actor after the test), ``memory_world``;
+- fixtures: ``actors`` (stops every pykka actor after the test), ``memory_world``,
+  ``daemons`` (the daemon as a process, stopped after the test);
+- the daemon as a process (:mod:`syncd.testing.daemon`): :class:`DaemonProcess` runs
+  ``syncd run``, waits for its admin endpoint, stops it with SIGTERM or kills it, keeps its
+  log; :class:`ChildProcess` for any other program; :func:`syncd_cli` for other commands;
 - the contract kit (:mod:`syncd.testing.contract`): one contract test class per capability
   and :class:`ConnectorContract` for every connector, which a connector's tests subclass
   with a ``harness`` fixture (a :class:`Harness` over the connector and its emulator).
@@ -42,6 +46,18 @@ from syncd.testing.contract import (
     WebhookSourceContract,
     assert_contracts_cover,
 )
+from syncd.testing.daemon import (
+    ChildProcess,
+    DaemonProcess,
+    daemon_processes,
+    daemons,
+    plugin_path,
+    pytest_runtest_makereport,
+    pytest_unconfigure,
+    subprocess_env,
+    syncd_cli,
+    wait_run,
+)
 from syncd.testing.memory import WORLDS, MemoryConnector, World, sign, world
 
 T = TypeVar("T")
@@ -49,7 +65,9 @@ T = TypeVar("T")
 __all__ = [
     "WORLDS", "MemoryConnector", "World", "sign", "world", "wait_for", "wait_until",
     "free_port", "memory_registry", "run_job_to_end",
-    "actors", "memory_world", "Harness", "CONTRACTS", "assert_contracts_cover",
+    "actors", "memory_world", "daemons", "DaemonProcess", "ChildProcess", "syncd_cli",
+    "daemon_processes", "plugin_path", "subprocess_env", "wait_run", "pytest_runtest_makereport",
+    "pytest_unconfigure", "Harness", "CONTRACTS", "assert_contracts_cover",
     "ConnectorContract", "RecordReaderContract", "WebhookSourceContract",
     "ProfileWriterContract", "ProfileDeleterContract", "ConsentChangeReaderContract",
     "ConsentWriterContract", "GroupReaderContract", "BulkWriterContract",

@@ -1,7 +1,7 @@
 """Helpers of the chaos tests: the e2e helpers (``tests/e2e/e2e_support.py``) plus what
 killing the daemon at random and failing the partners at random need.
 
-The daemon runs as a real ``python -m syncd.app.cli run`` process (``DaemonProcess``); the Tribe
+The daemon runs as a real ``syncd run`` process (``syncd.testing.DaemonProcess``); the Tribe
 and APSIS emulators run in the test process, so their counters and logs are read directly.
 """
 
@@ -28,7 +28,6 @@ from e2e_support import (  # noqa: E402,F401  (re-exported for the tests)
     NAME,
     TRIBE_CLIENT_SECRET,
     WEBHOOK_SECRET,
-    DaemonProcess,
     build_config,
     duplicate_profiles,
     free_port,
@@ -48,6 +47,7 @@ from syncd import config as config_mod  # noqa: E402
 from syncd.app.sandbox import compare  # noqa: E402
 from syncd.connectors import plugins  # noqa: E402
 from syncd.engine.store import Store  # noqa: E402
+from syncd.testing import DaemonProcess  # noqa: E402
 
 
 def seed_from_env(default: int) -> int:

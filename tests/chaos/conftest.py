@@ -1,5 +1,5 @@
 """Fixtures of the chaos tests: emulators in the test process, the daemon as a process that
-the tests kill at will. Everything a test starts is stopped in teardown, whatever happened."""
+the tests kill at will (``syncd.testing``'s ``daemons``). Everything a test starts is stopped in teardown, whatever happened."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from chaos_support import (
     APSIS_CLIENT_SECRET,
     TRIBE_CLIENT_SECRET,
     WEBHOOK_SECRET,
-    DaemonProcess,
     build_config,
     free_port,
     write_config,
@@ -19,14 +18,16 @@ from chaos_support import (
 from syncd_apsis.emulator import ApsisEmulator
 from syncd_tribe.emulator import TribeEmulator
 
+from syncd.testing import DaemonProcess
+
 
 @pytest.fixture
-def chaos(tmp_path):
+def chaos(tmp_path, daemons):
     """``chaos(contacts, tribe={emulator kwargs}, apsis={emulator kwargs},
     tribe_options={connection options}, **build_config kwargs)`` ->
     (tribe, apsis, config_path, DaemonProcess not yet started)."""
     started: list[Any] = []
-    daemons: list[DaemonProcess] = []
+    made: list[DaemonProcess] = []
 
     def make(contacts: int, *, tribe: dict | None = None, apsis: dict | None = None,
              tribe_options: dict | None = None, **config_kwargs: Any):
@@ -46,14 +47,13 @@ def chaos(tmp_path):
                               admin_port=free_port(), **config_kwargs)
         config["connections"]["tribe"].update(tribe_options or {})
         path = write_config(str(tmp_path / "syncd.toml"), config)
-        daemon = DaemonProcess(path, os.path.join(tmp_path, "syncd.log"))
-        daemons.append(daemon)
-        return t, a, path, daemon
+        made.append(daemons(path, os.path.join(tmp_path, "syncd.log")))
+        return t, a, path, made[-1]
 
     try:
         yield make
     finally:
-        for daemon in daemons:
+        for daemon in made:  # before the emulators it talks to
             daemon.stop(timeout=10)
         for emu in reversed(started):
             emu.set_faults(error_rate=0.0, throttle_rate=0.0, hang_rate=0.0, latency=0.0)

@@ -1,7 +1,6 @@
-"""Fixtures of the end-to-end tests: emulators in the test process, the daemon as a process.
-
-Every process a test starts is stopped in the fixture's teardown (SIGTERM, then SIGKILL),
-whatever the test's outcome.
+"""Fixtures of the end-to-end tests: emulators in the test process, the daemon as a process
+(``syncd.testing``'s ``daemons`` fixture: every daemon a test starts is stopped in its
+teardown, SIGTERM then SIGKILL, whatever the test's outcome).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from e2e_support import (
     APSIS_CLIENT_SECRET,
     TRIBE_CLIENT_SECRET,
     WEBHOOK_SECRET,
-    DaemonProcess,
     build_config,
     free_port,
     write_config,
@@ -52,27 +50,9 @@ def emulators():
 
 
 @pytest.fixture
-def daemons():
-    """``make(config_path, log_path, pythonpath=None)`` -> a not yet started DaemonProcess;
-    all of them are stopped at the end."""
-    made: list[DaemonProcess] = []
-
-    def make(config_path: str, log_path: str, **kwargs: Any) -> DaemonProcess:
-        daemon = DaemonProcess(str(config_path), str(log_path), **kwargs)
-        made.append(daemon)
-        return daemon
-
-    try:
-        yield make
-    finally:
-        for daemon in made:
-            daemon.stop(timeout=15)
-
-
-@pytest.fixture
 def setup(tmp_path, emulators, daemons):
-    """``setup(**build_config kwargs)`` -> (config_path, config dict, DaemonProcess) with a
-    fresh state directory, free ports and a config pointing at the emulators."""
+    """``setup(**build_config kwargs)`` -> (config_path, config dict, DaemonProcess not yet
+    started) with a fresh state directory, free ports and a config pointing at the emulators."""
 
     def make(pythonpath: str | None = None, **kwargs: Any):
         config = build_config(str(tmp_path / "state"), emulators.tribe, emulators.apsis,

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 
 from syncd_tribe.connector import TribeConnector
 
-from syncd.testing import wait_for
+from syncd.testing import ChildProcess, wait_for
 
 ANNA = "anna@contoso.example"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,16 +27,13 @@ def test_sigkill_between_the_graph_write_and_its_bookkeeping(world, tmp_path):
     spec = {"state_dir": str(tmp_path), "user": ANNA, "employee": employee,
             "ms365": dict(world.connector.config),
             "tribe": TribeConnector.sandbox_config(world.tribe_emu)}
-    child = subprocess.Popen([sys.executable, "-m", "tests.ms365.crash_child", json.dumps(spec)],
-                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = ChildProcess([sys.executable, "-m", "tests.ms365.crash_child", json.dumps(spec)],
+                         tmp_path / "child.log", cwd=ROOT).start()
     try:
-        assert wait_for(lambda: len(world.outlook(ANNA)) == 5, timeout=60), \
-            child.stderr.read1().decode() if child.poll() is not None else "no write"
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
+        assert wait_for(lambda: len(world.outlook(ANNA)) == 5, timeout=60), child.log_tail()
+        assert child.running(), child.log_tail()
     finally:
-        if child.poll() is None:
-            child.kill()
+        child.kill()  # SIGKILL, and waits until it is gone
     assert {world.pairs.get(ANNA, k).state for k in keys} == {"creating"}
     graph.set_faults(fail_after_next=[], hang_seconds=0.0)
     link.initial_sync()  # the next run

@@ -8,7 +8,8 @@ import re
 from meta import ROOT
 
 #: What starts the daemon as a process in the tests.
-LAUNCHERS = re.compile(r"\bspawn_daemon\(|\bDaemonProcess\(|\bdaemons\b|Popen\(\[[^\]]*\"run\"")
+LAUNCHERS = re.compile(r"\bspawn_daemon\(|\bDaemonProcess\(|\bdaemon_processes\(|\bdaemons\b"
+                       r"|Popen\(\[[^\]]*\"run\"")
 
 
 def unmarked_daemon_tests(sources: dict[str, str]) -> list[str]:

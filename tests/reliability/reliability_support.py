@@ -1,12 +1,11 @@
 """Helpers of the reliability tests: an in-process daemon on the memory connector (real
-receiver, admin endpoint, actors and SQLite file), signed webhooks, polling with deadlines."""
+receiver, admin endpoint, actors and SQLite file), the daemon as a process on the same
+connector (through ``syncd.testing``'s launcher), signed webhooks, polling with deadlines."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import uuid
 from dataclasses import dataclass
@@ -19,8 +18,17 @@ from syncd import testing
 from syncd.app.admin import AdminClient
 from syncd.app.daemon import Daemon
 from syncd.engine.records import Record
-from syncd.testing import WORLDS, World, memory_registry, sign
+from syncd.testing import (
+    WORLDS,
+    DaemonProcess,
+    World,
+    free_port,
+    memory_registry,
+    plugin_path,
+    sign,
+)
 
+HERE = str(Path(__file__).parent)
 SECRET = "reliability-webhook-secret"
 TRIBE_SECRET = "tribe-webhook-secret-\u00e9"  # a non-ASCII secret: signed as UTF-8
 
@@ -172,15 +180,6 @@ class quiet_logs:
         return False
 
 
-def env_without_proxies() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env["NO_PROXY"] = "*"
-    return env
-
-
-LAUNCHER = str(Path(__file__).with_name("launch_daemon.py"))
-
-
 def proc_rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
@@ -189,66 +188,19 @@ def proc_rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-@dataclass
-class DaemonProcess:
-    """The daemon in its own process (see launch_daemon.py)."""
-
-    proc: subprocess.Popen
-    config_path: Path
-    state_dir: Path
-    receiver_port: int
-    admin_port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.receiver_port}"
-
-    @property
-    def db_path(self) -> str:
-        return str(self.state_dir / "syncd.db")
-
-    def client(self) -> AdminClient:
-        token = (self.state_dir / "admin.token").read_text().strip()
-        return AdminClient("127.0.0.1", self.admin_port, token, timeout=20)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
-
-def spawn_daemon(tmp_path: Path, *, records: int = 10, enqueue_delay: float = 0.0,
+def spawn_daemon(daemons, tmp_path: Path, *, records: int = 10, enqueue_delay: float = 0.0,
                  **config) -> DaemonProcess:
+    """``syncd run`` as a process (made by the ``daemons`` fixture of ``syncd.testing``, or
+    its class) on the memory connector (``memory_plugin.py``), started and ready."""
     name = f"reliability-{uuid.uuid4().hex}"
     cfg = tmp_path / "syncd.toml"
     config.setdefault("log_level", "error")
+    config.setdefault("receiver_port", free_port())
+    config.setdefault("admin_port", free_port())
     cfg.write_text(config_text(name, **config))
-    ready = tmp_path / "ready.json"
-    log_path = tmp_path / "daemon.log"
-    env = env_without_proxies()
-    env["SYNCD_TEST_ENQUEUE_DELAY"] = str(enqueue_delay)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, LAUNCHER, str(cfg), str(ready), str(records)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(tmp_path))
-    if not wait_for(lambda: ready.exists() or proc.poll() is not None, timeout=60, interval=0.05) \
-            or not ready.exists():
-        stop_process(proc)
-        raise RuntimeError(f"the daemon did not start: {log_path.read_text()[-3000:]}")
-    info = json.loads(ready.read_text())
-    return DaemonProcess(proc, cfg, tmp_path / "state", int(info["receiver"]),
-                         int(info["admin"]), log_path)
-
-
-def stop_process(proc, timeout: float = 20.0) -> int | None:
-    """SIGTERM, then SIGKILL after ``timeout``; the exit code (None if it had to be killed)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-            return None
-    return proc.returncode
+    site = plugin_path(tmp_path, "reliability-memory", {"memory": "memory_plugin"})
+    d = daemons(cfg, tmp_path / "daemon.log", pythonpath=os.pathsep.join((site, HERE)),
+                env={"RELIABILITY_WORLD": name, "RELIABILITY_RECORDS": str(records),
+                     "RELIABILITY_ENQUEUE_DELAY": str(enqueue_delay)})
+    d.start().wait_ready(60)
+    return d

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
-from reliability_support import env_without_proxies, start_daemon, stop_daemon, wait_for
+from reliability_support import start_daemon, stop_daemon, wait_for
 
-from syncd.testing import MemoryConnector, free_port
+from syncd.testing import MemoryConnector, free_port, syncd_cli
 
 REASON = "rejected by the destination: invalid e-mail address"
 
@@ -36,9 +35,7 @@ def daemon(tmp_path, quiet):
 
 
 def cli(r, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "syncd.app.cli", *args, "-c", str(r.config_path)],
-                          capture_output=True, text=True, timeout=60, env=env_without_proxies(),
-                          cwd="/")
+    proc = syncd_cli(*args, "-c", str(r.config_path), cwd="/")
     assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
     return proc
 

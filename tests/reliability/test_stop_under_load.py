@@ -11,7 +11,7 @@ import time
 
 import pytest
 import requests
-from reliability_support import signed_body, spawn_daemon, stop_process, wait_for
+from reliability_support import signed_body, spawn_daemon, wait_for
 
 pytestmark = pytest.mark.slow  # the daemon as a process
 
@@ -82,10 +82,10 @@ def inbox_ids(db_path: str) -> set[str]:
         conn.close()
 
 
-def stop_under_load(tmp_path):
+def stop_under_load(daemons, tmp_path):
     """Post from SENDERS threads, SIGTERM the daemon, keep posting a moment after it exited.
     Returns (outcomes, SIGTERM time, seconds to exit, exit code, db path)."""
-    d = spawn_daemon(tmp_path, stop_timeout=STOP_TIMEOUT, records=0, threads=4,
+    d = spawn_daemon(daemons, tmp_path, stop_timeout=STOP_TIMEOUT, records=0, threads=4,
                      enqueue_delay=ENQUEUE_DELAY)
     load = Load(d.url)
     try:
@@ -93,22 +93,22 @@ def stop_under_load(tmp_path):
         assert wait_for(lambda: load.count(lambda o: o[1] == 200) >= 60, timeout=30), \
             load.outcomes[-5:]
         sent_term = time.monotonic()
-        d.proc.send_signal(signal.SIGTERM)
-        d.proc.wait(STOP_TIMEOUT + MARGIN)  # raises TimeoutExpired if it hangs
+        d.signal(signal.SIGTERM)
+        d.wait(STOP_TIMEOUT + MARGIN)  # raises TimeoutExpired if it hangs
         stopped_in = time.monotonic() - sent_term
         # keep posting a moment after the exit: nothing may be acknowledged any more
         wait_for(lambda: load.count(lambda o: o[2] > sent_term + stopped_in
                                     and o[1] != 200) >= SENDERS, timeout=5)
     finally:
         load.join()
-        code = stop_process(d.proc)
+        code = d.stop()
 
     return load.outcomes, sent_term, stopped_in, code, d
 
 
-def test_sigterm_under_load_loses_no_acknowledged_webhook(tmp_path):
-    outcomes, sent_term, stopped_in, code, d = stop_under_load(tmp_path)
-    assert code == 0, d.log()
+def test_sigterm_under_load_loses_no_acknowledged_webhook(daemons, tmp_path):
+    outcomes, sent_term, stopped_in, code, d = stop_under_load(daemons, tmp_path)
+    assert code == 0, d.log_tail()
     assert stopped_in <= STOP_TIMEOUT + MARGIN, stopped_in
 
     acked = {rid for rid, outcome, *_ in outcomes if isinstance(outcome, int) and
@@ -127,8 +127,8 @@ def test_sigterm_under_load_loses_no_acknowledged_webhook(tmp_path):
     assert len(acked) >= 60
 
 
-def test_deliveries_already_received_at_sigterm_get_an_answer(tmp_path):
-    outcomes, sent_term, *_ = stop_under_load(tmp_path)
+def test_deliveries_already_received_at_sigterm_get_an_answer(daemons, tmp_path):
+    outcomes, sent_term, *_ = stop_under_load(daemons, tmp_path)
     # sent well before SIGTERM, on an open connection: the daemon had them; each deserves an
     # answer, 200 or 503
     unanswered = [o for o in outcomes if o[3] < sent_term - 0.005 and not isinstance(o[1], int)]

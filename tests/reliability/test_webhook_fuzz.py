@@ -31,11 +31,10 @@ from reliability_support import (
     proc_rss_kb,
     signed_body,
     spawn_daemon,
-    stop_process,
     wait_for,
 )
 
-from syncd.testing import sign
+from syncd.testing import daemon_processes, sign
 
 MAX_BODY = 2048          # the fuzzed daemon's [receiver] max_body_bytes
 WAITRESS_CAP = max(MAX_BODY * 2, MAX_BODY + 65536)  # what start_receiver gives waitress
@@ -196,10 +195,11 @@ bad_requests = st.one_of(unsigned(), wrongly_signed(), signed_malformed(), overs
 
 @pytest.fixture(scope="module")
 def daemon_proc(tmp_path_factory):
-    d = spawn_daemon(tmp_path_factory.mktemp("fuzz"), max_body=MAX_BODY, threads=4,
-                     tribe=True)
-    yield d
-    assert stop_process(d.proc) == 0, d.log()
+    with daemon_processes() as make:
+        d = spawn_daemon(make, tmp_path_factory.mktemp("fuzz"), max_body=MAX_BODY, threads=4,
+                         tribe=True)
+        yield d
+        assert d.stop() == 0, d.log_tail()
 
 
 def check_batch(batch: list[Req], results: list[int | str]) -> None:
@@ -244,8 +244,8 @@ def test_ten_thousand_bad_webhooks_are_refused_and_nothing_is_queued(daemon_proc
     assert set(sender.by_status) <= {400, 401, 404, 405, 413}, sender.by_status
     for status in (400, 401, 404, 405, 413):  # every kind of refusal was exercised
         assert sender.by_status.get(status, 0) > 100, sender.by_status
-    assert d.proc.poll() is None, d.log()
-    client = d.client()
+    assert d.running(), d.log_tail()
+    client = d.client
     stats = client.status()["webhooks"]
     assert stats["accepted"] == 0 and stats["events"] == 0, stats
     assert stats["received"] >= sum(n for s, n in sender.by_status.items() if s in (400, 401)), \
