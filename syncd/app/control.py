@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncd.app import glance
 from syncd.app.health import readiness
@@ -18,6 +18,9 @@ from syncd.engine.responses import responses_status
 from syncd.engine.tasks import task_events
 from syncd.exceptions import NeedsConfirmation
 
+if TYPE_CHECKING:
+    from syncd.app.daemon import Daemon
+
 ASK_TIMEOUT = 30.0
 
 
@@ -25,19 +28,24 @@ class Control:
     """Reads the daemon's state (config, store, supervised actors, progress); starts and
     cancels runs; replays dead letters. The daemon holds one as ``daemon.control``."""
 
-    def __init__(self, daemon: Any):
+    def __init__(self, daemon: Daemon):
         self.daemon = daemon
 
+    def _integration(self, name: str) -> None:
+        """Raise KeyError unless ``name`` is an integration of the current config."""
+        if name not in self.daemon.current_config().integrations:
+            raise KeyError(f"no integration named {name!r}")
+
     def status(self) -> dict[str, Any]:
-        cfg = self.daemon.config
+        cfg, store = self.daemon.running()
         integrations = {}
-        counts = self.daemon.store.inbox_counts()
-        oldest, not_ready = self.daemon.store.oldest_unapplied(), readiness(self.daemon)
+        counts = store.inbox_counts()
+        oldest, not_ready = store.oldest_unapplied(), readiness(self.daemon)
         jobs = self.daemon.scheduler.jobs() if self.daemon.scheduler else []
         for name, integration in cfg.integrations.items():
             sup = self.daemon.coordinators.get(name)
             progress = self.daemon.progress.get(name, Progress())
-            latest = self.daemon.store.runs(name, limit=1)
+            latest = store.runs(name, limit=1)
             integrations[name] = {
                 "source": integration.source,
                 "destination": integration.destination,
@@ -57,9 +65,9 @@ class Control:
                 "last_run": latest[0] if latest else None,
                 "restarts": sup.restarts if sup else 0,
                 "last_failure": sup.last_failure if sup else None,
-                "guard": guard_status(self.daemon.store, integration),
-                "preflight": self.daemon.preflight_status(name),
-                "responses": responses_status(self.daemon.store, integration, jobs),
+                "guard": guard_status(store, integration),
+                "preflight": self.daemon.preflights.status(name),
+                "responses": responses_status(store, integration, jobs),
                 **glance.integration(self.daemon, name, oldest, not_ready, jobs),
             }
         connections = {}
@@ -74,7 +82,8 @@ class Control:
             }
             if sup and sup.alive():
                 try:
-                    connections[name]["stats"] = sup.ref.proxy().stats().get(timeout=2)
+                    connections[name]["stats"] = self.daemon.supervisor.connection(
+                        name).stats().get(timeout=2)
                 except Exception:
                     pass
         return {
@@ -94,13 +103,12 @@ class Control:
 
     def start_sync(self, integration: str, confirm: bool = False, dry_run: bool = False,
                    plan: int | None = None) -> dict[str, Any]:
-        if integration not in self.daemon.config.integrations:
-            raise KeyError(f"no integration named {integration!r}")
-        self.daemon._preflight_gate(integration)  # raises PreflightFailed naming the keys
+        self._integration(integration)
+        self.daemon.preflights.gate(integration)  # raises PreflightFailed naming the keys
         if dry_run or plan is not None:  # dryrun.py
             return dryrun_start(self.daemon, integration, dry_run, plan)
         try:
-            run_id = self.daemon._coordinator(integration).start_full_sync(
+            run_id = self.daemon.supervisor.coordinator(integration).start_full_sync(
                 confirm=confirm).get(timeout=ASK_TIMEOUT)
         except NeedsConfirmation:
             raise
@@ -109,91 +117,93 @@ class Control:
 
     def confirm(self, integration: str) -> dict[str, Any]:
         """A person confirms what the stop-and-confirm guard holds (``syncd confirm``)."""
-        if integration not in self.daemon.config.integrations:
-            raise KeyError(f"no integration named {integration!r}")
-        return self.daemon._coordinator(integration).confirm().get(timeout=ASK_TIMEOUT)
+        self._integration(integration)
+        return self.daemon.supervisor.coordinator(integration).confirm().get(
+            timeout=ASK_TIMEOUT)
 
     def cancel_sync(self, integration: str) -> dict[str, Any]:
-        self.daemon._coordinator(integration)  # raises for an unknown or dead integration
+        self.daemon.supervisor.coordinator(integration)  # raises: unknown or dead integration
         run_id = self.daemon.progress[integration].request_cancel()
         if run_id is None:
             raise ValueError(f"no full sync of {integration} is running")
         return {"run_id": run_id, "cancelling": True}
 
     def runs(self, integration: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        if integration and integration not in self.daemon.config.integrations:
-            raise KeyError(f"no integration named {integration!r}")
-        return self.daemon.store.runs(integration, limit)
+        if integration:
+            self._integration(integration)
+        return self.daemon.running()[1].runs(integration, limit)
 
     def run(self, run_id: int) -> dict[str, Any] | None:
-        run = self.daemon.store.run(run_id)
+        store = self.daemon.running()[1]
+        run = store.run(run_id)
         if run is not None:
-            run["errors"] = self.daemon.store.run_errors(run_id)
+            run["errors"] = store.run_errors(run_id)
             if run["kind"] == "dry_run":
-                run["plan"] = dryrun.plan(self.daemon.store, run_id)
-            run["counts"] = self.daemon.store.run_counts(run_id)  # per event type (responses)
+                run["plan"] = dryrun.plan(store, run_id)
+            run["counts"] = store.run_counts(run_id)  # per event type (responses)
         return run
 
     def events(self, failed: bool = True, integration: str | None = None) -> list[dict[str, Any]]:
         """The dead letters (``failed``), or every event not applied yet: pending ones, those
         waiting to be tried again, and the dead letters."""
-        if integration and integration not in self.daemon.config.integrations:
-            raise KeyError(f"no integration named {integration!r}")
-        items = (self.daemon.store.dead_letters(integration) if failed
-                 else self.daemon.store.unapplied(integration))
+        if integration:
+            self._integration(integration)
+        store = self.daemon.running()[1]
+        items = store.dead_letters(integration) if failed else store.unapplied(integration)
         return [{"id": i.id, "integration": i.integration, "connection": i.connection,
                  "record_id": i.event.record_id, "kind": i.event.kind, "status": i.status,
                  "received_at": i.received_at, "attempts": i.attempts,
                  "error": i.last_error} for i in items] + \
-            task_events(self.daemon.store, integration, failed)  # refused automation calls
+            task_events(store, integration, failed)  # refused automation calls
 
     def retry_events(self, ids: list[int] | None = None,
                      integration: str | None = None) -> dict[str, Any]:
-        count = self.daemon.store.retry_dead(ids, integration)
-        self.daemon._notify_coordinators([integration] if integration else list(self.daemon.coordinators))
+        count = self.daemon.running()[1].retry_dead(ids, integration)
+        self.daemon.supervisor.notify([integration] if integration
+                                      else list(self.daemon.coordinators))
         return {"requeued": count}
 
     def explain(self, integration: str, record: str) -> dict[str, Any]:
         """One record's story (``syncd explain``, :mod:`syncd.engine.explain`)."""
-        if integration not in self.daemon.config.integrations:
-            raise KeyError(f"no integration named {integration!r}")
-        return explain_story(self.daemon.store, integration, record)
+        self._integration(integration)
+        return explain_story(self.daemon.running()[1], integration, record)
 
     def run_responses(self, integration: str) -> dict[str, Any]:
         """Start a response-data run now (``syncd responses run``); it shows in ``runs``."""
-        if integration not in self.daemon.config.integrations:
-            raise KeyError(f"no integration named {integration!r}")
-        run_id = self.daemon._coordinator(integration).start_responses().get(timeout=ASK_TIMEOUT)
+        self._integration(integration)
+        run_id = self.daemon.supervisor.coordinator(integration).start_responses().get(
+            timeout=ASK_TIMEOUT)
         return {"integration": integration, "run_id": run_id}
 
     def reload(self) -> dict[str, Any]:
-        """Read the config again (``syncd reload``; :class:`syncd.app.reload.Reloading`)."""
+        """Read the config again (``syncd reload``; :class:`syncd.app.reload.Reloader`)."""
         return self.daemon.reload()
 
     def import_overview(self, integration: str, overview: str) -> dict[str, Any]:
         """Import an overview now (``syncd overview import``); the run shows in ``runs``."""
-        config = self.daemon.config.integrations.get(integration)
+        config = self.daemon.current_config().integrations.get(integration)
         if config is None:
             raise KeyError(f"no integration named {integration!r}")
         found = next((o for o in config.overviews if o.name == overview), None)
         if found is None:
             names = ", ".join(o.name for o in config.overviews) or "none configured"
             raise KeyError(f"{integration} has no overview {overview!r} (overviews: {names})")
-        self.daemon._coordinator(integration).run_job.defer(
+        self.daemon.supervisor.coordinator(integration).run_job.defer(
             "overview", {"overview": found.name, "tag": found.tag})
         return {"integration": integration, "overview": found.name, "started": True}
 
 
-def dryrun_start(daemon: Any, integration: str, dry_run: bool, plan: int | None
+def dryrun_start(daemon: Daemon, integration: str, dry_run: bool, plan: int | None
                  ) -> dict[str, Any]:
     """``--dry-run``: a plan, nothing written; ``--plan RUN``: that plan applied."""
     if dry_run and plan is not None:
         raise ValueError("give --dry-run or --plan RUN, not both")
-    if dry_run:
-        daemon._coordinator(integration)  # a known, running integration
+    if plan is None:  # a dry run
+        daemon.supervisor.coordinator(integration)  # a known, running integration
         return {"run_id": dryrun.start(daemon, integration), "integration": integration,
                 "dry_run": True}
-    planned = daemon.store.run(plan)
+    store = daemon.running()[1]
+    planned = store.run(plan)
     if planned is None or planned["kind"] != "dry_run" or planned["integration"] != integration:
         raise KeyError(f"run #{plan} is not a dry run of {integration}")
     if planned["status"] != "completed":
@@ -201,7 +211,7 @@ def dryrun_start(daemon: Any, integration: str, dry_run: bool, plan: int | None
                          "can be applied")
     if daemon.progress.get(integration) and daemon.progress[integration].state == "full_sync":
         raise ValueError(f"a full sync of {integration} is running; apply the plan after it")
-    coordinator = daemon._coordinator(integration)
-    run_id = daemon.store.start_run(integration, "plan", resumed_from=plan)
+    coordinator = daemon.supervisor.coordinator(integration)
+    run_id = store.start_run(integration, "plan", resumed_from=plan)
     coordinator.apply_plan.defer(plan, run_id)
     return {"run_id": run_id, "integration": integration, "plan": plan}

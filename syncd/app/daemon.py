@@ -10,14 +10,19 @@ senders retry), then coordinators finish their current step, then connections cl
 Signal handlers only set flags; the main thread acts on them:
 
 - SIGHUP: reload, in a worker thread while the main loop goes on pinging the watchdog (see
-  :mod:`syncd.app.reload`). The new config is validated whole; on any error, also while it is
+  :mod:`syncd.app.reload`, ``daemon.reloader``). The new config is validated whole; on any error, also while it is
   applied, the daemon logs each problem and runs on with the old config. Only what changed
   restarts.
 - SIGTERM / SIGINT: stop.
 
 A connection or coordinator actor that dies is restarted with back-off by the main loop (see
-:mod:`syncd.app.supervision`);
-its failures and restarts show in ``syncd status``.
+:mod:`syncd.app.supervision`, ``daemon.supervisor``); its failures and restarts show in
+``syncd status``.
+
+The daemon composes its parts, each given what it needs: ``supervisor`` (the actors by name),
+``actors`` (starts them from the current config, :mod:`syncd.app.actors`), ``preflights``,
+``reloader``, ``control`` (what the admin endpoint asks), ``liveness`` (the watchdog's
+condition). The parts made at start are None before it.
 """
 
 from __future__ import annotations
@@ -33,26 +38,24 @@ import structlog
 
 from syncd import config as config_mod
 from syncd.app import logs, systemd
+from syncd.app.actors import Actors
 from syncd.app.admin import AdminApp, ensure_token
 from syncd.app.control import Control
-from syncd.app.daemon_preflight import Preflights
+from syncd.app.daemon_preflight import Preflights, through_actors
 from syncd.app.health import Liveness, OpsApp
-from syncd.app.reload import Reloading
+from syncd.app.reload import Reloader
 from syncd.app.scheduler import Scheduler
-from syncd.app.supervision import Supervised, Supervising, pinged
+from syncd.app.supervision import Supervised, Supervisor
 from syncd.config.model import Config, IntegrationConfig
 from syncd.connectors import plugins
-from syncd.connectors.capabilities import Capability
-from syncd.connectors.connection import ConnectionActor, ConnectionProxy, typed_proxy
-from syncd.connectors.connector import Connector
-from syncd.engine import explain, preflight
-from syncd.engine.coordinator import Coordinator, Progress
-from syncd.engine.records import SchemaNeeds
+from syncd.connectors.connection import ConnectionProxy
+from syncd.engine import explain
+from syncd.engine.progress import Progress
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
 from syncd.engine.tasks import TaskEndpoint, resolver
 from syncd.exceptions import ConfigErrors, SyncdError
-from syncd.web.receiver import Route, WebhookApp, start_receiver
+from syncd.web.receiver import WebhookApp, start_receiver
 from syncd.web.wsgi import ServerThread
 
 log = structlog.get_logger("syncd.app.daemon")
@@ -60,64 +63,94 @@ log = structlog.get_logger("syncd.app.daemon")
 ASK_TIMEOUT = 30.0
 
 
-class Daemon(Reloading, Preflights, Supervising):
+class Daemon:
     #: Seconds to wait for an actor's answer (a start's ping, a reload's set_rules).
     ask_timeout = ASK_TIMEOUT
-    #: Set while a reload moves between two configs: per connection, what either uses.
-    wide_needs: dict[str, SchemaNeeds] | None = None
 
     def __init__(self, config_path: str, *, registry: plugins.Registry | None = None,
                  install_signals: bool = True, configure_logging: bool = True):
         self.config_path = config_path
-        self.registry = registry
+        self.registry = registry if registry is not None else plugins.load()
         self.install_signals = install_signals
         self.configure_logging = configure_logging
-        self.config: Config | None = None
+        self._config: Config | None = None  # as loaded, until the actors hold it
         self.store: Store | None = None
-        self.connections: dict[str, Supervised] = {}
-        self.coordinators: dict[str, Supervised] = {}
         self.progress: dict[str, Progress] = {}
         self.needs_full_sync: dict[str, str] = {}
         self.receiver_app: WebhookApp | None = None
         self.receiver: ServerThread | None = None
         self.admin: ServerThread | None = None
         self.metrics_server: ServerThread | None = None
-        self.liveness = Liveness(self)
         self.admin_token: str | None = None
         self.scheduler: Scheduler | None = None
         self.started = threading.Event()
         self.stopped = threading.Event()
         self._stop_flag = threading.Event()
         self._reload_flag = threading.Event()
-        self._reload_thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._lock = threading.RLock()
+        self._pruned_at = 0.0
         self.started_at = time.time()
-        self.reload_errors: list[str] = []
-        self.last_reload: dict[str, Any] | None = None
-        self._init_preflight()  # daemon_preflight.py
+        #: The actors by name, kept alive by the main loop.
+        self.supervisor = Supervisor(self.progress, self._wake)
+        self.connections: dict[str, Supervised] = self.supervisor.connections
+        self.coordinators: dict[str, Supervised] = self.supervisor.coordinators
+        #: Starts the actors from the current config (made at start).
+        self.actors: Actors | None = None
+        #: The accounts against the config, at start and after each reload.
+        self.preflights = Preflights(self.current_config, self.registry,
+                                     through_actors(self.supervisor.connection),
+                                     self._stop_flag)
+        #: Reloads with rollback (made at start).
+        self.reloader: Reloader | None = None
+        self.liveness = Liveness(self)
         #: What the admin endpoint (and so the CLI) asks: status, runs, sync start ...
         self.control = Control(self)
+        self.ops: OpsApp | None = None
+
+    @property
+    def config(self) -> Config | None:
+        """The current config (None until loaded)."""
+        return self.actors.config if self.actors is not None else self._config
+
+    def current_config(self) -> Config:
+        """The current config; raises before it is loaded."""
+        config = self.config
+        if config is None:
+            raise SyncdError("syncd is starting: its config is not loaded yet")
+        return config
+
+    def running(self) -> tuple[Config, Store]:
+        """The current config and the state store; raises before the start made them."""
+        if self.store is None:
+            raise SyncdError("syncd is starting")
+        return self.current_config(), self.store
+
+    @property
+    def reload_errors(self) -> list[str]:
+        return self.reloader.errors if self.reloader is not None else []
+
+    @property
+    def last_reload(self) -> dict[str, Any] | None:
+        return self.reloader.last if self.reloader is not None else None
 
     # -- entry point -------------------------------------------------------------------------
 
     def serve(self) -> int:
         """Run until stopped. Returns the process exit code."""
-        if self.registry is None:
-            self.registry = plugins.load()
         try:
-            self.config = config_mod.load(self.config_path, self.registry)
+            config = self._config = config_mod.load(self.config_path, self.registry)
         except ConfigErrors as exc:
             for error in exc.errors:
                 log.error("config.invalid", error=str(error))
             self.stopped.set()
             return 78  # EX_CONFIG
         if self.configure_logging:
-            logs.configure(self.config.daemon.log_level, self.config.daemon.log_format)
+            logs.configure(config.daemon.log_level, config.daemon.log_format)
         if self.install_signals:
             self._install_signals()
         try:
-            self._start()
+            self._start(config)
             self.started.set()
             systemd.ready()
             log.info("daemon.ready", receiver=self.receiver.url if self.receiver else None,
@@ -128,7 +161,8 @@ class Daemon(Reloading, Preflights, Supervising):
             return 1
         finally:
             systemd.stopping()
-            self._wait_for_reload()
+            if self.reloader is not None:
+                self.reloader.wait()
             self._stop_all()
             self.stopped.set()
         return 0
@@ -140,6 +174,12 @@ class Daemon(Reloading, Preflights, Supervising):
     def request_reload(self) -> None:
         self._reload_flag.set()
         self._wake.set()
+
+    def reload(self) -> dict[str, Any]:
+        """Read the config again now (``syncd reload``, :meth:`Reloader.reload`)."""
+        if self.reloader is None:
+            raise SyncdError("syncd is starting; reload it once it runs")
+        return self.reloader.reload()
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
@@ -153,28 +193,34 @@ class Daemon(Reloading, Preflights, Supervising):
 
     # -- starting ----------------------------------------------------------------------------
 
-    def _start(self) -> None:
-        cfg = self.config
+    def _start(self, cfg: Config) -> None:
         os.makedirs(cfg.daemon.state_dir, mode=0o700, exist_ok=True)
-        self.store = Store(os.path.join(cfg.daemon.state_dir, "syncd.db"),
-                           durability=cfg.daemon.durability)
+        store = self.store = Store(os.path.join(cfg.daemon.state_dir, "syncd.db"),
+                                   durability=cfg.daemon.durability)
         # before the coordinators, whose timers are its jobs; started once they all run
-        self.scheduler = Scheduler(
+        scheduler = self.scheduler = Scheduler(
             self._send_job, state_file=os.path.join(cfg.daemon.state_dir, "scheduler.json"))
+        actors = self.actors = Actors(cfg, self.registry, store, self.supervisor, scheduler,
+                                      self.progress, ask_timeout=self.ask_timeout)
         for name in cfg.connections:
-            self._start_connection(name)
+            actors.start_connection(name)
         for integration in cfg.integrations.values():
             if integration.enabled:
-                self._start_coordinator(integration)
-        self._resume_interrupted()  # before any webhook: events wait for the resumed sync
-        self.receiver_app = WebhookApp(store=self.store, max_body=cfg.receiver.max_body_bytes,
-                                       notify=self._notify_coordinators)
-        self.receiver_app.set_routes(self._routes(cfg))
-        self.receiver_app.router.add(  # tasks from automation flows: syncd/engine/tasks.py
-            "POST", "/tasks/{integration}", TaskEndpoint(self.store, resolver(self)).handle)
-        self.receiver = start_receiver(self.receiver_app, cfg.receiver.host, cfg.receiver.port,
+                actors.start_coordinator(integration)
+        self._resume_interrupted(store)  # before any webhook: events wait for the resumed sync
+        receiver_app = self.receiver_app = WebhookApp(
+            store=store, max_body=cfg.receiver.max_body_bytes, notify=self.supervisor.notify)
+        receiver_app.set_routes(actors.routes(cfg))
+        receiver_app.router.add(  # tasks from automation flows: syncd/engine/tasks.py
+            "POST", "/tasks/{integration}", TaskEndpoint(store, resolver(self)).handle)
+        self.receiver = start_receiver(receiver_app, cfg.receiver.host, cfg.receiver.port,
                                        cfg.receiver.threads,
                                        connection_limit=cfg.receiver.connection_limit)
+        self.reloader = Reloader(
+            self.config_path, actors, lock=self._lock, needs_full_sync=self.needs_full_sync,
+            receiver=receiver_app, scheduler=scheduler, preflights=self.preflights,
+            start_sync=self.control.start_sync, requested=self._reload_flag,
+            stopping=self._stop_flag, wake=self._wake)
         token_file = cfg.admin.token_file or os.path.join(cfg.daemon.state_dir, "admin.token")
         self.admin_token = ensure_token(token_file)
         self.ops = OpsApp(self)  # /metrics, /healthz, /readyz (health.py)
@@ -184,12 +230,13 @@ class Daemon(Reloading, Preflights, Supervising):
             self.metrics_server = ServerThread(self.ops, cfg.admin.metrics_host,
                                                cfg.admin.metrics_port, threads=2,
                                                name="metrics").start()
-        self._notify_coordinators(list(self.coordinators))  # apply what was left in the inbox
-        self.scheduler.reconcile(cfg)
-        self.scheduler.start()
-        self.start_preflight("start")  # in the background: the accounts against the config
+        self.supervisor.notify(list(self.coordinators))  # apply what was left in the inbox
+        scheduler.reconcile(actors.config)
+        scheduler.start()
+        self.preflights.start("start")  # in the background: the accounts against the config
         if cfg.receiver.public_url:
-            threading.Thread(target=self._register_webhooks, args=(cfg,), daemon=True,
+            threading.Thread(target=actors.register_webhooks,
+                             args=(cfg, cfg.receiver.public_url), daemon=True,
                              name="webhook-registration").start()
 
     def _send_job(self, integration: str, job: str, params: dict[str, Any]) -> None:
@@ -197,109 +244,31 @@ class Daemon(Reloading, Preflights, Supervising):
         sup = self.coordinators.get(integration)
         if sup is None or not sup.alive():
             raise SyncdError(f"integration {integration} is not running")  # Scheduler logs it
-        sup.ref.proxy().run_job.defer(job, params)
-
-    def _start_connection(self, name: str, supervise: bool = False) -> None:
-        """Start a connection's actor. It raises when the start fails, unless ``supervise``:
-        then the failure is recorded and the main loop retries, as for a crashed actor."""
-        conn_cfg = self.config.connections[name]
-        cls = self.registry.connector(conn_cfg.kind)
-
-        def start() -> pykka.ActorRef:
-            connector = cls(name, conn_cfg.options)
-            connector.state_dir = self.config.daemon.state_dir
-            connector.peers = {n: (c.kind, c.options) for n, c in
-                               self.config.connections.items() if n != name}
-            connector.set_needs(self.needs_of(name))  # before its first read
-            failures: list[BaseException] = []
-            ref = ConnectionActor.start(connector, on_failure=lambda n, e: (
-                failures.append(e), self._actor_failed(n, e)))
-            pinged(ref, self.ask_timeout, failures)
-            return ref
-
-        sup = Supervised(name, "connection", start, config=conn_cfg)
-        self._first_start(sup, self.connections, supervise)
-
-    def needs_of(self, name: str) -> SchemaNeeds:
-        """What the enabled integrations use of connection ``name``; while a reload moves
-        between two configs, what either uses (see :class:`syncd.app.reload.Reloading`)."""
-        if self.wide_needs is not None and name in self.wide_needs:
-            return self.wide_needs[name]
-        return preflight.needs(self.config, self.registry).get(name, SchemaNeeds("none"))
+        sup.proxy().run_job.defer(job, params)
 
     def connection(self, name: str) -> ConnectionProxy:
-        sup = self.connections[name]
-        if sup.ref is None or not sup.ref.is_alive():
-            raise pykka.ActorDeadError(f"connection {name} is restarting")
-        return typed_proxy(sup.ref)
+        """The typed proxy of connection ``name`` (dry runs and tasks ask through it)."""
+        return self.supervisor.connection(name)
 
     def _rules(self, integration: IntegrationConfig) -> Rules:
-        dest_kind = self.config.connections[integration.destination].kind
-        dest_cls = self.registry.connector(dest_kind)
-        return Rules.from_integration(integration, dest_cls.canonical_attribute)
+        """The rules of an integration's section (a dry run's, :mod:`syncd.engine.dryrun`)."""
+        if self.actors is None:
+            raise SyncdError("syncd is starting")
+        return self.actors.rules(integration)
 
-    def _start_coordinator(self, integration: IntegrationConfig, supervise: bool = False
-                           ) -> None:
-        name = integration.name
-        progress = self.progress.setdefault(name, Progress())
-
-        def start() -> pykka.ActorRef:
-            current = self.config.integrations[name]
-            caps = {role: self.registry.connector(
-                self.config.connections[getattr(current, role)].kind).capabilities
-                for role in ("source", "destination")}
-            timers = self.scheduler.timers(name) if self.scheduler is not None else None
-            ref = Coordinator.start(current, self._rules(current), self.store, self.connection,
-                                    progress=progress, on_failure=self._actor_failed,
-                                    capabilities=caps, timers=timers)
-            pinged(ref, self.ask_timeout)
-            sup.config = current
-            return ref
-
-        sup = Supervised(name, "coordinator", start, config=integration)
-        self._first_start(sup, self.coordinators, supervise)
-
-    def _routes(self, cfg: Config) -> dict[str, Route]:
-        routes = {}
-        for name, conn in cfg.connections.items():
-            cls = self.registry.connector(conn.kind)
-            if Capability.PARSE_WEBHOOKS not in cls.capabilities:
-                continue
-            consumers = tuple(i.name for i in cfg.integrations_from(name))
-            disabled = tuple(i.name for i in cfg.integrations.values()
-                             if i.source == name and not i.enabled)
-            handshake = getattr(cls, "webhook_handshake", None)
-            routes[name] = Route(name, cls.webhook_parser(name, conn.options), consumers,
-                                 disabled, handshake(name, conn.options) if handshake else None)
-        return routes
-
-    def _register_webhooks(self, cfg: Config) -> None:
-        for name, conn in cfg.connections.items():
-            cls = self.registry.connector(conn.kind)
-            if (Capability.PARSE_WEBHOOKS not in cls.capabilities
-                    or cls.ensure_webhook is Connector.ensure_webhook):  # registers nothing
-                continue
-            url = f"{cfg.receiver.public_url.rstrip('/')}/webhooks/{name}"
-            try:
-                self.connection(name).ensure_webhook(url).get(timeout=120)
-                log.info("webhook.registered", connection=name, url=url)
-            except Exception as exc:
-                log.error("webhook.registration_failed", connection=name,
-                          error=f"{type(exc).__name__}: {exc}")
-
-    def _resume_interrupted(self) -> None:
+    def _resume_interrupted(self, store: Store) -> None:
         """Resume each integration whose latest full sync did not end: it was running when
         the process stopped (marked interrupted now), or it was marked interrupted by a
         start that itself stopped before resuming it."""
-        self.store.interrupt_running()
+        store.interrupt_running()
         for name in self.coordinators:
-            latest = self.store.latest_run(name, "full")
+            latest = store.latest_run(name, "full")
             if latest is None or latest["status"] != "interrupted":
                 continue
             log.warning("full_sync.interrupted", integration=name, run_id=latest["id"],
                         processed=latest["processed"])
             try:
-                self._coordinator(name).start_full_sync(latest).get(timeout=self.ask_timeout)
+                self.supervisor.coordinator(name).start_full_sync(latest).get(timeout=self.ask_timeout)
             except Exception as exc:
                 log.error("full_sync.resume_failed", integration=name, error=str(exc))
 
@@ -313,11 +282,11 @@ class Daemon(Reloading, Preflights, Supervising):
             self._wake.clear()
             if self._stop_flag.is_set():
                 break
-            if self._reload_flag.is_set():
-                self._start_reload_worker()
+            if self._reload_flag.is_set() and self.reloader is not None:
+                self.reloader.start_worker()
             if self._lock.acquire(blocking=False):  # a reload is changing the actors
                 try:
-                    self._supervise()
+                    self.supervisor.supervise(self.current_config().daemon.restart_backoff_max)
                 finally:
                     self._lock.release()
             self._housekeeping()
@@ -328,33 +297,17 @@ class Daemon(Reloading, Preflights, Supervising):
     def _housekeeping(self) -> None:
         """Applied events are kept a week (to answer questions), then pruned hourly."""
         now = time.time()
-        if now - getattr(self, "_pruned_at", 0.0) < 3600:
+        if now - self._pruned_at < 3600:
             return
         self._pruned_at = now
         try:
-            pruned = self.store.prune_done(older_than=7 * 86400)
-            explain.prune(self.store, self.config.daemon.journal_days)
+            config, store = self.running()
+            pruned = store.prune_done(older_than=7 * 86400)
+            explain.prune(store, config.daemon.journal_days)
             if pruned:
                 log.info("inbox.pruned", events=pruned)
         except Exception as exc:  # a busy database now is no reason to stop
             log.warning("inbox.prune_failed", error=str(exc))
-
-    def _coordinator(self, name: str):
-        sup = self.coordinators.get(name)
-        if sup is None:
-            raise KeyError(f"no integration named {name!r}")
-        if not sup.alive():
-            raise SyncdError(f"integration {name} is restarting after a failure")
-        return sup.ref.proxy()
-
-    def _notify_coordinators(self, names: list[str]) -> None:
-        for name in names:
-            sup = self.coordinators.get(name)
-            if sup is not None and sup.alive():
-                try:
-                    sup.proxy().notify.defer()
-                except pykka.ActorDeadError:
-                    pass
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -376,8 +329,7 @@ class Daemon(Reloading, Preflights, Supervising):
                 except (pykka.Timeout, pykka.ActorDeadError):
                     log.warning("actor.stop_timeout", actor=sup.name)
         for ref in pykka.ActorRegistry.get_all():
-            if any(ref is s.ref for s in (*self.connections.values(),
-                                          *self.coordinators.values())):
+            if any(ref is s.ref for s in self.supervisor.all()):
                 log.warning("actor.still_running", actor=str(ref))
                 ref.stop(block=False)
         if self.store is not None:

@@ -1,4 +1,6 @@
-"""The daemon's preflight (:mod:`syncd.engine.preflight`): a mixin of :class:`syncd.app.daemon.Daemon`.
+"""The daemon's preflight (:mod:`syncd.engine.preflight`): an object the daemon holds as
+``daemon.preflights``, given the current config, the plugins and a schema check through the
+connection actors.
 
 - At start and after each applied reload, the preflight runs in a background thread through
   the connection actors (``check_schema``), so a slow or failing account never delays the
@@ -17,11 +19,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
 
-from syncd.config.model import Config
+from syncd.config.model import Config, ConnectionConfig, IntegrationConfig
+from syncd.connectors.connection import ConnectionProxy
+from syncd.connectors.plugins import Registry
 from syncd.engine import preflight
 from syncd.engine.records import SchemaNeeds, SchemaProblem
 from syncd.exceptions import PreflightFailed
@@ -32,87 +37,107 @@ log = structlog.get_logger("syncd.app.daemon")
 CHECK_TIMEOUT = 120.0
 
 
+#: What a result is for: an integration's section and its two connections' sections.
+Basis = tuple[IntegrationConfig, ConnectionConfig | None, ConnectionConfig | None]
+#: Checks connection ``name`` against what the config needs of it: its problems.
+Check = Callable[[str, SchemaNeeds], list[SchemaProblem]]
+
+
 class Preflights:
-    """Keeps each integration's latest preflight result."""
+    """Keeps each integration's latest preflight result.
 
-    def _init_preflight(self) -> None:
-        self._preflight_lock = threading.Lock()
-        self._preflight_wanted = 0  # bumped by each request for a run
-        self._preflight_thread: threading.Thread | None = None
+    ``config`` returns the daemon's current config, ``check`` asks a connection actor
+    (``check_schema``), ``stopping`` ends the background runs."""
+
+    def __init__(self, config: Callable[[], Config], registry: Registry, check: Check,
+                 stopping: threading.Event):
+        self._config = config
+        self._registry = registry
+        self._check = check
+        self._stopping = stopping
+        self._lock = threading.Lock()
+        self._wanted = 0  # bumped by each request for a run
+        self._thread: threading.Thread | None = None
         #: integration -> its part of the latest report (``Report.for_integration``)
-        self._preflight: dict[str, dict[str, Any]] = {}
+        self._results: dict[str, dict[str, Any]] = {}
         #: integration -> the problems that refuse its full sync
-        self._preflight_blocking: dict[str, list[SchemaProblem]] = {}
+        self._blocking: dict[str, list[SchemaProblem]] = {}
         #: integration -> the config the result is for (its section and its connections')
-        self._preflight_basis: dict[str, tuple] = {}
+        self._basis: dict[str, Basis] = {}
 
-    def preflight_status(self, integration: str) -> dict[str, Any]:
-        with self._preflight_lock:
-            found = self._preflight.get(integration)
-            running = self._preflight_thread is not None and self._preflight_thread.is_alive()
+    def status(self, integration: str) -> dict[str, Any]:
+        with self._lock:
+            found = self._results.get(integration)
+            running = self._thread is not None and self._thread.is_alive()
         if found is None:
             return {"state": "running" if running else "pending", "problems": [],
                     "warnings": [], "connection_errors": []}
         return {**found, "running": running}
 
-    def start_preflight(self, reason: str) -> None:
+    def start(self, reason: str) -> None:
         """Run the preflight of the whole config in the background."""
-        with self._preflight_lock:
-            self._preflight_wanted += 1
-            if self._preflight_thread is not None and self._preflight_thread.is_alive():
+        with self._lock:
+            self._wanted += 1
+            if self._thread is not None and self._thread.is_alive():
                 return  # the running one runs again when it ends
-            self._preflight_thread = threading.Thread(
-                target=self._preflight_worker, args=(reason,), name="preflight", daemon=True)
-            self._preflight_thread.start()
+            self._thread = threading.Thread(
+                target=self._worker, args=(reason,), name="preflight", daemon=True)
+            self._thread.start()
 
-    def _preflight_worker(self, reason: str) -> None:
+    def _worker(self, reason: str) -> None:
         while True:
-            with self._preflight_lock:
-                wanted = self._preflight_wanted
-            config = self.config
+            with self._lock:
+                wanted = self._wanted
+            config = self._config()
             try:
-                report = preflight.run(config, self.registry, self._check_through_actor)
+                report = preflight.run(config, self._registry, self._check)
                 self._keep(config, report, config.integrations)
                 log.info("preflight.finished", reason=reason, ok=report.ok)
             except Exception:  # a bug must not end the thread silently
                 log.exception("preflight.failed", reason=reason)
-            with self._preflight_lock:
-                if wanted == self._preflight_wanted or self._stop_flag.is_set():
-                    self._preflight_thread = None
+            with self._lock:
+                if wanted == self._wanted or self._stopping.is_set():
+                    self._thread = None
                     return
             reason = "again"
 
-    def _check_through_actor(self, name: str, needs: SchemaNeeds) -> list[SchemaProblem]:
-        return self.connection(name).check_schema(needs).get(timeout=CHECK_TIMEOUT)
-
-    @staticmethod
-    def _basis(config: Config, integration: str) -> tuple:
-        i = config.integrations[integration]
-        return (i, config.connections.get(i.source), config.connections.get(i.destination))
-
-    def _keep(self, config: Config, report: preflight.Report, names) -> None:
-        with self._preflight_lock:
+    def _keep(self, config: Config, report: preflight.Report, names: Iterable[str]) -> None:
+        with self._lock:
             for name in names:
                 integration = config.integrations[name]
-                self._preflight[name] = report.for_integration(integration)
-                self._preflight_blocking[name] = report.blocking(integration)
-                self._preflight_basis[name] = self._basis(config, name)
+                self._results[name] = report.for_integration(integration)
+                self._blocking[name] = report.blocking(integration)
+                self._basis[name] = basis(config, name)
 
-    def _preflight_gate(self, name: str) -> None:
+    def gate(self, name: str) -> None:
         """Raise :class:`PreflightFailed` when the accounts lack a name the config of
         integration ``name`` uses (checked again unless the last result is clean and for the
         current config)."""
-        config = self.config
+        config = self._config()
         integration = config.integrations[name]
-        with self._preflight_lock:
-            found = self._preflight.get(name)
-            fresh = self._preflight_basis.get(name) == self._basis(config, name)
+        with self._lock:
+            found = self._results.get(name)
+            fresh = self._basis.get(name) == basis(config, name)
         if found is None or not fresh or found["state"] != "ok":
-            report = preflight.run(config, self.registry, self._check_through_actor,
+            report = preflight.run(config, self._registry, self._check,
                                    connections={integration.source, integration.destination})
             self._keep(config, report, [name])
-        with self._preflight_lock:
-            blocking = list(self._preflight_blocking.get(name) or ())
+        with self._lock:
+            blocking = list(self._blocking.get(name) or ())
         if blocking:
             log.error("full_sync.refused", integration=name, keys=[p.key for p in blocking])
             raise PreflightFailed(name, blocking)
+
+
+def basis(config: Config, integration: str) -> Basis:
+    i = config.integrations[integration]
+    return (i, config.connections.get(i.source), config.connections.get(i.destination))
+
+
+def through_actors(connection: Callable[[str], ConnectionProxy]) -> Check:
+    """The check that asks each connection's actor (``check_schema``)."""
+
+    def check(name: str, needs: SchemaNeeds) -> list[SchemaProblem]:
+        return connection(name).check_schema(needs).get(timeout=CHECK_TIMEOUT)
+
+    return check

@@ -48,7 +48,7 @@ def connection(daemon: Any, name: str) -> dict[str, Any]:
     key = connection_key(name)
     errors, checked = [], False
     for integration in daemon.config.integrations:
-        pre = daemon.preflight_status(integration)
+        pre = daemon.preflights.status(integration)
         if pre.get("state") not in ("pending", "running") and name in (
                 daemon.config.integrations[integration].source,
                 daemon.config.integrations[integration].destination):

@@ -2,7 +2,7 @@
 
 - ``/healthz`` (liveness): 200 while the process serves HTTP at all.
 - ``/readyz`` (readiness): 200 only when the state store takes a write, every enabled
-  integration's connections passed their last preflight (:mod:`syncd.app.daemon_preflight`), no
+  integration's connections passed their last preflight (:mod:`syncd.app.daemon_preflight`, ``daemon.preflights``), no
   integration is held by the guard or paused by fail-fast, and every coordinator runs;
   otherwise 503 with the reasons (:func:`readiness`).
 - The systemd watchdog is pinged only while :class:`Liveness` finds that the actors answer
@@ -69,7 +69,7 @@ def readiness(daemon: Any) -> list[str]:
         sup = daemon.coordinators.get(name)
         if sup is None or not sup.alive():
             reasons.append(f"{name}: its coordinator is restarting")
-        pre = daemon.preflight_status(name)
+        pre = daemon.preflights.status(name)
         state = pre.get("state")
         if state in ("pending", "running"):
             reasons.append(f"{name}: the preflight of its connections has not finished")

@@ -1,4 +1,4 @@
-"""Reloading the config: a mixin of :class:`syncd.app.daemon.Daemon`.
+"""Reloading the config: an object the daemon holds as ``daemon.reloader``.
 
 A reload never stops the daemon and never blocks its main loop:
 
@@ -13,7 +13,7 @@ A reload never stops the daemon and never blocks its main loop:
   part-way: an actor that does not start, a call that times out. Then everything is rolled
   back to the old config (actors that no longer match it are restarted with it; one that
   will not start is left to the supervisor's back-off) and the daemon runs on with it.
-- ``syncd reload`` (the admin endpoint) runs the same :meth:`Reloading.reload`; the daemon's
+- ``syncd reload`` (the admin endpoint) runs the same :meth:`Reloader.reload`; the daemon's
   lock makes reloads one at a time.
 """
 
@@ -21,53 +21,84 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 
 from syncd import config as config_mod
 from syncd.app import systemd
+from syncd.app.actors import Actors
+from syncd.app.daemon_preflight import Preflights
+from syncd.app.scheduler import Scheduler
 from syncd.config.model import Config
-from syncd.connectors.connection import typed_proxy
 from syncd.engine import preflight
 from syncd.engine.records import SchemaNeeds
 from syncd.exceptions import ConfigErrors
-
-if TYPE_CHECKING:
-    from syncd.app.supervision import Supervised
+from syncd.web.receiver import WebhookApp
 
 log = structlog.get_logger("syncd.app.daemon")
 
 
-class Reloading:
-    """``reload`` with rollback, and the worker thread SIGHUP reloads run in."""
+class Reloader:
+    """``reload`` with rollback, and the worker thread SIGHUP reloads run in.
+
+    It switches ``actors.config`` and restarts what changed through ``actors``; it also
+    re-routes the receiver (``receiver``), reconciles the ``scheduler``'s jobs, flags the
+    integrations whose mappings changed (``needs_full_sync``, shared with the daemon's
+    status), starts their full sync when so configured (``start_sync``) and runs the
+    preflight again (``preflights``). ``lock`` is held while it changes the actors (the
+    main loop does not supervise meanwhile). The worker reloads while ``requested`` is set,
+    not after ``stopping``, and sets ``wake`` when done."""
+
+    def __init__(self, path: str, actors: Actors, *, lock: threading.RLock,
+                 needs_full_sync: dict[str, str], receiver: WebhookApp, scheduler: Scheduler,
+                 preflights: Preflights, start_sync: Callable[[str], object],
+                 requested: threading.Event, stopping: threading.Event,
+                 wake: threading.Event):
+        self.path = path
+        self.actors = actors
+        self.supervisor = actors.supervisor
+        self.lock = lock
+        self.needs_full_sync = needs_full_sync
+        self.receiver = receiver
+        self.scheduler = scheduler
+        self.preflights = preflights
+        self.start_sync = start_sync
+        self.requested = requested
+        self.stopping = stopping
+        self.wake = wake
+        #: The worker thread of SIGHUP reloads (None before the first).
+        self.thread: threading.Thread | None = None
+        #: The problems of the last reload that failed (empty once one succeeds).
+        self.errors: list[str] = []
+        #: What the last reload did (``syncd status``).
+        self.last: dict[str, Any] | None = None
 
     # -- the worker ------------------------------------------------------------------------
 
-    def _start_reload_worker(self) -> None:
-        """Called by the main loop while the reload flag is set: start the worker unless
-        one runs (it clears the flag before each reload, so none is lost)."""
-        if self._reload_thread is not None and self._reload_thread.is_alive():
+    def start_worker(self) -> None:
+        """Called by the main loop while a reload is requested: start the worker unless
+        one runs (it clears the request before each reload, so none is lost)."""
+        if self.thread is not None and self.thread.is_alive():
             return
-        self._reload_thread = threading.Thread(target=self._reload_worker, name="reload",
-                                               daemon=True)
-        self._reload_thread.start()
+        self.thread = threading.Thread(target=self._worker, name="reload", daemon=True)
+        self.thread.start()
 
-    def _reload_worker(self) -> None:
-        while self._reload_flag.is_set() and not self._stop_flag.is_set():
-            self._reload_flag.clear()
+    def _worker(self) -> None:
+        while self.requested.is_set() and not self.stopping.is_set():
+            self.requested.clear()
             try:
                 self.reload()
             except Exception:  # reload() handles its errors; this is the last guard
                 log.exception("reload.failed")
-        self._wake.set()
+        self.wake.set()
 
-    def _wait_for_reload(self) -> None:
+    def wait(self) -> None:
         """On stop: let a running reload end (it rolls back if it fails)."""
-        thread = self._reload_thread
+        thread = self.thread
         if thread is not None and thread.is_alive():
-            timeout = self.config.daemon.stop_timeout if self.config else 30.0
-            thread.join(timeout)
+            thread.join(self.actors.config.daemon.stop_timeout)
             if thread.is_alive():
                 log.warning("reload.still_running_at_stop")
 
@@ -76,7 +107,7 @@ class Reloading:
     def reload(self) -> dict[str, Any]:
         """Validate the config file again; apply it if valid, keep the old one if not or if
         applying it fails."""
-        with self._lock:
+        with self.lock:
             systemd.reloading()
             try:
                 return self._reload()
@@ -85,20 +116,20 @@ class Reloading:
 
     def _reload(self) -> dict[str, Any]:
         try:
-            new = config_mod.load(self.config_path, self.registry)
+            new = config_mod.load(self.path, self.actors.registry)
         except ConfigErrors as exc:
-            for error in exc.errors:
-                log.error("reload.rejected", error=str(error))
+            for problem in exc.errors:
+                log.error("reload.rejected", error=str(problem))
             log.error("reload.kept_old_config", problems=len(exc.errors))
             return self._reload_failed([str(e) for e in exc.errors])
         except Exception as exc:  # unreadable file and the like
-            error = f"{self.config_path}: {exc}"
-            log.error("reload.rejected", error=error)
-            return self._reload_failed([error])
-        old, flags = self.config, dict(self.needs_full_sync)
+            unreadable = f"{self.path}: {exc}"
+            log.error("reload.rejected", error=unreadable)
+            return self._reload_failed([unreadable])
+        old, flags = self.actors.config, dict(self.needs_full_sync)
         # Webhooks go on being accepted and stored; the real-time paths wait until the new
         # config is in place, so what arrives meanwhile is applied under it.
-        held = [p for p in self.progress.values() if not p.reloading.is_set()]
+        held = [p for p in self.actors.progress.values() if not p.reloading.is_set()]
         for progress in held:
             progress.reloading.set()
         try:
@@ -107,31 +138,32 @@ class Reloading:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.error("reload.apply_failed", error=reason)
             self._roll_back(old, flags)
-            log.error("reload.rolled_back", config=self.config_path)
+            log.error("reload.rolled_back", config=self.path)
             return self._reload_failed([f"applying the new config failed ({reason}); it was "
                                         "rolled back and syncd runs on the previous config"])
         finally:
             for progress in held:
                 progress.reloading.clear()
-            self._notify_coordinators(list(self.coordinators))
-        self.reload_errors = []
-        self.last_reload = {"ok": True, "changes": changes, "at": time.time()}
-        for sup in list(self.coordinators.values()):  # a paused real-time path resumes
-            if sup.alive() and self.progress.get(sup.name, None) is not None \
-                    and self.progress[sup.name].paused:
-                sup.ref.proxy().resume.defer("reload")
+            self.supervisor.notify(list(self.supervisor.coordinators))
+        self.errors = []
+        self.last = {"ok": True, "changes": changes, "at": time.time()}
+        for sup in list(self.supervisor.coordinators.values()):  # a paused path resumes
+            paused = self.actors.progress.get(sup.name)
+            if sup.alive() and paused is not None and paused.paused:
+                sup.proxy().resume.defer("reload")
         log.info("reload.applied", **changes)
-        self.start_preflight("reload")  # the new config against the accounts, in the background
-        return self.last_reload
+        self.preflights.start("reload")  # the new config against the accounts, in the background
+        return self.last
 
     def _reload_failed(self, errors: list[str]) -> dict[str, Any]:
-        self.reload_errors = errors
-        self.last_reload = {"ok": False, "errors": errors, "at": time.time()}
-        return self.last_reload
+        self.errors = errors
+        self.last = {"ok": False, "errors": errors, "at": time.time()}
+        return self.last
 
     def _apply_config(self, new: Config) -> dict[str, Any]:
-        old = self.config
-        d = config_mod.diff(old, new, self.registry)
+        actors, sup_ = self.actors, self.supervisor
+        old = actors.config
+        d = config_mod.diff(old, new, actors.registry)
         if d.restart_listeners:
             log.warning("reload.restart_needed", reason="the [receiver] or [admin] section "
                         "changed; restart syncd to apply it")
@@ -140,47 +172,46 @@ class Reloading:
                         "restart syncd to apply it")
         restarted_connections = sorted(set(d.connections_changed) | set(d.connections_removed))
         for name in restarted_connections:
-            self._stop_actor(self.connections.pop(name, None))
+            sup_.stop(sup_.connections.pop(name, None))
         # Sources read what the old and the new rules need until every coordinator has the
         # new rules (a read without labels decided by rules with consents would opt out);
         # then only what the new rules need.
-        self.wide_needs = _union(preflight.needs(old, self.registry),
-                                 preflight.needs(new, self.registry))
-        self.config = new
+        actors.wide_needs = _union(preflight.needs(old, actors.registry),
+                                   preflight.needs(new, actors.registry))
+        actors.config = new
         for name in sorted(set(d.connections_changed) | set(d.connections_added)):
-            self._start_connection(name)
-        self._tell_needs()
+            actors.start_connection(name)
+        actors.tell_needs()
         for name in d.integrations_removed:
-            self._stop_actor(self.coordinators.pop(name, None))
+            sup_.stop(sup_.coordinators.pop(name, None))
         for name in d.integrations_added:
             if new.integrations[name].enabled:
-                self._start_coordinator(new.integrations[name])
+                actors.start_coordinator(new.integrations[name])
         for name in d.integrations_changed:
             integration = new.integrations[name]
-            sup = self.coordinators.get(name)
+            sup = sup_.coordinators.get(name)
             if not integration.enabled:
-                self._stop_actor(self.coordinators.pop(name, None))
+                sup_.stop(sup_.coordinators.pop(name, None))
             elif sup is None:
-                self._start_coordinator(integration)
+                actors.start_coordinator(integration)
             else:
-                self._set_rules(sup, integration)
-        self.wide_needs = None
-        self._tell_needs()
+                actors.set_rules(sup, integration)
+        actors.wide_needs = None
+        actors.tell_needs()
         for name in d.needs_full_sync:
             reason = "field or consent mappings changed"
             self.needs_full_sync[name] = reason
-            if name in self.progress:
-                self.progress[name].needs_full_sync = True
+            if name in actors.progress:
+                actors.progress[name].needs_full_sync = True
             log.warning("full_sync.needed", integration=name, reason=reason)
             if new.integrations[name].full_sync_on_mapping_change:
                 try:
-                    self.store.forget_digests(name)
-                    self.control.start_sync(name)  # unconfirmed: the guard holds what it must
+                    actors.store.forget_digests(name)
+                    self.start_sync(name)  # unconfirmed: the guard holds what it must
                 except Exception as exc:
                     log.error("full_sync.start_failed", integration=name, error=str(exc))
-        if self.receiver_app is not None:
-            self.receiver_app.set_routes(self._routes(new))
-        jobs = self.scheduler.reconcile(new) if self.scheduler is not None else {}
+        self.receiver.set_routes(actors.routes(new))
+        jobs = self.scheduler.reconcile(new)
         return {
             "jobs": jobs,
             "connections_restarted": restarted_connections,
@@ -190,67 +221,54 @@ class Reloading:
             "needs_full_sync": sorted(d.needs_full_sync),
         }
 
-    def _tell_needs(self) -> None:
-        """Tell every running connection what the integrations use of it now."""
-        for name, sup in list(self.connections.items()):
-            if sup.ref is not None and sup.ref.is_alive():
-                typed_proxy(sup.ref).set_needs(self.needs_of(name)).get(
-                    timeout=self.ask_timeout)
-
-    def _set_rules(self, sup: Supervised, integration) -> None:
-        sup.ref.proxy().set_rules(self._rules(integration), integration).get(
-            timeout=self.ask_timeout)
-        sup.config = integration
-
     # -- rollback ----------------------------------------------------------------------------
 
     def _roll_back(self, old: Config, flags: dict[str, str]) -> None:
         """Bring actors, routes and jobs back to ``old`` after a reload failed part-way.
         Each step is guarded: whatever fails is logged, and an actor that does not start is
         left to the supervisor, which restarts it with back-off."""
-        self.wide_needs = _union(preflight.needs(old, self.registry),
-                                 self.wide_needs or {})
-        self.config = old
+        actors, sup_ = self.actors, self.supervisor
+        actors.wide_needs = _union(preflight.needs(old, actors.registry),
+                                   actors.wide_needs or {})
+        actors.config = old
         self.needs_full_sync.clear()
         self.needs_full_sync.update(flags)
-        for name, progress in self.progress.items():
+        for name, progress in actors.progress.items():
             progress.needs_full_sync = name in flags
-        for name in [n for n in self.coordinators if n not in old.integrations
+        for name in [n for n in sup_.coordinators if n not in old.integrations
                      or not old.integrations[n].enabled]:
-            self._guarded("stop", name, self._stop_actor, self.coordinators.pop(name))
-        for name in [n for n in self.connections if n not in old.connections]:
-            self._guarded("stop", name, self._stop_actor, self.connections.pop(name))
+            _guarded("stop", name, sup_.stop, sup_.coordinators.pop(name))
+        for name in [n for n in sup_.connections if n not in old.connections]:
+            _guarded("stop", name, sup_.stop, sup_.connections.pop(name))
         for name, conn in old.connections.items():
-            sup = self.connections.get(name)
+            sup = sup_.connections.get(name)
             if sup is None or sup.config != conn:
-                self._guarded("stop", name, self._stop_actor, self.connections.pop(name, None))
-                self._guarded("start", name, self._start_connection, name, True)
+                _guarded("stop", name, sup_.stop, sup_.connections.pop(name, None))
+                _guarded("start", name, actors.start_connection, name, True)
         for name, integration in old.integrations.items():
             if not integration.enabled:
                 continue
-            sup = self.coordinators.get(name)
+            sup = sup_.coordinators.get(name)
             if sup is None:
-                self._guarded("start", name, self._start_coordinator, integration, True)
-            elif sup.config != integration and not self._guarded(
-                    "set_rules", name, self._set_rules, sup, integration):
-                self._guarded("stop", name, self._stop_actor, self.coordinators.pop(name))
-                self._guarded("start", name, self._start_coordinator, integration, True)
-        if self.receiver_app is not None:
-            self._guarded("routes", "receiver", lambda: self.receiver_app.set_routes(
-                self._routes(old)))
-        if self.scheduler is not None:
-            self._guarded("jobs", "scheduler", self.scheduler.reconcile, old)
-        self.wide_needs = None
-        self._guarded("needs", "connections", self._tell_needs)
+                _guarded("start", name, actors.start_coordinator, integration, True)
+            elif sup.config != integration and not _guarded(
+                    "set_rules", name, actors.set_rules, sup, integration):
+                _guarded("stop", name, sup_.stop, sup_.coordinators.pop(name))
+                _guarded("start", name, actors.start_coordinator, integration, True)
+        _guarded("routes", "receiver", lambda: self.receiver.set_routes(actors.routes(old)))
+        _guarded("jobs", "scheduler", self.scheduler.reconcile, old)
+        actors.wide_needs = None
+        _guarded("needs", "connections", actors.tell_needs)
 
-    def _guarded(self, step: str, name: str, func, *args) -> bool:
-        try:
-            func(*args)
-            return True
-        except Exception as exc:  # pykka.Timeout included
-            log.error("reload.rollback_step_failed", step=step, name=name,
-                      error=f"{type(exc).__name__}: {exc}")
-            return False
+
+def _guarded(step: str, name: str, func: Callable[..., object], *args: object) -> bool:
+    try:
+        func(*args)
+        return True
+    except Exception as exc:  # pykka.Timeout included
+        log.error("reload.rollback_step_failed", step=step, name=name,
+                  error=f"{type(exc).__name__}: {exc}")
+        return False
 
 
 def _union(a: dict[str, SchemaNeeds], b: dict[str, SchemaNeeds]) -> dict[str, SchemaNeeds]:

@@ -157,7 +157,7 @@ def _changes(console, daemon, sources: list[_Source], changes: int) -> None:
         if hasattr(s.emu, "wait_deliveries"):
             s.emu.wait_deliveries(30)
         settled = _wait(lambda s=s: daemon.store.pending_count(s.integration) == 0, 60)
-        daemon._coordinator(s.integration).ping().get(timeout=60)  # its last batch counted
+        daemon.supervisor.coordinator(s.integration).ping().get(timeout=60)  # its last batch counted
         console.print(f"  {s.kind} webhooks applied in real time: "
                       f"{progress.events_applied - applied_before} event(s)"
                       + ("" if settled else " [red](some still pending)[/red]"))

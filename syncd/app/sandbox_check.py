@@ -116,7 +116,7 @@ def consent_scenario(console, daemon, src_cls, source_options, dst_emu, rules,
     conditions = [Condition(k, v) for k, v in rules.get("conditions", {}).items()]
     user = src_cls("sandbox-user", source_options)  # a CRM user editing through the API
     user.start()
-    coordinator = daemon._coordinator(integration_name)
+    coordinator = daemon.supervisor.coordinator(integration_name)
     try:
         def fetch(record_id):
             return user.read_records([Event(record_id)])[0]

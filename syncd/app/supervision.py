@@ -1,7 +1,7 @@
-"""Supervision: a mixin of :class:`syncd.app.daemon.Daemon` that keeps its actors alive.
+"""Supervision: the object (``daemon.supervisor``) that keeps the daemon's actors alive.
 
 Each connection and coordinator actor is a :class:`Supervised`. One that dies is restarted by
-the main loop (:meth:`Supervising._supervise`) after a back-off that doubles up to
+the main loop (:meth:`Supervisor.supervise`) after a back-off that doubles up to
 ``[daemon] restart_backoff_max``; its failures and restarts show in ``syncd status``. An
 actor whose first start fails may be handed to the same loop (``supervise=True``, as a
 reload's rollback does) instead of raising.
@@ -9,13 +9,18 @@ reload's rollback does) instead of raising.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
 import structlog
+
+from syncd.connectors.connection import ConnectionProxy, typed_proxy
+from syncd.engine.progress import Progress
+from syncd.exceptions import SyncdError
 
 log = structlog.get_logger("syncd.app.daemon")
 
@@ -26,8 +31,8 @@ class Supervised:
 
     name: str
     kind: str  # "connection" | "coordinator"
-    start: Callable[[], pykka.ActorRef]
-    ref: pykka.ActorRef | None = None
+    start: Callable[[], pykka.ActorRef[Any]]
+    ref: pykka.ActorRef[Any] | None = None
     restarts: int = 0
     last_failure: str | None = None
     next_restart: float = 0.0
@@ -39,21 +44,39 @@ class Supervised:
     def alive(self) -> bool:
         return self.ref is not None and self.ref.is_alive()
 
-    def proxy(self) -> pykka.ActorProxy:
+    def proxy(self) -> pykka.ActorProxy[Any]:
         """The actor's proxy, made once per actor (making one costs about 0.1 ms, too much
         for every webhook)."""
         ref, cached = self._proxy
         if ref is not self.ref or cached is None:
+            if self.ref is None:
+                raise pykka.ActorDeadError(f"{self.kind} {self.name} has not started")
             cached = self.ref.proxy()
             self._proxy = (self.ref, cached)
         return cached
 
 
-class Supervising:
-    """Starting, restarting and stopping supervised actors."""
+class Supervisor:
+    """Starts, restarts and stops the supervised actors; holds them by name
+    (``connections``, ``coordinators``: the daemon reads the same dicts).
 
-    def _first_start(self, sup: Supervised, into: dict[str, Supervised], supervise: bool
-                     ) -> None:
+    ``progress`` is the coordinators' progress by integration (a stopped coordinator's full
+    sync is cancelled first); ``wake`` is set when an actor fails, so the main loop
+    supervises at once."""
+
+    def __init__(self, progress: dict[str, Progress], wake: threading.Event):
+        self.connections: dict[str, Supervised] = {}
+        self.coordinators: dict[str, Supervised] = {}
+        self._progress = progress
+        self._wake = wake
+
+    def all(self) -> Iterator[Supervised]:
+        yield from (*self.connections.values(), *self.coordinators.values())
+
+    def first_start(self, sup: Supervised, supervise: bool) -> None:
+        """Start ``sup`` and hold it. A failed start raises, unless ``supervise``: then it
+        is recorded and :meth:`supervise` retries it, as for a crashed actor."""
+        into = self.connections if sup.kind == "connection" else self.coordinators
         try:
             sup.ref = sup.start()
         except Exception as exc:
@@ -61,23 +84,25 @@ class Supervising:
                 raise
             sup.last_failure = f"{type(exc).__name__}: {exc}"
             log.error("actor.start_failed", actor=sup.name, kind=sup.kind,
-                      reason=sup.last_failure)  # _supervise starts it again
+                      reason=sup.last_failure)  # supervise() starts it again
         into[sup.name] = sup
 
-    def _actor_failed(self, name: str, exc: BaseException) -> None:
-        for sup in [*self.connections.values(), *self.coordinators.values()]:
+    def actor_failed(self, name: str, exc: BaseException) -> None:
+        """An actor's ``on_failure``: record why, and wake the main loop."""
+        for sup in self.all():
             if sup.name == name:
                 sup.last_failure = f"{type(exc).__name__}: {exc}"
         self._wake.set()
 
-    def _supervise(self) -> None:
+    def supervise(self, backoff_max: float) -> None:
+        """Restart the actors that died, each after its back-off (the main loop's turn)."""
         now = time.time()
-        for sup in (*self.connections.values(), *self.coordinators.values()):
+        for sup in list(self.all()):
             if sup.alive() or now < sup.next_restart:
                 continue
             if sup.ref is not None and sup.next_restart == 0.0:
                 # first notice of the death: wait before restarting, doubling each time
-                delay = min(self.config.daemon.restart_backoff_max, 2.0 ** sup.restarts)
+                delay = min(backoff_max, 2.0 ** sup.restarts)
                 sup.next_restart = now + delay
                 log.error("actor.died", actor=sup.name, kind=sup.kind, restart_in=delay,
                           reason=sup.last_failure)
@@ -90,26 +115,56 @@ class Supervising:
                 log.warning("actor.restarted", actor=sup.name, kind=sup.kind,
                             restarts=sup.restarts)
                 if sup.kind == "coordinator":
-                    self._notify_coordinators([sup.name])
+                    self.notify([sup.name])
             except Exception as exc:
                 sup.last_failure = f"{type(exc).__name__}: {exc}"
-                sup.next_restart = now + min(self.config.daemon.restart_backoff_max,
-                                             2.0 ** (sup.restarts + 1))
+                sup.next_restart = now + min(backoff_max, 2.0 ** (sup.restarts + 1))
                 sup.restarts += 1
                 log.error("actor.restart_failed", actor=sup.name, reason=sup.last_failure)
 
-    def _stop_actor(self, sup: Supervised | None, timeout: float = 30.0) -> None:
+    def stop(self, sup: Supervised | None, timeout: float = 30.0) -> None:
+        """Stop one actor (a coordinator's running full sync is cancelled first)."""
         if sup is None or sup.ref is None:
             return
         try:
-            if sup.kind == "coordinator" and sup.name in self.progress:
-                self.progress[sup.name].request_cancel()
+            if sup.kind == "coordinator" and sup.name in self._progress:
+                self._progress[sup.name].request_cancel()
             sup.ref.stop(block=True, timeout=timeout)
         except (pykka.ActorDeadError, pykka.Timeout):
             pass
 
+    # -- asking them -------------------------------------------------------------------------
 
-def pinged(ref: pykka.ActorRef, timeout: float, failures: list[BaseException] = ()) -> None:
+    def connection(self, name: str) -> ConnectionProxy:
+        """The typed proxy of connection ``name``; raises while it restarts."""
+        sup = self.connections[name]
+        if sup.ref is None or not sup.ref.is_alive():
+            raise pykka.ActorDeadError(f"connection {name} is restarting")
+        return typed_proxy(sup.ref)
+
+    def coordinator(self, name: str) -> pykka.ActorProxy[Any]:
+        """The proxy of integration ``name``'s coordinator; raises KeyError for an unknown
+        integration and :class:`SyncdError` while it restarts."""
+        sup = self.coordinators.get(name)
+        if sup is None:
+            raise KeyError(f"no integration named {name!r}")
+        if not sup.alive():
+            raise SyncdError(f"integration {name} is restarting after a failure")
+        return sup.proxy()
+
+    def notify(self, names: Sequence[str]) -> None:
+        """Tell these integrations' coordinators that their inbox has events."""
+        for name in names:
+            sup = self.coordinators.get(name)
+            if sup is not None and sup.alive():
+                try:
+                    sup.proxy().notify.defer()
+                except pykka.ActorDeadError:
+                    pass
+
+
+def pinged(ref: pykka.ActorRef[Any], timeout: float,
+           failures: Sequence[BaseException] = ()) -> None:
     """Wait for a new actor to answer. One that does not in time is told to stop once it
     gets free (nobody else holds its ref) and the timeout is raised; one that died starting
     raises what killed it (``failures``, filled by its on_failure)."""

@@ -206,9 +206,9 @@ def test_watchdog_pings_go_on_during_a_slow_reload(make_daemon, notify_socket):
         daemon.request_reload()
     pings = sum(receive_until(notify_socket, "WATCHDOG=1")[-1] == "WATCHDOG=1"
                 for _ in range(5))
-    assert pings == 5 and not GATE.is_set() and daemon._reload_thread.is_alive()
+    assert pings == 5 and not GATE.is_set() and daemon.reloader.thread.is_alive()
     GATE.set()
-    assert wait_for(lambda: not daemon._reload_thread.is_alive()
+    assert wait_for(lambda: not daemon.reloader.thread.is_alive()
                     and not daemon._reload_flag.is_set())
     assert daemon.last_reload["ok"] is True
     assert daemon.config.connections["crm"].options["start"] == "hold"

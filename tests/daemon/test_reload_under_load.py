@@ -51,7 +51,7 @@ def test_reloads_under_steady_webhooks_lose_nothing(running):  # noqa: F811
     # one delivery lands deterministically while a reload is being applied (after the
     # connections restarted, before the integration has its new rules)
     mid: dict[str, int] = {}
-    original = daemon._set_rules
+    original = daemon.actors.set_rules
 
     def set_rules_with_a_webhook_meanwhile(sup, integration):
         if "mid" not in mid:
@@ -59,7 +59,7 @@ def test_reloads_under_steady_webhooks_lose_nothing(running):  # noqa: F811
             mid["mid"] = post_webhook(daemon, ["p05"]).status_code
         return original(sup, integration)
 
-    daemon._set_rules = set_rules_with_a_webhook_meanwhile
+    daemon.actors.set_rules = set_rules_with_a_webhook_meanwhile
     thread = threading.Thread(target=steady, daemon=True)
     thread.start()
     try:
@@ -89,7 +89,7 @@ def test_reloads_under_steady_webhooks_lose_nothing(running):  # noqa: F811
 
 def test_an_event_arriving_during_a_reload_is_applied_under_the_new_config(running):  # noqa: F811
     daemon, client, world, cfg, name = running
-    original = daemon._set_rules
+    original = daemon.actors.set_rules
     seen = {}
 
     def meanwhile(sup, integration):
@@ -98,13 +98,13 @@ def test_an_event_arriving_during_a_reload_is_applied_under_the_new_config(runni
         # the coordinator is told, and has handled that and the drain it leads to once two
         # pings in a row come back: the event is stored and held, not applied under the old
         # mapping while the reload runs
-        daemon._notify_coordinators(["main"])
+        daemon.supervisor.notify(["main"])
         for _ in range(2):
             sup.ref.proxy().ping().get(timeout=10)
         seen["pending"] = daemon.store.pending_count("main")
         return original(sup, integration)
 
-    daemon._set_rules = meanwhile
+    daemon.actors.set_rules = meanwhile
     config(cfg, name, B, restart=True)
     result = client.reload()
     assert result["ok"] is True and result["changes"]["connections_restarted"] == ["mkt"]

@@ -118,7 +118,7 @@ def test_two_crms_into_one_apsis_account(world):
 
     def written_back() -> bool:
         for name in (TRIBE, LIME):
-            daemon._coordinator(name).run_job("consent_changes", {}).get(timeout=60)
+            daemon.supervisor.coordinator(name).run_job("consent_changes", {}).get(timeout=60)
         newest = max((c for c in lime.consents_of(int(opted))
                       if c["consenttype"] == types["Newsletter"]), key=lambda c: c["date"])
         return newest["approved"] is False
@@ -144,7 +144,7 @@ def test_two_crms_into_one_apsis_account(world):
     lime.create("consent", {"approved": True, "consenttype": types["Newsletter"]})
     lime.wait_deliveries(10)
     assert wait_for(lambda: daemon.store.pending_count(LIME) == 0, 30)
-    daemon._coordinator(LIME).ping().get(timeout=30)
+    daemon.supervisor.coordinator(LIME).ping().get(timeout=30)
     status = daemon.control.status()
     discarded = status["connections"]["crm-lime"]["stats"]["discarded"]
     assert discarded == {"consent without a person": 1}
