@@ -1,8 +1,10 @@
 """CI habits: .ci/run is the README's test command plus lint and types; tests that start the
-daemon as a process are marked slow (a check shown to fail on a dummy)."""
+daemon as a process are marked slow, and start it (or any process that outlives a call) only
+through ``syncd.testing``'s launcher (checks shown to fail on dummies)."""
 
 from __future__ import annotations
 
+import ast
 import re
 
 from meta import ROOT
@@ -65,3 +67,61 @@ def test_an_own_polling_helper_fails_the_check():
              "tests/x/ok_support.py": "def wait_for(p, timeout=15.0):\n"
                                       "    return testing.wait_for(p, timeout)\n"}
     assert own_helpers(dummy) == ["tests/x/x_support.py: wait_for"]
+
+
+#: Calls that start a process which outlives the call: only ``syncd.testing``'s launcher
+#: (``DaemonProcess``, ``ChildProcess``) may, so that none leaks and every log is kept.
+SPAWNS = re.compile(r"(^|\.)(Popen|spawn[lv]p?e?|posix_spawnp?|exec[lv]p?e?|fork|"
+                    r"create_subprocess_(exec|shell))$|^multiprocessing\.Process$")
+#: Calls that run a command to completion: ``syncd run`` through one of them is a launcher too.
+RUNS = re.compile(r"(^|\.)(run|call|check_call|check_output|syncd_cli)$")
+
+
+def dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{dotted(node.value)}.{node.attr}"
+    return ""
+
+
+def own_launches(sources: dict[str, str]) -> list[str]:
+    """Places in test code that start a process by themselves (``Popen`` and its kin), or run
+    ``syncd run`` with any helper, instead of through ``syncd.testing``'s launcher."""
+    found = []
+    for name, text in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.Call):
+                continue
+            func = dotted(node.func)
+            words = [c.value for arg in node.args for c in ast.walk(arg)
+                     if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+            if SPAWNS.search(func) or (RUNS.search(func) and "run" in words and (
+                    func.endswith("syncd_cli") or any("syncd" in w for w in words))):
+                found.append(f"{name}:{node.lineno}: {func}")
+    return sorted(found)
+
+
+def test_no_test_starts_a_process_but_through_the_shared_launcher():
+    paths = [*(ROOT / "tests").rglob("*.py"), *(ROOT / "examples").glob("*/tests/**/*.py")]
+    assert own_launches({str(p.relative_to(ROOT)): p.read_text() for p in paths}) == []
+
+
+def test_a_test_that_starts_the_daemon_by_itself_fails_the_check():
+    dummy = {
+        "tests/x/test_popen.py": "import subprocess, sys\n"
+        "def test_x(cfg):\n"
+        "    p = subprocess.Popen([sys.executable, '-m', 'syncd.app.cli', 'run', '-c', cfg])\n",
+        "tests/x/x_support.py": "from subprocess import Popen\n"
+        "def spawn(cfg):\n    return Popen([sys.executable, LAUNCHER, cfg])\n",
+        "tests/x/test_run.py": "import subprocess\n"
+        "def test_y(cfg):\n    subprocess.run(['syncd', 'run', '-c', cfg], timeout=5)\n"
+        "def test_z(cfg):\n    syncd_cli('run', '-c', cfg)\n",
+        "tests/x/test_ok.py": "import subprocess\n"
+        "def test_ok(daemons, cfg, venv):\n    daemons(cfg).start().wait_ready()\n"
+        "    syncd_cli('status', '-c', cfg)\n"
+        "    subprocess.run([sys.executable, '-m', 'venv', venv], check=True)\n",
+    }
+    assert own_launches(dummy) == [
+        "tests/x/test_popen.py:3: subprocess.Popen", "tests/x/test_run.py:3: subprocess.run",
+        "tests/x/test_run.py:5: syncd_cli", "tests/x/x_support.py:3: Popen"]
