@@ -275,6 +275,12 @@ class Coordinator(pykka.ThreadingActor):
         else:
             self._self.full_sync_step.defer()
 
+    @property
+    def _run_id(self) -> int:
+        """The running full sync's id (``start_full_sync`` sets it before the first step)."""
+        assert self.progress.run_id is not None, "no full sync has started"
+        return self.progress.run_id
+
     def _drop_prefetch(self) -> None:
         """Forget the page read ahead, letting the source finish reading it quietly."""
         if self._prefetch is not None:
@@ -287,7 +293,7 @@ class Coordinator(pykka.ThreadingActor):
     def _commit(self, counts: dict[str, int], errors: list, cursor: str | None,
                 total: int | None, pages_counted: bool = False) -> None:
         """Record a page's (or a bulk batch's) outcome and move the run's cursor."""
-        self.store.progress_run(self.progress.run_id, counts, cursor=cursor, total=total,
+        self.store.progress_run(self._run_id, counts, cursor=cursor, total=total,
                                 errors=errors)
         if not pages_counted:
             self.progress.processed += counts.get("processed", 0)
@@ -326,7 +332,7 @@ class Coordinator(pykka.ThreadingActor):
         self._commit(counts, errors + more, cursor, self._staged_total, pages_counted=True)
 
     def _finish(self, status: str, error: str | None = None) -> None:
-        run_id = self.progress.run_id
+        run_id = self._run_id
         if getattr(self, "_staged", None) and status in ("cancelled", "completed"):
             try:
                 self._flush(self._cursor)  # what was read before the cancel is written

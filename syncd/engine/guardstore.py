@@ -13,8 +13,10 @@ Only a person's confirm (:meth:`GuardTables.guard_confirm`) clears a hold or the
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 MIGRATION = """
@@ -42,7 +44,9 @@ CREATE TABLE guard_held (
 
 
 class GuardTables:
-    """Needs ``_tx`` and ``_read`` of :class:`syncd.engine.store.Store`."""
+    #: Provided by :class:`syncd.engine.store.Store`.
+    _tx: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    _read: Callable[..., list[sqlite3.Row]]
 
     def guard_state(self, integration: str, window: float, now: float | None = None
                     ) -> dict[str, Any]:

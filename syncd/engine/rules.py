@@ -153,7 +153,8 @@ def split_inferred(changes: Iterable[ConsentChange], links: dict[str, Link]
     opt-outs (an unsubscribe that named no topic) is kept only when that opt-out is not one
     syncd wrote; the others stay unresolved (a person's unsubscribe cannot be told apart
     from syncd's own opt-out, and must not make syncd's opt-out permanent in the source)."""
-    kept, unresolved = [], []
+    kept: list[ConsentChange] = []
+    unresolved: list[ConsentChange] = []
     for change in changes:
         link = links.get(change.key)
         ours = link is not None and f"{change.topic}|{change.channel}" in \
@@ -191,8 +192,8 @@ def delta(profile: Profile, state: dict | None) -> tuple[Profile, dict, tuple[st
             flips.append(key)
     send_t = {tag: on for tag, on in profile.tags.items()
               if tag in flight_t or before_t.get(tag, False) != on}
-    new_state = {"c": {consent_key(c): c.opted_in for c in profile.consents},
-                 "t": dict(profile.tags)}
+    new_state: dict[str, object] = {
+        "c": {consent_key(c): c.opted_in for c in profile.consents}, "t": dict(profile.tags)}
     written = written_optouts({"w": (state or {}).get("w", ())}, send_c)
     if written:
         new_state["w"] = written
