@@ -3,7 +3,8 @@
 import importlib
 import sys
 
-BENCHES = ["fullsync", "naive", "memory", "ingest", "latency", "cpu", "ms365", "responses"]
+BENCHES = ["fullsync", "naive", "memory", "ingest", "latency", "cpu", "ms365", "responses",
+           "journal"]
 #: what `all` runs: fullsync runs the naive loop side by side itself
 ALL = ["fullsync", "memory", "ingest", "latency", "cpu", "ms365"]
 

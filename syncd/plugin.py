@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from syncd.config.schema import REQUIRED, Option, Secret
 from syncd.config.sections import toml_key
+from syncd.connectors.calls import carry_context, for_records
 from syncd.connectors.capabilities import (
     PROTOCOLS,
     BulkWriter,
@@ -168,6 +169,9 @@ __all__ = [
     "KeyedRateBudget",
     "parse_retry_after",
     "transport_errors",
+    # marking the HTTP calls made for records (syncd explain shows them)
+    "for_records",
+    "carry_context",
     # emulators of the partner's API (real HTTP servers on loopback)
     "Emulator",
     "Faults",

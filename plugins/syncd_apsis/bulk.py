@@ -9,7 +9,7 @@ import io
 import time
 from typing import Any
 
-from syncd.plugin import Profile, RemoteError, Scalar, WriteResult
+from syncd.plugin import Profile, RemoteError, Scalar, WriteResult, for_records
 from syncd_apsis.client import UnknownAttribute
 from syncd_apsis.options import CRM_ID_KEYSPACE
 
@@ -64,7 +64,8 @@ class BulkWrites:
             groups.setdefault(tuple(sorted(attrs)), []).append((index, key, attrs))
         for names, members in groups.items():
             for chunk, data, body in self._import_files(list(names), members, profiles):
-                self._run_import(chunk, data, body, profiles, results, deadline)
+                with for_records([profiles[i].key for i, _, _ in chunk]):  # syncd explain
+                    self._run_import(chunk, data, body, profiles, results, deadline)
         assert all(r is not None for r in results)
         done: list[WriteResult] = results  # type: ignore[assignment]
         with self._counts_lock:

@@ -94,7 +94,8 @@ class ExportsAndImports:
         """PUT the CSV to the pre-signed upload URL: it carries its own credential, so no
         bearer goes with it. A 409 (a retry after a lost answer: the file is there) is fine."""
         self.imports_http.request("PUT", url, auth=False, ok=(409,), data=data,
-                                  headers={"Content-Type": "text/csv"})
+                                  headers={"Content-Type": "text/csv"},
+                                  endpoint="{file_upload_url}")
 
     def import_status(self, section: str, import_id: str) -> dict[str, Any]:
         """``{"status": "waiting_for_file" | "processing" | "completed" | "failed",

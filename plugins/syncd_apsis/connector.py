@@ -51,6 +51,8 @@ from syncd.plugin import (
     SchemaProblem,
     Secret,
     WriteResult,
+    carry_context,
+    for_records,
 )
 from syncd_apsis import definitions
 from syncd_apsis.bulk import BulkWrites
@@ -254,7 +256,8 @@ class ApsisConnector(BulkWrites, Connector):
             for i in indices:
                 results[i] = self._write_safely(profiles[i], profiles[i].key in known)
 
-        for future in [self._pool.submit(write_key, ix) for ix in by_key.values()]:
+        for future in [self._pool.submit(carry_context(write_key), ix)
+                       for ix in by_key.values()]:
             future.result()
         assert all(r is not None for r in results)
         done: list[WriteResult] = results  # type: ignore[assignment]
@@ -283,6 +286,11 @@ class ApsisConnector(BulkWrites, Connector):
                                f"address (fix: use keyspace {CRM_ID_KEYSPACE})")
         attrs = self._attributes_of(profile)
         versions = self._version_ids(list(attrs))  # unknown names fail before any write
+        with for_records([profile.key]):  # syncd explain shows these calls
+            return self._send(profile, key, known, attrs, versions)
+
+    def _send(self, profile: Profile, key: str, known: bool, attrs: dict[str, Scalar],
+              versions: dict[str, str]) -> WriteResult:
         client, ks, section = self.client, self.keyspace, self.section
         outcome = "updated"
         if not known or not client.patch_attributes(ks, key, section, attrs):
@@ -356,7 +364,8 @@ class ApsisConnector(BulkWrites, Connector):
 
         def one(key: str) -> WriteResult:
             try:
-                client.delete_profile(ks, key)
+                with for_records([key]):
+                    client.delete_profile(ks, key)
                 return WriteResult(key, "deleted")
             except RemoteError as exc:
                 return self._failed(key, exc)
@@ -365,7 +374,7 @@ class ApsisConnector(BulkWrites, Connector):
                 return WriteResult(key, "failed", f"{type(exc).__name__}: {exc}",
                                    retryable=True)
 
-        results = list(self._pool.map(one, keys))
+        results = list(self._pool.map(carry_context(one), keys))
         with self._counts_lock:
             for r in results:
                 self._counts[r.outcome] = self._counts.get(r.outcome, 0) + 1

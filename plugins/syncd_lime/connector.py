@@ -32,6 +32,7 @@ from syncd.plugin import (
     SchemaNeeds,
     SchemaProblem,
     SyncdError,
+    for_records,
 )
 from syncd_lime import schema, webhooks
 from syncd_lime.client import LimeClient
@@ -162,7 +163,8 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
 
     def read_record(self, record_id: str) -> Record | None:
         """One person read by its id: ``None`` only when Lime answers 404."""
-        person = self.client.get(self.opts["person_limetype"], record_id)
+        with for_records([record_id]):
+            person = self.client.get(self.opts["person_limetype"], record_id)
         return None if person is None else self._records([person])[0]
 
     def read_records(self, events: list[Event]) -> list[Record]:
@@ -183,7 +185,11 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
             else:
                 wanted[event.record_id] = None
         ids = list(wanted)
-        found = self.pool_map(lambda i: self.client.get(self.opts["person_limetype"], i), ids)
+        def read(pid: str) -> dict[str, Any] | None:
+            with for_records([pid]):  # syncd explain shows these calls
+                return self.client.get(self.opts["person_limetype"], pid)
+
+        found = self.pool_map(read, ids)
         records = {r.id: r for r in self._records([p for p in found if p is not None])}
         return [records.get(i) or Record(i, deleted=True) for i in ids]
 

@@ -35,7 +35,9 @@ from syncd.plugin import (
     SchemaNeeds,
     SchemaProblem,
     SyncdError,
+    carry_context,
     connection_key,
+    for_records,
 )
 from syncd_tribe import schema, webhooks
 from syncd_tribe.activities import Activities
@@ -260,8 +262,9 @@ class TribeConnector(Activities, Groups, Labels, PooledClient[TribeClient], Conn
     def read_record(self, record_id: str) -> Record | None:
         """One person read directly by its key (``Person(<id>)``), not through a listing:
         ``None`` only when Tribe answers 404 (the core deletes a profile only then)."""
-        person = self.client.get(self.opts["person_set"], record_id.lower(),
-                                 expand=self._person_expand())
+        with for_records([record_id.lower()]):
+            person = self.client.get(self.opts["person_set"], record_id.lower(),
+                                     expand=self._person_expand())
         if person is None:
             return None
         records = self._join([person])
@@ -274,13 +277,15 @@ class TribeConnector(Activities, Groups, Labels, PooledClient[TribeClient], Conn
             return []
 
         def one(chunk: list[str]) -> list[dict[str, Any]]:
-            return list(self.client.iterate(entity_set, page_size=CONTACT_PAGE,
-                                            filter=any_of(path, chunk), **options))
+            # by person id: a read-back's calls are for these records (syncd explain)
+            with for_records(chunk if path in ("ID", "Person/ID") else ()):
+                return list(self.client.iterate(entity_set, page_size=CONTACT_PAGE,
+                                                filter=any_of(path, chunk), **options))
 
         chunks = list(_chunks(ids, path))
         if len(chunks) == 1 or self._pool is None:
             return [e for c in chunks for e in one(c)]
-        return [e for part in self._pool.map(one, chunks) for e in part]
+        return [e for part in self._pool.map(carry_context(one), chunks) for e in part]
 
     def _join(self, persons: list[dict[str, Any]]) -> list[Record]:
         ids = [str(p["ID"]).lower() for p in persons if p.get("ID")]

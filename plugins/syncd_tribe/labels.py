@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from datetime import UTC
 from typing import Any, ClassVar
 
-from syncd.plugin import RemoteError, WriteResult
+from syncd.plugin import RemoteError, WriteResult, for_records
 from syncd_tribe.odata import parse_datetime
 
 
@@ -173,19 +173,11 @@ class Labels:
                                               "(fix: set labels_nav)", retryable=False)
         try:
             ids = self._resolve_labels(list(labels))
-            person = self.client.get(self.opts["person_set"], rid, select=["ID"],
-                                     expand=self.label_expand())
-            if person is None:
+            with for_records([rid]):  # syncd explain shows these calls
+                changed = self._write_labels(rid, ids, labels)
+            if changed is None:
                 return WriteResult(rid, "failed", f"no person {rid} in Tribe (deleted?)",
                                    retryable=False)
-            current: dict[str, list] = {}  # label id -> its links (two if set twice)
-            for label, link, _ in self.label_items(person):
-                current.setdefault(str(label.get("ID") or "").lower(), []).append(link)
-            wanted = {ids[name]: bool(on) for name, on in labels.items()}
-            if self.opts["label_link_label_nav"]:
-                changed = self._write_links(rid, current, wanted)
-            else:
-                changed = self._write_label_list(rid, current, wanted)
         except UnknownLabel as exc:
             return WriteResult(rid, "failed", str(exc), retryable=False)
         except LabelDataError as exc:  # the current labels are unknown: change nothing
@@ -198,6 +190,21 @@ class Labels:
         if changed:
             self.log.info("tribe.labels_written", record=rid, changed=changed)
         return WriteResult(rid, "updated" if changed else "unchanged")
+
+    def _write_labels(self, rid: str, ids: dict[str, str], labels: dict[str, bool]
+                      ) -> int | None:
+        """How many labels changed; None when the person does not exist."""
+        person = self.client.get(self.opts["person_set"], rid, select=["ID"],
+                                 expand=self.label_expand())
+        if person is None:
+            return None
+        current: dict[str, list] = {}  # label id -> its links (two if set twice)
+        for label, link, _ in self.label_items(person):
+            current.setdefault(str(label.get("ID") or "").lower(), []).append(link)
+        wanted = {ids[name]: bool(on) for name, on in labels.items()}
+        if self.opts["label_link_label_nav"]:
+            return self._write_links(rid, current, wanted)
+        return self._write_label_list(rid, current, wanted)
 
     def _write_links(self, rid: str, current: dict[str, list], wanted: dict[str, bool]) -> int:
         """One POST per label to set, a DELETE per link of a label to remove (a label set

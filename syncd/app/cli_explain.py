@@ -45,8 +45,21 @@ def _entry(kind: str, d: dict[str, Any]) -> list[str]:
         line = f"answer   {d['request']}: {d['outcome']}"
         if d.get("status"):
             line += f" (HTTP {d['status']} {d.get('endpoint') or ''})".rstrip()
-        return [line + (f": {d['reason']}" if d.get("reason") else "")]
+        return [line + (f": {d['reason']}" if d.get("reason") else "")] + \
+            [f"         call {_call(c)}" for c in d.get("calls") or ()]
     return _decision(d)
+
+
+def _call(c: dict[str, Any]) -> str:
+    """``PATCH /path: 429 in 3 ms (attempt 1; Retry-After 1 s): Too many requests``."""
+    line = f"{c['method']} {c['path']}: {c.get('status') or 'no answer'} in {c['ms']} ms"
+    notes = []
+    if c.get("attempt", 1) > 1:
+        notes.append(f"attempt {c['attempt']}, after waiting {c.get('waited', 0):.1f} s")
+    if c.get("retry_after") is not None:
+        notes.append(f"Retry-After {c['retry_after']:g} s")
+    line += f" ({'; '.join(notes)})" if notes else ""
+    return line + (f": {c['error']}" if c.get("error") else "")
 
 
 def _decision(d: dict[str, Any]) -> list[str]:

@@ -45,8 +45,8 @@ DAEMON_OPTIONS: tuple[Option, ...] = (
            "(json under systemd or when output is not a terminal).", choices=LOG_FORMATS),
     Option("journal_days", float, 7.0,
            "Days the journal behind `syncd explain` keeps each contact's decisions, guard "
-           "holds and the destination's answers (never secrets); older entries are pruned "
-           "hourly.", minimum=0.0),
+           "holds, the partners' answers and the HTTP calls made for it (never secrets); "
+           "older entries are pruned hourly.", minimum=0.0),
     Option("stop_timeout", float, 30.0,
            "Seconds to finish in-flight work on SIGTERM before stopping anyway.", minimum=0),
     Option("restart_backoff_max", float, 60.0,

@@ -12,12 +12,14 @@ a string. A call of a capability the connector does not declare fails with
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import pykka
 import structlog
 from pykka.typing import ActorMemberMixin, proxy_method
 
+from syncd.connectors import calls
 from syncd.connectors.capabilities import (
     BulkWriter,
     Capability,
@@ -55,6 +57,21 @@ from syncd.engine.records import (
 )
 
 log = structlog.get_logger("syncd.connectors.connector")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _recorded(method: Callable[Concatenate[ConnectionActor, P], R]
+              ) -> Callable[Concatenate[ConnectionActor, P], R]:
+    """A capability made for records: the HTTP calls its connector marks for them are kept
+    for the journal (:mod:`syncd.connectors.calls`)."""
+    @wraps(method)
+    def run(self: ConnectionActor, *args: P.args, **kwargs: P.kwargs) -> R:
+        with calls.recording(self.actor_urn):
+            return method(self, *args, **kwargs)
+
+    return run
+
 
 class ConnectionActor(pykka.ThreadingActor):
     """Runs one connection: owns the connector and calls it in the actor's thread."""
@@ -74,6 +91,7 @@ class ConnectionActor(pykka.ThreadingActor):
             raise
 
     def on_stop(self) -> None:
+        calls.forget(self.actor_urn)
         try:
             self.connector.stop()
         except Exception:  # stopping must go on
@@ -113,6 +131,7 @@ class ConnectionActor(pykka.ThreadingActor):
         reader = cast(RecordReader, self._require(Capability.READ_RECORDS))
         return reader.read_page(cursor, page_size, since=since)
 
+    @_recorded
     def read_records(self, events: Sequence[Event]) -> list[Record]:
         reader = cast(RecordReader, self._require(Capability.READ_RECORDS))
         return reader.read_records(list(events))
@@ -121,11 +140,13 @@ class ConnectionActor(pykka.ThreadingActor):
         """Register the receiver's URL with the partner (:meth:`Connector.ensure_webhook`)."""
         return self._require(Capability.PARSE_WEBHOOKS).ensure_webhook(url)
 
+    @_recorded
     def write_profiles(self, profiles: Sequence[Profile], known: Iterable[str]
                        ) -> list[WriteResult]:
         writer = cast(ProfileWriter, self._require(Capability.WRITE_PROFILES))
         return writer.write_profiles(list(profiles), set(known))
 
+    @_recorded
     def delete_profiles(self, keys: Sequence[str]) -> list[WriteResult]:
         deleter = cast(ProfileDeleter, self._require(Capability.DELETE_PROFILES))
         return deleter.delete_profiles(list(keys))
@@ -140,6 +161,7 @@ class ConnectionActor(pykka.ThreadingActor):
         changes, nxt = reader.read_consent_changes(cursor)
         return list(changes), nxt
 
+    @_recorded
     def write_consents(self, record_id: str, labels: dict[str, bool]) -> WriteResult:
         writer = cast(ConsentWriter, self._require(Capability.WRITE_CONSENTS))
         return writer.write_consents(record_id, labels)
@@ -147,10 +169,12 @@ class ConnectionActor(pykka.ThreadingActor):
     def read_group(self, name: str) -> list[str]:
         return list(cast(GroupReader, self._require(Capability.READ_GROUPS)).read_group(name))
 
+    @_recorded
     def bulk_write(self, profiles: Sequence[Profile]) -> list[WriteResult]:
         writer = cast(BulkWriter, self._require(Capability.BULK_WRITE))
         return writer.bulk_write(list(profiles))
 
+    @_recorded
     def read_record(self, record_id: str) -> Record | None:
         return cast(DirectReader, self._require(Capability.READ_RECORD)).read_record(record_id)
 

@@ -12,7 +12,11 @@ A connector builds one :class:`HttpClient` per connection. The client
   (tenacity), and refreshes the token once on a 401;
 - never logs a secret: headers and bodies are not logged, only method, path and status; a
   ``requests`` exception becomes a :class:`RemoteError` naming its type and the path, never its
-  message (which may quote a header value).
+  message (which may quote a header value);
+- reports each attempt of a request made for records (:func:`syncd.plugin.for_records`) to
+  :mod:`syncd.connectors.calls`, for ``syncd explain``: path as sent without credentials
+  (a request sent without the connection's auth, to a pre-signed URL, only by its
+  ``endpoint`` template), status, ms, attempt, the wait before it, the partner's message.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from tenacity import (
 )
 
 from syncd.app import metrics
+from syncd.connectors import calls
 from syncd.connectors.budgets import Holds as Holds
 from syncd.connectors.budgets import KeyedRateBudget as KeyedRateBudget
 from syncd.connectors.budgets import RateBudget as RateBudget
@@ -43,7 +48,7 @@ from syncd.connectors.httpauth import Auth as Auth
 from syncd.connectors.httpauth import ClientCredentials as ClientCredentials
 from syncd.connectors.httpauth import StaticToken as StaticToken
 from syncd.connectors.httpauth import _error_text, _path_of
-from syncd.exceptions import RemoteError
+from syncd.exceptions import AuthError, RemoteError
 
 log = structlog.get_logger("syncd.connectors.httpclient")
 
@@ -172,18 +177,34 @@ class HttpClient:
         ``endpoint`` names the request in errors as a path template (``/profiles/{key}``):
         default, the path without its query."""
         attempts = attempts or self.max_attempts
+        # a request without the connection's auth goes to a pre-signed URL: that URL is a
+        # credential, so what syncd explain shows of it is its template only
+        shown = (endpoint or "{pre-signed URL}") if kwargs.get("auth") is False else None
         endpoint = f"{method} {endpoint or _path_of(path)}"
 
         refreshed = False
+        number, ended = 0, 0.0
 
         def attempt() -> requests.Response:
-            nonlocal refreshed
+            nonlocal refreshed, number, ended
+            number += 1
+            keep, began = calls.wanted(), time.monotonic()
+            waited = began - ended if number > 1 else 0.0
             try:
                 response = self.send_raw(method, path, **kwargs)
             except RemoteError as exc:  # transport errors (see transport_errors), auth
+                ended = time.monotonic()
+                if keep and not isinstance(exc, AuthError):  # it was sent: no answer came
+                    said = str(exc).replace(_path_of(path), shown) if shown else str(exc)
+                    calls.report(calls.Exchange(
+                        method, shown or calls.redact(path), None, round((ended - began) * 1000),
+                        number, round(waited, 3), None, calls.truncate(said), time.time()))
                 if exc.retryable:
                     raise _Retry(str(exc)) from None
                 raise
+            ended = time.monotonic()
+            if keep:
+                self._report(method, shown, path, response, number, waited)
             status = response.status_code
             if status < 400 or status in ok:
                 return response
@@ -196,7 +217,7 @@ class HttpClient:
                 raise _Retry(f"HTTP {status}", delay=delay, response=response)
             detail = _error_text(response)
             raise RemoteError(
-                f"{method} {_path_of(path)} failed with {status}: {detail}",
+                f"{method} {shown or _path_of(path)} failed with {status}: {detail}",
                 status=status,
                 retryable=False,
                 endpoint=endpoint,
@@ -217,7 +238,7 @@ class HttpClient:
                 "http.retry",
                 connection=self.name,
                 method=method,
-                path=_path_of(path),
+                path=shown or _path_of(path),
                 reason=str(exc),
                 attempt=state.attempt_number,
             )
@@ -236,13 +257,27 @@ class HttpClient:
             status = exc.response.status_code if exc.response is not None else None
             detail = _error_text(exc.response) if exc.response is not None else str(exc)
             raise RemoteError(
-                f"{method} {_path_of(path)} still failing after {attempts} attempt(s): "
+                f"{method} {shown or _path_of(path)} still failing after {attempts} attempt(s): "
                 f"{detail}",
                 status=status,
                 retryable=True,
                 endpoint=endpoint,
                 detail=detail,
             ) from None
+
+    @staticmethod
+    def _report(method: str, shown: str | None, path: str, response: requests.Response,
+                number: int, waited: float) -> None:
+        """Report an attempt answered: ``shown`` (a pre-signed URL's template), else the
+        path as sent (``path`` when the answer lacks its request), redacted."""
+        status = response.status_code
+        if shown is None:
+            shown = calls.redact(getattr(response.request, "path_url", None) or path)
+        calls.report(calls.Exchange(
+            method, shown, status,
+            round(response.elapsed.total_seconds() * 1000), number, round(waited, 3),
+            parse_retry_after(response.headers.get("Retry-After")) if status >= 400 else None,
+            calls.truncate(_error_text(response)) if status >= 400 else None, time.time()))
 
     def get(self, path: str, **kwargs) -> requests.Response:
         return self.request("GET", path, **kwargs)

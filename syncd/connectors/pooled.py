@@ -11,6 +11,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
+from syncd.connectors.calls import carry_context
+
 C = TypeVar("C")
 
 
@@ -47,8 +49,9 @@ class PooledClient(Generic[C]):
         return self._client
 
     def pool_map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-        """``fn`` over ``items`` on the pool (in order), or inline for one item or no pool."""
+        """``fn`` over ``items`` on the pool (in order), or inline for one item or no pool;
+        on the pool in the caller's context (its :func:`syncd.plugin.for_records`)."""
         if len(items) <= 1 or self._pool is None:
             return [fn(i) for i in items]
-        return list(self._pool.map(fn, items))
+        return list(self._pool.map(carry_context(fn), items))
 

@@ -11,7 +11,11 @@ The coordinator writes a bounded journal into the state store (table ``journal``
 - ``guard``: consent changes or a delete held by the stop-and-confirm guard, with its
   reason.
 - ``answer``: the destination's answer to the write or delete (outcome, reason, status,
-  the request as a path template).
+  the request as a path template), and the source's to a read-back; each with the HTTP
+  calls the connector made for the record (``calls``: method, path as sent without
+  credentials, status, ms, attempt, the wait before it, the partner's message; see
+  :mod:`syncd.connectors.calls`). A call made for many records (an import, a batch read)
+  is stored once (table ``journal_call``) and referenced (``{"ref": id}``) by each.
 
 The events come from the inbox itself (received, attempts, status, last error). A story is
 these, newest last. Nothing holding a secret is ever journaled: records' values, config
@@ -27,6 +31,7 @@ from typing import Any
 
 import structlog
 
+from syncd.connectors import calls as C
 from syncd.engine import rules as R
 from syncd.engine.dryrun import migrate, remember_sent
 from syncd.engine.records import Link, Record
@@ -44,6 +49,13 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE INDEX IF NOT EXISTS journal_record ON journal (integration, record_id, id);
 CREATE INDEX IF NOT EXISTS journal_at ON journal (at);
+CREATE TABLE IF NOT EXISTS journal_call (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    integration TEXT NOT NULL,
+    at REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_call_at ON journal_call (at);
 """
 
 #: Stories show at most this many journal entries (the newest).
@@ -150,25 +162,63 @@ class Journal:
         """``(record_id, what)`` held by the guard."""
         self._add([(rid, "guard", {"held": what, "reason": reason}) for rid, what in items])
 
-    def read_back(self, source: str, records: Sequence[Record], failures: Sequence) -> None:
-        """The source's answers to reading back the records events named."""
-        rows = [(r.id, "answer", {"request": f"read back from {source}",
-                                  "outcome": "unreadable" if r.error else
-                                  "deleted" if r.deleted else "read",
-                                  "reason": r.error}) for r in records]
+    def _calls(self, via: Any, keys: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+        """The HTTP calls the connection ``via`` made for ``keys`` (the connector's key ->
+        record id), per record id: inline, or a reference to the one stored copy of a call
+        made for several records."""
+        taken = C.take(via, keys) if via is not None and keys else []
+        if not taken:
+            return {}
+        refs: dict[int, int] = {}
+        try:
+            with self.store._tx() as conn:
+                for n, (exchange, marked) in enumerate(taken):
+                    if len(marked) > 1:
+                        refs[n] = conn.execute(
+                            "INSERT INTO journal_call (integration, at, data) VALUES (?, ?, ?)",
+                            (self.integration, exchange.at, json.dumps(exchange.data()))
+                        ).lastrowid
+        except Exception as exc:  # the journal explains; it never stops a sync
+            log.warning("journal.calls_failed", integration=self.integration,
+                        error=f"{type(exc).__name__}: {exc}")
+            return {}
+        out: dict[str, list[dict[str, Any]]] = {}
+        for n, (exchange, marked) in enumerate(taken):
+            call = {"ref": refs[n]} if n in refs else exchange.data()
+            for key in marked:
+                if key in keys:
+                    out.setdefault(keys[key], []).append(call)
+        return out
+
+    def read_back(self, source: str, records: Sequence[Record], failures: Sequence,
+                  via: Any = None) -> None:
+        """The source's answers to reading back the records events named (and the HTTP
+        calls of the connection ``via`` made for them)."""
+        rows: list[tuple[str, str, dict[str, Any]]] = [
+            (r.id, "answer", {"request": f"read back from {source}",
+                              "outcome": "unreadable" if r.error else
+                              "deleted" if r.deleted else "read",
+                              "reason": r.error}) for r in records]
         rows += [(i.event.record_id, "answer", {"request": f"read back from {source}",
                                                 "outcome": "failed", "reason": reason,
                                                 "retryable": retryable})
                  for items, reason, retryable in failures for i in items]
+        made = self._calls(via, {rid: rid for rid, _, _ in rows})
+        for rid, _, data in rows:
+            if made.get(rid):
+                data["calls"] = made.pop(rid)  # once: an id read back twice
         self._add(rows)
 
-    def answered(self, pairs: Sequence[tuple]) -> None:
-        """``(record_id, request, result[, attributes sent])`` for each write or delete; the
-        attributes of a write that went are kept for dry runs (:mod:`syncd.engine.dryrun`)."""
+    def answered(self, pairs: Sequence[tuple], via: Any = None) -> None:
+        """``(record_id, request, result[, attributes sent])`` for each write or delete, with
+        the HTTP calls the connection ``via`` made for it; the attributes of a write that
+        went are kept for dry runs (:mod:`syncd.engine.dryrun`)."""
+        made = self._calls(via, {r.key: rid for rid, _, r, *_ in pairs})
         self._add([(rid, "answer", {
             "request": request, "outcome": r.outcome, "reason": r.reason,
             "retryable": r.retryable, "remote_id": r.remote_id,
-            "status": getattr(r, "status", None), "endpoint": getattr(r, "endpoint", None)})
+            "status": getattr(r, "status", None), "endpoint": getattr(r, "endpoint", None),
+            **({"calls": made.pop(rid)} if made.get(rid) else {})})
             for rid, request, r, *_ in pairs])
         sent = [(p[0], p[3]) for p in pairs if len(p) > 3 and p[2].outcome != "failed"]
         try:
@@ -183,6 +233,7 @@ def prune(store: Any, days: float, now: float | None = None) -> int:
     now = time.time() if now is None else now
     try:
         with store._tx() as conn:
+            conn.execute("DELETE FROM journal_call WHERE at < ?", (now - days * 86400,))
             return conn.execute("DELETE FROM journal WHERE at < ?",
                                 (now - days * 86400,)).rowcount
     except Exception as exc:  # no journal yet
@@ -211,9 +262,29 @@ def story(store: Any, integration: str, record_id: str, limit: int = STORY_LIMIT
             raise
         rows = []
     entries += [{"at": r[0], "kind": r[1], "data": json.loads(r[2])} for r in rows]
+    _resolve_calls(store, entries)
     entries.sort(key=lambda e: e["at"])  # stable: journal order kept within a commit
     link = store.links(integration, [record_id]).get(record_id)
     return {"integration": integration, "record": record_id,
             "link": None if link is None else {"destination_key": link.dest_key,
                                                "written": bool(link.digest)},
             "entries": entries[-limit:]}
+
+
+def _resolve_calls(store: Any, entries: list[dict[str, Any]]) -> None:
+    """Replace each ``{"ref": id}`` call by the call stored once (dropped when pruned)."""
+    refs = {c["ref"] for e in entries for c in e["data"].get("calls") or () if "ref" in c}
+    if not refs:
+        return
+    found: dict[int, dict[str, Any]] = {}
+    ids = sorted(refs)
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        found.update((row[0], json.loads(row[1])) for row in store._read(
+            f"SELECT id, data FROM journal_call WHERE id IN ({','.join('?' * len(part))})",
+            tuple(part)))
+    for e in entries:
+        if e["data"].get("calls"):
+            e["data"]["calls"] = [found[c["ref"]] if "ref" in c else c
+                                  for c in e["data"]["calls"] if "ref" not in c or
+                                  c["ref"] in found]

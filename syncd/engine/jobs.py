@@ -308,6 +308,8 @@ class Jobs:
                 continue  # held: stays unwritten until a person confirms
             labels = {by_topic[(t, c)]: False for _, t, c in rows if (t, c) in by_topic}
             result = self.c.source.write_consents(key, labels).get(timeout=CALL_TIMEOUT)
+            self.c.journal.answered([(key, f"opt-out written back to {self.c.integration.source}",
+                                      result)], via=self.c.source)  # explain.py
             if result.outcome == "failed":
                 self.c.log.warning("consent.write_back_failed", record_id=key,
                                  reason=result.reason)

@@ -82,7 +82,8 @@ class RealTime:
             return False
         full = len(items) >= c.integration.batch_size
         records, failures = self._read_back(items)
-        c.journal.read_back(c.integration.source, records, failures)  # explain.py
+        c.journal.read_back(c.integration.source, records, failures,  # explain.py
+                            via=c.source)
         for failed_items, reason, retryable in failures:
             self._fail(failed_items, reason, retryable=retryable)
         if failures:

@@ -67,13 +67,15 @@ class BatchWriter:
                 self.name, [(w.profile.key, w.known, before_answer(w)) for w in writes])
             results = self.failfast.send(writes, bulk)
             self.journal.answered([(w.profile.key, "write", r, w.profile.attributes)
-                                   for w, r in zip(writes, results, strict=True)])
+                                   for w, r in zip(writes, results, strict=True)],
+                                  via=self.destination())  # with the calls made
         deleted: list[WriteResult] = []
         if deletes:
             deleted = self.destination().delete_profiles([d.key for d in deletes]
                                                          ).get(timeout=CALL_TIMEOUT)
             self.journal.answered([(d.record_id or d.key, "delete", r)
-                                   for d, r in zip(deletes, deleted, strict=True)])
+                                   for d, r in zip(deletes, deleted, strict=True)],
+                                  via=self.destination())
         done = A.answered(writes, results, deletes, deleted)
         for key, value in done.counts.items():
             counts[key] = counts.get(key, 0) + value

@@ -96,6 +96,7 @@ def test_three_stories_each_with_its_reason(daemon_world, capsys):
     assert f"label 'Newsletter' was set at {OLD}, before it" in last
     assert "answer   write: updated" in last
     assert "answer   read back from crm: read" in screen  # the source's answer, too
+    assert "answer   opt-out written back to crm: updated" in screen  # before the event
     assert world.consents["p01"][("news", "email")] is False
 
     # 3. held by the guard: 12 opt-outs in the source, the limit is 10
