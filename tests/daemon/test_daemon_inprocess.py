@@ -99,6 +99,7 @@ def test_webhook_is_applied_and_bad_ones_are_not_queued(running):
     world.update("p03", FirstName="from webhook")
     assert post_webhook(daemon, ["p03"]).status_code == 200
     assert wait_for(lambda: world.profiles.get("p03", {}).get("firstname") == "from webhook")
+    assert wait_for(lambda: daemon.store.pending_count() == 0)  # marked done after the write
     assert post_webhook(daemon, ["p04"], secret="wrong").status_code == 401
     body = b"not json"
     r = requests.post(f"{daemon.receiver.url}/webhooks/crm", data=body,
