@@ -25,7 +25,7 @@ share, what it would change is held like any other change.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence, Set
 from typing import Any
 
 import structlog
@@ -65,6 +65,45 @@ def held_error(held: int, share: float, name: str) -> str | None:
             f"profiles would change (other updates were written; fix: check the source and "
             f"the mappings, then run `syncd confirm {name}` or `syncd sync start {name} "
             f"--confirm`)")
+
+
+def sensitive(writes: Sequence[R.Write], deletes: Sequence[R.Delete]) -> list[tuple[str, str]]:
+    """The changes the guard counts, as ``(kind, key)``: the consent flips of a write (by its
+    profile key) and the deletes (by their source record), in input order."""
+    return [("consent", w.profile.key) for w in writes if w.flipped] + \
+        [("delete", d.record_id or d.key) for d in deletes]
+
+
+def held_out(writes: Sequence[R.Write], deletes: Sequence[R.Delete],
+             admitted: Set[tuple[str, str]]
+             ) -> tuple[list[R.Write], list[R.Delete], list[tuple[str, str]]]:
+    """What goes of a batch once the guard ``admitted`` some of its :func:`sensitive`
+    changes: every write, those whose flips were not admitted without them
+    (:func:`syncd.engine.rules.hold_consents`); the admitted deletes; and ``(record id,
+    what)`` for each change held, for the journal."""
+    out_writes: list[R.Write] = []
+    held: list[tuple[str, str]] = []
+    for write in writes:
+        if write.flipped and ("consent", write.profile.key) not in admitted:
+            held.append((write.profile.key, "consent changes " + ", ".join(write.flipped)))
+            write = R.hold_consents(write)
+        out_writes.append(write)
+    out_deletes = []
+    for delete in deletes:
+        if ("delete", delete.record_id or delete.key) in admitted:
+            out_deletes.append(delete)
+        else:
+            held.append((delete.record_id or delete.key, f"delete ({delete.reason})"))
+    return out_writes, out_deletes, held
+
+
+def hold_reason(share: float, profiles: int, limit: int | None, window: float,
+                name: str) -> str:
+    """Why the guard starts holding an integration (``syncd status``, the journal)."""
+    return (f"more than {share:.0%} of {profiles} profiles (limit {limit}) would change "
+            f"consents or be deleted within {window / 3600:g} h; consent changes and deletes "
+            f"are held (fix: check the source and the mappings, then run `syncd confirm "
+            f"{name}`)")
 
 
 class Guard:
@@ -127,11 +166,8 @@ class Guard:
         admitted, held = todo[:allowed], todo[allowed:]
         reason = None
         if held and state["held_since"] is None:
-            reason = (f"more than {cfg.confirm_share:.0%} of {store.link_count(self.name)} "
-                      f"profiles (limit {limit}) would change consents or be deleted within "
-                      f"{cfg.confirm_window / 3600:g} h; consent changes and deletes are "
-                      f"held (fix: check the source and the mappings, then run `syncd "
-                      f"confirm {self.name}`)")
+            reason = hold_reason(cfg.confirm_share, store.link_count(self.name), limit,
+                                 cfg.confirm_window, self.name)
             self.log.error("guard.held", count=state["count"] + len(admitted), limit=limit,
                            window=cfg.confirm_window, reason=reason)
         store.guard_admit(self.name, admitted, held, reason, cfg.confirm_window)
@@ -143,28 +179,14 @@ class Guard:
     def guarded(self, counts: dict[str, int], writes: list[R.Write],
                 deletes: list[R.Delete]) -> tuple[list[R.Write], list[R.Delete]]:
         """``writes`` with held consent flips taken out, and the deletes that may go."""
-        flips = [("consent", w.profile.key) for w in writes if w.flipped]
-        gone = [("delete", d.record_id or d.key) for d in deletes]
-        admitted = self.admit(flips + gone)
-        held = 0
-        out_writes = []
-        for write in writes:
-            if write.flipped and ("consent", write.profile.key) not in admitted:
-                write = R.hold_consents(write)
-                held += 1
-            out_writes.append(write)
-        out_deletes = [d for d in deletes if ("delete", d.record_id or d.key) in admitted]
-        held += len(deletes) - len(out_deletes)
+        admitted = self.admit(sensitive(writes, deletes))
+        writes, deletes, held = held_out(writes, deletes, admitted)
         if held:
-            self.journal.held(
-                [(w.profile.key, "consent changes " + ", ".join(w.flipped)) for w in writes
-                 if w.flipped and ("consent", w.profile.key) not in admitted]
-                + [(d.record_id or d.key, f"delete ({d.reason})") for d in deletes
-                   if ("delete", d.record_id or d.key) not in admitted],
-                self.store.guard_state(self.name, self.integration.confirm_window)["reason"])
-            counts["held"] = counts.get("held", 0) + held
-            self.held += held
-        return out_writes, out_deletes
+            self.journal.held(held, self.store.guard_state(
+                self.name, self.integration.confirm_window)["reason"])
+            counts["held"] = counts.get("held", 0) + len(held)
+            self.held += len(held)
+        return writes, deletes
 
     def confirmed_deletes(self, rules: R.Rules, counts: dict[str, int],
                           deletes: list[R.Delete], errors: list[RecordError]
