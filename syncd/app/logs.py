@@ -129,8 +129,10 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(_LEVELS[level.lower()])
-    # Chatty libraries stay at WARNING unless we debug.
+    # Chatty libraries stay at WARNING unless we debug (APScheduler says "Added job" and
+    # "Running job" for every timer of a coordinator: syncd.engine.timers).
     quiet = logging.DEBUG if level.lower() == "debug" else logging.WARNING
-    for name in ("urllib3", "requests", "apscheduler.executors.default"):
+    for name in ("urllib3", "requests", "apscheduler.scheduler",
+                 "apscheduler.executors.default"):
         logging.getLogger(name).setLevel(max(quiet, _LEVELS[level.lower()]))
     logging.captureWarnings(True)

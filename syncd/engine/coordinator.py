@@ -1,9 +1,10 @@
 """One actor per integration: it sequences full syncs against the queued real-time events.
 
-- Real-time (:mod:`syncd.engine.realtime`, ``coordinator.realtime``): the receiver stores events in the inbox and tells the
-  coordinator; the coordinator reads the records back from the source, applies the rules and
-  writes the profiles. Failures are retried with back-off; an event that fails for good (a 4xx that
-  retrying cannot fix, or ``max_attempts`` spent) becomes a dead letter with its reason.
+- Real-time (:mod:`syncd.engine.realtime`, ``coordinator.realtime``): the receiver stores
+  events in the inbox and tells the coordinator; the coordinator reads the records back from
+  the source, applies the rules and writes the profiles. Failures are retried with back-off
+  (on the coordinator's timers, :mod:`syncd.engine.timers`); an event that fails for good (a
+  4xx that retrying cannot fix, or ``max_attempts`` spent) becomes a dead letter.
 - Full sync: the coordinator pages through the source, one page per message to itself, so
   a cancel or a status request is handled between pages. The next page is read while the
   current one is written (source and destination are separate actors). Progress, cursor

@@ -96,6 +96,19 @@ def test_stdlib_loggers_go_through_the_same_formatter(name):
     assert "timestamp" in entry
 
 
+def test_apschedulers_job_chatter_is_quiet_at_info_but_its_warnings_show():
+    """Every coordinator timer is an APScheduler job: its "Added job" / "Running job" lines
+    would fill the log at info."""
+    out = io.StringIO()
+    logs.configure("info", "json", stream=out)
+    for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+        logging.getLogger(name).info('Added job "timer:main#1:drain" to job store "default"')
+        logging.getLogger(name).warning("Run time of job was missed")
+    assert [e["level"] for e in json_lines(out)] == ["warning", "warning"]
+    logs.configure("debug", "json", stream=out)
+    assert logging.getLogger("apscheduler.scheduler").isEnabledFor(logging.INFO)
+
+
 def test_secrets_are_masked():
     out = io.StringIO()
     logs.configure("info", "json", stream=out)
