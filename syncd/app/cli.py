@@ -156,11 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="confirm what the stop-and-confirm guard holds, and let this run "
                         "change consents and delete past the share")
     s.add_argument("--dry-run", action="store_true",
-                   help="read the source, write nothing: the plan of what a full sync would "
-                        "change, shown by `syncd runs show RUN`")
+                   help="read the source and the destination, write nothing: the plan of what "
+                        "a full sync would change, shown by `syncd runs show RUN`")
     s.add_argument("--plan", type=int, metavar="RUN",
-                   help="apply exactly the plan of dry run RUN (a record whose source changed "
-                        "since is refused)")
+                   help="apply exactly the plan of dry run RUN (a record whose source or "
+                        "destination profile changed since is refused)")
     s.add_argument("-c", "--config", metavar="FILE")
     s.set_defaults(func=cmd_sync_start)
     s = sync_sub.add_parser("cancel", help="cancel a running full sync")
