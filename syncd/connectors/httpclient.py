@@ -145,7 +145,8 @@ class HttpClient:
         sent = time.monotonic()
         self.requests_sent += 1
         try:
-            with transport_errors(method, url):
+            # a pre-signed URL (no auth) is a credential: an error names it by a placeholder
+            with transport_errors(method, url if auth else "/{pre-signed URL}"):
                 response = self.session.request(method, self.url(url), headers=headers, **kwargs)
         except BaseException:
             metrics.http_sent(self.name, "error", time.monotonic() - sent)
@@ -195,10 +196,9 @@ class HttpClient:
             except RemoteError as exc:  # transport errors (see transport_errors), auth
                 ended = time.monotonic()
                 if keep and not isinstance(exc, AuthError):  # it was sent: no answer came
-                    said = str(exc).replace(_path_of(path), shown) if shown else str(exc)
                     calls.report(calls.Exchange(
                         method, shown or calls.redact(path), None, round((ended - began) * 1000),
-                        number, round(waited, 3), None, calls.truncate(said), time.time()))
+                        number, round(waited, 3), None, calls.truncate(str(exc)), time.time()))
                 if exc.retryable:
                     raise _Retry(str(exc)) from None
                 raise

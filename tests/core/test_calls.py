@@ -15,6 +15,7 @@ from syncd.connectors.emulator import Emulator, TokenIssuer
 from syncd.connectors.httpclient import ClientCredentials, HttpClient
 from syncd.exceptions import RemoteError
 from syncd.plugin import PooledClient, carry_context, for_records
+from syncd.testing import free_port
 from syncd.web.wsgi import HTTPError
 
 SECRET = "unit-S3CRET-51f0"
@@ -94,6 +95,14 @@ def test_a_pre_signed_url_is_shown_by_its_template_only(tiny, buffer):
         c.get(f"{tiny.url}/thing/{SECRET}", auth=False)
     paths = [e.path for e, _ in buffer.take(["r4"])]
     assert paths == ["{upload_url}", "{pre-signed URL}"]
+    closed = f"http://127.0.0.1:{free_port()}/up/{SECRET}"  # nothing listens there
+    with for_records(["r5"]), pytest.raises(RemoteError) as refused:
+        HttpClient(tiny.url, max_attempts=2, backoff=0.01).put(closed, auth=False)
+    [(first, _), (second, _)] = buffer.take(["r5"])
+    assert (first.status, second.attempt, first.path) == (None, 2, "{pre-signed URL}")
+    assert "ConnectionError" in first.error
+    for text in (str(refused.value), first.error, second.error):
+        assert SECRET not in text
 
 
 def test_redact_drops_the_host_and_every_credential_of_the_query():
