@@ -6,15 +6,47 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from structlog.typing import FilteringBoundLogger
 
 from syncd.plugin import Profile, RemoteError, Scalar, WriteResult, for_records
-from syncd_apsis.client import UnknownAttribute
+from syncd_apsis.client import ApsisClient, UnknownAttribute
 from syncd_apsis.options import CRM_ID_KEYSPACE
 
 
 class BulkWrites:
+    #: The largest import file (APSIS: 50 MB); a bigger batch is split into more imports.
+    MAX_IMPORT_BYTES: ClassVar[int] = 50_000_000
+    #: The CSV column of the profile key (the keyspace mapping's field selector).
+    KEY_COLUMN: ClassVar[str] = "profile_key"
+
+    # what the connector provides
+    email_attribute: ClassVar[str | None]
+    id_attribute: ClassVar[str | None]
+    config: Mapping[str, Any]
+    log: FilteringBoundLogger
+    section: str
+    keyspace: str
+    #: "email" / "sms" -> the channel discriminator
+    channels: dict[str, str]
+    #: outcome -> how many writes had it, and the lock of those counts
+    _counts: dict[str, int]
+    _counts_lock: threading.Lock
+
+    if TYPE_CHECKING:
+        @property
+        def client(self) -> ApsisClient: ...
+
+        def _key_of(self, profile: Profile) -> str | None: ...
+
+        def _attributes_of(self, profile: Profile) -> dict[str, Scalar]: ...
+
+        def _version_ids(self, names: list[str]) -> dict[str, str]: ...
+
     # -- bulk writes (Import v2) --------------------------------------------------------------
 
     def bulk_write(self, profiles: list[Profile]) -> list[WriteResult]:
@@ -66,8 +98,8 @@ class BulkWrites:
             for chunk, data, body in self._import_files(list(names), members, profiles):
                 with for_records([profiles[i].key for i, _, _ in chunk]):  # syncd explain
                     self._run_import(chunk, data, body, profiles, results, deadline)
-        assert all(r is not None for r in results)
-        done: list[WriteResult] = results  # type: ignore[assignment]
+        done = [r for r in results if r is not None]
+        assert len(done) == len(profiles)
         with self._counts_lock:
             for r in done:
                 self._counts[r.outcome] = self._counts.get(r.outcome, 0) + 1
@@ -194,7 +226,8 @@ class BulkWrites:
                 if pos is not None:
                     failed[pos] = reason
         seen: set[str] = set()
-        firsts, repeats = [], []
+        firsts: list[int] = []
+        repeats: list[int] = []
         for pos, (_, key, _) in enumerate(members):
             if pos not in failed:
                 (repeats if key in seen else firsts).append(pos)

@@ -76,10 +76,6 @@ class ApsisConnector(BulkWrites, Connector):
     email_attribute = "com.apsis1.attributes.email"
     #: Seconds before an attribute name found undefined may reload the definitions again.
     DEFINITIONS_RETRY: ClassVar[float] = 60.0
-    #: The largest import file (APSIS: 50 MB); a bigger batch is split into more imports.
-    MAX_IMPORT_BYTES: ClassVar[int] = 50_000_000
-    #: The CSV column of the profile key (the keyspace mapping's field selector).
-    KEY_COLUMN: ClassVar[str] = "profile_key"
     id_attribute = "com.apsis1.attributes.crmid"
     options = OPTIONS
 
@@ -259,8 +255,8 @@ class ApsisConnector(BulkWrites, Connector):
         for future in [self._pool.submit(carry_context(write_key), ix)
                        for ix in by_key.values()]:
             future.result()
-        assert all(r is not None for r in results)
-        done: list[WriteResult] = results  # type: ignore[assignment]
+        done = [r for r in results if r is not None]
+        assert len(done) == len(profiles)
         with self._counts_lock:
             for r in done:
                 self._counts[r.outcome] = self._counts.get(r.outcome, 0) + 1

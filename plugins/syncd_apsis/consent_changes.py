@@ -117,9 +117,9 @@ def csv_rows(chunks: Iterator[bytes]) -> Iterator[dict[str, str]]:
     """The rows of an export file as it streams in: gzip (sniffed by its magic bytes; a plain
     CSV is read as is), UTF-8 with or without a BOM."""
     stream = io.BufferedReader(_Chunks(chunks), buffer_size=64 * 1024)
-    binary: io.BufferedIOBase = stream
+    binary: io.BufferedReader[_Chunks] | gzip.GzipFile = stream
     if stream.peek(2)[:2] == b"\x1f\x8b":
-        binary = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+        binary = gzip.GzipFile(fileobj=stream, mode="rb")
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
     yield from csv.DictReader(text)
 

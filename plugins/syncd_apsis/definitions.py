@@ -147,7 +147,7 @@ def _consents(connector: ApsisConnector, needs: SchemaNeeds, key) -> list[Schema
             continue
         topic = by_name.get(topic_of.get(need.key.rsplit(".", 1)[0], ""))
         channels = (topic or {}).get("channel_discriminators")
-        if channels and channel not in channels:
+        if topic is not None and channels and channel not in channels:
             problems.append(SchemaProblem(
                 need.key, f"topic {topic['discriminator']!r} does not offer the channel "
                 f"{channel!r} ({option})", have=tuple(channels),

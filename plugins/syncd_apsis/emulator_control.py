@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 from syncd.plugin import Request
 from syncd_apsis.audience import CRM_ID
+from syncd_apsis.emulator_host import ApsisHost
 from syncd_apsis.emulator_imports import IMPORT_SETTINGS
 from syncd_apsis.emulator_limits import Bucket
 from syncd_apsis.emulator_reads import PROFILE_READS, TAG_READS
@@ -25,7 +26,7 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
-class ControlApi:
+class ControlApi(ApsisHost):
     """Mixed into :class:`~syncd_apsis.emulator.ApsisEmulator` (budgets, locks, audience)."""
 
     def settings(self, **values: Any) -> dict[str, Any]:

@@ -16,26 +16,26 @@ from __future__ import annotations
 from typing import Any
 
 from syncd.plugin import Request, Router
+from syncd_apsis.emulator_host import ApsisHost
 
 CONSENT_LIST = "com.apsis1.consent-lists.default"
 
 
-class DefinitionsApi:
+class DefinitionsApi(ApsisHost):
     """Mixed into :class:`~syncd_apsis.emulator.ApsisEmulator` (which provides ``sections``,
     ``problem`` and ``_api``)."""
 
     consent_v2: bool = True
-    sections: dict[str, dict[str, Any]]
 
     def setup_definition_routes(self, router: Router) -> None:
         base = "/audience/sections/{section}/consent-lists"
-        router.add("GET", base, self._api(self._consent_lists))  # type: ignore[attr-defined]
+        router.add("GET", base, self._api(self._consent_lists))
         router.add("GET", base + "/{list}/topics",
-                   self._api(self._consent_list_topics))  # type: ignore[attr-defined]
+                   self._api(self._consent_list_topics))
 
     def _v2_topics(self, request: Request) -> dict[str, Any]:
         if not self.consent_v2:
-            raise self.problem(404, "consent 2.0 is not enabled for this account")  # type: ignore[attr-defined]
+            raise self.problem(404, "consent 2.0 is not enabled for this account")
         return self._items(request, "topics")
 
     def _items(self, request: Request, what: str) -> dict[str, Any]:
@@ -47,6 +47,6 @@ class DefinitionsApi:
 
     def _consent_list_topics(self, request: Request) -> dict[str, Any]:
         if request.params["list"] != CONSENT_LIST:
-            raise self.problem(404, f"consent list {request.params['list']} not found")  # type: ignore[attr-defined]
+            raise self.problem(404, f"consent list {request.params['list']} not found")
         return {"items": [{"discriminator": t["discriminator"], "name": t["name"]}
                           for t in self.sections[request.params["section"]]["topics"].values()]}

@@ -54,12 +54,12 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from syncd.plugin import HTTPError, Request, Router, retry_after_header
-from syncd_apsis.audience import CRM_ID, EMAIL, Audience, NotFound
+from syncd.plugin import Request, Router, retry_after_header
+from syncd_apsis.audience import CRM_ID, EMAIL, NotFound
+from syncd_apsis.emulator_host import ApsisHost
 
 EMAIL_CHANNEL = "com.apsis1.channels.email"
 EVENT_TYPES = ("SENT", "DELIVERED", "OPENED", "CLICKED", "BOUNCED", "UNSUBSCRIBED", "ABUSE")
@@ -93,21 +93,8 @@ def parse_iso(text: Any) -> float:
     return value.timestamp()
 
 
-class EmailEvents:
+class EmailEvents(ApsisHost):
     """The e-mail event half of the APSIS One emulator (mixed into ApsisEmulator)."""
-
-    # what the emulator provides
-    lock: Any
-    audience: Audience
-    section: str
-    sections: dict[str, dict[str, Any]]
-    url: str
-    retry_after_violations: int
-    _stats_lock: Any
-    _api: Callable[..., Callable[[Request], Any]]
-    problem: Callable[[int, str], HTTPError]
-    _json_object: Callable[[Request], dict[str, Any]]
-    client_of: Callable[[Request], str]
 
     def _init_email_events(self, seed: int | None) -> None:
         self.email_events: list[dict[str, Any]] = []
@@ -164,6 +151,7 @@ class EmailEvents:
                 duplicate = rng.random() < self.duplicate_rate
             if zero_time is None:
                 zero_time = rng.random() < self.zero_time_rate
+            server_time = _ms(now)
             row = {
                 "activity_id": self._activity, "split_id": "",
                 "activity_name": "Sandbox newsletter", "split_activity_name": "",
@@ -171,14 +159,14 @@ class EmailEvents:
                 "address": address, "variation": "A", "type": type,
                 "correlation_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                 "event_time": 0 if zero_time else _ms(now if at is None else at),
-                "server_time": _ms(now),
+                "server_time": server_time,
                 "device": rng.choice(DEVICES) if type in ("OPENED", "CLICKED") else "",
                 TOPIC_COLUMN: (topic or "") if type == "UNSUBSCRIBED" else "",
                 "_crm_id": crm_id, "_pid": profile.pid,
             }
             self.email_events.append(row)
             if duplicate:  # a retry on APSIS' side: same correlation id, recorded again
-                self.email_events.append({**row, "server_time": row["server_time"] + 1})
+                self.email_events.append({**row, "server_time": server_time + 1})
             return {k: v for k, v in row.items() if not k.startswith("_")}
 
     def unsubscribe(self, crm_id: str, topic: str, channel: str | None = None, *,
@@ -188,7 +176,7 @@ class EmailEvents:
         ``channel`` becomes opt-out, and (e-mail) an UNSUBSCRIBED event is recorded; returns
         its row (None for SMS: the SMS export is a GAP). KeyError for an unknown profile,
         ValueError for an unknown topic or channel."""
-        email_channel = self.channel_discriminators[0]  # type: ignore[attr-defined]
+        email_channel = self.channel_discriminators[0]
         channel = channel or email_channel
         with self.lock:
             section = self.section
@@ -238,7 +226,7 @@ class EmailEvents:
             raise error
 
     def _create_report(self, request: Request):
-        self._media_type(request)  # type: ignore[attr-defined]
+        self._media_type(request)
         body = self._json_object(request)
         try:
             start = parse_iso(body.get("start_at"))
@@ -300,13 +288,13 @@ class EmailEvents:
         if time.time() - report["requested"] < self.export_delay:
             return {"report_id": report["report_id"], "status": "pending"}
         # a signed URL that expires, or header_auth: emulator_responses.py
-        return self.completed_answer(report, "/emails/reports")  # type: ignore[attr-defined]
+        return self.completed_answer(report, "/emails/reports")
 
     def _download_report(self, request: Request):
         report = self._report(request)
         if time.time() - report["requested"] < self.export_delay:
             raise self.problem(404, "the report is not completed yet")
-        self.check_download(request, report)  # type: ignore[attr-defined]
+        self.check_download(request, report)
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=report["columns"], extrasaction="ignore",
                                 lineterminator="\n")
@@ -327,6 +315,6 @@ class EmailEvents:
                     "export_violations": self.export_violations}
 
     def stats(self) -> dict[str, Any]:
-        out = super().stats()  # type: ignore[misc]
+        out = super().stats()
         out.update(self.event_stats())
         return out

@@ -56,12 +56,12 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from syncd.plugin import HTTPError, Request, Router, retry_after_header
-from syncd_apsis.audience import Audience, Conflict, NotFound
+from syncd.plugin import Request, Router, retry_after_header
+from syncd_apsis.audience import Conflict, NotFound
+from syncd_apsis.emulator_host import ApsisHost
 
 IMPORT_SETTINGS = ("import_requests_per_minute", "max_pending_imports", "import_delay",
                    "max_import_file", "import_upload_ttl")
@@ -78,22 +78,8 @@ class RowError(Exception):
     pass
 
 
-class ImportsApi:
+class ImportsApi(ApsisHost):
     """The import half of the APSIS One emulator (mixed into ApsisEmulator)."""
-
-    # what the emulator provides
-    lock: Any
-    audience: Audience
-    sections: dict[str, dict[str, Any]]
-    keyspaces: dict[str, str]
-    url: str
-    send_retry_after: bool
-    retry_after_violations: int
-    _stats_lock: Any
-    _api: Callable[..., Callable[[Request], Any]]
-    problem: Callable[[int, str], HTTPError]
-    _json_object: Callable[[Request], dict[str, Any]]
-    client_of: Callable[[Request], str]
 
     def _init_imports(self) -> None:
         self.imports: dict[str, dict[str, Any]] = {}
@@ -148,7 +134,7 @@ class ImportsApi:
 
     def _create_import(self, request: Request):
         section = request.params["section"]
-        self._media_type(request)  # type: ignore[attr-defined]
+        self._media_type(request)
         body = self._json_object(request)
         if body.get("file_type", "text/csv") != "text/csv":
             raise self.problem(400, "file_type must be text/csv")
@@ -365,7 +351,7 @@ class ImportsApi:
                                             "name": tag.rsplit(".", 1)[-1]})
             if tags:
                 profile.tags.setdefault(section, {}).update(tags)
-            self._modified[profile.pid] = time.time()  # type: ignore[attr-defined]
+            self._modified[profile.pid] = time.time()
             created += new
             updated += not new
         with self._stats_lock:
@@ -400,6 +386,6 @@ class ImportsApi:
                     "import_rows": self.import_rows}
 
     def stats(self) -> dict[str, Any]:
-        out = super().stats()  # type: ignore[misc]
+        out = super().stats()
         out.update(self.import_stats())
         return out

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from syncd.plugin import Request
+from syncd_apsis.emulator_host import ApsisHost
 
 MERGE_PATCH = "application/merge-patch+json"
 WRITABLE_CONSENTS = ("opt-in", "opt-out")
@@ -26,7 +27,7 @@ CHANNEL_SETS = {"com.apsis1": ("com.apsis1.channels.email", "com.apsis1.channels
                 "short": ("email", "sms")}
 
 
-class ProfilesApi:
+class ProfilesApi(ApsisHost):
     """Mixed into :class:`~syncd_apsis.emulator.ApsisEmulator` (``audience``, ``sections``,
     ``keyspaces``, ``section``, ``problem`` are its)."""
 
@@ -111,7 +112,7 @@ class ProfilesApi:
         p = request.params
         body = self._json_object(request)
         self._required(body, "topic_discriminator", "channel_discriminator", "type")
-        topic, channel = body.get("topic_discriminator"), body.get("channel_discriminator")
+        topic, channel = body["topic_discriminator"], body["channel_discriminator"]
         if body.get("type") not in WRITABLE_CONSENTS:
             raise self.problem(400, f"type must be one of {', '.join(WRITABLE_CONSENTS)}")
         if channel not in self.channel_discriminators:
@@ -155,10 +156,9 @@ class ProfilesApi:
     def _merge(self, request: Request):
         self._media_type(request)
         body = self._json_object(request)
-        profiles = body.get("profiles")
         try:
             (a, b) = [(str(x["keyspace_discriminator"]), str(x["profile_key"]))
-                      for x in profiles]  # type: ignore[union-attr]
+                      for x in body["profiles"]]
         except (TypeError, KeyError, ValueError):
             raise self.problem(400, "profiles must be two {keyspace_discriminator, "
                                     "profile_key} objects") from None

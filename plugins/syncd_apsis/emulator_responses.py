@@ -35,6 +35,7 @@ import requests
 
 from syncd.plugin import Request, Router
 from syncd_apsis.audience import CRM_ID, EMAIL, MOBILE
+from syncd_apsis.emulator_host import ApsisHost
 
 SMS_TYPES = ("DELIVERED", "UNDELIVERED", "OPENED", "CLICKED")
 SMS_COLUMNS = ("activity_id", "activity_name", "sender", "address", "type", "correlation_id",
@@ -46,7 +47,7 @@ def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
-class ResponseExports:
+class ResponseExports(ApsisHost):
     """Mixed into ApsisEmulator (``lock``, ``audience``, ``section``, ``sections``,
     ``problem``, ``_api``, ``_export_gate``, ``_events_rng``, ``email_events``, ``reports``,
     ``url``, ``export_delay``, ``_json_object``, ``_media_type``)."""
@@ -65,27 +66,28 @@ class ResponseExports:
         type = type.upper()
         if type not in SMS_TYPES:
             raise ValueError(f"unknown SMS event type {type!r} (one of {', '.join(SMS_TYPES)})")
-        with self.lock:  # type: ignore[attr-defined]
-            profile = self.audience.find(CRM_ID, crm_id)  # type: ignore[attr-defined]
+        with self.lock:
+            profile = self.audience.find(CRM_ID, crm_id)
             if profile is None:
                 raise KeyError(f"no profile with CRM id {crm_id!r}")
-            rng = self._events_rng  # type: ignore[attr-defined]
+            rng = self._events_rng
             now = time.time()
+            server_time = _ms(now)
             row = {"activity_id": "sms-1", "activity_name": "Sandbox SMS",
                    "sender": "SANDBOX", "address": profile.keys.get(MOBILE) or "+3160000000",
                    "type": type,
                    "correlation_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                    "event_time": 0 if zero_time else _ms(now if at is None else at),
-                   "server_time": _ms(now), "_crm_id": crm_id, "_pid": profile.pid}
+                   "server_time": server_time, "_crm_id": crm_id, "_pid": profile.pid}
             self.sms_events.append(row)
             if duplicate:
-                self.sms_events.append({**row, "server_time": row["server_time"] + 1})
+                self.sms_events.append({**row, "server_time": server_time + 1})
             return {k: v for k, v in row.items() if not k.startswith("_")}
 
     def record_unknown(self, address: str, type: str = "OPENED") -> dict[str, Any]:
         """An e-mail event of an address no profile has (empty decoration columns)."""
-        with self.lock:  # type: ignore[attr-defined]
-            rng = self._events_rng  # type: ignore[attr-defined]
+        with self.lock:
+            rng = self._events_rng
             now = _ms(time.time())
             row = {"activity_id": "unknown", "split_id": "", "activity_name": "Sandbox newsletter",
                    "split_activity_name": "", "sender": "news@sandbox.test",
@@ -94,7 +96,7 @@ class ResponseExports:
                    "correlation_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                    "event_time": now, "server_time": now, "device": "",
                    "topic_discriminator": "", "_crm_id": "", "_pid": None}
-            self.email_events.append(row)  # type: ignore[attr-defined]
+            self.email_events.append(row)
             return row
 
     # -- downloads -----------------------------------------------------------------------------
@@ -108,7 +110,7 @@ class ResponseExports:
         a plain URL and the credential in the ``x-apsis-auth`` header."""
         now = time.time()
         expires = int(now + self.download_url_ttl)
-        url = f"{self.url}{base}/{report['report_id']}/file"  # type: ignore[attr-defined]
+        url = f"{self.url}{base}/{report['report_id']}/file"
         headers = {}
         if report.get("header_auth"):
             report.setdefault("auth", secrets.token_urlsafe(18))
@@ -126,7 +128,7 @@ class ResponseExports:
             given = request.header(AUTH_HEADER) or ""
             if not report.get("auth") or not hmac.compare_digest(given, report["auth"]):
                 self.downloads_refused += 1
-                raise self.problem(403, f"missing or wrong {AUTH_HEADER} header")  # type: ignore[attr-defined]
+                raise self.problem(403, f"missing or wrong {AUTH_HEADER} header")
             return
         try:
             expires = int((request.query.get("expires") or ["0"])[0])
@@ -136,24 +138,24 @@ class ResponseExports:
         good = self._signature(report["report_id"], expires)
         if not hmac.compare_digest(signature, good) or expires < time.time():
             self.downloads_refused += 1
-            raise self.problem(403, "the download URL is expired or its signature is wrong")  # type: ignore[attr-defined]
+            raise self.problem(403, "the download URL is expired or its signature is wrong")
 
     def backlog(self, crm_ids: list[str], count: int, types: tuple[str, ...] = (
             "SENT", "DELIVERED", "OPENED", "CLICKED"), span: float = 7 * 86400.0) -> int:
         """``count`` e-mail events of the profiles ``crm_ids`` (round robin), their event
         times spread over the last ``span`` seconds and recorded now (a backlog after a week
         offline, for benchmarks); returns how many were recorded."""
-        with self.lock:  # type: ignore[attr-defined]
-            profiles = [(c, self.audience.find(CRM_ID, c)) for c in crm_ids]  # type: ignore[attr-defined]
-            profiles = [(c, p) for c, p in profiles if p is not None]
+        with self.lock:
+            found = [(c, self.audience.find(CRM_ID, c)) for c in crm_ids]
+            profiles = [(c, p) for c, p in found if p is not None]
             if not profiles:
                 return 0
             now = time.time()
-            rng = self._events_rng  # type: ignore[attr-defined]
+            rng = self._events_rng
             for i in range(count):
                 crm_id, profile = profiles[i % len(profiles)]
                 kind = types[i % len(types)]
-                self.email_events.append({  # type: ignore[attr-defined]
+                self.email_events.append({
                     "activity_id": "backlog", "split_id": "", "activity_name": "Weekly news",
                     "split_activity_name": "", "sender": "news@sandbox.test",
                     "subject": "Weekly news", "address": profile.keys.get(EMAIL, ""),
@@ -175,7 +177,7 @@ class ResponseExports:
 
     def setup_response_routes(self, router: Router) -> None:
         router.add("POST", "/_emulator/events", self._control_events)
-        api = self._api  # type: ignore[attr-defined]
+        api = self._api
         base = self.sms_export_path.rstrip("/")
         router.add("POST", base, api(self._create_sms_report))
         router.add("GET", base + "/{report_id}", api(self._get_sms_report))
@@ -184,19 +186,19 @@ class ResponseExports:
     def _create_sms_report(self, request: Request):
         from syncd_apsis.emulator_events import parse_iso
 
-        self._media_type(request)  # type: ignore[attr-defined]
-        body = self._json_object(request)  # type: ignore[attr-defined]
+        self._media_type(request)
+        body = self._json_object(request)
         try:
             start = parse_iso(body.get("start_at"))
             end = parse_iso(body["end_at"]) if body.get("end_at") else time.time()
         except ValueError:
-            raise self.problem(400, "start_at and end_at must be ISO-8601 times") from None  # type: ignore[attr-defined]
+            raise self.problem(400, "start_at and end_at must be ISO-8601 times") from None
         if end <= start:
-            raise self.problem(400, "end_at must be after start_at")  # type: ignore[attr-defined]
+            raise self.problem(400, "end_at must be after start_at")
         attributes = body.get("attributes") or []
         if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
-            raise self.problem(400, "attributes must be a list of attribute discriminators")  # type: ignore[attr-defined]
-        self._export_gate(request)  # type: ignore[attr-defined]
+            raise self.problem(400, "attributes must be a list of attribute discriminators")
+        self._export_gate(request)
         lo, hi = _ms(start), _ms(end)
         rows = []
         for event in self.sms_events:
@@ -206,21 +208,21 @@ class ResponseExports:
                     row[name] = event["_crm_id"] if name.endswith("crmid") else ""
                 rows.append(row)
         report_id = str(uuid.uuid4())
-        self.reports[report_id] = {  # type: ignore[attr-defined]
+        self.reports[report_id] = {
             "report_id": report_id, "requested": time.time(), "sms": True,
             "header_auth": bool(body.get("header_auth")),
             "columns": [*SMS_COLUMNS, *attributes], "rows": rows}
         return 201, {"report_id": report_id, "status": "pending"}
 
     def _sms_report(self, request: Request) -> dict[str, Any]:
-        report = self.reports.get(request.params["report_id"])  # type: ignore[attr-defined]
+        report = self.reports.get(request.params["report_id"])
         if report is None or not report.get("sms"):
-            raise self.problem(404, f"no report {request.params['report_id']}")  # type: ignore[attr-defined]
+            raise self.problem(404, f"no report {request.params['report_id']}")
         return report
 
     def _get_sms_report(self, request: Request):
         report = self._sms_report(request)
-        if time.time() - report["requested"] < self.export_delay:  # type: ignore[attr-defined]
+        if time.time() - report["requested"] < self.export_delay:
             return {"report_id": report["report_id"], "status": "pending"}
         return self.completed_answer(report, self.sms_export_path.rstrip("/"))
 

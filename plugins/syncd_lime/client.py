@@ -46,6 +46,7 @@ subscription/{id}`` (``ensure_webhook``)               or HAL; emulator ``subscr
 
 from __future__ import annotations
 
+import builtins  # the class has a method ``list``: its annotations say builtins.list
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -125,8 +126,8 @@ class LimeClient:
         return self.http.get(target).json()
 
     def page(self, limetype: str, state: PageState, *, limit: int,
-             filters: list[tuple[str, Any]] | None = None
-             ) -> tuple[list[dict[str, Any]], PageState | None]:
+             filters: builtins.list[tuple[str, Any]] | None = None
+             ) -> tuple[builtins.list[dict[str, Any]], PageState | None]:
         def query(offset: int) -> dict[str, Any]:
             return self.list(limetype, limit=limit, offset=offset, filters=filters)
 
@@ -137,7 +138,8 @@ class LimeClient:
         return rows, nxt
 
     def iterate(self, limetype: str, *, page_size: int = 200,
-                filters: list[tuple[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
+                filters: builtins.list[tuple[str, Any]] | None = None
+                ) -> Iterator[dict[str, Any]]:
         """Every object that matches, by ``_id``, paged to the end (see paging.py)."""
         state: PageState | None = PageState()
         while state is not None:
@@ -159,7 +161,7 @@ class LimeClient:
 
     # -- limetypes ---------------------------------------------------------------------------
 
-    def limetypes(self) -> list[str]:
+    def limetypes(self) -> builtins.list[str]:
         data = self.http.get(f"{API}/limetype/").json()
         items: Any = data
         if isinstance(data, Mapping):
@@ -185,11 +187,11 @@ class LimeClient:
 
     # -- subscriptions -----------------------------------------------------------------------
 
-    def subscriptions(self) -> list[dict[str, Any]]:
+    def subscriptions(self) -> builtins.list[dict[str, Any]]:
         data = self.http.get(f"{API}/subscription/").json()
         if isinstance(data, Mapping):
             data = (data.get("_embedded") or {}).get("subscriptions") or data.get("items") or []
-        return [s for s in data if isinstance(s, Mapping)]
+        return [s for s in data if isinstance(s, dict)]  # JSON objects
 
     def subscribe(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.http.post(f"{API}/subscription/", json=dict(body)).json()

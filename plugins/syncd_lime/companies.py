@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from structlog.typing import FilteringBoundLogger
 
 from syncd.plugin import RemoteError
+
+if TYPE_CHECKING:
+    from syncd_lime.client import LimeClient
 
 #: Ids read with one range list when their span is at most this many times their number.
 RANGE_DENSITY = 4
@@ -26,6 +31,13 @@ CACHE_LIMIT = 50_000
 
 class Companies:
     """Mixed into the connector (which provides ``opts``, ``client``, ``log``, ``pool_map``)."""
+
+    opts: dict[str, Any]
+    client: LimeClient
+    log: FilteringBoundLogger
+
+    if TYPE_CHECKING:
+        def pool_map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]: ...
 
     def _init_companies(self) -> None:
         self._companies: dict[int, tuple[float, dict[str, Any] | None]] = {}

@@ -18,7 +18,7 @@ has no person or no consent type is discarded: logged with the reason and counte
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from syncd.plugin import (
@@ -219,7 +219,7 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
                          fix="give the consent a person and a consent type in Lime; a full "
                              "sync repairs what was missed", **context)
 
-    def _records(self, persons: list[Mapping[str, Any]]) -> list[Record]:
+    def _records(self, persons: Sequence[Mapping[str, Any]]) -> list[Record]:
         rel = self.opts["company_relation"]
         companies: dict[int, dict[str, Any] | None] = {}
         if self._needs_company():

@@ -20,11 +20,17 @@ when the person has none of that type.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from structlog.typing import FilteringBoundLogger
 
 from syncd.plugin import RemoteError, WriteResult, for_records
+
+if TYPE_CHECKING:
+    from syncd_lime.client import LimeClient
 
 #: A page's persons whose id span is at most this many times their number have their
 #: consents read with one min-/max- range query; others one query per person.
@@ -68,6 +74,19 @@ def relation_id(value: Any) -> int | None:
 class Consents:
     """Mixed into the connector (which provides ``opts``, ``client``, ``log``, ``pool_map``,
     ``_types``/``_types_lock`` and ``_relation_ranges``)."""
+
+    opts: dict[str, Any]
+    client: LimeClient
+    log: FilteringBoundLogger
+    #: consent type id -> title (None until first read), when it was read, and its lock
+    _types: dict[int, str] | None
+    _types_read: float
+    _types_lock: threading.Lock
+    #: False once Lime refused min-/max- on a relation
+    _relation_ranges: bool
+
+    if TYPE_CHECKING:
+        def pool_map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]: ...
 
     TYPES_RETRY = 30.0
 

@@ -217,7 +217,11 @@ class Store:
             desc = part.startswith("-")
             prop = part.lstrip("-")
             kind = self.kind(limetype, prop)
-            rows.sort(key=lambda o, p=prop, k=kind: _sort_key(_key(o.get(p), k)), reverse=desc)
+
+            def by_prop(o: dict[str, Any], p: str = prop, k: Any = kind) -> tuple:
+                return _sort_key(_key(o.get(p), k))
+
+            rows.sort(key=by_prop, reverse=desc)
         return rows
 
     def render(self, limetype: str, obj: dict[str, Any], base: str) -> dict[str, Any]:

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from syncd.plugin import HTTPError, Request
 
@@ -12,6 +14,15 @@ from syncd.plugin import HTTPError, Request
 class Subscriptions:
     """Mixed into :class:`~syncd_lime.emulator.LimeEmulator` (which provides ``lock``,
     ``subscriptions``, ``_sub_ids``, ``subscription_shape`` and ``available_events``)."""
+
+    lock: threading.RLock
+    #: subscription id -> the subscription (with its secret)
+    subscriptions: dict[int, dict[str, Any]]
+    _sub_ids: Iterator[int]
+    subscription_shape: str
+
+    if TYPE_CHECKING:
+        def available_events(self) -> list[str]: ...
 
     def _public(self, sub: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in sub.items() if k != "secret"}

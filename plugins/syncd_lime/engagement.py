@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from structlog.typing import FilteringBoundLogger
 
 from syncd.plugin import (
     EngagementEvent,
@@ -37,6 +39,9 @@ from syncd.plugin import (
     WriteResult,
     activity_subject,
 )
+
+if TYPE_CHECKING:
+    from syncd_lime.client import LimeClient
 
 OPTIONS: tuple[Option, ...] = (
     Option("history_limetype", str, "history",
@@ -110,9 +115,12 @@ def _check_engagement(c: Any) -> None:
 class Engagement:
     """Needs ``client``, ``opts``, ``pool_map``, ``log``."""
 
-    client: Any
+    client: LimeClient
     opts: dict[str, Any]
-    log: Any
+    log: FilteringBoundLogger
+
+    if TYPE_CHECKING:
+        def pool_map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]: ...
 
     def _by_external_id(self, limetype: str, external_id: str) -> str | None:
         prop = self.opts["external_id_property"]
@@ -146,7 +154,7 @@ class Engagement:
         o = self.opts
         limetype = o["history_limetype"]
         ids = sorted({e.key for e in events})
-        exists = dict(zip(ids, self.pool_map(  # type: ignore[attr-defined]
+        exists = dict(zip(ids, self.pool_map(
             lambda pid: pid.isdigit() and self.client.get("person", pid) is not None, ids),
             strict=True))
 
@@ -166,7 +174,7 @@ class Engagement:
                 values[o["history_type_property"]] = event.type
             return self._create_once(limetype, values, event.dedupe)
 
-        return self.pool_map(one, list(events))  # type: ignore[attr-defined]
+        return self.pool_map(one, list(events))
 
     # -- tasks -----------------------------------------------------------------------------------
 

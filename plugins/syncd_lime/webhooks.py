@@ -66,7 +66,9 @@ def event_of(envelope: Mapping[str, Any], limetypes: Mapping[str, str],
     role = next((r for r, t in limetypes.items() if t == limetype), None)
     if role is None:
         return []
-    values = body.get("values") if isinstance(body.get("values"), Mapping) else {}
+    values = body.get("values")
+    if not isinstance(values, Mapping):
+        values = {}
     kind = KINDS.get(what, what)
     data: dict[str, Any] = {"event": name}
     if role == PERSON:

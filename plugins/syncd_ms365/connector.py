@@ -10,13 +10,16 @@ is shown in ``syncd status`` (the connection's stats) and logged, and the others
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from syncd.plugin import Capability, Connector
 from syncd_ms365.auth import Accounts
 from syncd_ms365.graph import GraphClient
 from syncd_ms365.mailbox import Mailbox
 from syncd_ms365.options import OPTIONS
+
+if TYPE_CHECKING:
+    from syncd_ms365.service import LinkService
 
 
 class Ms365Connector(Connector):
@@ -32,6 +35,8 @@ class Ms365Connector(Connector):
         self.accounts: Accounts | None = None
         self.graph: GraphClient | None = None
         self.mailbox: Mailbox | None = None
+        #: the Outlook link, when ``tribe_connection`` names one (made on start)
+        self.service: LinkService | None = None
 
     def start(self) -> None:
         self.accounts = Accounts(self.name, self.config, self.state_dir)
@@ -45,7 +50,7 @@ class Ms365Connector(Connector):
             self.service.start()
 
     def stop(self) -> None:
-        if getattr(self, "service", None) is not None:
+        if self.service is not None:
             self.service.stop()
         if self.graph is not None:
             self.graph.session.close()
@@ -53,7 +58,7 @@ class Ms365Connector(Connector):
     def ensure_webhook(self, url: str) -> str | None:
         """The receiver's URL: each linked mailbox gets a change-notification
         subscription to it (with ``client_state``)."""
-        if getattr(self, "service", None) is not None:
+        if self.service is not None:
             self.service.set_url(url)
         return None
 
@@ -113,9 +118,8 @@ class Ms365Connector(Connector):
             f"{self.name} --user {u})" for u, e in users.items() if e["state"] != "linked"]}
         if self.graph is not None:
             out.update(self.graph.counts)
-        service = getattr(self, "service", None)
-        if service is not None:
-            link = service.runner.status()
+        if self.service is not None:
+            link = self.service.runner.status()
             out["link"] = link
             for user, entry in link.items():
                 if entry.get("problem") and entry.get("state") == "linked":

@@ -145,15 +145,30 @@ class GraphEmulator(Emulator):
                    lambda r: self._auth(r) and {"value": [subs.public(s) for s in subs.live()]})
         router.add("PATCH", "/v1.0/subscriptions/{sid}",
                    lambda r: self._auth(r) and subs.renew(r.params["sid"], r.json()))
-        router.add("DELETE", "/v1.0/subscriptions/{sid}",
-                   lambda r: self._auth(r) and (subs.delete(r.params["sid"]) or (204, None)))
+        router.add("DELETE", "/v1.0/subscriptions/{sid}", self._delete_subscription)
         router.add("POST", r"/v1.0/\$batch", lambda r: run_batch(self, r))
         router.add("POST", "/_emulator/settings", self._settings)
-        router.add("POST", "/_emulator/expire-delta", lambda r: self.expire_delta() or {})
-        router.add("POST", "/_emulator/lifecycle", lambda r: subs.lifecycle(
-            r.json()["subscription"], r.json()["event"]) or {})
-        router.add("POST", "/_emulator/clock", lambda r: setattr(
-            subs, "clock_offset", float(r.json()["offset"])) or {})
+        router.add("POST", "/_emulator/expire-delta", self._expire_delta)
+        router.add("POST", "/_emulator/lifecycle", self._lifecycle)
+        router.add("POST", "/_emulator/clock", self._clock)
+
+    def _delete_subscription(self, request: Request) -> tuple[int, None]:
+        self._auth(request)
+        self.subscriptions.delete(request.params["sid"])
+        return 204, None
+
+    def _expire_delta(self, request: Request) -> dict:
+        self.expire_delta()
+        return {}
+
+    def _lifecycle(self, request: Request) -> dict:
+        body = request.json()
+        self.subscriptions.lifecycle(body["subscription"], body["event"])
+        return {}
+
+    def _clock(self, request: Request) -> dict:
+        self.subscriptions.clock_offset = float(request.json()["offset"])
+        return {}
 
     def _settings(self, request: Request) -> dict:
         for key, value in (request.json() or {}).items():
@@ -174,6 +189,7 @@ class GraphEmulator(Emulator):
             if principal is None:
                 raise graph_error(401, "InvalidAuthenticationToken",
                                   "Access token is empty, expired or invalid.")
+            # a batch's inner requests carry their caller; Request declares no such field
             request.principal = principal  # type: ignore[attr-defined]
         return principal
 
@@ -314,8 +330,11 @@ class GraphEmulator(Emulator):
             oid, request.params["cid"], request.json()))
 
     def _delete(self, request: Request):
-        return self._run(request, lambda oid: self.store.delete(
-            oid, request.params["cid"]) or (204, None))
+        def delete(oid: str) -> tuple[int, None]:
+            self.store.delete(oid, request.params["cid"])
+            return 204, None
+
+        return self._run(request, delete)
 
     # -- delta -----------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ def run_batch(self, request: Request):
     status: dict[str, int] = {}
     responses = []
     parallel = 0
+    answer: tuple[int, object, dict[str, str]]  # status, JSON body, headers
     for item in items:
         rid, deps = str(item["id"]), [str(d) for d in item.get("dependsOn") or []]
         if any(d not in status for d in deps):
@@ -64,7 +65,7 @@ def _sub(self, batch: Request, principal, item: dict[str, Any], wave: int):
     path, _, query = url.partition("?")
     data = item.get("body")
     raw = b"" if data is None else json.dumps(data).encode()
-    environ = {"REQUEST_METHOD": str(item.get("method", "GET")).upper(),
+    environ: dict[str, Any] = {"REQUEST_METHOD": str(item.get("method", "GET")).upper(),
                "PATH_INFO": path, "QUERY_STRING": query, "CONTENT_LENGTH": str(len(raw)),
                "wsgi.input": io.BytesIO(raw),
                "HTTP_AUTHORIZATION": batch.header("Authorization") or ""}
@@ -74,6 +75,7 @@ def _sub(self, batch: Request, principal, item: dict[str, Any], wave: int):
         else:
             environ["HTTP_" + key.upper().replace("-", "_")] = value
     sub = Request(environ)
+    # the emulator tags a request with its caller; Request declares no such field
     sub.principal = principal  # type: ignore[attr-defined]
     try:
         if data is not None and not (environ.get("CONTENT_TYPE") or "").startswith(

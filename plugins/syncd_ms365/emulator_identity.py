@@ -152,10 +152,12 @@ class IdentityEmulator(Emulator):
         directory = self._cert_dir or tempfile.mkdtemp(prefix="syncd-identity-")
         ca, cert, key = make_certificates(directory, self.host)
         self.ca_bundle = ca
-        self._server = TLSServerThread(self, self.host, self.port, cert, key,  # type: ignore[assignment]
-                                       name="emulator-identity")
-        self.port = self._server.port
-        self._server.start()
+        server = TLSServerThread(self, self.host, self.port, cert, key, name="emulator-identity")
+        # TLSServerThread has ServerThread's interface (port, start, stop) without its base
+        # class (it serves with the stdlib over TLS, not waitress)
+        self._server = server  # type: ignore[assignment]
+        self.port = server.port
+        server.start()
         return self
 
     @property
@@ -174,10 +176,22 @@ class IdentityEmulator(Emulator):
         router.add("POST", "/{tenant}/oauth2/v2.0/devicecode", self._devicecode)
         router.add("GET", "/{tenant}/oauth2/v2.0/authorize", self._authorize)
         router.add("POST", "/_emulator/settings", self._settings)
-        router.add("POST", "/_emulator/approve", lambda r: self.approve_device(
-            r.json()["user_code"], r.json()["user"]) or {})
-        router.add("POST", "/_emulator/revoke", lambda r: self.revoke(r.json()["user"]) or {})
-        router.add("POST", "/_emulator/expire-tokens", lambda r: self.tokens.expire_all() or {})
+        router.add("POST", "/_emulator/approve", self._approve)
+        router.add("POST", "/_emulator/revoke", self._revoke)
+        router.add("POST", "/_emulator/expire-tokens", self._expire_tokens)
+
+    def _approve(self, request: Request) -> dict:
+        body = request.json()
+        self.approve_device(body["user_code"], body["user"])
+        return {}
+
+    def _revoke(self, request: Request) -> dict:
+        self.revoke(request.json()["user"])
+        return {}
+
+    def _expire_tokens(self, request: Request) -> dict:
+        self.tokens.expire_all()
+        return {}
 
     def error_body(self, status: int, message: str) -> tuple[Any, str]:
         return {"error": "server_error" if status >= 500 else "invalid_request",

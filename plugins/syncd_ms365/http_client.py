@@ -19,7 +19,7 @@ class PinnedSession(requests.Session):
         self.mount("https://", adapter)
         self.mount("http://", adapter)
 
-    def request(self, method, url, **kwargs):  # type: ignore[override]
+    def request(self, method, url, **kwargs):
         if self.ca_bundle:
             kwargs["verify"] = self.ca_bundle
         kwargs.setdefault("timeout", self.timeout)

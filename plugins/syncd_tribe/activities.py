@@ -31,8 +31,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from structlog.typing import FilteringBoundLogger
 
 from syncd.plugin import (
     EngagementEvent,
@@ -45,6 +48,9 @@ from syncd.plugin import (
     activity_subject,
     missing,
 )
+
+if TYPE_CHECKING:
+    from syncd_tribe.client import TribeClient
 
 EMPLOYEE_SET = "Relationship_Person_Contact_Employee"
 
@@ -81,28 +87,34 @@ def iso_now() -> str:
 class Activities:
     """Needs ``client``, ``opts``, ``_fetch``, ``_pool``, ``choose_contact``, ``log``."""
 
-    client: Any
+    client: TribeClient
     opts: dict[str, Any]
-    _pool: Any
-    log: Any
+    _pool: ThreadPoolExecutor | None
+    log: FilteringBoundLogger
+
+    if TYPE_CHECKING:
+        def _fetch(self, entity_set: str, path: str, ids: list[str], **options: Any
+                   ) -> list[dict[str, Any]]: ...
+
+        def choose_contact(self, contacts: list[dict[str, Any]]) -> dict[str, Any] | None: ...
 
     # -- lookups ---------------------------------------------------------------------------------
 
     def _imported(self, set_name: str, ids: list[str]) -> dict[str, str]:
         """``{ImportId: ID}`` of the entities of ``set_name`` with those ImportIds."""
-        found = self._fetch(set_name, "ImportId", ids, select=["ID", "ImportId"])  # type: ignore[attr-defined]
+        found = self._fetch(set_name, "ImportId", ids, select=["ID", "ImportId"])
         return {str(e["ImportId"]): str(e["ID"]) for e in found if e.get("ImportId")}
 
     def _contacts_of(self, person_ids: list[str]) -> dict[str, str]:
         """person id -> the id of its chosen contact relationship (persons without one are
         missing)."""
         by_person: dict[str, list[dict[str, Any]]] = {}
-        for contact in self._fetch(self.opts["contact_set"], "Person/ID", person_ids,  # type: ignore[attr-defined]
+        for contact in self._fetch(self.opts["contact_set"], "Person/ID", person_ids,
                                    expand="Person($select=ID)"):
             pid = str((contact.get("Person") or {}).get("ID") or "").lower()
             by_person.setdefault(pid, []).append(contact)
-        return {pid: str(self.choose_contact(cs)["ID"]).lower()  # type: ignore[attr-defined]
-                for pid, cs in by_person.items()}
+        chosen = {pid: self.choose_contact(cs) for pid, cs in by_person.items()}
+        return {pid: str(c["ID"]).lower() for pid, c in chosen.items() if c is not None}
 
     # -- response data ---------------------------------------------------------------------------
 
@@ -111,7 +123,7 @@ class Activities:
         events = list(events)
         set_name, nav = self.opts["response_activity_set"], self.opts["response_activity_nav"]
         ids = sorted({e.key.lower() for e in events})
-        persons = {str(p["ID"]).lower() for p in self._fetch(  # type: ignore[attr-defined]
+        persons = {str(p["ID"]).lower() for p in self._fetch(
             self.opts["person_set"], "ID", ids, select=["ID"])}
         contact = self._contacts_of(sorted(persons)) \
             if self.opts["response_activity_target"] == "contact" else {p: p for p in persons}

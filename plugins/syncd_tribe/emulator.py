@@ -149,7 +149,11 @@ class TribeEmulator(Queries, Accessors, Emulator):
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             router.add(method, ODATA + "/{segment}", self._odata)
         router.add("POST", "/_emulator/settings", self._settings)
-        router.add("POST", "/_emulator/expire-tokens", lambda r: self.tokens.expire_all() or {})
+        router.add("POST", "/_emulator/expire-tokens", self._expire_tokens)
+
+    def _expire_tokens(self, request: Request) -> dict:
+        self.tokens.expire_all()
+        return {}
 
     def _settings(self, request: Request) -> dict:
         body = request.json() or {}
@@ -176,7 +180,7 @@ class TribeEmulator(Queries, Accessors, Emulator):
 
     def _authorize(self, request: Request) -> None:
         token = TokenIssuer.bearer(request)
-        if not self.tokens.valid(token):
+        if token is None or not self.tokens.valid(token):
             raise HTTPError(401, {"error": "missing, invalid or expired bearer token"},
                             {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         if self.request_budget:

@@ -4,13 +4,17 @@ make the API answer."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from syncd_tribe.emulator_store import LABEL_LINKS_NAV
+from syncd_tribe.emulator_store import LABEL_LINKS_NAV, Store
 
 
 class Accessors:
     """Mixed into :class:`~syncd_tribe.emulator.TribeEmulator` (``lock``, ``store``)."""
+
+    lock: threading.RLock
+    store: Store
 
     def _entities(self, set_name: str, expand: dict | None = None) -> list[dict[str, Any]]:
         with self.lock:

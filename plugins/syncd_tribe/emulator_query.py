@@ -12,6 +12,7 @@ rows).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -24,6 +25,7 @@ from syncd_tribe.emulator_store import (
     LABELS_NAV,
     SETS,
     STANDARD,
+    Store,
     concrete_sets,
 )
 from syncd_tribe.odata import ODataError
@@ -86,6 +88,17 @@ def check_projection(model: Model, set_name: str, select: list[str] | None,
 class Queries:
     """Mixed into :class:`~syncd_tribe.emulator.TribeEmulator` (which provides ``store``,
     ``lock``, ``url`` and the paging switches)."""
+
+    store: Store
+    lock: threading.RLock
+    url: str
+    server_paging: int | None
+    next_links: bool
+    ignore_skip: bool
+    result_window: int | None
+    #: collection GETs per entity set, and how many of them answered an empty page
+    list_requests: dict[str, int]
+    empty_pages: dict[str, int]
 
     @property
     def label_navs(self) -> list[str]:

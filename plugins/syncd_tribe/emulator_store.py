@@ -312,7 +312,11 @@ class Store:
             ids = [eid for eid in ids if predicate(eid)]
         for path, desc in reversed(odata.parse_orderby(orderby)):
             self._check_path(path, sets)
-            ids.sort(key=lambda eid, p=path: _sort_key(self.get_path(eid, p)), reverse=desc)
+
+            def by_path(eid: str, p: tuple[str, ...] = path) -> tuple:
+                return _sort_key(self.get_path(eid, p))
+
+            ids.sort(key=by_path, reverse=desc)
         if len(self._cache) > 64:
             self._cache.clear()
         self._cache[key] = ids

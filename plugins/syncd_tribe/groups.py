@@ -7,9 +7,17 @@ public material), so a connection names them in its ``groups`` option, each as a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syncd_tribe.client import TribeClient
+
 
 class Groups:
     """Mixed into the Tribe connector (which provides ``opts`` and ``client``)."""
+
+    opts: dict[str, Any]
+    client: TribeClient
 
     def read_group(self, name: str) -> list[str]:
         """The ids of the persons in the overview or selection ``name``."""

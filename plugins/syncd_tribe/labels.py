@@ -23,13 +23,19 @@ makes Tribe fire the person's update webhook, so the change comes back as a reco
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from structlog.typing import FilteringBoundLogger
 
 from syncd.plugin import RemoteError, WriteResult, for_records
 from syncd_tribe.odata import parse_datetime
+
+if TYPE_CHECKING:
+    from syncd_tribe.client import TribeClient
 
 
 class UnknownLabel(Exception):
@@ -58,6 +64,15 @@ def _later(a: str, b: str) -> bool:
 class Labels:
     """Mixed into the connector (which provides ``opts``, ``client``, ``log``,
     ``_labels_lock``, ``_label_ids`` and ``_refreshed_for``)."""
+
+    opts: dict[str, Any]
+    client: TribeClient
+    log: FilteringBoundLogger
+    _labels_lock: threading.Lock
+    #: label name -> id (None until the label list is first read)
+    _label_ids: dict[str, str] | None
+    #: unknown label name -> when it last made us reload the label list
+    _refreshed_for: dict[str, float]
 
     #: Seconds before a label name found unknown may reload the label list again.
     LABELS_RETRY: ClassVar[float] = 30.0
@@ -136,12 +151,12 @@ class Labels:
                     for n in missing):
                 if self._label_ids is not None:
                     self._refreshed_for.update(dict.fromkeys(missing, now))
-                self._label_ids = {}
+                label_ids: dict[str, str] = {}
+                self._label_ids = label_ids
                 for label in self.client.iterate(self.opts["label_set"], page_size=500,
                                                  select=["ID", "Name"]):
                     if label.get("Name") and label.get("ID"):
-                        self._label_ids.setdefault(str(label["Name"]),
-                                                   str(label["ID"]).lower())
+                        label_ids.setdefault(str(label["Name"]), str(label["ID"]).lower())
             found = {n: self._match(n) for n in names}
         missing = [n for n, i in found.items() if i is None]
         if missing:

@@ -53,7 +53,8 @@ UNSUPPORTED = ("in", "has")
 
 
 def tokenize(text: str) -> list[tuple[str, Any]]:
-    tokens, pos = [], 0
+    tokens: list[tuple[str, Any]] = []  # (kind, value): a literal's value is of any OData type
+    pos = 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:

@@ -225,7 +225,7 @@ class _Checker:
             self.add(found)
             return
         target = navs[nav][0]
-        label_type = target
+        label_type: str | None = target
         if link:
             link_navs = self.meta.navigations(target)
             for option in ("label_link_label_nav", "label_link_owner_nav"):

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from syncd.connectors.calls import carry_context
 
-C = TypeVar("C")
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+#: The connector's API client: anything with ``close()``.
+C = TypeVar("C", bound=Closable)
 
 
 class PooledClient(Generic[C]):
-    kind: str
+    kind: ClassVar[str]
     name: str
     opts: dict[str, Any]
     _client: C | None = None
@@ -38,7 +44,7 @@ class PooledClient(Generic[C]):
             self._pool.shutdown(wait=True)
             self._pool = None
         if self._client is not None:
-            self._client.close()  # type: ignore[attr-defined]
+            self._client.close()
             self._client = None
 
     @property
