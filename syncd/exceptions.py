@@ -15,6 +15,9 @@ class ConfigError(SyncdError):
         self.message = message
         self.fix = fix
         self.file = file
+        #: Where in the file, when known (a TOML syntax error).
+        self.line: int | None = None
+        self.column: int | None = None
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -70,6 +73,9 @@ class NeedsConfirmation(SyncdError):
 
 class AdminError(SyncdError):
     """The CLI could not talk to the running daemon, or the daemon refused a command."""
+
+    #: The HTTP status the daemon answered with (None: it did not answer).
+    status: int | None = None
 
 
 class PreflightFailed(SyncdError):

@@ -98,10 +98,12 @@ def _flag(value: str | None, default: bool) -> bool:
 
 
 def _int(value: str | None, what: str) -> int:
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise HTTPError(400, {"error": f"{what} must be a whole number, got {value!r}"}) from None
+    if value is not None:
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise HTTPError(400, {"error": f"{what} must be a whole number, got {value!r}"})
 
 
 def _object(request: Request) -> dict[str, Any]:
@@ -256,7 +258,7 @@ class AdminClient:
             error = AdminError(f"syncd answered {method} {path} with something that is not JSON")
         else:
             return data
-        error.status = resp.status_code  # type: ignore[attr-defined]
+        error.status = resp.status_code
         raise error
 
     def status(self) -> dict[str, Any]:

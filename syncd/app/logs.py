@@ -20,6 +20,7 @@ import sys
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import EventDict
 
 from syncd.config.schema import Secret
 
@@ -52,7 +53,7 @@ def _mask(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def mask_secrets(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def mask_secrets(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
     """A structlog processor: secret-looking keys and :class:`Secret` values become ``***``
     (also one level into dicts and lists, e.g. a ``headers`` mapping)."""
     for key, value in list(event_dict.items()):
@@ -77,6 +78,12 @@ def use_json(fmt: str, stream: TextIO) -> bool:
         return not stream.isatty()
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return True
+
+
+class _Handler(logging.StreamHandler[TextIO]):
+    """syncd's own handler: configuring again replaces it, never another's handler."""
+
+    _syncd = True
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
@@ -121,11 +128,10 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         cache_logger_on_first_use=False,
     )
 
-    handler = logging.StreamHandler(stream)
+    handler = _Handler(stream)
     handler.setFormatter(formatter)
-    handler._syncd = True  # type: ignore[attr-defined]
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_syncd", False)]:
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(_LEVELS[level.lower()])

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import tomli_w
@@ -60,7 +61,7 @@ def load_emulator(cls: type[Connector]):
 
 def build_config(state_dir: str, source: dict, destination: dict, rules: dict,
                  receiver_port: int, admin_port: int,
-                 more_sources: list[tuple[str, dict, dict]] = ()) -> dict[str, Any]:
+                 more_sources: Sequence[tuple[str, dict, dict]] = ()) -> dict[str, Any]:
     """The config: ``source`` as connection ``crm`` in integration ``sandbox``; each of
     ``more_sources`` (``(kind, options, rules)``) as ``crm-<kind>`` in ``sandbox-<kind>``;
     all into the one destination connection ``marketing``."""
@@ -262,7 +263,8 @@ def main(contacts: int = 2000, once: bool = False, changes: int = 5, keep: bool 
         if not daemon.started.is_set():
             console.print(f"[red]the daemon failed to start; see {log_path}[/red]")
             return 1
-        console.print(f"  daemon up: receiver {daemon.receiver.url}, config {config_path}")
+        receiver = daemon.receiver.url if daemon.receiver else "?"
+        console.print(f"  daemon up: receiver {receiver}, config {config_path}")
         for s in srcs:
             if hasattr(s.emu, "webhooks"):
                 _wait(lambda s=s: bool(s.emu.webhooks()), 10)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
+from typing import cast
 
 from syncd.config.model import Condition
+from syncd.connectors.capabilities import RecordReader
 from syncd.connectors.connector import Connector
 from syncd.engine.records import Event
 from syncd.engine.rules import Rules, expected_view, matches, to_profile
@@ -67,7 +69,7 @@ def compare(daemon, src_cls: type[Connector], dst_cls: type[Connector], source_o
     try:
         cursor = None
         while True:
-            page = reader.read_page(cursor, 500)
+            page = cast(RecordReader, reader).read_page(cursor, 500)  # a source: it reads
             for record in page.records:
                 seen.add(record.id)
                 actual = snapshot.get(record.id)

@@ -211,7 +211,7 @@ class Scheduler:
                 if old is None:
                     extra = {}
                     missed = None if self.running or spec.interval is not None else \
-                        self._missed_run(job_id, trigger)  # type: ignore[arg-type]
+                        self._missed_run(job_id, trigger)
                     if missed is not None:
                         extra["next_run_time"] = missed
                         log.warning("scheduler.catching_up", job=job_id,

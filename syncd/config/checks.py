@@ -104,7 +104,8 @@ def example(option: Option, secret_env: str = "SYNCD_SECRET") -> Any:
     if t is bool:
         return True
     if t is list:
-        item = {str: "...", int: 1, float: 1.0, bool: True}.get(option.item_type)
+        samples: dict[type, object] = {str: "...", int: 1, float: 1.0, bool: True}
+        item = samples.get(option.item_type) if option.item_type is not None else None
         return [item] if item is not None else []
     if t is dict:
         return {"...": "..."}
@@ -219,8 +220,9 @@ def check_value(value: Any, option: Option, key: str, problems: Problems, *, bas
             bounds = (f"at most {_num(high)}" if low is None
                       else f"at least {_num(low)}" if high is None
                       else f"between {_num(low)} and {_num(high)}")
-            nearest = low if low is not None and value < low else high
-            nearest = t(nearest) if t in (int, float) else nearest
+            nearest: float | None = low if low is not None and value < low else high
+            if nearest is not None and t in (int, float):
+                nearest = t(nearest)
             problems.add(key, f"must be {bounds}, got {shown(value)}",
                          f"write it like `{option.name} = {toml_value(nearest)}`")
             return False, None

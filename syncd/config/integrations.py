@@ -243,7 +243,7 @@ def _schedule(value: Any, key: str, problems: Problems, base_dir: str,
     if tz is not None:
         _check_timezone(tz, f"{key}.timezone", problems)
     days = _days(days, f"{key}.days", problems) if "days" in value and days is not None else ()
-    if missing or problems.count() > before:
+    if missing or problems.count() > before or at is None or tz is None:
         return None
     return Schedule(at=at, timezone=tz, days=days)
 

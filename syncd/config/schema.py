@@ -7,6 +7,7 @@ defaults, resolves secrets and reports every problem with its key and its fix.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,14 +60,14 @@ class Option:
     """
 
     name: str
-    type: type
+    type: builtins.type
     default: Any = REQUIRED
     doc: str = ""
     choices: tuple[Any, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
     #: For ``list`` options: the type of each item.
-    item_type: type | None = None
+    item_type: builtins.type | None = None
 
     @property
     def required(self) -> bool:

@@ -119,7 +119,7 @@ class Emulator:
         self.observers: list = []
         self.router.add("GET", "/_emulator/stats", lambda r: self.stats())
         self.router.add("POST", "/_emulator/faults", self._set_faults)
-        self.router.add("POST", "/_emulator/reset-stats", lambda r: self.reset_stats() or {})
+        self.router.add("POST", "/_emulator/reset-stats", self._reset_stats_route)
         self.setup_routes(self.router)
 
     # -- to override ----------------------------------------------------------------------
@@ -214,6 +214,10 @@ class Emulator:
                 "applied_then_failed": self.applied_then_failed,
                 "faults": asdict(self.faults),
             }
+
+    def _reset_stats_route(self, request: Request) -> dict[str, Any]:
+        self.reset_stats()
+        return {}
 
     def reset_stats(self) -> None:
         with self._stats_lock:

@@ -31,8 +31,9 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+# A spec's body is never called (pluggy calls the plugins' implementations): empty-body.
 @hookspec
-def syncd_connectors() -> list[type[Connector]]:
+def syncd_connectors() -> list[type[Connector]]:  # type: ignore[empty-body]
     """Return the connector classes this plugin provides.
 
     Called once when plugins are loaded, before the config is validated (the config's

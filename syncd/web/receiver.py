@@ -118,7 +118,7 @@ class _Answer:
 
     def __init__(self, chunks: list[bytes], after: Callable[[], None]):
         self._chunks = chunks
-        self._after = after
+        self._after: Callable[[], None] | None = after
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._chunks)
@@ -280,7 +280,7 @@ class WebhookApp:
         self._count(status, reason=code)
         log_it, held = self._log_limiter.allow(code)
         if log_it:
-            extra = {"not_logged_before": held} if held else {}
+            extra: dict[str, object] = {"not_logged_before": held} if held else {}
             extra.update({k: _cut(v) for k, v in fields.items()})
             (log.error if code == "store_failed" else log.warning)(
                 "webhook.rejected", connection=_cut(connection, 100), status=status, code=code,
