@@ -10,6 +10,10 @@ A record is a Tribe person (``Relation_Person``). Its fields are flat, dotted pa
 
 A person with several contacts: the one chosen is the one not marked former
 (``former_field``), then the most recently mutated, then the highest ID (deterministic).
+A person marked former itself (its "Former" status; the API name is a GAP, ``IsFormer`` where
+the account has it) is a record like any other, with the flag among its fields: a sync
+condition may use it (``IsFormer = false``); marking a person former never deletes its
+profile (it stops matching such a condition, seed 001; deleting needs ``delete_unmatched``).
 Labels (``labels_nav``) become ``Record.labels`` and also ``Record.selections`` (Tribe's
 selections are built on labels; their own API is a GAP): see :mod:`syncd_tribe.labels`, which
 also writes opt-in labels (``write_consents``). ``Record.email`` is the first

@@ -48,13 +48,18 @@ Switches where apis.md says [GAP] or [INFER] (constructor arguments, also settab
 - ``signature_header`` (apis.md 1.7: the header name is a [GAP]);
 - ``duplicate_label_links`` (person-label links are a [GAP]): False answers 409 to a
   ``LabelAssignment`` POST for a label already set; True makes a second link, as an entity
-  set without a uniqueness constraint would (a label then goes with its last link).
+  set without a uniqueness constraint would (a label then goes with its last link);
+- ``person_former_field`` (apis.md 1.4: the "Former" status is [DOC], its API name [GAP]):
+  the boolean field that marks a person (a private relationship) former, ``IsFormer`` by
+  default like the contacts' own; ``None``: persons have no such field (``$metadata`` lists
+  none, and writing it is a 400 as for any property the type lacks).
 
 Relationship manager and owners (seed 002; apis.md 1.4: ``AccountManager`` [CODE] on
 commercial relationships, on persons and contacts [INFER], the owners' name [GAP]): persons
 and contacts have the navigations ``AccountManager`` (one employee) and ``Owners`` (employees,
-bound as a list); the ms365 link's ``manager_nav`` and ``owners_nav`` options name them
-(its ``former_field``, ``IsFormer``, is the contacts' own; persons have none here).
+bound as a list), and contacts and persons a former flag (``IsFormer``; the persons' one is
+the ``person_former_field`` switch); the ms365 link's ``manager_nav``, ``owners_nav`` and
+``former_field`` options name them.
 
 Labels (names of person-label links are a GAP): the collection
 navigation ``Labels`` (bind the whole list with PUT) and the link entities
@@ -76,7 +81,8 @@ import requests
 
 from syncd.plugin import Emulator, HTTPError, Request, Router, TokenIssuer
 from syncd_tribe.emulator_access import Accessors
-from syncd_tribe.emulator_query import LABEL_NAVS, ODATA, Queries
+from syncd_tribe.emulator_model import PERSON_FORMER
+from syncd_tribe.emulator_query import LABEL_NAVS, ODATA, Queries, split_segment
 from syncd_tribe.emulator_seed import seed_store, setup_identity
 from syncd_tribe.emulator_sender import Sender
 from syncd_tribe.emulator_store import (
@@ -91,7 +97,7 @@ from syncd_tribe.odata import ODataError
 
 #: The switches ``POST /_emulator/settings`` sets (see the module docstring).
 SETTINGS = ("server_paging", "next_links", "ignore_skip", "result_window", "omit_navs",
-            "label_navs", "request_budget", "duplicate_label_links")
+            "label_navs", "request_budget", "duplicate_label_links", "person_former_field")
 
 
 class TribeEmulator(Queries, Accessors, Emulator):
@@ -106,7 +112,8 @@ class TribeEmulator(Queries, Accessors, Emulator):
                  label_navs: tuple[str, ...] = LABEL_NAVS,
                  request_budget: float | None = None, delivery_attempts: int = 5,
                  delivery_backoff: float = 0.2, duplicate_label_links: bool = False,
-                 webhook_secret: str = "sandbox-webhook-secret"):
+                 webhook_secret: str = "sandbox-webhook-secret",
+                 person_former_field: str | None = PERSON_FORMER):
         self.client_id = client_id
         self.client_secret = client_secret
         #: The secret ``sandbox_config`` gives syncd (it registers webhooks with it).
@@ -130,6 +137,7 @@ class TribeEmulator(Queries, Accessors, Emulator):
         self.empty_pages: dict[str, int] = {}
         self.sender = Sender(signature_header, delivery_attempts, delivery_backoff)
         super().__init__(host, port, seed=seed, threads=threads)
+        self.person_former_field = person_former_field
 
     @property
     def duplicate_label_links(self) -> bool:
@@ -206,13 +214,13 @@ class TribeEmulator(Queries, Accessors, Emulator):
         segment = request.params["segment"]
         try:
             if segment == "$metadata":  # CSDL XML, derived from the store's model
-                return 200, metadata(self.store.model), {}, "application/xml"
+                return 200, metadata(self.store.model, self.store.fields), {}, "application/xml"
             if segment == "GetCurrentEmployee()":
                 return self._get_one("Relationship_Person_Contact_Employee", self.employee_id,
                                      request)
             if segment == "Webhook" and request.method == "GET":
                 return {"value": self.webhooks(request)}
-            set_name, key = _split_segment(segment)
+            set_name, key = split_segment(segment)
             try:
                 concrete_sets(set_name)
             except KeyError:
@@ -384,12 +392,3 @@ class TribeEmulator(Queries, Accessors, Emulator):
         session.headers["Authorization"] = f"Bearer {token}"
         return session
 
-
-def _split_segment(segment: str) -> tuple[str, str | None]:
-    if segment.endswith(")") and "(" in segment:
-        name, _, key = segment[:-1].partition("(")
-        key = key.strip()
-        if key.startswith("ID="):
-            key = key[3:]
-        return name, key.strip("'")
-    return segment, None

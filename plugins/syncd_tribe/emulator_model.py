@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from syncd_tribe.emulator_metadata import csdl
 
 #: Concrete entity sets: ``_Type`` and navigations ``name -> (target set, collection?)``.
@@ -88,6 +90,30 @@ def concrete_sets(name: str) -> list[str]:
     return found
 
 
-def metadata(model: dict | None = None) -> str:
+def metadata(model: dict | None = None, fields: dict | None = None) -> str:
     """``$metadata``: the CSDL XML of this model (:mod:`syncd_tribe.emulator_metadata`)."""
-    return csdl(model or SETS, FIELDS, STANDARD, {SCORE_FIELD: "Edm.Int32"})
+    fields = fields or FIELDS
+    former = set(fields["Relation_Person"]) - set(FIELDS["Relation_Person"])
+    return csdl(model or SETS, fields, STANDARD,
+                {SCORE_FIELD: "Edm.Int32", **dict.fromkeys(former, "Edm.Boolean")})
+
+
+#: The person's "Former" flag by default (its API name is a GAP, apis.md 1.4: the emulator's
+#: ``person_former_field`` switch); contacts have ``IsFormer`` in :data:`FIELDS`.
+PERSON_FORMER = "IsFormer"
+
+
+def account_fields(person_former: str | None) -> dict[str, tuple[str, ...]]:
+    """:data:`FIELDS` with the person's former flag named ``person_former`` (None: none)."""
+    if not person_former:
+        return FIELDS
+    return {**FIELDS, "Relation_Person": (*FIELDS["Relation_Person"], person_former)}
+
+
+def sort_key(value: Any) -> tuple:
+    """How ``$orderby`` sorts a value: nulls first, text case-insensitively."""
+    if value is None:
+        return (0, "")
+    if isinstance(value, str):
+        return (1, value.casefold())
+    return (1, value)

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from syncd.plugin import HTTPError, Request
 from syncd_tribe import odata
+from syncd_tribe.emulator_model import account_fields
 from syncd_tribe.emulator_store import (
     FIELDS,
     LABEL_LINKS_NAV,
@@ -56,10 +57,10 @@ def _navs(model: Model, set_name: str) -> dict[str, tuple[str, bool]]:
     return out
 
 
-def _properties(set_name: str) -> set[str]:
+def _properties(set_name: str, fields: dict[str, tuple[str, ...]]) -> set[str]:
     out = set(STANDARD)
     for concrete in concrete_sets(set_name):
-        out.update(FIELDS[concrete])
+        out.update(fields[concrete])
     return out
 
 
@@ -68,11 +69,12 @@ def _type(model: Model, set_name: str) -> str:
 
 
 def check_projection(model: Model, set_name: str, select: list[str] | None,
-                     expand: dict[str, dict[str, Any]]) -> None:
+                     expand: dict[str, dict[str, Any]],
+                     fields: dict[str, tuple[str, ...]] = FIELDS) -> None:
     """400 (:class:`ODataError`) for a ``$select`` property or an ``$expand`` navigation
     that ``set_name`` lacks in ``model``, at any depth."""
     navs = _navs(model, set_name)
-    known = _properties(set_name) | set(navs)
+    known = _properties(set_name, fields) | set(navs)
     for name in select or ():
         if name not in known:
             raise ODataError(f"Could not find a property named '{name}' on type "
@@ -82,7 +84,18 @@ def check_projection(model: Model, set_name: str, select: list[str] | None,
             raise ODataError(f"Could not find a navigation property named '{nav}' on type "
                              f"'{_type(model, set_name)}'")
         check_projection(model, navs[nav][0], options.get("select"),
-                         options.get("expand") or {})
+                         options.get("expand") or {}, fields)
+
+
+def split_segment(segment: str) -> tuple[str, str | None]:
+    """``Relation_Person(guid)`` -> ``("Relation_Person", "guid")``; a set alone: key None."""
+    if segment.endswith(")") and "(" in segment:
+        name, _, key = segment[:-1].partition("(")
+        key = key.strip()
+        if key.startswith("ID="):
+            key = key[3:]
+        return name, key.strip("'")
+    return segment, None
 
 
 class Queries:
@@ -109,6 +122,24 @@ class Queries:
         self.store.model = account_model(value or ())
 
     @property
+    def person_former_field(self) -> str | None:
+        extra = set(self.store.fields["Relation_Person"]) - set(FIELDS["Relation_Person"])
+        return next(iter(extra), None)
+
+    @person_former_field.setter
+    def person_former_field(self, value: str | None) -> None:
+        """Persons get the flag (False where not set) or lose it, and ``$metadata`` with
+        them; a write of a property persons lack is a 400."""
+        with self.lock:
+            before = self.person_former_field
+            self.store.fields = account_fields(value or None)
+            for eid in self.store.ids_of("Relation_Person"):
+                entity = self.store.entities[eid]
+                flag = bool(entity.pop(before, False)) if before else False
+                if value:
+                    entity[value] = flag
+
+    @property
     def omit_navs(self) -> list[str]:
         return sorted(self.store.omit_navs)
 
@@ -119,7 +150,7 @@ class Queries:
     def _get_one(self, set_name: str, key: str, request: Request):
         select = odata.parse_select(request.arg("$select"))
         expand = odata.parse_expand(request.arg("$expand"))
-        check_projection(self.store.model, set_name, select, expand)
+        check_projection(self.store.model, set_name, select, expand, self.store.fields)
         with self.lock:
             eid = self.store.find(set_name, key)
             if eid is None:
@@ -135,7 +166,7 @@ class Queries:
             raise ODataError(f"the query option {unknown[0]} is not supported")
         select = odata.parse_select(request.arg("$select"))
         expand = odata.parse_expand(request.arg("$expand"))
-        check_projection(self.store.model, set_name, select, expand)
+        check_projection(self.store.model, set_name, select, expand, self.store.fields)
         top = _int_arg(request, "$top")
         skip = 0 if self.ignore_skip else _int_arg(request, "$skip") or 0
         limit = top

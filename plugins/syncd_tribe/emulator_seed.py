@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from syncd_tribe.emulator_store import SCORE_FIELD, Store, fmt_time
+from syncd_tribe.emulator_store import FIELDS, SCORE_FIELD, Store, fmt_time
 
 if TYPE_CHECKING:
     from syncd_tribe.emulator import TribeEmulator
@@ -56,6 +56,9 @@ def setup_identity(store: Store) -> str:
 
 def seed_store(store: Store, count: int, seed: int = 0) -> None:
     rng = random.Random(f"tribe-{seed}")
+    # the persons' former flag, where the account has one: no one is former at first
+    former = {name: False for name in store.fields["Relation_Person"]
+              if name not in FIELDS["Relation_Person"]}
     labels = [store.put("Label", {"ID": _uuid(rng), "Name": name},
                         stamp=fmt_time(BASE_TIME))["ID"] for name in LABELS]
     orgs = []
@@ -75,7 +78,7 @@ def seed_store(store: Store, count: int, seed: int = 0) -> None:
             "PhoneNumber": f"+31 6 {rng.randrange(10**8):08d}",
             "BirthDate": (datetime(1950, 1, 1) + timedelta(days=rng.randrange(18_000)))
             .date().isoformat(),
-            SCORE_FIELD: rng.randrange(101), "ImportId": f"seed-{seed}-{i}",
+            SCORE_FIELD: rng.randrange(101), "ImportId": f"seed-{seed}-{i}", **former,
         }, {"Labels": [lab for lab, odds in zip(labels, LABEL_ODDS, strict=True)
                        if rng.random() < odds]}, stamp=stamp)
         oi = rng.randrange(len(orgs))
@@ -113,8 +116,9 @@ def mutate(emu: TribeEmulator, rng: random.Random) -> str:
         labels = {emu.store.entities[i]["Name"]: i for i in emu.store.ids_of("Label")}
     session = emu.api_session()
     base = f"{emu.url}/v1/odata"
-    choice = rng.choice(("name", "customer_type", "email", "label", "create")) \
-        if persons and contacts else "create"
+    former = emu.person_former_field
+    choice = rng.choice(("name", "customer_type", "email", "label", "create")
+                        + (("former",) if former else ())) if persons and contacts else "create"
     try:
         if choice == "name":
             pid = rng.choice(persons)
@@ -131,6 +135,12 @@ def mutate(emu: TribeEmulator, rng: random.Random) -> str:
             value = f"changed{rng.randrange(10**6)}@work.example"
             _call(session, "PUT", f"{base}/{CONTACT}({cid})", json={"EmailAddress": value})
             return f"contact {cid}: EmailAddress -> {value}"
+        if choice == "former" and former:  # a person marked former, or no longer
+            pid = rng.choice(persons)
+            flag = not _call(session, "GET", f"{base}/Relation_Person({pid})",
+                             params={"$select": f"ID,{former}"}).json().get(former)
+            _call(session, "PUT", f"{base}/Relation_Person({pid})", json={former: flag})
+            return f"person {pid}: {former} -> {flag}"
         if choice == "label" and labels:
             pid = rng.choice(persons)
             current = _call(session, "GET", f"{base}/Relation_Person({pid})",

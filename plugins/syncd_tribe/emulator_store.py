@@ -40,6 +40,7 @@ from syncd_tribe.emulator_model import (  # noqa: F401 (re-exported)
     UNDELETABLE,
     concrete_sets,
     metadata,
+    sort_key,
 )
 from syncd_tribe.odata import ODataError
 
@@ -68,6 +69,8 @@ class Store:
         #: What the API serves of the model: :data:`SETS` less the navigations this account
         #: lacks (see :mod:`syncd_tribe.emulator_query`); the fixture path writes all.
         self.model: dict[str, tuple[str, dict[str, tuple[str, bool]]]] = SETS
+        #: The scalar fields of each set in this account (``person_former_field`` adds one).
+        self.fields: dict[str, tuple[str, ...]] = FIELDS
 
     # -- time ------------------------------------------------------------------------------
 
@@ -87,7 +90,7 @@ class Store:
             created = stamp or self.now()
             entity = {"ID": eid, "_Type": SETS[set_name][0], "_Name": None, "SortIndex": None,
                       "CreationDate": created, "LastMutationDate": created, "ImportId": None}
-            entity.update(dict.fromkeys(FIELDS[set_name]))
+            entity.update(dict.fromkeys(self.fields[set_name]))
             self.set_of[eid] = set_name
             self.members[set_name][eid] = None
             self.navs[eid] = {}
@@ -218,6 +221,8 @@ class Store:
                 links[key] = self._resolve(navdefs[key], key, value, changes)
             elif isinstance(value, dict | list):
                 raise ODataError(f"'{key}' is not a navigation property of {SETS[set_name][0]}")
+            elif key not in self.fields[set_name] and key not in STANDARD:  # as Olingo does
+                raise ODataError(f"The property '{key}' does not exist in '{SETS[set_name][0]}'")
             else:
                 fields[key] = value
         if eid is None:
@@ -314,7 +319,7 @@ class Store:
             self._check_path(path, sets)
 
             def by_path(eid: str, p: tuple[str, ...] = path) -> tuple:
-                return _sort_key(self.get_path(eid, p))
+                return sort_key(self.get_path(eid, p))
 
             ids.sort(key=by_path, reverse=desc)
         if len(self._cache) > 64:
@@ -400,10 +405,3 @@ class Store:
     def ids_of(self, set_name: str) -> list[str]:
         return list(self.members[set_name])
 
-
-def _sort_key(value: Any) -> tuple:
-    if value is None:
-        return (0, "")
-    if isinstance(value, str):
-        return (1, value.casefold())
-    return (1, value)

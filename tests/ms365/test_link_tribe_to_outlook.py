@@ -91,3 +91,24 @@ def test_a_new_manager_gets_the_contact_and_the_old_one_keeps_it(world):
     runner.tribe_changed([key])
     assert key in world.outlook_by_key(BOB)
     assert key in world.outlook_by_key(ANNA)  # never deleted
+
+
+def test_a_private_person_marked_former_is_not_synced_and_nothing_is_deleted(world):
+    """Seed 002: an individual (a private person) is synced only while the relationship is
+    not marked former, and marking it former never deletes it from Outlook. The person's
+    flag is the Tribe emulator's ``person_former_field`` (IsFormer by default)."""
+    world.employee(ANNA)
+    former = world.private(manager=ANNA, LastName="Gone", IsFormer=True)
+    kept = world.private(manager=ANNA, LastName="Kept", IsFormer=False)
+    link = world.link_user(ANNA)
+    link.initial_sync()
+    synced = world.outlook_by_key(ANNA)
+    assert set(synced) == {kept}
+    world.client.update("Relation_Person", kept, {"IsFormer": True, "FirstName": "Late"})
+    link.tribe_changed([world.people.get(kept), world.people.get(former)])
+    after = world.outlook_by_key(ANNA)
+    assert set(after) == {kept} and after[kept]["id"] == synced[kept]["id"]  # not deleted
+    assert after[kept].get("givenName") != "Late"  # a former relationship is not synced
+    world.client.update("Relation_Person", former, {"IsFormer": False})
+    link.tribe_changed([world.people.get(former)])
+    assert set(world.outlook_by_key(ANNA)) == {kept, former}  # no longer former: synced
