@@ -26,7 +26,7 @@
   plus ``"error"`` when the whole import failed.
 
 Processing happens ``import_delay`` seconds after the upload (lazily: on the next look at the
-import). Each row is applied as the single-profile paths would: the profile is created when
+import), in :mod:`syncd_apsis.emulator_import_rows`. Each row is applied as the single-profile paths would: the profile is created when
 missing, the attributes merge (an empty cell leaves the attribute alone, or clears it when
 ``clear_existing_attributes`` is true: GAP, the option's exact meaning is not public), tag
 cells ``true``/``false`` set or remove the tag, consent cells ``opt-in``/``opt-out`` set the
@@ -50,8 +50,6 @@ Tests: :meth:`ImportsApi.configure_imports` (or ``POST /_emulator/settings``), a
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import secrets
 import time
@@ -60,22 +58,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from syncd.plugin import Request, Router, retry_after_header
-from syncd_apsis.audience import Conflict, NotFound
 from syncd_apsis.emulator_host import ApsisHost
+from syncd_apsis.emulator_import_rows import RowError, apply_rows
 
 IMPORT_SETTINGS = ("import_requests_per_minute", "max_pending_imports", "import_delay",
                    "max_import_file", "import_upload_ttl")
 PENDING = ("waiting_for_file", "processing")
-TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds") \
         .replace("+00:00", "Z")
-
-
-class RowError(Exception):
-    pass
 
 
 class ImportsApi(ApsisHost):
@@ -281,100 +274,10 @@ class ImportsApi(ApsisHost):
         return imp["status"]
 
     def _apply(self, imp: dict[str, Any]) -> dict[str, Any]:
-        try:
-            text = imp["file"].decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise RowError("the file is not UTF-8") from None
-        reader = csv.reader(io.StringIO(text, newline=""))
-        header = next(reader, None)
-        if not header:
-            raise RowError("the file is empty (no header row)")
-        columns = {name: i for i, name in enumerate(header)}
-        mappings = [imp["keyspace"], *imp["attributes"], *imp["tags"], *imp["consents"]]
-        missing = sorted({m["field_selector"] for m in mappings} - set(columns))
-        if missing:
-            raise RowError(f"column {', '.join(missing)} not in the file's header")
-        section, options = imp["section"], imp["options"]
-        defined = self.sections[section]["attributes"]
-        known_tags = self.sections[section]["tags"]
-        ks = imp["keyspace"]["keyspace_discriminator"]
-        key_col = columns[imp["keyspace"]["field_selector"]]
-        created = updated = 0
-        errors: list[dict[str, Any]] = []
-        for number, cells in enumerate(reader, start=1):
-            key = cells[key_col] if key_col < len(cells) else ""
-            try:
-                if len(cells) != len(header):
-                    raise RowError(f"the row has {len(cells)} cells, the header {len(header)}")
-                if not key:
-                    raise RowError(f"empty profile key in column "
-                                   f"{imp['keyspace']['field_selector']}")
-                changes: dict[str, Any] = {}
-                for m in imp["attributes"]:
-                    name, cell = m["attribute_discriminator"], cells[columns[m["field_selector"]]]
-                    if cell != "":
-                        changes[name] = self._typed(name, defined[name].get("type"), cell)
-                    elif options["clear_existing_attributes"]:
-                        changes[name] = None
-                tags: dict[str, bool] = {}
-                for m in imp["tags"]:
-                    cell = cells[columns[m["field_selector"]]].strip().lower()
-                    if cell in TRUE or cell in FALSE:
-                        tags[m["tag_discriminator"]] = cell in TRUE
-                    elif cell:
-                        raise RowError(f"tag {m['tag_discriminator']}: {cell!r} is not true "
-                                       f"or false")
-                consents = []
-                for m in imp["consents"]:
-                    cell = cells[columns[m["field_selector"]]].strip().lower()
-                    if cell in ("opt-in", "opt-out"):
-                        consents.append((m["topic_discriminator"], m["channel_discriminator"],
-                                         cell))
-                    elif cell:
-                        raise RowError(f"consent {m['topic_discriminator']} on "
-                                       f"{m['channel_discriminator']}: {cell!r} is not opt-in "
-                                       f"or opt-out")
-                exists = self.audience.find(ks, key) is not None
-                if exists and not options["update_existing_profiles"]:
-                    raise RowError("the profile exists and update_existing_profiles is false")
-                if not exists and not options["create_new_profiles"]:
-                    raise RowError(f"no profile with key {key!r} in keyspace {ks}")
-                profile, new = self.audience.write(ks, key, section, changes, create=True)
-            except (RowError, Conflict, NotFound) as exc:
-                errors.append({"row": number, "profile_key": key, "reason": str(exc)})
-                continue
-            for topic, channel, kind in consents:
-                self.audience.set_consent(profile, section, topic, channel, {
-                    "type": kind, "reason": "import", "source": "import"})
-            for tag in tags:  # GAP: tags are defined on first use here, as in PATCH tags
-                known_tags.setdefault(tag, {"discriminator": tag,
-                                            "name": tag.rsplit(".", 1)[-1]})
-            if tags:
-                profile.tags.setdefault(section, {}).update(tags)
-            self._modified[profile.pid] = time.time()
-            created += new
-            updated += not new
+        result = apply_rows(imp, self.sections[imp["section"]], self.audience, self._modified)
         with self._stats_lock:
-            self.import_rows += created + updated + len(errors)
-        return {"created": created, "updated": updated, "failed": len(errors),
-                "errors": errors}
-
-    @staticmethod
-    def _typed(name: str, kind: str | None, cell: str) -> Any:
-        """A cell as the attribute's type says (GAP: APSIS' type names are not public)."""
-        try:
-            if kind in ("integer", "int"):
-                return int(cell)
-            if kind in ("number", "float", "double", "decimal"):
-                return float(cell)
-            if kind in ("boolean", "bool"):
-                low = cell.strip().lower()
-                if low not in TRUE + FALSE:
-                    raise ValueError(cell)
-                return low in TRUE
-        except ValueError:
-            raise RowError(f"attribute {name}: {cell!r} is not a(n) {kind}") from None
-        return cell
+            self.import_rows += result["created"] + result["updated"] + result["failed"]
+        return result
 
     # -- accessors -------------------------------------------------------------------------------
 
