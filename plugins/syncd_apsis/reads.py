@@ -82,8 +82,9 @@ class ProfileReads:
                                 rate_key=rate_key, ok=(404,))
         if answer.status_code == 404:
             return ProfileState(key, found=False, error=(
-                "the attribute read answered 404 for a profile that exists (fix: set "
-                "`profile_attributes_path` to the path your APSIS One account serves)"))
+                "the attribute read answered 404 after the consents read found the profile: "
+                "`profile_attributes_path` is not a path your APSIS One account serves (fix: "
+                "set it), or the profile is gone"))
         attributes = self._attributes_of(client, answer.json())
         email = attributes.pop(self.email_attribute, None)
         attributes.pop(self.id_attribute, None)
