@@ -40,7 +40,14 @@ from syncd.connectors.connector import (
     WebhookParser,
     missing_methods,
 )
-from syncd.connectors.emulator import Emulator, Faults, TokenIssuer, retry_after_header
+from syncd.connectors.emulator import (
+    Emulator,
+    Faults,
+    TokenIssuer,
+    WebhookDelivery,
+    WebhookSender,
+    retry_after_header,
+)
 from syncd.connectors.hookspecs import hookimpl, hookspec
 from syncd.connectors.httpclient import (
     Auth,
@@ -177,6 +184,8 @@ __all__ = [
     "Faults",
     "TokenIssuer",
     "retry_after_header",
+    "WebhookSender",
+    "WebhookDelivery",
     "HTTPError",
     "Request",
     "Router",

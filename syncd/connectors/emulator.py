@@ -12,7 +12,10 @@ documents it. This module gives them what they share, with no vendor in it:
   connection dropped mid-answer (status ``0``). Counted in ``stats()["applied_then_failed"]``;
 - Retry-After accounting: a client that sends a request before a ``Retry-After`` it was given
   has passed is counted as a violation (``stats()["retry_after_violations"]``);
-- :class:`TokenIssuer`: expiring bearer tokens for OAuth token endpoints.
+- :class:`TokenIssuer`: expiring bearer tokens for OAuth token endpoints;
+- :class:`WebhookSender` (from :mod:`syncd.connectors.webhook_sender`): the webhooks a
+  partner calls, delivered in order by a thread with bounded retries; the partner's plugin
+  says where each goes and how it is signed (:class:`WebhookDelivery`).
 
 Control API (JSON): ``GET /_emulator/stats``, ``POST /_emulator/faults`` with any of
 ``error_rate``, ``throttle_rate``, ``retry_after``, ``hang_rate``, ``hang_seconds``,
@@ -33,6 +36,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from syncd.connectors.webhook_sender import WebhookDelivery as WebhookDelivery
+from syncd.connectors.webhook_sender import WebhookSender as WebhookSender
 from syncd.web.wsgi import HTTPError, Request, Router, ServerThread, respond
 
 

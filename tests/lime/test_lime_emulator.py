@@ -133,6 +133,21 @@ def test_subscriptions_and_signed_deliveries(emulator, receiver):
     assert s.get(base, timeout=5).json()["_embedded"]["subscriptions"][0]["id"] == sid
 
 
+def test_a_subscription_without_a_secret_gets_unsigned_deliveries(emulator, receiver):
+    s = emulator.api_session()
+    made = s.post(f"{emulator.url}{API}/subscription/", json={
+        "events": ["person.update"], "target_url": receiver.url}, timeout=5)
+    made.raise_for_status()
+    s.put(f"{emulator.url}{API}/limeobject/person/1001/", json={"firstname": "Una"},
+          timeout=5).raise_for_status()
+    assert emulator.wait_deliveries(5)
+    headers, body = receiver.received[0]
+    assert "X-Lime-Signature" not in headers and json.loads(body)["event"] == "person.update"
+    [entry] = emulator.deliveries()
+    assert (entry["subscription"], entry["url"], entry["delivered"]) == \
+        (made.json()["id"], receiver.url, True)
+
+
 def test_new_delete_restore_events(emulator, receiver):
     s = emulator.api_session()
     s.post(f"{emulator.url}{API}/subscription/", json={

@@ -1,0 +1,112 @@
+"""The emulators' shared webhook sender (syncd.plugin.WebhookSender): a subclass gives the
+address and signature; the sender delivers in order, retries non-2xx answers and logs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from syncd.plugin import ServerThread, WebhookDelivery, WebhookSender
+
+
+class Receiver:
+    """Records (path, headers, body) of each POST; answers ``statuses`` first, then 200."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, str], bytes]] = []
+        self.statuses: list[int] = []
+        self.answered = 0
+        self.cond = threading.Condition()
+        self.server = ServerThread(self, threads=2, name="sender-test-receiver")
+
+    def __call__(self, environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items()
+                   if k.startswith("HTTP_")}
+        headers["Content-Type"] = environ.get("CONTENT_TYPE", "")
+        with self.cond:
+            status = self.statuses.pop(0) if self.statuses else 200
+            self.answered += 1
+            if status < 300:
+                self.received.append((environ["PATH_INFO"], headers, body))
+        start_response(f"{status} X", [("Content-Length", "0")])
+        return [b""]
+
+
+class ToySender(WebhookSender):
+    """A partner whose webhooks carry ``X-Toy-Digest: sha1(secret + body)``."""
+
+    def __init__(self, base_url: str, **options: Any):
+        super().__init__(**options, thread_name="toy-webhooks")
+        self.base_url = base_url
+
+    def address(self, target: dict[str, Any], body: bytes) -> WebhookDelivery:
+        digest = hashlib.sha1(target["secret"].encode() + body).hexdigest()
+        return WebhookDelivery(f"{self.base_url}/hooks/{target['id']}",
+                               {"X-Toy-Digest": digest}, {"hook": target["id"]})
+
+
+@pytest.fixture
+def receiver():
+    rec = Receiver()
+    rec.server.start()
+    try:
+        yield rec
+    finally:
+        rec.server.stop(timeout=2)
+
+
+@pytest.fixture
+def make_sender(receiver):
+    made: list[ToySender] = []
+
+    def make(**options: Any) -> ToySender:
+        sender = ToySender(receiver.server.url, **options)
+        sender.start()
+        made.append(sender)
+        return sender
+
+    yield make
+    for sender in made:
+        sender.stop()
+
+
+def test_deliveries_leave_in_order_with_the_subclass_address_and_signature(receiver,
+                                                                            make_sender):
+    sender = make_sender(attempts=1)
+    for n in range(5):
+        sender.put({"id": f"h{n % 2}", "secret": "s3"}, {"n": n})
+    assert sender.wait_idle(10)
+    assert [json.loads(body)["n"] for _, _, body in receiver.received] == [0, 1, 2, 3, 4]
+    path, headers, body = receiver.received[3]
+    assert path == "/hooks/h1" and body == b'{"n":3}'  # compact JSON
+    assert headers["X-Toy-Digest"] == hashlib.sha1(b"s3" + body).hexdigest()
+    assert headers["Content-Type"] == "application/json"
+    entry = sender.log()[3]
+    assert entry == {"hook": "h1", "url": f"{receiver.server.url}/hooks/h1", "body": body,
+                     "status": 200, "attempts": 1, "delivered": True}
+    assert sender.stats() == {"webhooks_delivered": 5, "webhooks_failed": 0,
+                              "webhooks_pending": 0}
+    assert sender.pending() == 0
+
+
+def test_a_non_2xx_answer_is_retried_and_a_delivery_fails_after_its_attempts(receiver,
+                                                                              make_sender):
+    sender = make_sender(attempts=3, backoff=0.01)
+    receiver.statuses = [500, 503]  # the third attempt gets through
+    sender.put({"id": "a", "secret": "s"}, {"n": 1})
+    assert sender.wait_idle(10)
+    assert sender.log()[-1]["attempts"] == 3 and sender.log()[-1]["delivered"]
+    receiver.statuses = [500, 502, 504]  # all three fail
+    sender.put({"id": "b", "secret": "s"}, {"n": 2})
+    assert sender.wait_idle(10)
+    last = sender.log()[-1]
+    assert (last["hook"], last["status"], last["attempts"], last["delivered"]) == \
+        ("b", 504, 3, False)
+    assert receiver.answered == 6 and len(receiver.received) == 1
+    assert sender.stats()["webhooks_failed"] == 1 and sender.delivered == 1
+
