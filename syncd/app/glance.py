@@ -1,14 +1,14 @@
 """What ``syncd status`` adds to the daemon's state for a view at a glance: per integration
 the queue, the lag of its oldest pending event, the next jobs, the progress of a running
 full sync with an ETA, and why it is not ready; per connection its health (its last
-preflight check) and its use of the rate budget (:func:`syncd.app.metrics.connection_use`)."""
+preflight check) and its use of the rate budget (:func:`syncd.metrics.connection_use`)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from syncd.app import metrics
+from syncd import metrics
 from syncd.engine.preflight import connection_key
 
 

@@ -25,7 +25,7 @@ import pykka
 import requests
 import structlog
 
-from syncd.app import metrics
+from syncd.app import scrape
 from syncd.engine.jobs import CALL_TIMEOUT
 from syncd.web.wsgi import Request, respond
 
@@ -173,15 +173,15 @@ class OpsApp:
 
     def __init__(self, daemon: Any):
         self.daemon = daemon
-        self.collector = metrics.DaemonCollector(daemon, lambda: not readiness(daemon))
+        self.collector = scrape.DaemonCollector(daemon, lambda: not readiness(daemon))
 
     def __call__(self, environ: dict, start_response):
         request = Request(environ, max_body=0)
         if request.method not in ("GET", "HEAD"):
             return respond(start_response, 405, {"error": "GET only"}, {"Allow": "GET"})
         if request.path == "/metrics":
-            return respond(start_response, 200, metrics.exposition(self.collector),
-                           content_type=metrics.CONTENT_TYPE)
+            return respond(start_response, 200, scrape.exposition(self.collector),
+                           content_type=scrape.CONTENT_TYPE)
         if request.path == "/healthz":
             return respond(start_response, 200, {"status": "ok"})
         if request.path == "/readyz":

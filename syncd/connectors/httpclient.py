@@ -37,7 +37,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from syncd.app import metrics
+from syncd import metrics
 from syncd.connectors import calls
 from syncd.connectors.budgets import Holds as Holds
 from syncd.connectors.budgets import KeyedRateBudget as KeyedRateBudget

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from syncd.app import metrics
+from syncd import metrics
 from syncd.engine.attribution import dead_or_retry, events_answered
 from syncd.engine.failfast import FailedFast
 from syncd.engine.jobs import CALL_TIMEOUT

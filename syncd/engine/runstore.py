@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from syncd.app import metrics
+from syncd import metrics
 
 COUNTERS = ("processed", "created", "updated", "unchanged", "skipped", "failed")
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import structlog
 
-from syncd.app import metrics
+from syncd import metrics
 from syncd.connectors.connector import WebhookParser
 from syncd.engine.store import Store, StoreError
 from syncd.exceptions import WebhookRejected

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from syncd.app import metrics
+from syncd import metrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "contrib" / "grafana-syncd.json"
 
