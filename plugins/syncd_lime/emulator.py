@@ -112,7 +112,7 @@ class LimeEmulator(Subscriptions, Emulator):
         self._windows: dict[str, deque[float]] = {}
         self.list_requests: dict[str, int] = {}
         self.empty_pages: dict[str, int] = {}
-        self.sender = Sender(delivery_attempts, delivery_backoff)
+        self.sender: Sender = Sender(delivery_attempts, delivery_backoff)
         super().__init__(host, port, seed=seed, threads=threads)
 
     # -- routes ----------------------------------------------------------------------------
@@ -339,30 +339,14 @@ class LimeEmulator(Subscriptions, Emulator):
             if sub["enabled"] and event in sub["events"]:
                 self.sender.put(sub, {"event": event, "body": body})
 
-    def wait_deliveries(self, timeout: float = 10.0) -> bool:
-        return self.sender.wait_idle(timeout)
-
-    def deliveries(self) -> list[dict[str, Any]]:
-        return self.sender.log()
-
     def webhooks(self) -> list[dict[str, Any]]:
         with self.lock:
             return [self._public(s) for s in self.subscriptions.values()]
 
     # -- life cycle, stats, fixtures ---------------------------------------------------------
 
-    def start(self) -> LimeEmulator:
-        self.sender.start()
-        super().start()
-        return self
-
-    def stop(self) -> None:
-        super().stop()
-        self.sender.stop()
-
     def stats(self) -> dict[str, Any]:
         out = super().stats()
-        out.update(self.sender.stats())
         with self.lock:
             out["persons"] = len(self.store.objects["person"])
             out["subscriptions"] = len(self.subscriptions)

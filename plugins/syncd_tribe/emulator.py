@@ -135,7 +135,7 @@ class TribeEmulator(Queries, Accessors, Emulator):
         #: collection GETs per entity set, and how many of them answered an empty page
         self.list_requests: dict[str, int] = {}
         self.empty_pages: dict[str, int] = {}
-        self.sender = Sender(signature_header, delivery_attempts, delivery_backoff)
+        self.sender: Sender = Sender(signature_header, delivery_attempts, delivery_backoff)
         super().__init__(host, port, seed=seed, threads=threads)
         self.person_former_field = person_former_field
 
@@ -337,28 +337,10 @@ class TribeEmulator(Queries, Accessors, Emulator):
                 if type_matches(entity_type, [hook["entityType"]]):
                     self.sender.put(hook, {"webhookId": hook["id"], "payload": payload})
 
-    def wait_deliveries(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued delivery was delivered or given up; True if so."""
-        return self.sender.wait_idle(timeout)
-
-    def deliveries(self) -> list[dict[str, Any]]:
-        """Every delivery attempt's outcome: url, body, status, attempts, delivered."""
-        return self.sender.log()
-
     # -- life cycle, stats -----------------------------------------------------------------
-
-    def start(self) -> TribeEmulator:
-        self.sender.start()
-        super().start()
-        return self
-
-    def stop(self) -> None:
-        super().stop()
-        self.sender.stop()
 
     def stats(self) -> dict[str, Any]:
         out = super().stats()
-        out.update(self.sender.stats())
         with self.lock:
             out["persons"] = len(self.store.members["Relation_Person"])
             out["webhooks"] = len(self._webhooks)

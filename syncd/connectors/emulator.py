@@ -15,7 +15,8 @@ documents it. This module gives them what they share, with no vendor in it:
 - :class:`TokenIssuer`: expiring bearer tokens for OAuth token endpoints;
 - :class:`WebhookSender` (from :mod:`syncd.connectors.webhook_sender`): the webhooks a
   partner calls, delivered in order by a thread with bounded retries; the partner's plugin
-  says where each goes and how it is signed (:class:`WebhookDelivery`).
+  says where each goes and how it is signed (:class:`WebhookDelivery`). An emulator that
+  sets ``sender`` has it started and stopped with its server, its counts in ``stats()``.
 
 Control API (JSON): ``GET /_emulator/stats``, ``POST /_emulator/faults`` with any of
 ``error_rate``, ``throttle_rate``, ``retry_after``, ``hang_rate``, ``hang_seconds``,
@@ -34,7 +35,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from syncd.connectors.webhook_sender import WebhookDelivery as WebhookDelivery
 from syncd.connectors.webhook_sender import WebhookSender as WebhookSender
@@ -100,6 +101,9 @@ class Emulator:
     fault_free_prefixes: tuple[str, ...] = ("/_emulator/",)
     #: Seconds after a 429 during which a request is taken as sent before it (in flight).
     retry_after_grace: float = 0.05
+    #: The partner's webhooks, for an emulator whose partner calls them (set it in
+    #: ``__init__``): started before the server, stopped after it.
+    sender: WebhookSender | None = None
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None,
                  threads: int = 16, max_body: int = 10 * 1024 * 1024):
@@ -158,7 +162,9 @@ class Emulator:
 
     # -- life cycle ------------------------------------------------------------------------
 
-    def start(self) -> Emulator:
+    def start(self) -> Self:
+        if self.sender is not None:
+            self.sender.start()
         self._server = ServerThread(self, self.host, self.port, threads=self.threads,
                                     name=f"emulator-{self.kind}")
         self.port = self._server.port
@@ -169,8 +175,10 @@ class Emulator:
         if self._server is not None:
             self._server.stop(timeout=2.0)
             self._server = None
+        if self.sender is not None:
+            self.sender.stop()
 
-    def __enter__(self) -> Emulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -212,13 +220,24 @@ class Emulator:
 
     def stats(self) -> dict[str, Any]:
         with self._stats_lock:
-            return {
+            out = {
                 "requests": sum(self.counts.values()),
                 "by_status": {str(k): v for k, v in sorted(self.counts.items())},
                 "retry_after_violations": self.retry_after_violations,
                 "applied_then_failed": self.applied_then_failed,
                 "faults": asdict(self.faults),
             }
+        if self.sender is not None:
+            out.update(self.sender.stats())
+        return out
+
+    def wait_deliveries(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued webhook was delivered or given up; True if so."""
+        return True if self.sender is None else self.sender.wait_idle(timeout)
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Every webhook delivery's outcome: target, url, body, status, attempts, delivered."""
+        return [] if self.sender is None else self.sender.log()
 
     def _reset_stats_route(self, request: Request) -> dict[str, Any]:
         self.reset_stats()

@@ -9,8 +9,16 @@ import threading
 from typing import Any
 
 import pytest
+import requests
 
-from syncd.plugin import ServerThread, WebhookDelivery, WebhookSender
+from syncd.plugin import (
+    Emulator,
+    Request,
+    Router,
+    ServerThread,
+    WebhookDelivery,
+    WebhookSender,
+)
 
 
 class Receiver:
@@ -110,3 +118,42 @@ def test_a_non_2xx_answer_is_retried_and_a_delivery_fails_after_its_attempts(rec
     assert receiver.answered == 6 and len(receiver.received) == 1
     assert sender.stats()["webhooks_failed"] == 1 and sender.delivered == 1
 
+
+
+class ToyEmulator(Emulator):
+    """A partner that calls a webhook on ``POST /change``."""
+
+    kind = "toy"
+
+    def __init__(self, webhook_base: str | None):
+        if webhook_base is not None:
+            self.sender = ToySender(webhook_base, attempts=1)
+        super().__init__()
+
+    def setup_routes(self, router: Router) -> None:
+        router.add("POST", "/change", self._change)
+
+    def _change(self, request: Request) -> dict:
+        if self.sender is not None:
+            self.sender.put({"id": "h", "secret": "s"}, request.json())
+        return {}
+
+
+def test_the_emulator_base_runs_its_sender_with_the_server(receiver):
+    emulator = ToyEmulator(receiver.server.url).start()
+    try:
+        assert emulator.sender is not None
+        requests.post(f"{emulator.url}/change", json={"n": 1}, timeout=5).raise_for_status()
+        assert emulator.wait_deliveries(10)
+        assert [json.loads(b) for _, _, b in receiver.received] == [{"n": 1}]
+        assert emulator.deliveries()[0]["hook"] == "h"
+        assert emulator.stats()["webhooks_delivered"] == 1
+    finally:
+        emulator.stop()
+    assert emulator.sender._thread is None  # stopped with the server
+
+
+def test_an_emulator_without_a_sender_has_no_deliveries():
+    with ToyEmulator(None) as emulator:
+        assert emulator.wait_deliveries(0.1) and emulator.deliveries() == []
+        assert "webhooks_delivered" not in emulator.stats()
