@@ -5,6 +5,8 @@
 - :func:`memory_registry`: the installed plugins plus the memory connector.
 - :func:`wait_for` (a bool) and :func:`wait_until` (the value, or fail naming what): poll a
   condition with a deadline (tests synchronise by them, not sleeps); :func:`free_port`;
+- :class:`WebhookReceiver`: records the webhooks an emulator sends (and can answer chosen
+  statuses first), for the tests of an emulator's webhook sender;
 - fixtures: ``actors`` (stops every pykka actor after the test), ``memory_world``,
   ``daemons`` (the daemon as a process, stopped after the test);
 - the daemon as a process (:mod:`syncd.testing.daemon`): :class:`DaemonProcess` runs
@@ -59,6 +61,7 @@ from syncd.testing.daemon import (
     wait_run,
 )
 from syncd.testing.memory import WORLDS, MemoryConnector, World, sign, world
+from syncd.testing.receiver import WebhookReceiver
 
 T = TypeVar("T")
 
@@ -73,6 +76,7 @@ __all__ = [
     "ConsentWriterContract", "GroupReaderContract", "BulkWriterContract",
     "DirectReaderContract", "SchemaCheckerContract", "EngagementReaderContract",
     "EngagementWriterContract", "TaskCreatorContract", "ProfileReaderContract",
+    "WebhookReceiver",
 ]
 
 

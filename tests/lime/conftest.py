@@ -3,12 +3,10 @@ pointed at it, and a small receiver that records webhook deliveries."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from syncd_lime.emulator import LimeEmulator
 
-from syncd.web.wsgi import ServerThread
+from syncd.testing import WebhookReceiver
 
 SEEDED = 60
 
@@ -71,39 +69,7 @@ def connector(make_connector):
     return make_connector()
 
 
-class Receiver:
-    """A tiny WSGI app: records (headers, body) of each POST."""
-
-    def __init__(self):
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.cond = threading.Condition()
-        self.server = ServerThread(self, threads=2, name="lime-test-receiver")
-
-    def __call__(self, environ, start_response):
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length)
-        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items()
-                   if k.startswith("HTTP_")}
-        with self.cond:
-            self.received.append((headers, body))
-            self.cond.notify_all()
-        start_response("200 OK", [("Content-Length", "0")])
-        return [b""]
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
-        with self.cond:
-            return self.cond.wait_for(lambda: len(self.received) >= count, timeout)
-
-    @property
-    def url(self) -> str:
-        return f"{self.server.url}/webhooks/crm"
-
-
 @pytest.fixture
 def receiver():
-    rec = Receiver()
-    rec.server.start()
-    try:
+    with WebhookReceiver("lime-test-receiver") as rec:
         yield rec
-    finally:
-        rec.server.stop(timeout=2)
