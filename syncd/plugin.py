@@ -15,6 +15,7 @@ What a connector is and what each capability obliges it to do is written in
 
 from __future__ import annotations
 
+from syncd.config.needs import connection_key
 from syncd.config.schema import REQUIRED, Option, Secret
 from syncd.config.sections import toml_key
 from syncd.connectors.calls import carry_context, for_records
@@ -60,7 +61,7 @@ from syncd.connectors.httpclient import (
     transport_errors,
 )
 from syncd.connectors.pooled import PooledClient
-from syncd.engine.engagement import (
+from syncd.engagement import (
     EngagementBatch,
     EngagementEvent,
     EngagementReader,
@@ -70,8 +71,10 @@ from syncd.engine.engagement import (
     TaskResult,
     activity_subject,
 )
-from syncd.engine.preflight import connection_key, missing
-from syncd.engine.records import (
+from syncd.engine.preflight import missing
+from syncd.engine.twoway import Conflict, Decision, decide
+from syncd.exceptions import AuthError, RemoteError, SyncdError, WebhookRejected
+from syncd.records import (
     Consent,
     ConsentChange,
     Event,
@@ -86,8 +89,6 @@ from syncd.engine.records import (
     SchemaProblem,
     WriteResult,
 )
-from syncd.engine.twoway import Conflict, Decision, decide
-from syncd.exceptions import AuthError, RemoteError, SyncdError, WebhookRejected
 from syncd.web.wsgi import HTTPError, Request, Router, ServerThread
 
 

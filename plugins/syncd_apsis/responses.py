@@ -13,7 +13,7 @@ One call is one step and never waits (the coordinator keeps handling real-time e
    asks for the status again, which gives a fresh URL). With ``export_header_auth`` the
    export is requested with ``header_auth: true`` and the status answer's ``x-apsis-auth``
    header goes back on the download [DOC].
-3. Rows become :class:`~syncd.engine.engagement.EngagementEvent`: e-mail ``type`` SENT, DELIVERED,
+3. Rows become :class:`~syncd.engagement.EngagementEvent`: e-mail ``type`` SENT, DELIVERED,
    OPENED, CLICKED, BOUNCED, UNSUBSCRIBED (ABUSE is not written); SMS types by
    ``sms_type_names``. The time is ``event_time``, or ``server_time`` when it is 0. The CRM
    id comes from the decoration column (``export_crm_id_column``, its discriminator or short

@@ -24,10 +24,10 @@ from syncd.connectors.plugins import Registry
 from syncd.engine import preflight
 from syncd.engine.coordinator import Coordinator
 from syncd.engine.progress import Progress
-from syncd.engine.records import SchemaNeeds
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
 from syncd.exceptions import SyncdError
+from syncd.records import SchemaNeeds
 from syncd.web.receiver import Route
 
 log = structlog.get_logger("syncd.app.daemon")

@@ -28,8 +28,8 @@ from syncd.config.model import Config, ConnectionConfig, IntegrationConfig
 from syncd.connectors.connection import ConnectionProxy
 from syncd.connectors.plugins import Registry
 from syncd.engine import preflight
-from syncd.engine.records import SchemaNeeds, SchemaProblem
 from syncd.exceptions import PreflightFailed
+from syncd.records import SchemaNeeds, SchemaProblem
 
 log = structlog.get_logger("syncd.app.daemon")
 

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from syncd import metrics
-from syncd.engine.preflight import connection_key
+from syncd.config.needs import connection_key
 
 
 def integration(daemon: Any, name: str, oldest: dict[str, float], not_ready: list[str],

@@ -33,8 +33,8 @@ from syncd.app.daemon_preflight import Preflights
 from syncd.app.scheduler import Scheduler
 from syncd.config.model import Config
 from syncd.engine import preflight
-from syncd.engine.records import SchemaNeeds
 from syncd.exceptions import ConfigErrors
+from syncd.records import SchemaNeeds
 from syncd.web.receiver import WebhookApp
 
 log = structlog.get_logger("syncd.app.daemon")

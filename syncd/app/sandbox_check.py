@@ -13,8 +13,8 @@ from typing import cast
 from syncd.config.model import Condition
 from syncd.connectors.capabilities import RecordReader
 from syncd.connectors.connector import Connector
-from syncd.engine.records import Event
 from syncd.engine.rules import Rules, expected_view, matches, to_profile
+from syncd.records import Event
 
 #: The integration of the sandbox's first source (tests build configs around it).
 INTEGRATION = "sandbox"

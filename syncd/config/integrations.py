@@ -7,7 +7,7 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from syncd.config.model import (
     Condition,
@@ -16,6 +16,7 @@ from syncd.config.model import (
     Overview,
     Schedule,
 )
+from syncd.config.needs import required
 from syncd.config.problems import Problems, _names
 from syncd.config.sections import (
     CHANNELS,
@@ -32,10 +33,6 @@ from syncd.config.sections import (
     toml_key,
     validate_options,
 )
-from syncd.connectors.capabilities import required
-
-if TYPE_CHECKING:  # syncd.connectors.plugins imports syncd.connectors.connector, which imports syncd.config
-    pass
 
 _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
 

@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from syncd.config.integrations import _integrations
 from syncd.config.model import (
@@ -22,6 +22,8 @@ from syncd.config.model import (
     DaemonConfig,
     ReceiverConfig,
 )
+from syncd.config.needs import needs
+from syncd.config.plugins import ConnectorClass, ConnectorRegistry
 from syncd.config.problems import Problems, _names, _table
 from syncd.config.sections import (
     ADMIN_OPTIONS,
@@ -39,10 +41,6 @@ from syncd.config.sections import (
 )
 from syncd.exceptions import ConfigError, ConfigErrors
 
-if TYPE_CHECKING:  # syncd.connectors.plugins imports syncd.connectors.connector, which imports syncd.config
-    from syncd.connectors.connector import Connector
-    from syncd.connectors.plugins import Registry
-
 TOP_LEVEL = ("daemon", "receiver", "admin", "connections", "integrations")
 _SIMPLE = {"daemon": DAEMON_OPTIONS, "receiver": RECEIVER_OPTIONS, "admin": ADMIN_OPTIONS}
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -50,7 +48,7 @@ _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
 _VALIDATE_PROBLEM = re.compile(r"^([A-Za-z0-9_.\-\[\]\"]+): (.*?)(?: \(fix: (.*)\))?$", re.S)
 
 
-def load(path: str, registry: Registry, *, environ: Mapping[str, str] = os.environ) -> Config:
+def load(path: str, registry: ConnectorRegistry, *, environ: Mapping[str, str] = os.environ) -> Config:
     """The validated config in ``path``; raises :class:`ConfigErrors` listing every problem."""
     path = os.path.abspath(path)
     problems = Problems(path)
@@ -62,7 +60,7 @@ def load(path: str, registry: Registry, *, environ: Mapping[str, str] = os.envir
     return config
 
 
-def check(path: str, registry: Registry, *, environ: Mapping[str, str] = os.environ) -> list[str]:
+def check(path: str, registry: ConnectorRegistry, *, environ: Mapping[str, str] = os.environ) -> list[str]:
     """The problems of the config in ``path`` as lines for people (empty when it is valid)."""
     try:
         load(path, registry, environ=environ)
@@ -104,7 +102,7 @@ def _read(path: str, problems: Problems) -> dict[str, Any] | None:
     return None
 
 
-def _build(raw: dict[str, Any], path: str, registry: Registry, problems: Problems,
+def _build(raw: dict[str, Any], path: str, registry: ConnectorRegistry, problems: Problems,
            environ: Mapping[str, str]) -> Config | None:
     base_dir = os.path.dirname(path)
     for key in raw:
@@ -136,11 +134,9 @@ def _build(raw: dict[str, Any], path: str, registry: Registry, problems: Problem
     return None if problems.count() else config
 
 
-def _needs_problems(config: Config, registry: Registry, classes: dict, problems: Problems
+def _needs_problems(config: Config, registry: ConnectorRegistry, classes: dict, problems: Problems
                     ) -> None:
     """Each connector's offline check of its options against what the integrations use."""
-    from syncd.engine.preflight import needs  # here: syncd.engine.preflight imports syncd.config
-
     for name, wanted in needs(config, registry).items():
         cls = classes.get(name)
         if cls is None:
@@ -165,7 +161,7 @@ def _check_admin_host(admin: dict[str, Any], problems: Problems) -> None:
 
 
 def _connections(raw, registry, problems, base_dir, environ
-                 ) -> tuple[dict[str, ConnectionConfig], dict[str, type[Connector]]]:
+                 ) -> tuple[dict[str, ConnectionConfig], dict[str, ConnectorClass]]:
     """The valid connections by name, and the connector class of each whose kind is known."""
     out, classes = {}, {}
     for name, table in _names("connections", raw, problems).items():
@@ -198,7 +194,7 @@ def _connections(raw, registry, problems, base_dir, environ
     return out, classes
 
 
-def _unknown_kind(prefix: str, kind: str, registry: Registry, problems: Problems) -> None:
+def _unknown_kind(prefix: str, kind: str, registry: ConnectorRegistry, problems: Problems) -> None:
     available = sorted(registry.connectors)
     listed = ", ".join(available) if available else "none"
     failed = {p.name: p for p in registry.plugins if p.status == "failed"}
@@ -216,7 +212,7 @@ def _unknown_kind(prefix: str, kind: str, registry: Registry, problems: Problems
                  fix + "install the plugin that provides it, or use one of the available kinds")
 
 
-def _connector_problems(cls: type[Connector], name: str, options: dict) -> list[str]:
+def _connector_problems(cls: ConnectorClass, name: str, options: dict) -> list[str]:
     try:
         return [str(p) for p in cls.validate(name, options)]
     except Exception as exc:  # a plugin's bug must not stop the loader

@@ -6,7 +6,8 @@ methods of each one's protocol; the loader refuses a plugin whose connector lack
 typed proxy of the connection's actor (:class:`syncd.connectors.connection.ConnectionProxy`), never by
 a name in a string, and the actor refuses a call whose capability the connector does not
 declare (:class:`CapabilityMissing`). The config loader checks that the connections of each
-integration have every capability its settings need (:func:`required`).
+integration have every capability its settings need
+(:func:`syncd.config.needs.required`).
 
 Every capability has a section in ``docs/plugins.md`` and a contract test class in
 :mod:`syncd.testing` (meta-tests check both).
@@ -14,13 +15,13 @@ Every capability has a section in ``docs/plugins.md`` and a contract test class 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from syncd.engine.engagement import EngagementReader, EngagementWriter, TaskCreator
-from syncd.engine.records import (
+from syncd.capability import Capability as Capability
+from syncd.engagement import EngagementReader, EngagementWriter, TaskCreator
+from syncd.exceptions import SyncdError
+from syncd.records import (
     ConsentChange,
     Event,
     Page,
@@ -31,30 +32,6 @@ from syncd.engine.records import (
     SchemaProblem,
     WriteResult,
 )
-from syncd.exceptions import SyncdError
-
-if TYPE_CHECKING:
-    from syncd.config.model import IntegrationConfig
-
-
-class Capability(enum.StrEnum):
-    """What a connector can do; :data:`PROTOCOLS` names the methods each one obliges it to
-    have."""
-
-    READ_RECORDS = "read_records"
-    PARSE_WEBHOOKS = "parse_webhooks"
-    WRITE_PROFILES = "write_profiles"
-    DELETE_PROFILES = "delete_profiles"
-    READ_CONSENT_CHANGES = "read_consent_changes"
-    WRITE_CONSENTS = "write_consents"
-    READ_GROUPS = "read_groups"
-    BULK_WRITE = "bulk_write"
-    READ_RECORD = "read_record"
-    CHECK_SCHEMA = "check_schema"
-    READ_RESPONSES = "read_responses"
-    WRITE_RESPONSES = "write_responses"
-    CREATE_TASKS = "create_tasks"
-    READ_PROFILES = "read_profiles"
 
 
 class CapabilityMissing(SyncdError):
@@ -193,7 +170,7 @@ PROTOCOLS: dict[Capability, type] = {
     Capability.BULK_WRITE: BulkWriter,
     Capability.READ_RECORD: DirectReader,
     Capability.CHECK_SCHEMA: SchemaChecker,
-    # response data and tasks: the protocols live with their values in syncd.engine.engagement
+    # response data and tasks: the protocols live with their values in syncd.engagement
     Capability.READ_RESPONSES: EngagementReader,
     Capability.WRITE_RESPONSES: EngagementWriter,
     Capability.CREATE_TASKS: TaskCreator,
@@ -211,41 +188,3 @@ def methods_of(protocol: type) -> tuple[str, ...]:
 #: The methods each capability requires, checked when a plugin is loaded.
 REQUIRED_METHODS: dict[Capability, tuple[str, ...]] = {
     cap: methods_of(proto) for cap, proto in PROTOCOLS.items()}
-
-
-# -- what an integration's settings need -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    """A capability a connection needs because of a setting (its config key, e.g.
-    ``delete_unmatched``, relative to the integration's section)."""
-
-    role: str  # "source" | "destination"
-    capability: Capability
-    setting: str
-
-
-def required(integration: IntegrationConfig) -> list[Requirement]:
-    """Every capability the integration's settings need of its two connections. Large full
-    syncs need none: without :attr:`Capability.BULK_WRITE` they take the per-profile path."""
-    needs = [Requirement("source", Capability.READ_RECORDS, "source"),
-             Requirement("destination", Capability.WRITE_PROFILES, "destination")]
-    if integration.consents:
-        needs += [Requirement("destination", Capability.READ_CONSENT_CHANGES, "consents"),
-                  Requirement("source", Capability.WRITE_CONSENTS, "consents")]
-    if integration.selections:
-        needs.append(Requirement("source", Capability.READ_GROUPS, "selections"))
-    if integration.overviews:
-        needs.append(Requirement("source", Capability.READ_GROUPS, "overviews"))
-    if integration.delete_unmatched:
-        needs += [Requirement("destination", Capability.DELETE_PROFILES, "delete_unmatched"),
-                  Requirement("source", Capability.READ_RECORD, "delete_unmatched")]
-    if integration.response_events:
-        needs += [Requirement("destination", Capability.READ_RESPONSES, "response_events"),
-                  Requirement("source", Capability.WRITE_RESPONSES, "response_events")]
-    if integration.tasks_secret is not None:
-        needs.append(Requirement("source", Capability.CREATE_TASKS, "tasks_secret"))
-    if integration.dry_run_read == "live":  # "auto": a live read when the destination can
-        needs.append(Requirement("destination", Capability.READ_PROFILES, "dry_run_read"))
-    return needs

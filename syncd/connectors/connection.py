@@ -35,7 +35,7 @@ from syncd.connectors.capabilities import (
     SchemaChecker,
 )
 from syncd.connectors.connector import Connector
-from syncd.engine.engagement import (
+from syncd.engagement import (
     EngagementBatch,
     EngagementEvent,
     EngagementReader,
@@ -44,7 +44,7 @@ from syncd.engine.engagement import (
     TaskRequest,
     TaskResult,
 )
-from syncd.engine.records import (
+from syncd.records import (
     ConsentChange,
     Event,
     Page,

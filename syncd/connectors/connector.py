@@ -34,7 +34,7 @@ from syncd.connectors.capabilities import (
     SchemaChecker,
     WebhookParser,
 )
-from syncd.engine.records import SchemaNeeds, SchemaProblem
+from syncd.records import SchemaNeeds, SchemaProblem
 
 __all__ = ["Capability", "Connector", "PROTOCOLS", "REQUIRED_METHODS", "SchemaChecker",
            "WebhookParser", "missing_methods"]
@@ -96,7 +96,7 @@ class Connector:
     def validate_needs(cls, name: str, config: Mapping[str, Any], needs: SchemaNeeds
                        ) -> list[SchemaProblem]:
         """Offline checks of the connection's options against what the enabled
-        integrations use of it (``needs``, see :func:`syncd.engine.preflight.needs`), e.g. a
+        integrations use of it (``needs``, see :func:`syncd.config.needs.needs`), e.g. a
         consent mapping on a source configured without labels. Problems name the config key
         to change and the fix."""
         return []

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from syncd.engine import rules as R
 from syncd.engine.batch import RecordError
-from syncd.engine.records import Record, WriteResult
 from syncd.engine.store import InboxItem
+from syncd.records import Record, WriteResult
 
 #: A link to save after a write: (source record id, destination key, digest, state).
 NewLink = tuple[str, str, str | None, dict | None]

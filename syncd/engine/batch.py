@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import replace
 
 from syncd.engine import rules as R
-from syncd.engine.records import Link, Profile, Record
+from syncd.records import Link, Profile, Record
 
 #: A per-record error: (record id, reason, retryable).
 RecordError = tuple[str, str, bool]

@@ -37,11 +37,11 @@ from syncd.engine.jobs import CALL_TIMEOUT, Jobs, shortfall
 from syncd.engine.progress import Progress as Progress
 from syncd.engine.progress import processed_before
 from syncd.engine.realtime import RealTime
-from syncd.engine.records import Record
 from syncd.engine.responses import ResponseData
 from syncd.engine.store import Store
 from syncd.engine.timers import Timers, default_timers
 from syncd.engine.writes import BatchWriter
+from syncd.records import Record
 
 log = structlog.get_logger("syncd.engine.coordinator")
 

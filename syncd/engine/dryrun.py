@@ -39,7 +39,7 @@ import structlog
 from syncd.connectors.capabilities import Capability
 from syncd.engine import livediff, planview
 from syncd.engine import rules as R
-from syncd.engine.records import Event, ProfileState, Record
+from syncd.records import Event, ProfileState, Record
 
 log = structlog.get_logger("syncd.engine.dryrun")
 

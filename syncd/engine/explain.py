@@ -34,7 +34,7 @@ import structlog
 from syncd.connectors import calls as C
 from syncd.engine import rules as R
 from syncd.engine.dryrun import migrate, remember_sent
-from syncd.engine.records import Link, Record
+from syncd.records import Link, Record
 
 log = structlog.get_logger("syncd.engine.explain")
 

@@ -30,9 +30,9 @@ import structlog
 from syncd.connectors.connection import ConnectionProxy
 from syncd.engine.jobs import CALL_TIMEOUT
 from syncd.engine.progress import Progress
-from syncd.engine.records import WriteResult
 from syncd.engine.rules import Write
 from syncd.exceptions import SyncdError
+from syncd.records import WriteResult
 
 #: The likely fix per status, when the connector gives none.
 FIXES: dict[int, str] = {

@@ -37,8 +37,8 @@ from syncd.engine import rules as R
 from syncd.engine.batch import RecordError
 from syncd.engine.explain import Journal
 from syncd.engine.jobs import CALL_TIMEOUT
-from syncd.engine.records import Event
 from syncd.engine.store import Store
+from syncd.records import Event
 
 
 def guard_status(store: Store, integration: IntegrationConfig) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from syncd.connectors.capabilities import Capability
 from syncd.engine import rules as R
 from syncd.engine.batch import overview_tags
-from syncd.engine.records import Event
+from syncd.records import Event
 
 if TYPE_CHECKING:
     from syncd.engine.coordinator import Coordinator

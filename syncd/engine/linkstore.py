@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 
-from syncd.engine.records import Link
+from syncd.records import Link
 
 
 class LinkTables:

@@ -1,6 +1,6 @@
 """What a sync would change in the destination, from its profiles read live (dry runs):
 pure functions over a record, its link, the opt-outs syncd read and the
-:class:`~syncd.engine.records.ProfileState` the destination answered. No actors, no I/O.
+:class:`~syncd.records.ProfileState` the destination answered. No actors, no I/O.
 
 - :func:`snapshot` — what of a read matters to the integration (its attributes, consents and
   tags; whether the profile exists): recorded in the plan, compared again when it is applied;
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from syncd.engine import rules as R
-from syncd.engine.records import Link, ProfileState, Record, Scalar
+from syncd.records import Link, ProfileState, Record, Scalar
 
 KEPT = ("opted out in the destination, and the source's opt-in is not newer: the opt-out "
         "is kept")

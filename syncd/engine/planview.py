@@ -7,7 +7,7 @@ from typing import Any
 
 from syncd.engine import livediff
 from syncd.engine import rules as R
-from syncd.engine.records import ProfileState
+from syncd.records import ProfileState
 
 
 def destination_moved(rules: R.Rules, planned: dict[str, Any], state: ProfileState,

@@ -3,8 +3,8 @@
 ``syncd check-config --online`` and the daemon (at start, on reload and before a full sync)
 run the same check:
 
-1. :func:`needs` collects, per connection, what the enabled integrations name in it, each
-   with the config key that names it: source field paths (conditions, field mappings),
+1. :func:`syncd.config.needs.needs` collects, per connection, what the enabled
+   integrations name in it, each with the config key that names it: source field paths (conditions, field mappings),
    labels (consent mappings, selections), groups (overviews); destination attributes (field
    mappings), topics and channels (consent mappings), tags (selections, overviews);
 2. :func:`run` hands each connection's needs to its connector's ``check_schema``
@@ -29,11 +29,12 @@ from typing import Any
 import structlog
 
 from syncd.config.model import Config, IntegrationConfig
+from syncd.config.needs import connection_key, connector_class, integration_key, needs
 from syncd.config.schema import Secret
-from syncd.config.sections import did_you_mean, toml_key
-from syncd.connectors.connector import Capability, Connector, SchemaChecker
-from syncd.engine.records import MAX_HAVE, Need, NeedKind, SchemaNeeds, SchemaProblem
+from syncd.config.sections import did_you_mean
+from syncd.connectors.connector import Capability, SchemaChecker
 from syncd.exceptions import SyncdError
+from syncd.records import MAX_HAVE, SchemaNeeds, SchemaProblem
 
 log = structlog.get_logger("syncd.engine.preflight")
 
@@ -57,82 +58,6 @@ def missing(key: str, message: str, name: str, candidates: Iterable[str], *,
     return SchemaProblem(key=key, message=message, have=have,
                          suggestion=suggest(guess) if guess is not None else None,
                          fix=fix if guess is None else None, severity=severity)
-
-
-def integration_key(integration: str, *parts: str) -> str:
-    return ".".join(("integrations", toml_key(integration), *parts))
-
-
-def connection_key(connection: str, *parts: str) -> str:
-    return ".".join(("connections", toml_key(connection), *parts))
-
-
-# -- what the integrations need ---------------------------------------------------------------
-
-
-def needs(config: Config, registry: Any) -> dict[str, SchemaNeeds]:
-    """What the enabled integrations name in each connection (every connection is listed,
-    also one no integration uses: its own options are still checked)."""
-    items: dict[str, list[Need]] = {name: [] for name in config.connections}
-    roles: dict[str, set[str]] = {name: set() for name in config.connections}
-    for integration in config.integrations.values():
-        if not integration.enabled:
-            continue
-        src, dst = integration.source, integration.destination
-        roles.setdefault(src, set()).add("source")
-        roles.setdefault(dst, set()).add("destination")
-        items.setdefault(src, []).extend(_source_needs(integration))
-        dst_cls = _connector_class(config, registry, dst)
-        canonical = dst_cls.canonical_attribute if dst_cls is not None else (lambda n: n)
-        items.setdefault(dst, []).extend(_destination_needs(integration, canonical))
-    out = {}
-    for name in config.connections:
-        role = roles.get(name, set())
-        word = "both" if len(role) == 2 else next(iter(role), "none")
-        out[name] = SchemaNeeds(role=word, items=tuple(dict.fromkeys(items.get(name, []))))
-    return out
-
-
-def _source_needs(i: IntegrationConfig) -> list[Need]:
-    n = i.name
-    out = [Need(NeedKind.FIELD, c.field, integration_key(n, "conditions", toml_key(c.field)))
-           for c in i.conditions]
-    out += [Need(NeedKind.FIELD, src, integration_key(n, "fields", toml_key(src)))
-            for src in i.fields]
-    out += [Need(NeedKind.LABEL, c.label, integration_key(n, f"consents[{k}]", "label"))
-            for k, c in enumerate(i.consents)]
-    out += [Need(NeedKind.LABEL, sel, integration_key(n, "selections", toml_key(sel)))
-            for sel in i.selections]
-    out += [Need(NeedKind.GROUP, o.name, integration_key(n, f"overviews[{k}]", "name"))
-            for k, o in enumerate(i.overviews)]
-    if i.response_events:
-        out.append(Need(NeedKind.RESPONSES, "response_events",
-                        integration_key(n, "response_events")))
-    if i.tasks_secret is not None:
-        out.append(Need(NeedKind.TASKS, i.task_assignee_rule,
-                        integration_key(n, "task_assignee_rule")))
-    return out
-
-
-def _destination_needs(i: IntegrationConfig, canonical: Callable[[str], str]) -> list[Need]:
-    n = i.name
-    out = [Need(NeedKind.ATTRIBUTE, canonical(dst), integration_key(n, "fields", toml_key(src)))
-           for src, dst in i.fields.items()]
-    for k, c in enumerate(i.consents):
-        out.append(Need(NeedKind.TOPIC, c.topic, integration_key(n, f"consents[{k}]", "topic")))
-        out.append(Need(NeedKind.CHANNEL, c.channel,
-                        integration_key(n, f"consents[{k}]", "channel")))
-    out += [Need(NeedKind.TAG, tag, integration_key(n, "selections", toml_key(sel)))
-            for sel, tag in i.selections.items()]
-    out += [Need(NeedKind.TAG, o.tag, integration_key(n, f"overviews[{k}]", "tag"))
-            for k, o in enumerate(i.overviews)]
-    return out
-
-
-def _connector_class(config: Config, registry: Any, connection: str
-                     ) -> type[Connector] | None:
-    conn = config.connections.get(connection)
-    return registry.connector(conn.kind) if conn is not None and registry is not None else None
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -201,7 +126,7 @@ def run(config: Config, registry: Any, check: Check, *,
     all_needs = needs(config, registry)
     checkable, unchecked = [], []
     for name in wanted:
-        cls = _connector_class(config, registry, name)
+        cls = connector_class(config, registry, name)
         if cls is not None and Capability.CHECK_SCHEMA in cls.capabilities:
             checkable.append(name)
         else:

@@ -15,9 +15,9 @@ from syncd import metrics
 from syncd.engine.attribution import dead_or_retry, events_answered
 from syncd.engine.failfast import FailedFast
 from syncd.engine.jobs import CALL_TIMEOUT
-from syncd.engine.records import Record
 from syncd.engine.store import InboxItem
 from syncd.exceptions import RemoteError
+from syncd.records import Record
 
 if TYPE_CHECKING:
     from syncd.engine.coordinator import Coordinator

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from syncd.connectors.connector import Capability
-from syncd.engine.engagement import EngagementBatch, EngagementEvent, wanted
+from syncd.engagement import EngagementBatch, EngagementEvent, wanted
 
 if TYPE_CHECKING:
     from syncd.engine.coordinator import Coordinator

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
 from syncd.engine.inflight import in_flight_keys, with_in_flight
-from syncd.engine.records import Consent, ConsentChange, Link, Profile, Record, Scalar
+from syncd.records import Consent, ConsentChange, Link, Profile, Record, Scalar
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,11 @@ from syncd.engine.groupcommit import GroupCommit
 from syncd.engine.guardstore import MIGRATION as GUARD_MIGRATION
 from syncd.engine.guardstore import GuardTables
 from syncd.engine.linkstore import LinkTables
-from syncd.engine.records import Event
 from syncd.engine.responsestore import MIGRATION as RESPONSES_MIGRATION
 from syncd.engine.responsestore import ResponseTables
 from syncd.engine.runstore import COUNTERS as COUNTERS
 from syncd.engine.runstore import RunTables
+from syncd.records import Event
 
 SCHEMA_VERSION = 4
 

@@ -12,7 +12,7 @@ integration's own secret, compared in constant time) and a JSON body::
 2. It is stored in the state database by its idempotency key *before* anything is created
    or answered. A key stored before is not created again: its stored outcome is answered
    (a retried call never makes a second task).
-3. The task is created through the source's ``create_task`` (:class:`~syncd.engine.engagement.
+3. The task is created through the source's ``create_task`` (:class:`~syncd.engagement.
    TaskCreator`), which looks the key up in the CRM first (``ImportId``): an earlier attempt
    whose answer was lost is found, not repeated.
 4. Every call that reaches the CRM (or is refused for its content) is also a run of kind
@@ -35,7 +35,7 @@ from typing import Any
 import structlog
 
 from syncd.connectors.connector import Capability
-from syncd.engine.engagement import BadTaskCall, TaskResult, task_from_call
+from syncd.engagement import BadTaskCall, TaskResult, task_from_call
 from syncd.engine.store import Store, StoreError
 from syncd.web.wsgi import Request
 

@@ -28,8 +28,8 @@ from syncd.engine.failfast import FailFastWrites
 from syncd.engine.guard import Guard
 from syncd.engine.inflight import before_answer
 from syncd.engine.jobs import CALL_TIMEOUT
-from syncd.engine.records import WriteResult
 from syncd.engine.store import Store
+from syncd.records import WriteResult
 
 
 class BatchWriter:

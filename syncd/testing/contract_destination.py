@@ -6,7 +6,7 @@ Subclass them in a connector's test module and give a ``harness`` fixture
 
 from __future__ import annotations
 
-from syncd.engine.records import NeedKind
+from syncd.records import NeedKind
 from syncd.testing.harness import Harness
 
 KEYS = ("contract-3", "contract-1", "contract-2")

@@ -1,11 +1,11 @@
 """Contract tests of response data and tasks (``read_responses``, ``write_responses``,
-``create_tasks``; :mod:`syncd.engine.engagement`)."""
+``create_tasks``; :mod:`syncd.engagement`)."""
 
 from __future__ import annotations
 
 import time
 
-from syncd.engine.engagement import EngagementBatch, TaskRequest
+from syncd.engagement import EngagementBatch, TaskRequest
 from syncd.testing.harness import Harness
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.engine.records import Event
 from syncd.exceptions import SyncdError, WebhookRejected
+from syncd.records import Event
 from syncd.testing.harness import Harness
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from syncd.connectors.connector import Connector
-from syncd.engine.engagement import EngagementEvent
-from syncd.engine.records import Profile, SchemaNeeds
+from syncd.engagement import EngagementEvent
+from syncd.records import Profile, SchemaNeeds
 
 if TYPE_CHECKING:
     from syncd.connectors.emulator import Emulator

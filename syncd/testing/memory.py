@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 
 from syncd.config.schema import Option, Secret
 from syncd.connectors.connector import Capability, Connector
-from syncd.engine.records import (
+from syncd.exceptions import RemoteError, WebhookRejected
+from syncd.records import (
     ConsentChange,
     Event,
     Page,
@@ -23,7 +24,6 @@ from syncd.engine.records import (
     Record,
     WriteResult,
 )
-from syncd.exceptions import RemoteError, WebhookRejected
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from test_apsis_bulk import EMAIL_CH, FAST, NEWSLETTER, people, unlimited
 
-from syncd.engine.records import Consent, Profile
+from syncd.records import Consent, Profile
 from syncd.testing import wait_for
 
 

@@ -11,7 +11,7 @@ from apsis_support import token
 from syncd_apsis.connector import ApsisConnector
 
 from syncd.connectors.connector import Capability, missing_methods
-from syncd.engine.records import Consent, Profile
+from syncd.records import Consent, Profile
 from syncd.testing import wait_for
 
 NEWSLETTER = "com.apsis1.topics.newsletter"

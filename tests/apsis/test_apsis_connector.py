@@ -8,8 +8,8 @@ from syncd_apsis.connector import ApsisConnector
 from syncd.config.loader import Problems
 from syncd.config.sections import validate_options
 from syncd.connectors import plugins
-from syncd.engine.records import Consent, Profile
 from syncd.exceptions import RemoteError
+from syncd.records import Consent, Profile
 
 FIRST = "com.apsis1.attributes.firstname"
 MAIL = "com.apsis1.attributes.email"

@@ -15,7 +15,7 @@ from syncd_apsis.consent_changes import csv_rows
 from syncd_apsis.emulator_events import BASE_COLUMNS, TOPIC_COLUMN
 
 from syncd.connectors.connector import Capability
-from syncd.engine.records import Consent, ConsentChange, Profile
+from syncd.records import Consent, ConsentChange, Profile
 
 NEWSLETTER = "com.apsis1.topics.newsletter"
 OFFERS = "com.apsis1.topics.offers"

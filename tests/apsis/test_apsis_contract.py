@@ -10,7 +10,7 @@ from syncd_apsis.audience import CRM_ID
 from syncd_apsis.connector import ApsisConnector
 
 from syncd.config.schema import Secret
-from syncd.engine.records import Consent, Need, NeedKind, Profile, SchemaNeeds
+from syncd.records import Consent, Need, NeedKind, Profile, SchemaNeeds
 from syncd.testing import (
     BulkWriterContract,
     ConnectorContract,

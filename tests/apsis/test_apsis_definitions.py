@@ -8,8 +8,8 @@ from syncd_apsis.connector import ApsisConnector
 from syncd_apsis.emulator_definitions import CONSENT_LIST
 
 from syncd.connectors.connector import Capability
-from syncd.engine.records import Need, NeedKind, Profile, SchemaNeeds
 from syncd.exceptions import AuthError
+from syncd.records import Need, NeedKind, Profile, SchemaNeeds
 
 I = "integrations.demo"  # noqa: E741 - the integration's key prefix
 NEWS = "com.apsis1.topics.newsletter"

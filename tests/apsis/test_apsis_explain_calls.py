@@ -10,7 +10,7 @@ from syncd_apsis.connector import ApsisConnector
 
 from syncd.connectors import calls
 from syncd.connectors.connection import ConnectionActor, typed_proxy
-from syncd.engine.records import Consent, Profile
+from syncd.records import Consent, Profile
 
 NEWSLETTER = "com.apsis1.topics.newsletter"
 

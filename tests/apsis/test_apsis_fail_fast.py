@@ -11,9 +11,9 @@ from syncd_apsis.connector import ApsisConnector
 from syncd.config.model import IntegrationConfig
 from syncd.connectors.connection import ConnectionActor
 from syncd.engine.coordinator import Coordinator, Progress
-from syncd.engine.records import Event, Record
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
+from syncd.records import Event, Record
 from syncd.testing import MemoryConnector, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")

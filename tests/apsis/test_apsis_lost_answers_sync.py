@@ -24,9 +24,9 @@ from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
 from syncd.connectors.connection import ConnectionActor
 from syncd.engine.coordinator import Coordinator, Progress
 from syncd.engine.guard import guard_status
-from syncd.engine.records import Event
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
+from syncd.records import Event
 from syncd.testing import wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")

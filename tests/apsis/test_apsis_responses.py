@@ -12,7 +12,7 @@ import pytest
 import requests
 from apsis_support import token
 
-from syncd.engine.records import Profile
+from syncd.records import Profile
 
 CRMID = "com.apsis1.attributes.crmid"
 

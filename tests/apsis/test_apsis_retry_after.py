@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from syncd.connectors.httpclient import parse_retry_after
-from syncd.engine.records import Consent, Profile
+from syncd.records import Consent, Profile
 
 NEWSLETTER = "com.apsis1.topics.newsletter"
 

@@ -9,7 +9,7 @@ import pytest
 from syncd_apsis.emulator_events import TOPIC_COLUMN
 from syncd_apsis.emulator_profiles import CHANNEL_SETS
 
-from syncd.engine.records import Consent, Profile
+from syncd.records import Consent, Profile
 
 NEWSLETTER = "com.apsis1.topics.newsletter"
 OFFERS = "com.apsis1.topics.offers"

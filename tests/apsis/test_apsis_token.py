@@ -7,7 +7,7 @@ import stat
 
 from syncd_apsis.connector import ApsisConnector
 
-from syncd.engine.records import Profile
+from syncd.records import Profile
 
 
 def start(emu, state_dir, name="apsis"):

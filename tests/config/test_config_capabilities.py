@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from config_support import VALID, FakeCrm, FakeMarketing
 
+from syncd.capability import Capability
 from syncd.config import ConsentMapping, IntegrationConfig
-from syncd.connectors.capabilities import Capability, Requirement, required
+from syncd.config.needs import Requirement, required
 
 
 class PlainMarketing(FakeMarketing):

@@ -10,8 +10,8 @@ from syncd.config.model import Condition
 from syncd.engine import attribution as A
 from syncd.engine import rules as R
 from syncd.engine.guard import held_error
-from syncd.engine.records import Event, Profile, Record, WriteResult
 from syncd.engine.store import InboxItem
+from syncd.records import Event, Profile, Record, WriteResult
 
 
 def write(key, known=False, overridden=()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from syncd.engine import rules as R
 from syncd.engine.batch import split_unreadable, tally
-from syncd.engine.records import Profile, Record
+from syncd.records import Profile, Record
 
 
 def test_unreadable_records_fail_retryable_and_are_not_decided():
@@ -27,7 +27,7 @@ def test_decisions_are_counted_and_kept_in_order():
 
 def test_an_overview_tags_members_on_and_former_members_off():
     from syncd.engine.batch import overview_tags
-    from syncd.engine.records import Link
+    from syncd.records import Link
 
     records = [Record("in", email="in@x.nl"), Record("left", email="left@x.nl"),
                Record("new", email="new@x.nl"), Record("never"), Record("bad", error="x")]

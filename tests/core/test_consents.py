@@ -8,8 +8,8 @@ from syncd.config.model import ConsentMapping, IntegrationConfig
 from syncd.connectors.connection import ConnectionActor
 from syncd.engine import rules as R
 from syncd.engine.coordinator import Coordinator, Progress
-from syncd.engine.records import Consent, Link, Record
 from syncd.engine.store import Store
+from syncd.records import Consent, Link, Record
 from syncd.testing import MemoryConnector, wait_for
 
 NEWS = ConsentMapping("Newsletter", "news", "email")

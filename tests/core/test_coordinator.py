@@ -9,9 +9,9 @@ import pytest
 from syncd.config.model import Condition, IntegrationConfig
 from syncd.connectors.connection import ConnectionActor
 from syncd.engine.coordinator import Coordinator, Progress
-from syncd.engine.records import Event, Record
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
+from syncd.records import Event, Record
 from syncd.testing import MemoryConnector, run_job_to_end, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")

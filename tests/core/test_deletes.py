@@ -9,9 +9,9 @@ from syncd.connectors.capabilities import Capability
 from syncd.connectors.connection import ConnectionActor
 from syncd.engine import rules as R
 from syncd.engine.coordinator import Coordinator, Progress
-from syncd.engine.records import Event, Record
 from syncd.engine.store import Store
 from syncd.exceptions import RemoteError
+from syncd.records import Event, Record
 from syncd.testing import MemoryConnector, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")

@@ -1,7 +1,7 @@
 """Fail-fast's decision on its own: which first writes stop a run, and what the error says."""
 
 from syncd.engine.failfast import FailFast, failure_of, verdict
-from syncd.engine.records import WriteResult
+from syncd.records import WriteResult
 
 
 def failed(status, retryable=False, endpoint="PATCH /things/{key}", detail="nope", fix=None):

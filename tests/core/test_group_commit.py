@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from syncd.engine.groupcommit import GroupCommit
-from syncd.engine.records import Event
 from syncd.engine.store import Store, StoreError
+from syncd.records import Event
 from syncd.testing import wait_for
 
 

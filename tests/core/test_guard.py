@@ -12,8 +12,8 @@ from syncd.connectors.connection import ConnectionActor
 from syncd.engine import rules as R
 from syncd.engine.coordinator import Coordinator, Progress
 from syncd.engine.guard import guard_status
-from syncd.engine.records import Event, Record
 from syncd.engine.store import Store
+from syncd.records import Event, Record
 from syncd.testing import MemoryConnector, run_job_to_end, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")

@@ -20,8 +20,8 @@ from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
 from syncd.connectors.connection import ConnectionActor
 from syncd.engine import rules as R
 from syncd.engine.coordinator import Coordinator, Progress
-from syncd.engine.records import Event, Record
 from syncd.engine.store import Store
+from syncd.records import Event, Record
 from syncd.testing import WORLDS, MemoryConnector, World, run_job_to_end, wait_for
 
 N = 40

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from syncd.engine import rules as R
 from syncd.engine.guard import held_out, hold_reason, sensitive
-from syncd.engine.records import Consent, Profile
+from syncd.records import Consent, Profile
 
 NEWS = Consent("news", "email", False)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from syncd.config.model import ConsentMapping
 from syncd.engine import livediff as L
 from syncd.engine import rules as R
-from syncd.engine.records import Link, ProfileState, Record
+from syncd.records import Link, ProfileState, Record
 
 RULES = R.Rules(fields={"FirstName": "firstname", "City": "city"},
                 consents=(ConsentMapping("News", "news", "email"),),

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from syncd.config.schema import Secret
-from syncd.engine.records import Consent, Profile, Record
+from syncd.records import Consent, Profile, Record
 from syncd.testing import (
     WORLDS,
     BulkWriterContract,

@@ -14,8 +14,8 @@ from syncd.config.model import (
 from syncd.config.schema import Secret
 from syncd.connectors.connector import Capability
 from syncd.engine import preflight
-from syncd.engine.records import NeedKind, SchemaProblem
 from syncd.exceptions import AuthError
+from syncd.records import NeedKind, SchemaProblem
 from syncd.testing import MemoryConnector, memory_registry
 
 SECRET = "preflight-s3cret-value"

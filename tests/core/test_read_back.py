@@ -8,8 +8,8 @@ from syncd.config.model import IntegrationConfig
 from syncd.connectors.connection import ConnectionActor
 from syncd.engine import rules as R
 from syncd.engine.coordinator import Coordinator, Progress
-from syncd.engine.records import Event, Record
 from syncd.engine.store import Store
+from syncd.records import Event, Record
 from syncd.testing import MemoryConnector, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")

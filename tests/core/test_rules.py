@@ -2,7 +2,7 @@
 
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
 from syncd.engine import rules as R
-from syncd.engine.records import Link, Record
+from syncd.records import Link, Record
 
 
 def rec(id="p1", email="jan@example.nl", labels=(), selections=(), **fields):
@@ -129,8 +129,8 @@ def test_a_delete_stands_only_when_the_direct_read_confirms_it():
 
 
 def test_opt_outs_syncd_sent_are_remembered_and_inferred_ones_of_them_unresolved():
-    from syncd.engine.records import Consent, ConsentChange, Link, Profile
     from syncd.engine.rules import delta, split_inferred
+    from syncd.records import Consent, ConsentChange, Link, Profile
 
     out = Consent("news", "email", False)
     sent, state, _ = delta(Profile("k", None, consents=(out,)), {"c": {"news|email": True}})

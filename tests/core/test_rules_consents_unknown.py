@@ -3,8 +3,8 @@ pure function of the links and the changes."""
 
 from __future__ import annotations
 
-from syncd.engine.records import Link
 from syncd.engine.rules import consents_unknown
+from syncd.records import Link
 
 
 def test_a_changed_consent_becomes_unknown_and_the_digest_is_dropped():

@@ -4,7 +4,7 @@ flip when the answer of the write before was lost. Pure: no actors, no store."""
 from syncd.config.model import ConsentMapping
 from syncd.engine import rules as R
 from syncd.engine.inflight import before_answer, in_flight_keys
-from syncd.engine.records import Consent, Link, Record
+from syncd.records import Consent, Link, Record
 
 NEWS = ConsentMapping("Newsletter", "news", "email")
 RULES = R.Rules(consents=(NEWS,), selections={"VIP": "vip"})

@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from syncd.engine.records import Event, Link
 from syncd.engine.store import SCHEMA_VERSION, Store, StoreError
+from syncd.records import Event, Link
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_committed_events_survive_sigkill(tmp_path):
     code = textwrap.dedent(f"""
         import os, signal, sys
         from syncd.engine.store import Store
-        from syncd.engine.records import Event, Link
+        from syncd.records import Event, Link
         s = Store({str(path)!r})
         for i in range(200):
             s.enqueue([("i", "c", Event(str(i)))])
@@ -120,7 +120,7 @@ def test_every_acknowledged_event_of_concurrent_group_commits_survives_sigkill(
     code = textwrap.dedent(f"""
         import os, signal, threading
         from syncd.engine.store import Store
-        from syncd.engine.records import Event
+        from syncd.records import Event
         s = Store({str(path)!r}, durability={durability!r})
         acked = [0]
         lock = threading.Lock()

@@ -36,9 +36,9 @@ from syncd import testing
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
 from syncd.connectors.connection import ConnectionActor
 from syncd.engine.coordinator import Coordinator
-from syncd.engine.records import Event, Record
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
+from syncd.records import Event, Record
 from syncd.testing import WORLDS, MemoryConnector, World
 
 wait_for = partial(testing.wait_for, timeout=20.0)

@@ -17,10 +17,10 @@ from syncd.config.model import ConsentMapping, IntegrationConfig
 from syncd.connectors.connection import ConnectionActor
 from syncd.engine import rules as R
 from syncd.engine.coordinator import Coordinator, Progress
-from syncd.engine.records import Event, Record
 from syncd.engine.store import Store
 from syncd.engine.timers import SchedulerTimers, default_timers, shared_scheduler
 from syncd.exceptions import RemoteError
+from syncd.records import Event, Record
 from syncd.testing import MemoryConnector, wait_for
 
 pytestmark = pytest.mark.usefixtures("actors")

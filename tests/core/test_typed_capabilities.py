@@ -11,7 +11,7 @@ import pytest
 
 from syncd.connectors.capabilities import PROTOCOLS, REQUIRED_METHODS, Capability, CapabilityMissing
 from syncd.connectors.connection import ConnectionActor, ConnectionProxy, typed_proxy
-from syncd.engine.records import Event, Profile
+from syncd.records import Event, Profile
 from syncd.testing import MemoryConnector
 
 SYNCD = pathlib.Path(__file__).resolve().parents[2] / "syncd"
@@ -66,7 +66,8 @@ def test_response_and_task_capabilities_are_typed_and_required_by_their_settings
     from dataclasses import replace
 
     from syncd.config.model import IntegrationConfig
-    from syncd.connectors.capabilities import PROTOCOLS, REQUIRED_METHODS, required
+    from syncd.config.needs import required
+    from syncd.connectors.capabilities import PROTOCOLS, REQUIRED_METHODS
 
     assert REQUIRED_METHODS[Capability.READ_RESPONSES] == ("read_engagement",)
     assert REQUIRED_METHODS[Capability.WRITE_RESPONSES] == ("write_engagement",)

@@ -12,8 +12,8 @@ import requests
 from syncd import testing
 from syncd.app.admin import AdminClient
 from syncd.app.daemon import Daemon
-from syncd.engine.records import Record
 from syncd.exceptions import AdminError
+from syncd.records import Record
 from syncd.testing import WORLDS, World, memory_registry, sign
 
 wait_for = partial(testing.wait_for, timeout=15.0)

@@ -11,7 +11,7 @@ from test_daemon_inprocess import CONSENT, running, write_config  # noqa: F401
 
 from syncd import testing
 from syncd.app import cli
-from syncd.engine.records import Record
+from syncd.records import Record
 
 wait_for = partial(testing.wait_for, timeout=15.0)
 

@@ -18,7 +18,7 @@ from syncd import testing
 from syncd.app.admin import AdminClient
 from syncd.app.daemon import Daemon
 from syncd.connectors.capabilities import Capability
-from syncd.engine.records import Record
+from syncd.records import Record
 from syncd.testing import WORLDS, MemoryConnector, World, memory_registry
 
 wait_for = partial(testing.wait_for, timeout=15.0)

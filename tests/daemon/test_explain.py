@@ -17,7 +17,7 @@ from syncd.app import cli
 from syncd.app.admin import AdminClient
 from syncd.app.daemon import Daemon
 from syncd.engine import explain
-from syncd.engine.records import Record
+from syncd.records import Record
 from syncd.testing import WORLDS, World, memory_registry
 
 wait_for = partial(testing.wait_for, timeout=15.0)

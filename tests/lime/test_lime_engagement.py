@@ -3,7 +3,7 @@ once each (the external id property), against the Lime emulator."""
 
 from __future__ import annotations
 
-from syncd.engine.engagement import EngagementEvent, TaskRequest
+from syncd.engagement import EngagementEvent, TaskRequest
 
 
 def person(emulator) -> str:
@@ -63,7 +63,7 @@ def test_todo_from_an_automation_call(emulator, connector):
 
 
 def test_preflight_checks_history_and_todo(emulator, make_connector):
-    from syncd.engine.records import Need, NeedKind, SchemaNeeds
+    from syncd.records import Need, NeedKind, SchemaNeeds
 
     needs = SchemaNeeds("source", (
         Need(NeedKind.RESPONSES, "response_events", "integrations.x.response_events"),

@@ -8,7 +8,7 @@ from syncd_lime.connector import LimeConnector
 
 from syncd.connectors import calls
 from syncd.connectors.connection import ConnectionActor, typed_proxy
-from syncd.engine.records import Event
+from syncd.records import Event
 from tests.lime.conftest import lime_config
 
 

@@ -52,5 +52,5 @@ def test_first_party_plugins_import_syncd_only_through_syncd_plugin():
 
 def test_the_check_sees_a_private_import(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("from syncd.engine.records import Record\nimport syncd.plugin\n")
-    assert syncd_imports(bad) == ["syncd.engine.records", "syncd.plugin"]
+    bad.write_text("from syncd.records import Record\nimport syncd.plugin\n")
+    assert syncd_imports(bad) == ["syncd.records", "syncd.plugin"]

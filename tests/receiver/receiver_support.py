@@ -7,9 +7,9 @@ import hmac
 import json
 import threading
 
-from syncd.engine.records import Event
 from syncd.engine.store import Store
 from syncd.exceptions import WebhookRejected
+from syncd.records import Event
 
 SECRET = b"webhook-secret-0123"
 MAX_BODY = 1024

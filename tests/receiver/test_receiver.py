@@ -10,9 +10,9 @@ import requests
 import structlog
 from receiver_support import MAX_BODY, SECRET, body_of, hmac_parser, sign
 
-from syncd.engine.records import Event
 from syncd.engine.store import Store, StoreError
 from syncd.exceptions import WebhookRejected
+from syncd.records import Event
 from syncd.web.receiver import Route
 
 

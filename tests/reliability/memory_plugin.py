@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import time
 
-from syncd.engine.records import Record
 from syncd.engine.store import Store
 from syncd.plugin import hookimpl
+from syncd.records import Record
 from syncd.testing import MemoryConnector, world
 
 

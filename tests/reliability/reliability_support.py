@@ -17,7 +17,7 @@ import structlog
 from syncd import testing
 from syncd.app.admin import AdminClient
 from syncd.app.daemon import Daemon
-from syncd.engine.records import Record
+from syncd.records import Record
 from syncd.testing import (
     WORLDS,
     DaemonProcess,

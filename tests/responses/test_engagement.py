@@ -1,4 +1,4 @@
-"""The pure decisions of response data and tasks (syncd.engine.engagement)."""
+"""The pure decisions of response data and tasks (syncd.engagement)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from syncd.engine.engagement import (
+from syncd.engagement import (
     BadTaskCall,
     EngagementEvent,
     activity_subject,

@@ -4,7 +4,7 @@ against every paging setting (the lookups page), with lost answers settled by Im
 
 from __future__ import annotations
 
-from syncd.engine.engagement import EngagementEvent, TaskRequest
+from syncd.engagement import EngagementEvent, TaskRequest
 
 EVENTS = "/v1/odata/Activity_Event"
 TASKS = "/v1/odata/Activity_Task"
@@ -97,7 +97,7 @@ def test_create_task_rules(emulator, make_connector):
 
 
 def test_preflight_checks_what_response_data_and_tasks_write(emulator, make_connector):
-    from syncd.engine.records import Need, NeedKind, SchemaNeeds
+    from syncd.records import Need, NeedKind, SchemaNeeds
 
     needs = SchemaNeeds("source", (
         Need(NeedKind.RESPONSES, "response_events", "integrations.x.response_events"),

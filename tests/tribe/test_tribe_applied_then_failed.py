@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from test_tribe_labels import person_with
 
-from syncd.engine.records import Event
+from syncd.records import Event
 from syncd.testing import wait_for
 
 LABEL = "Webinars"

@@ -7,8 +7,8 @@ from syncd_tribe.connector import TribeConnector
 from syncd_tribe.paging import PagingError
 
 from syncd.config.schema import Secret
-from syncd.engine.records import Event
 from syncd.exceptions import AuthError, RemoteError, SyncdError
+from syncd.records import Event
 
 
 def read_all(connector, page_size=25, since=None):

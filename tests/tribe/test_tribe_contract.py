@@ -10,7 +10,7 @@ from syncd_tribe.connector import TribeConnector
 from syncd_tribe.webhooks import sign
 
 from syncd.config.schema import Secret
-from syncd.engine.records import Need, NeedKind, SchemaNeeds
+from syncd.records import Need, NeedKind, SchemaNeeds
 from syncd.testing import (
     ConnectorContract,
     ConsentWriterContract,

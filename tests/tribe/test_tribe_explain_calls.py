@@ -9,7 +9,7 @@ from syncd_tribe.connector import TribeConnector
 
 from syncd.connectors import calls
 from syncd.connectors.connection import ConnectionActor, typed_proxy
-from syncd.engine.records import Event
+from syncd.records import Event
 from tests.tribe.conftest import tribe_config
 
 

@@ -16,9 +16,9 @@ from syncd_tribe.emulator import TribeEmulator
 from syncd.config.model import Condition, IntegrationConfig
 from syncd.connectors.connection import ConnectionActor
 from syncd.engine.coordinator import Coordinator, Progress
-from syncd.engine.records import Event, Need, NeedKind, SchemaNeeds
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
+from syncd.records import Event, Need, NeedKind, SchemaNeeds
 from syncd.testing import MemoryConnector, wait_for
 
 PERSONS = "/v1/odata/Relation_Person"

@@ -10,9 +10,9 @@ from syncd_tribe.connector import TribeConnector
 from syncd.config.model import ConsentMapping, IntegrationConfig
 from syncd.connectors.connection import ConnectionActor
 from syncd.engine.coordinator import Coordinator, Progress
-from syncd.engine.records import Event
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
+from syncd.records import Event
 from syncd.testing import MemoryConnector, wait_for
 
 TOPIC = "com.apsis1.topics.newsletter"

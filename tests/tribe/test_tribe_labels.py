@@ -9,7 +9,7 @@ from datetime import datetime
 from syncd_tribe.connector import TribeConnector
 
 from syncd.connectors.connector import Capability
-from syncd.engine.records import Event
+from syncd.records import Event
 
 
 def person_with(emulator, present: str, absent: str) -> dict:

@@ -11,10 +11,10 @@ from syncd_tribe.connector import TribeConnector
 from syncd.config.model import IntegrationConfig
 from syncd.connectors.connection import ConnectionActor
 from syncd.engine.coordinator import Coordinator, Progress
-from syncd.engine.records import Event, Need, NeedKind, SchemaNeeds
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
 from syncd.exceptions import RemoteError
+from syncd.records import Event, Need, NeedKind, SchemaNeeds
 from syncd.testing import MemoryConnector, wait_for
 
 

@@ -10,8 +10,8 @@ from syncd_tribe.emulator import TribeEmulator
 from syncd_tribe.emulator_store import FIELDS, SETS, STANDARD
 
 from syncd.connectors.connector import Capability
-from syncd.engine.records import Need, NeedKind, SchemaNeeds
 from syncd.exceptions import AuthError
+from syncd.records import Need, NeedKind, SchemaNeeds
 
 I = "integrations.demo"  # noqa: E741 - the integration's key prefix
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from syncd.engine.records import WriteResult
+from syncd.records import WriteResult
 
 #: The event types the core knows, ``channel_kind``: e-mail (apis.md 3.6) and SMS (a GAP:
 #: the SMS export's path and type names are options of the destination).
