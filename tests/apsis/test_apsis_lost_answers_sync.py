@@ -236,3 +236,42 @@ def test_lime_an_opt_in_whose_answer_was_lost_is_opted_out_when_the_crm_goes_bac
     sync.event(key)
     assert set(apsis.consents(key).values()) == {"opt-out"}
     assert sync.flips_counted() == 2  # the opt-in and the opt-out, each once
+
+
+def test_lime_a_write_back_whose_answer_was_lost_never_withdraws_a_newer_consent(
+        tmp_path, apsis, lime):
+    """An unsubscribe in APSIS is written back to Lime (approved = false); Lime applies it,
+    its answer is lost, so the write-back stays pending. The person then gives the consent
+    again in Lime: that newer consent reaches APSIS, and the pending write-back is dropped,
+    never withdrawing the newer consent at the next poll."""
+    source = LimeConnector("crm", {**LimeConnector.sandbox_config(lime), "max_attempts": 1,
+                                   "backoff": 0.02})
+    sync = Sync(tmp_path, apsis, source, IntegrationConfig(
+        "lime", "crm", "apsis", conditions=(Condition("customertype", "A"),),
+        fields={"firstname": "firstname"}, consents=(NEWSLETTER,), max_attempts=1))
+    pid = lime_person(lime)
+    key = str(pid)
+    set_lime_consent(lime, pid, True)
+    sync.event(key)
+    assert set(apsis.consents(key).values()) == {"opt-in"}
+
+    def poll() -> None:  # the consent job: read APSIS' opt-outs, write them back to Lime
+        sync.coord.run_job("consent_changes", {}).get(timeout=30)
+
+    def newest() -> bool:
+        kind = newsletter_type(lime)
+        return max((c for c in lime.consents_of(pid) if c["consenttype"] == kind),
+                   key=lambda c: (c["date"], c["_id"]))["approved"]
+
+    poll()  # the first read starts from now
+    apsis.unsubscribe(key, TOPIC)
+    lime.set_faults(fail_after_next=[502], fail_after_path="/limeobject/consent/")
+    assert wait_for(lambda: poll() or lime.stats()["applied_then_failed"] == 1, 30)
+    assert newest() is False  # written back, its answer lost
+    assert sync.store.unwritten_optouts("lime")  # so still pending
+    set_lime_consent(lime, pid, True)  # the person opts in again, after the unsubscribe
+    sync.event(key)
+    assert set(apsis.consents(key).values()) == {"opt-in"}
+    poll()
+    assert newest() is True and set(apsis.consents(key).values()) == {"opt-in"}
+    assert sync.store.unwritten_optouts("lime") == []
