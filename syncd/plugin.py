@@ -41,14 +41,6 @@ from syncd.connectors.connector import (
     WebhookParser,
     missing_methods,
 )
-from syncd.connectors.emulator import (
-    Emulator,
-    Faults,
-    TokenIssuer,
-    WebhookDelivery,
-    WebhookSender,
-    retry_after_header,
-)
 from syncd.connectors.hookspecs import hookimpl, hookspec
 from syncd.connectors.httpclient import (
     Auth,
@@ -88,6 +80,14 @@ from syncd.records import (
     SchemaNeeds,
     SchemaProblem,
     WriteResult,
+)
+from syncd.web.emulator import (
+    Emulator,
+    Faults,
+    TokenIssuer,
+    WebhookDelivery,
+    WebhookSender,
+    retry_after_header,
 )
 from syncd.web.wsgi import HTTPError, Request, Router, ServerThread
 

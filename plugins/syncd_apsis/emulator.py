@@ -42,7 +42,7 @@ at run time through ``POST /_emulator/settings``), each covered by connector tes
   attributes and tags (3.3, 3.5), :mod:`syncd_apsis.emulator_reads`.
 - ``consent_v2`` True (default) | False: consent 2.0 topics answer, or only the 1.0 lists
   (3.4).
-- Faults of the base class (:class:`syncd.connectors.emulator.Faults`, ``POST /_emulator/faults``):
+- Faults of the base class (:class:`syncd.web.emulator.Faults`, ``POST /_emulator/faults``):
   5xx, 429 with ``Retry-After``, hangs, latency, scheduled statuses.
 
 Control (benchmarks): ``POST /_emulator/settings`` also takes ``requests_per_second``,

@@ -51,7 +51,7 @@ Limetypes ``history`` (``note``, ``date``, ``type``, ``externalid``, ``person``,
 (2.2 [INFER]) and ``externalid`` is invented (Lime documents no external id; syncd's
 ``external_id_property`` names it).
 
-Control API besides :mod:`syncd.connectors.emulator`'s: ``POST /_emulator/settings``.
+Control API besides :mod:`syncd.web.emulator`'s: ``POST /_emulator/settings``.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from syncd.engine.coordinator import Progress
 from syncd.engine.explain import story as explain_story
 from syncd.engine.guard import guard_status
 from syncd.engine.responses import responses_status
-from syncd.engine.tasks import task_events
 from syncd.exceptions import NeedsConfirmation
+from syncd.web.tasks import task_events
 
 if TYPE_CHECKING:
     from syncd.app.daemon import Daemon

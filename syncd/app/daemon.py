@@ -53,9 +53,9 @@ from syncd.engine import explain
 from syncd.engine.progress import Progress
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
-from syncd.engine.tasks import TaskEndpoint, resolver
 from syncd.exceptions import ConfigErrors, SyncdError
 from syncd.web.receiver import WebhookApp, start_receiver
+from syncd.web.tasks import TaskEndpoint, resolver
 from syncd.web.wsgi import ServerThread
 
 log = structlog.get_logger("syncd.app.daemon")
@@ -211,7 +211,7 @@ class Daemon:
         receiver_app = self.receiver_app = WebhookApp(
             store=store, max_body=cfg.receiver.max_body_bytes, notify=self.supervisor.notify)
         receiver_app.set_routes(actors.routes(cfg))
-        receiver_app.router.add(  # tasks from automation flows: syncd/engine/tasks.py
+        receiver_app.router.add(  # tasks from automation flows: syncd/web/tasks.py
             "POST", "/tasks/{integration}", TaskEndpoint(store, resolver(self)).handle)
         self.receiver = start_receiver(receiver_app, cfg.receiver.host, cfg.receiver.port,
                                        cfg.receiver.threads,

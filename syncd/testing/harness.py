@@ -16,7 +16,7 @@ from syncd.engagement import EngagementEvent
 from syncd.records import Profile, SchemaNeeds
 
 if TYPE_CHECKING:
-    from syncd.connectors.emulator import Emulator
+    from syncd.web.emulator import Emulator
 
 
 class Harness:

@@ -11,11 +11,11 @@ import pytest
 
 from syncd.config.schema import Secret
 from syncd.connectors import calls
-from syncd.connectors.emulator import Emulator, TokenIssuer
 from syncd.connectors.httpclient import ClientCredentials, HttpClient
 from syncd.exceptions import RemoteError
 from syncd.plugin import PooledClient, carry_context, for_records
 from syncd.testing import free_port
+from syncd.web.emulator import Emulator, TokenIssuer
 from syncd.web.wsgi import HTTPError
 
 SECRET = "unit-S3CRET-51f0"

@@ -1,4 +1,4 @@
-"""The emulators' "applied, then failed" faults (syncd.connectors.emulator, shared by every partner
+"""The emulators' "applied, then failed" faults (syncd.web.emulator, shared by every partner
 emulator): the handler runs and commits, then the answer is lost: a 5xx instead of it, a hang
 then 504, or a connection dropped mid-answer. Reads are never touched; counts are the
 emulator's own."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from syncd.connectors.emulator import Emulator
+from syncd.web.emulator import Emulator
 from syncd.web.wsgi import Request, Router
 
 

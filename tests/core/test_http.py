@@ -6,9 +6,9 @@ import time
 import pytest
 
 from syncd.config.schema import Secret
-from syncd.connectors.emulator import Emulator, TokenIssuer
 from syncd.connectors.httpclient import ClientCredentials, HttpClient, RateBudget, parse_retry_after
 from syncd.exceptions import RemoteError
+from syncd.web.emulator import Emulator, TokenIssuer
 from syncd.web.wsgi import HTTPError
 
 

@@ -39,7 +39,7 @@ from syncd.engagement import BadTaskCall, TaskResult, task_from_call
 from syncd.engine.store import Store, StoreError
 from syncd.web.wsgi import Request
 
-log = structlog.get_logger("syncd.engine.tasks")
+log = structlog.get_logger("syncd.web.tasks")
 
 CALL_TIMEOUT = 60.0
 RETRY_AFTER = "30"
