@@ -68,6 +68,8 @@ SCRAPED = {
     "syncd_inbox_oldest_pending_age_seconds": "Age of the oldest event not applied yet.",
     "syncd_webhook_rejections": "Webhook deliveries refused, per reason code.",
     "syncd_webhook_deliveries": "Webhook deliveries received.",
+    "syncd_connection_discarded_messages": "Messages a connection received and discarded by "
+                                           "its rules (kept in the state store), per reason.",
     "syncd_guard_changes": "Consent changes and deletes the guard counted in its window.",
     "syncd_guard_limit": "The guard's limit: changes allowed in its window.",
     "syncd_guard_held": "1 while the guard holds an integration's changes for a confirmation.",
@@ -84,11 +86,13 @@ NAMES = frozenset({
                              "syncd_events_failed", "syncd_events_dead_lettered",
                              "syncd_records", "syncd_runs", "syncd_http_requests",
                              "syncd_http_wait_seconds", "syncd_webhook_rejections",
-                             "syncd_webhook_deliveries")),
+                             "syncd_webhook_deliveries",
+                             "syncd_connection_discarded_messages")),
     *(f"{h}_{s}" for h in ("syncd_run_duration_seconds", "syncd_http_request_duration_seconds")
       for s in ("bucket", "sum", "count")),
     "syncd_job_last_success_timestamp_seconds",
-    *(n for n in SCRAPED if n not in ("syncd_webhook_rejections", "syncd_webhook_deliveries")),
+    *(n for n in SCRAPED if n not in ("syncd_webhook_rejections", "syncd_webhook_deliveries",
+                                      "syncd_connection_discarded_messages")),
 })
 
 

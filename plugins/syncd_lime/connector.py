@@ -11,8 +11,10 @@ path reaches them, consents only when a consent mapping uses them. Real time: sy
 webhook subscription (``ensure_webhook``) covers the person's events, the company's when a
 company field is mapped and the consent's when a consent is; every event is read back
 (``read_records``: the message is a hint, never the truth). A consent message whose consent
-has no person or no consent type is discarded: logged with the reason and counted in
-``stats()["discarded"]`` (``syncd status``); nothing else changes (seed 003).
+has no person or no consent type is discarded: logged with the reason, counted and noted
+(consent id, Lime event) in the connection's ledger (``self.ledger``, kept in the state
+store, so the count outlives a restart), shown in ``syncd status`` (``stats()["discarded"]``
+and the last notes) and ``/metrics``; nothing else changes (seed 003).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from syncd_lime.paging import PageState
 from syncd_lime.schema import group_filters
 
 WHATS = ("new", "update", "delete", "restore")
+#: The ledger's name for messages discarded by seed 003's rule (``syncd status``, ``/metrics``).
+DISCARDED = "discarded"
 
 
 def _scalar(value: Any) -> bool:
@@ -69,8 +73,6 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
         self._relation_ranges = True  # False once Lime refused min-/max- on a relation
         self._init_companies()
         self._hook: tuple[str, str] | None = None  # (url, subscription id) once ensured
-        self._stats_lock = threading.Lock()
-        self.discarded: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"LimeConnector({self.name!r}, base_url={self.opts['base_url']!r})"
@@ -91,8 +93,8 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = self._client.stats() if self._client else {"requests": 0,
                                                                          "retries": 0}
-        with self._stats_lock:
-            out["discarded"] = dict(self.discarded)
+        out["discarded"] = self.ledger.counts(DISCARDED)
+        out["discarded_recent"] = self.ledger.notes(DISCARDED, limit=5)
         return out
 
     @classmethod
@@ -213,8 +215,7 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
         return str(person)
 
     def discard(self, reason: str, **context: Any) -> None:
-        with self._stats_lock:
-            self.discarded[reason] = self.discarded.get(reason, 0) + 1
+        self.ledger.count(DISCARDED, reason, **context)
         self.log.warning("lime.message_discarded", reason=reason,
                          fix="give the consent a person and a consent type in Lime; a full "
                              "sync repairs what was missed", **context)

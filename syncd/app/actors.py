@@ -23,6 +23,7 @@ from syncd.connectors.connector import Connector
 from syncd.connectors.plugins import Registry
 from syncd.engine import preflight
 from syncd.engine.coordinator import Coordinator
+from syncd.engine.ledgerstore import StoreLedger
 from syncd.engine.progress import Progress
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
@@ -69,6 +70,8 @@ class Actors:
         def start() -> pykka.ActorRef[Any]:
             connector = cls(name, conn_cfg.options)
             connector.state_dir = self.config.daemon.state_dir
+            connector.ledger = StoreLedger(self.store, name, lambda: [
+                i.name for i in self.config.integrations.values() if i.source == name])
             connector.peers = {n: (c.kind, c.options) for n, c in
                                self.config.connections.items() if n != name}
             connector.set_needs(self.needs_of(name))  # before its first read

@@ -115,6 +115,10 @@ def print_status(status: dict[str, Any], console: Console | None = None) -> None
             console.print(f"{e(name)} discarded {sum(discarded.values())} message(s), "
                           f"nothing changed for them: " + ", ".join(
                               f"{e(k)} {v}" for k, v in sorted(discarded.items())))
+        for note in (c.get("stats") or {}).get("discarded_recent") or []:  # newest first
+            detail = ", ".join(f"{e(k)}={e(v)}" for k, v in sorted(note["detail"].items()))
+            console.print(f"  {fmt_time(note['at'])[:19]} {e(note['reason'])}"
+                          + (f" ({detail})" if detail else ""))
     table = Table("integration", "state", "progress", "queue", "oldest", "dead", "guard",
                   "last run", "next job", "preflight", "last error")
     for name, i in status["integrations"].items():

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from syncd.engine import ledgerstore
 from syncd.metrics import REGISTRY, SCRAPED
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -55,6 +56,13 @@ class DaemonCollector:
             age.add_metric([integration], max(0.0, now - oldest))
         yield age
         yield from self._webhooks()
+        discarded = CounterMetricFamily("syncd_connection_discarded_messages",
+                                        SCRAPED["syncd_connection_discarded_messages"],
+                                        labels=["connection", "reason"])
+        for (connection, reason), count in sorted(ledgerstore.totals(d.store,
+                                                                     "discarded").items()):
+            discarded.add_metric([connection, reason], count)
+        yield discarded
         families = {n: GaugeMetricFamily(n, SCRAPED[n], labels=labels) for n, labels in (
             ("syncd_guard_changes", ["integration"]), ("syncd_guard_limit", ["integration"]),
             ("syncd_guard_held", ["integration"]), ("syncd_integration_paused", ["integration"]),

@@ -34,6 +34,7 @@ from syncd.connectors.capabilities import (
     SchemaChecker,
     WebhookParser,
 )
+from syncd.connectors.ledger import Ledger
 from syncd.records import SchemaNeeds, SchemaProblem
 
 __all__ = ["Capability", "Connector", "PROTOCOLS", "REQUIRED_METHODS", "SchemaChecker",
@@ -68,6 +69,11 @@ class Connector:
         #: The validated section, with defaults filled and secrets as ``Secret``.
         self.config = config
         self.log = log.bind(connection=name, kind=self.kind)
+        #: What the connector must remember across restarts (counts of messages it
+        #: discarded, with notes; the ids syncd holds links for): kept in the state store
+        #: once the daemon sets it before ``start``, in memory until then
+        #: (:mod:`syncd.connectors.ledger`).
+        self.ledger: Ledger = Ledger()
 
     # -- life cycle ------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""``syncd status`` shows the messages a connection discarded (its stats' ``discarded``)."""
+"""``syncd status`` shows the messages a connection discarded (its stats' ``discarded``),
+and the last ones with their reason and details (``discarded_recent``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ class Control:
                                          "last_failure": None, "stats": {
                                              "requests": 5, "discarded": {
                                                  "consent without a person": 2,
-                                                 "consent without a consent type": 1}}},
+                                                 "consent without a consent type": 1},
+                                             "discarded_recent": [
+                                                 {"at": 1.8e9, "reason": "consent without a person",
+                                                  "detail": {"consent": "5001",
+                                                             "lime_event": "consent.new"}}]}},
                                 "tribe": {"kind": "tribe", "state": "running", "restarts": 0,
                                           "last_failure": None, "stats": {"requests": 1}}},
                 "integrations": {}, "jobs": [], "webhooks": {}}
@@ -32,4 +37,5 @@ def test_status_counts_discarded_messages_per_connection(tmp_path, capsys, monke
     out = capsys.readouterr().out
     assert ("lime discarded 3 message(s), nothing changed for them: consent without a "
             "consent type 1, consent without a person 2") in out
+    assert "consent without a person (consent=5001, lime_event=consent.new)" in out
     assert "tribe discarded" not in out
