@@ -17,11 +17,11 @@ import structlog
 from syncd.app.scheduler import Scheduler
 from syncd.app.supervision import Supervised, Supervisor, pinged
 from syncd.config.model import Config, IntegrationConfig
+from syncd.config.needs import needs
 from syncd.connectors.capabilities import Capability, WebhookSource
 from syncd.connectors.connection import ConnectionActor, typed_proxy
 from syncd.connectors.connector import Connector
 from syncd.connectors.plugins import Registry
-from syncd.engine import preflight
 from syncd.engine.coordinator import Coordinator
 from syncd.engine.ledgerstore import StoreLedger
 from syncd.engine.progress import Progress
@@ -113,7 +113,7 @@ class Actors:
         between two configs, what either uses (see :class:`syncd.app.reload.Reloader`)."""
         if self.wide_needs is not None and name in self.wide_needs:
             return self.wide_needs[name]
-        return preflight.needs(self.config, self.registry).get(name, SchemaNeeds("none"))
+        return needs(self.config, self.registry).get(name, SchemaNeeds("none"))
 
     def tell_needs(self) -> None:
         """Tell every running connection what the integrations use of it now."""

@@ -32,7 +32,7 @@ from syncd.app.actors import Actors
 from syncd.app.daemon_preflight import Preflights
 from syncd.app.scheduler import Scheduler
 from syncd.config.model import Config
-from syncd.engine import preflight
+from syncd.config.needs import needs
 from syncd.exceptions import ConfigErrors
 from syncd.records import SchemaNeeds
 from syncd.web.receiver import WebhookApp
@@ -176,8 +176,8 @@ class Reloader:
         # Sources read what the old and the new rules need until every coordinator has the
         # new rules (a read without labels decided by rules with consents would opt out);
         # then only what the new rules need.
-        actors.wide_needs = _union(preflight.needs(old, actors.registry),
-                                   preflight.needs(new, actors.registry))
+        actors.wide_needs = _union(needs(old, actors.registry),
+                                   needs(new, actors.registry))
         actors.config = new
         for name in sorted(set(d.connections_changed) | set(d.connections_added)):
             actors.start_connection(name)
@@ -228,7 +228,7 @@ class Reloader:
         Each step is guarded: whatever fails is logged, and an actor that does not start is
         left to the supervisor, which restarts it with back-off."""
         actors, sup_ = self.actors, self.supervisor
-        actors.wide_needs = _union(preflight.needs(old, actors.registry),
+        actors.wide_needs = _union(needs(old, actors.registry),
                                    actors.wide_needs or {})
         actors.config = old
         self.needs_full_sync.clear()

@@ -6,8 +6,9 @@
 - :func:`describe` gives the config as plain data with secrets masked.
 - :data:`CORE_SECTIONS` declares the core's sections with :class:`Option`, as connectors do.
 
-Nothing here imports :mod:`syncd.connectors.connector` at import time (it imports
-:mod:`syncd.config.schema`, so that would be circular).
+The config sits below the connectors and the engine and imports neither: the loader is
+given the plugin registry and knows the connector classes through the protocols of
+:mod:`syncd.config.plugins` (docs/architecture.md, "Layers").
 """
 
 from syncd.config.diff import ConfigDiff, describe, diff
