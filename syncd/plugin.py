@@ -63,8 +63,10 @@ from syncd.engagement import (
     TaskResult,
     activity_subject,
 )
+from syncd.engine.failfast import FailFast
+from syncd.engine.linkops import LinkRun, Links, NoLinks
 from syncd.engine.preflight import missing
-from syncd.engine.twoway import Conflict, Decision, decide
+from syncd.engine.twoway import Conflict, Decision, decide, over_share
 from syncd.exceptions import AuthError, RemoteError, SyncdError, WebhookRejected
 from syncd.records import (
     Consent,
@@ -195,6 +197,12 @@ __all__ = [
     "decide",
     "Decision",
     "Conflict",
+    # operating a connector's own links: runs, guard (over_share), fail-fast, stops
+    "Links",
+    "LinkRun",
+    "NoLinks",
+    "FailFast",
+    "over_share",
     # a plugin's own CLI commands (hook syncd_cli_commands)
     "config_path",
     "load_config",

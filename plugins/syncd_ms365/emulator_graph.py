@@ -77,6 +77,8 @@ class GraphEmulator(Emulator):
         self.merge_on_email = merge_on_email
         self.delta_max_page = 1000
         self.throttle_retry_after = 1.0
+        self.read_only: set[str] = set()
+        self.omit_fields: set[str] = set()
         self._inflight: dict[str, int] = {}
         self.max_inflight = 0  # the most requests one mailbox had in flight at once
         self.spent_total = 0  # requests counted against the mailboxes' budgets
@@ -174,9 +176,10 @@ class GraphEmulator(Emulator):
         for key, value in (request.json() or {}).items():
             if key not in ("merge_on_email", "allow_http_loopback", "delta_max_page",
                            "throttle_retry_after", "notifications", "mailbox_concurrency",
-                           "request_budget", "budget_window"):
+                           "request_budget", "budget_window", "read_only",
+                           "omit_fields"):
                 raise HTTPError(400, {"error": f"unknown setting {key!r}"})
-            setattr(self, key, value)
+            setattr(self, key, set(value) if key in ("read_only", "omit_fields") else value)
         return {}
 
     # -- auth and limits -------------------------------------------------------------------
@@ -272,8 +275,21 @@ class GraphEmulator(Emulator):
                               f"'{expand}' to expand.")
         return set(re.findall(r"id eq '([^']*)'", match.group(1)))
 
+    def _omit(self, contact: dict[str, Any]) -> dict[str, Any]:
+        if not self.omit_fields:
+            return contact
+        return {k: v for k, v in contact.items() if k not in self.omit_fields}
+
+    def _writable(self, oid: str) -> str:
+        if self.read_only and (oid in self.read_only or any(
+                self.oid_of(u) == oid for u in self.read_only)):
+            raise graph_error(403, "ErrorAccessDenied", "Access is denied. Check "
+                              "credentials and try again.")
+        return oid
+
     def _select(self, request: Request, contact: dict[str, Any]) -> dict[str, Any]:
         select = request.arg("$select")
+        contact = self._omit(contact)
         if not select:
             return contact
         keep = {s.strip() for s in select.split(",")} | {"id", "@odata.etag", EXT, "@removed"}
@@ -317,7 +333,7 @@ class GraphEmulator(Emulator):
 
     def _create(self, request: Request):
         return self._run(request, lambda oid: (201, self.store.create(
-            oid, request.json(), merge_on_email=self.merge_on_email)))
+            self._writable(oid), request.json(), merge_on_email=self.merge_on_email)))
 
     def _get(self, request: Request):
         def work(oid):
@@ -327,11 +343,11 @@ class GraphEmulator(Emulator):
 
     def _update(self, request: Request):
         return self._run(request, lambda oid: self.store.update(
-            oid, request.params["cid"], request.json()))
+            self._writable(oid), request.params["cid"], request.json()))
 
     def _delete(self, request: Request):
         def delete(oid: str) -> tuple[int, None]:
-            self.store.delete(oid, request.params["cid"])
+            self.store.delete(self._writable(oid), request.params["cid"])
             return 204, None
 
         return self._run(request, delete)
@@ -376,7 +392,7 @@ class GraphEmulator(Emulator):
                     if contact is None:
                         rows.append({"id": cid, "@removed": {"reason": "deleted"}})
                     else:
-                        row = self.store.public(contact)
+                        row = self._omit(self.store.public(contact))
                         if select:
                             keep = {s.strip() for s in select.split(",")} | {"id"}
                             row = {k: v for k, v in row.items() if k in keep}

@@ -30,9 +30,10 @@ from typing import Any
 import structlog
 
 from syncd.plugin import RemoteError, decide
-from syncd_ms365.graph import DeltaExpired
+from syncd_ms365.graph import DeltaExpired, _template
 from syncd_ms365.mailbox import FIELDS, Mailbox, from_outlook, to_outlook
 from syncd_ms365.pairs import Pairs
+from syncd_ms365.rounds import Round, batch_result
 
 log = structlog.get_logger("syncd.ms365.link")
 
@@ -50,6 +51,29 @@ class UserLink:
         self.log = log.bind(user=user)
         self.counts = {"created": 0, "updated_outlook": 0, "updated_tribe": 0, "held": 0,
                        "unlinked": 0, "conflicts": 0, "adopted": 0}
+        #: the round being planned (:mod:`.rounds`); None: each method writes at once
+        self.round: Round | None = None
+
+    # -- a round: plan, guard, write -------------------------------------------------------
+
+    def begin(self, round_: Round) -> None:
+        self.round = round_
+
+    def commit(self) -> None:
+        """Guard the planned round, then write it (fail-fast probing each write)."""
+        round_, self.round = self.round, None
+        if round_ is None:
+            return
+        round_.guard(self.pairs.counts(self.user).get("linked", 0))
+        if round_.creates:
+            self._create(round_.creates, round_)
+        for rel, contact, d, old in round_.updates:
+            self._apply(rel, contact, d, old, round_)
+        if round_.delta:
+            self.pairs.set_mailbox(self.user, delta=round_.delta)
+
+    def abandon(self) -> None:
+        self.round = None
 
     # -- Tribe → Outlook -------------------------------------------------------------------
 
@@ -76,6 +100,8 @@ class UserLink:
                 creates.append(rel)
                 continue
             if from_outlook(to_outlook(rel.fields)) == {f: pair.status.get(f) for f in FIELDS}:
+                if self.round is not None:
+                    self.round.run.count("outlook", "unchanged")
                 continue  # Tribe unchanged since the last agreement: Outlook's come by delta
             current = self.mailbox.get(self.user, pair.remote or "")
             if current is None:  # deleted in Outlook: back after a change in Tribe
@@ -83,10 +109,12 @@ class UserLink:
                 creates.append(rel)
                 continue
             self._compare(rel, current, pair.status)
-        if creates:
-            self._create(creates)
+        if creates and self.round is not None:
+            self.round.creates += creates
+        elif creates:
+            self._create(creates, None)
 
-    def _create(self, rels: list) -> None:
+    def _create(self, rels: list, round_: Round | None) -> None:
         self.pairs.creating(self.user, [r.key for r in rels])
         items = [self.mailbox.create_item(self.user, r.fields, r.key) for r in rels]
         try:
@@ -96,10 +124,23 @@ class UserLink:
                 raise
             # the answer was lost: some may exist now. Look each up, never create twice.
             self.log.warning("ms365.create_answer_lost", contacts=len(rels))
-            self.tribe_changed(rels)
+            self.round, saved = None, self.round
+            try:
+                self.tribe_changed(rels)
+            finally:
+                self.round = saved
             return
+        endpoint = f"POST {_template(self.mailbox.graph.root(self.user))}/contacts"
         folder = None
         for rel, result in zip(rels, results, strict=True):
+            if round_ is not None:
+                name = round_.link_name
+                outcome = batch_result(rel.key, result, endpoint, name)
+                if outcome.outcome == "failed":  # the pair stays 'creating': looked up next
+                    self.log.warning("ms365.create_failed", key=rel.key,
+                                     status=result.get("status"))
+                    round_.observe("outlook", rel.key, outcome)
+                    continue
             if result.get("status") == 201:
                 body = result["body"]
                 folder = folder or body.get("parentFolderId")
@@ -109,6 +150,8 @@ class UserLink:
                 self.pairs.put(self.user, rel.key, state="linked", remote=body["id"],
                                status=status)
                 self.counts["created"] += 1
+                if round_ is not None:
+                    round_.observe("outlook", rel.key, batch_result(rel.key, result, "", ""))
             else:
                 self.log.warning("ms365.create_failed", key=rel.key,
                                  status=result.get("status"))
@@ -127,19 +170,39 @@ class UserLink:
                           lost="outlook" if c.winner == "left" else "tribe")
         if d.to_left and self._merged(contact, outlook):
             self.counts["held"] += 1
+            if self.round is not None:
+                self.round.run.count("tribe", "skipped")
             self.pairs.put(self.user, rel.key, state="linked", remote=contact["id"],
                            status=status, held="merge: another contact in Outlook has "
                            f"the e-mail address {outlook['email']}")
             self.log.warning("ms365.merge_held", key=rel.key)
             return
+        if self.round is not None and not d.empty:
+            self.round.updates.append((rel, contact, d, status))
+            return
+        if self.round is not None:
+            self.round.run.count("outlook", "unchanged")
+        self._apply(rel, contact, d, status, None)
+
+    def _apply(self, rel, contact: dict[str, Any], d, old: dict[str, Any],
+               round_: Round | None) -> None:
+        status = dict(d.status)
         if d.to_right:
-            self.mailbox.update(self.user, contact["id"], d.to_right, contact)
+            if round_ is None:
+                self.mailbox.update(self.user, contact["id"], d.to_right, contact)
+            elif not round_.attempt("outlook", rel.key, lambda: self.mailbox.update(
+                    self.user, contact["id"], d.to_right, contact)):
+                status = _keep(status, d.to_right, old)
             self.counts["updated_outlook"] += 1
         if d.to_left:
-            self.people.write(rel, d.to_left)
+            if round_ is None:
+                self.people.write(rel, d.to_left)
+            elif not round_.attempt("tribe", rel.key,
+                                    lambda: self.people.write(rel, d.to_left)):
+                status = _keep(status, d.to_left, old)
             self.counts["updated_tribe"] += 1
         self.pairs.put(self.user, rel.key, state="linked", remote=contact["id"],
-                       status=d.status)
+                       status=status)
 
     def _merged(self, contact: dict[str, Any], outlook: dict[str, Any]) -> bool:
         """Outlook merged this contact with another card sharing its e-mail address."""
@@ -185,5 +248,16 @@ class UserLink:
             self.log.warning("ms365.delta_expired")
             rows, link = self.mailbox.delta(self.user, None, state["folder"])
         self.outlook_changed(rows)
-        if link:
+        if link and self.round is not None:
+            self.round.delta = link  # kept once the round's writes are done
+        elif link:
             self.pairs.set_mailbox(self.user, delta=link)
+
+
+def _keep(status: dict[str, Any], fields: dict[str, Any], old: dict[str, Any]
+          ) -> dict[str, Any]:
+    """The status after a failed write of ``fields``: their previous agreement, so the next
+    round sees the same change again (never taken as agreed)."""
+    out = {k: v for k, v in status.items() if k not in fields}
+    out.update({k: old[k] for k in fields if k in old})
+    return out

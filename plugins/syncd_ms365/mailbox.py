@@ -20,15 +20,21 @@ BIRTHDAY_TIME = "T11:59:00Z"
 
 def from_outlook(contact: dict[str, Any]) -> dict[str, Any]:
     """The neutral fields of a Graph contact; of several e-mail addresses or phone numbers
-    only the first counts (seed 002)."""
-    out: dict[str, Any] = {k: contact.get(k) or None for k in _PLAIN}
-    emails = contact.get("emailAddresses") or []
-    out["email"] = (emails[0].get("address") or None) if emails else None
-    out["workPhone"] = (contact.get("businessPhones") or [None])[0] or None
-    out["homePhone"] = (contact.get("homePhones") or [None])[0] or None
-    out["mobile"] = contact.get("mobilePhone") or None
-    birthday = contact.get("birthday")
-    out["birthday"] = birthday[:10] if birthday else None
+    only the first counts (seed 002). A property the answer does not carry is left out:
+    unknown, never empty (:func:`syncd.engine.twoway.decide` writes nothing for it)."""
+    out: dict[str, Any] = {k: contact.get(k) or None for k in _PLAIN if k in contact}
+    if "emailAddresses" in contact:
+        emails = contact.get("emailAddresses") or []
+        out["email"] = (emails[0].get("address") or None) if emails else None
+    if "businessPhones" in contact:
+        out["workPhone"] = (contact.get("businessPhones") or [None])[0] or None
+    if "homePhones" in contact:
+        out["homePhone"] = (contact.get("homePhones") or [None])[0] or None
+    if "mobilePhone" in contact:
+        out["mobile"] = contact.get("mobilePhone") or None
+    if "birthday" in contact:
+        birthday = contact.get("birthday")
+        out["birthday"] = birthday[:10] if birthday else None
     return out
 
 

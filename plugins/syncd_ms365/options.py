@@ -58,6 +58,16 @@ OPTIONS: tuple[Option, ...] = (
            "Seconds between two rounds of the link: new users' initial sync, Tribe changes, "
            "and a delta round per mailbox (a change notification starts one at once).",
            minimum=1),
+    Option("confirm_share", float, 0.1,
+           "The guard of each user's link: a round that would update more than this share "
+           "of the user's linked Outlook contacts or Tribe relationships at once (at least "
+           "10) writes nothing and waits for `syncd confirm CONNECTION:USER`. 1: off.",
+           minimum=0),
+    Option("fail_fast", int, 20,
+           "When the first this many writes of a user's round all fail with the same "
+           "non-retryable status (e.g. 403), that user's link stops with one error (the "
+           "others go on) until `syncd sync start CONNECTION:USER` or a restart. 0: off.",
+           minimum=0),
     Option("manager_nav", str, "AccountManager",
            "Tribe's navigation from a relationship to its relationship manager (an "
            "employee; apis.md 1.4 [INFER])."),

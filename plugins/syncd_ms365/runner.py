@@ -9,6 +9,12 @@ shown in :meth:`LinkRunner.status` (and so ``syncd status``), and the others go 
 - :meth:`notified`: change notifications and lifecycle events of a mailbox run a delta round
   (the notification only says *that* something changed: apis.md 4.5, resourceData may be
   stale), ``missed`` and any gap too.
+
+Each user's round is operated as the core operates an integration's runs
+(``connector.links``, :mod:`.rounds`): a run in ``syncd runs CONNECTION:USER`` (kind
+``initial_sync``, ``poll`` or ``notification``), the guard (a held user waits for
+``syncd confirm CONNECTION:USER``, then compares everything once) and fail-fast (a stopped
+user waits for ``syncd sync start CONNECTION:USER`` or a restart).
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from typing import Any
 
 import structlog
 
+from syncd.plugin import NoLinks
 from syncd_ms365.auth import ConsentRequired
 from syncd_ms365.link import UserLink
 from syncd_ms365.pairs import Pairs
+from syncd_ms365.rounds import Held, LinkStopped, Round
 
 log = structlog.get_logger("syncd.ms365.runner")
 
@@ -29,6 +37,16 @@ class LinkRunner:
         self.connector, self.people, self.pairs = connector, people, pairs
         self.links: dict[str, UserLink] = {}
         self.problems: dict[str, str] = {}
+        #: the core's runs, guard and stops (``connector.links``; none outside a daemon)
+        self.ops = connector.links or NoLinks(connector.name)
+        self.share = float(connector.config.get("confirm_share", 0.1))
+        self.window = int(connector.config.get("fail_fast", 20))
+        #: users a person confirmed (their next round passes the guard once)
+        self.confirmed: set[str] = set()
+        #: users whose next round compares every relationship (after a confirm or a start)
+        self.full: set[str] = set()
+        #: called after a release, to run a round at once (the service's wake)
+        self.wake = lambda: None
 
     def _link(self, user: str) -> UserLink | None:
         link = self.links.get(user)
@@ -39,19 +57,63 @@ class LinkRunner:
                 return None
             link = self.links[user] = UserLink(user, employee, self.people,
                                                self.connector.mailbox, self.pairs)
+            self.ops.register(user, lambda action: self.released(user, action))
         return link
 
-    def _each(self, users: list[str], work) -> None:
+    def released(self, user: str, action: str) -> None:
+        """A person's ``syncd confirm`` or ``syncd sync start`` of the user's link."""
+        if action == "confirm":
+            self.confirmed.add(user)
+        self.full.add(user)
+        self.problems.pop(user, None)
+        self.wake()
+
+    def _each(self, users: list[str], work, kind: str = "poll") -> None:
         for user in users:
             link = self._link(user)
             if link is None:
                 continue
-            try:
-                work(link)
-                self.problems.pop(user, None)
-            except ConsentRequired as exc:
-                self.problems[user] = f"consent required: {exc.reason}"
-                log.warning("ms365.user_skipped", user=user, reason=exc.reason)
+            stopped, held = self.ops.stopped(user), self.ops.held(user)
+            if stopped or held:
+                self.problems[user] = stopped or f"held: {held} (fix: syncd confirm " \
+                    f"{self.ops.name(user)})"
+                continue
+            self._round(user, link, work, kind)
+
+    def _round(self, user: str, link: UserLink, work, kind: str) -> None:
+        run = self.ops.run(user, kind)
+        link.begin(Round(user, self.ops.name(user), run, self.window, self.share,
+                         confirmed=user in self.confirmed))
+        try:
+            work(link)
+            link.commit()
+        except Held as exc:
+            link.abandon()
+            self.ops.hold(user, str(exc), [])
+            self.problems[user] = f"held: {exc} (fix: syncd confirm {self.ops.name(user)})"
+            run.finish("needs_confirmation", str(exc))
+            return
+        except LinkStopped as exc:
+            link.abandon()
+            self.ops.stop(user, str(exc))
+            self.problems[user] = str(exc)
+            run.finish("failed", str(exc))
+            return
+        except ConsentRequired as exc:
+            link.abandon()
+            self.problems[user] = f"consent required: {exc.reason}"
+            log.warning("ms365.user_skipped", user=user, reason=exc.reason)
+            run.finish("failed", f"consent required: {exc.reason}")
+            return
+        except BaseException as exc:
+            link.abandon()
+            run.finish("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        self.confirmed.discard(user)
+        if kind != "notification":
+            self.full.discard(user)
+        self.problems.pop(user, None)
+        run.finish()
 
     def users(self) -> list[str]:
         self.connector.accounts.reload()
@@ -60,27 +122,43 @@ class LinkRunner:
     def sync_new_users(self) -> list[str]:
         """The initial sync of each linked user that has not had one."""
         new = [u for u in self.users() if not self.pairs.mailbox(u)["initial_done"]]
-        self._each(new, lambda link: link.initial_sync())
+        self._each(new, lambda link: link.initial_sync(), "initial_sync")
         return new
 
-    def tribe_changed(self, keys: list[str]) -> None:
+    def tribe_changed(self, keys: list[str], kind: str = "notification") -> None:
         rels = [r for r in (self.people.get(k) for k in keys) if r is not None]
-        self._each(self.users(), lambda link: link.tribe_changed(rels))
+        self._each(self.users(), lambda link: link.tribe_changed(rels), kind)
 
     def tribe_all(self) -> None:
         """Compare every relationship with each user's Outlook (those whose Tribe fields
         equal the status cost no Graph request)."""
-        rels = self.people.relationships()
-        self._each(self.users(), lambda link: link.tribe_changed(rels))
+        self.poll(None)
 
     def tribe_since(self, since: str) -> None:
         """Only the relationships Tribe changed since ``since`` (a round's cursor)."""
-        rels = self.people.changed_since(since)
-        if rels:
-            self._each(self.users(), lambda link: link.tribe_changed(rels))
+        self.poll(since, catch_up=False)
+
+    def poll(self, since: str | None, kind: str = "poll", catch_up: bool = True) -> None:
+        """One round per user: Tribe's relationships changed since ``since`` (None: all of
+        them; a user a person released reads all of them too), then a delta round."""
+        users = self.users()
+        changed = self.people.changed_since(since) if since is not None else None
+        everything = None
+        if changed is None or any(u in self.full for u in users):
+            everything = self.people.relationships()
+
+        def work(link: UserLink) -> None:
+            full = link.user in self.full
+            rels = everything if changed is None or full else changed
+            if rels:
+                link.tribe_changed(rels)
+            if catch_up or full:
+                link.catch_up()
+
+        self._each(users, work, kind)
 
     def notified(self, user: str) -> None:
-        self._each([user], lambda link: link.catch_up())
+        self._each([user], lambda link: link.catch_up(), "notification")
 
     def catch_up_all(self) -> None:
         self._each(self.users(), lambda link: link.catch_up())

@@ -69,6 +69,7 @@ class LinkService:
         self.rounds = 0
         #: where the next round's read of Tribe starts (None: read everything)
         self.tribe_cursor: str | None = None
+        self.runner.wake = self.wake.set
 
     def start(self) -> None:
         self.scheduler.start()
@@ -96,15 +97,17 @@ class LinkService:
         self.wake.set()
 
     def _loop(self) -> None:
+        kind = "poll"
         while not self._stop.is_set():
             try:
-                self.round()
+                self.round(kind)
             except Exception as exc:  # the next round tries again
                 log.error("ms365.round_failed", error=f"{type(exc).__name__}: {exc}")
-            self.wake.wait(self.interval)
+            woken = self.wake.wait(self.interval)
             self.wake.clear()
+            kind = "notification" if woken else "poll"
 
-    def round(self) -> None:
+    def round(self, kind: str = "poll") -> None:
         self.runner.sync_new_users()
         keeper = self.keeper
         if keeper is not None:
@@ -123,13 +126,10 @@ class LinkService:
                 if user is not None:
                     keeper.lifecycle(user, event)
         # Tribe: everything once (and after a restart), then what changed since the last
-        # round began, reaching back OVERLAP seconds for clocks and late commits
+        # round began, reaching back OVERLAP seconds for clocks and late commits; then a
+        # delta round per mailbox: one run per user
         started = datetime.now(timezone.utc)
-        if self.tribe_cursor is None:
-            self.runner.tribe_all()
-        else:
-            self.runner.tribe_since(self.tribe_cursor)
+        self.runner.poll(self.tribe_cursor, kind)
         self.tribe_cursor = (started - timedelta(seconds=OVERLAP)).strftime(
             "%Y-%m-%dT%H:%M:%SZ")
-        self.runner.catch_up_all()
         self.rounds += 1

@@ -71,13 +71,13 @@ class TribePeople:
         return manager, owners
 
     def from_contact(self, row: dict[str, Any]) -> Relationship:
+        """A contact row; a field the answer does not carry is left out of ``fields``
+        (unknown, never empty: the link writes nothing for it)."""
         person = row.get("Person") or {}
-        fields = {v: person.get(k) for k, v in PERSON.items()}
-        fields["birthday"] = (fields["birthday"] or None) and str(fields["birthday"])[:10]
-        fields.update(email=row.get("EmailAddress"), workPhone=row.get("PhoneNumber"),
-                      mobile=row.get("MobilePhoneNumber"),
-                      jobTitle=row.get(self.names["function_field"]),
-                      homePhone=person.get("PhoneNumber"))
+        fields = _known(person, {**PERSON, "PhoneNumber": "homePhone"})
+        fields.update(_known(row, {"EmailAddress": "email", "PhoneNumber": "workPhone",
+                                   "MobilePhoneNumber": "mobile",
+                                   self.names["function_field"]: "jobTitle"}))
         manager, owners = self._managers(row)
         times = [t for t in (row.get("LastMutationDate"), person.get("LastMutationDate")) if t]
         return Relationship(row["ID"], "contact", person.get("ID", ""), fields, manager,
@@ -85,10 +85,8 @@ class TribePeople:
                             max(times) if times else None)
 
     def from_person(self, row: dict[str, Any]) -> Relationship:
-        fields = {v: row.get(k) for k, v in PERSON.items()}
-        fields["birthday"] = (fields["birthday"] or None) and str(fields["birthday"])[:10]
-        fields.update(email=row.get("EmailAddress"), mobile=row.get("MobilePhoneNumber"),
-                      homePhone=row.get("PhoneNumber"))
+        fields = _known(row, {**PERSON, "EmailAddress": "email",
+                              "MobilePhoneNumber": "mobile", "PhoneNumber": "homePhone"})
         manager, owners = self._managers(row)
         return Relationship(row["ID"], "private", row["ID"], fields, manager, owners,
                             bool(row.get(self.names["former_field"])),
@@ -153,3 +151,11 @@ class TribePeople:
             self.client.update(self.person_set, rel.person_id, person)
         if own:
             self.client.update(self.contact_set, rel.key, own)
+
+
+def _known(row: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """``row``'s fields by neutral name, those the row carries only; a date by its day."""
+    out = {neutral: row[name] for name, neutral in names.items() if name in row}
+    if "birthday" in out:
+        out["birthday"] = (out["birthday"] or None) and str(out["birthday"])[:10]
+    return out

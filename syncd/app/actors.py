@@ -24,6 +24,7 @@ from syncd.connectors.connector import Connector
 from syncd.connectors.plugins import Registry
 from syncd.engine.coordinator import Coordinator
 from syncd.engine.ledgerstore import StoreLedger
+from syncd.engine.linkops import LinkRegistry, Links
 from syncd.engine.progress import Progress
 from syncd.engine.rules import Rules
 from syncd.engine.store import Store
@@ -60,6 +61,8 @@ class Actors:
         self.progress = progress
         #: Seconds to wait for an actor's answer (a start's ping, a reload's set_rules).
         self.ask_timeout = ask_timeout
+        #: The links connectors run themselves (``syncd status``, runs, confirm).
+        self.links = LinkRegistry(store)
 
     def start_connection(self, name: str, supervise: bool = False) -> None:
         """Start a connection's actor. It raises when the start fails, unless ``supervise``:
@@ -74,6 +77,7 @@ class Actors:
                 i.name for i in self.config.integrations.values() if i.source == name])
             connector.peers = {n: (c.kind, c.options) for n, c in
                                self.config.connections.items() if n != name}
+            connector.links = Links(self.links, name)
             connector.set_needs(self.needs_of(name))  # before its first read
             failures: list[BaseException] = []
 

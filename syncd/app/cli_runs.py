@@ -49,6 +49,10 @@ def cmd_sync_start(args) -> int:
     result = client.start_sync(args.integration, confirm=args.confirm, dry_run=args.dry_run,
                                plan=args.plan)
     run_id = result["run_id"]
+    if run_id is None and result.get("link"):  # a connector's link: its next round runs
+        print(f"{args.integration} runs a whole round now; see `syncd runs "
+              f"{args.integration}`")
+        return 0
     what = ("dry run" if args.dry_run else f"plan #{args.plan}" if args.plan is not None
             else "full sync")
     print(f"{what} of {args.integration} started: run #{run_id}"

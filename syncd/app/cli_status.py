@@ -150,6 +150,7 @@ def print_status(status: dict[str, Any], console: Console | None = None) -> None
                           f" (held: {e(held or 'none yet')}): "
                           f"{e(guard.get('reason') or '')}\n"
                           f"  to let them go: {e(guard['confirm'])}")
+    _links(console, status)
     if status.get("reload_errors"):
         console.print("[red]last reload was rejected; running on the previous config:[/red]")
         for line in status["reload_errors"]:
@@ -176,3 +177,27 @@ def _reload(console: Console, status: dict[str, Any]) -> None:
             parts.append(f"{key.replace('_', ' ')} {', '.join(map(str, value))}")
     changed = "; ".join(parts)
     console.print(f"last reload {fmt_time(last['at'])}: {e(changed or 'nothing changed')}")
+
+
+def _links(console: Console, status: dict[str, Any]) -> None:
+    """The links connectors run themselves (e.g. a user's Outlook): last round, holds, stops."""
+    links = status.get("links") or {}
+    if not links:
+        return
+    table = Table("link", "state", "last run", "created", "updated", "failed")
+    for name, link in links.items():
+        last = link.get("last_run") or {}
+        state = "HELD" if link.get("held_since") else "STOPPED" if link.get("stopped") \
+            else "running"
+        run = f"#{last['id']} {last['kind']} {last['status']}" if last else "-"
+        table.add_row(e(name), e(state), e(run), e(last.get("created", "-")),
+                      e(last.get("updated", "-")), e(last.get("failed", "-")))
+    console.print(table)
+    for name, link in links.items():
+        if link.get("held_since"):
+            console.print(f"[bold red]{e(name)} holds a round[/bold red] since "
+                          f"{fmt_time(link['held_since'])}: {e(link.get('held') or '')}\n"
+                          f"  to let it go: {e(link['confirm'])}")
+        if link.get("stopped"):
+            console.print(f"[bold red]{e(name)} stopped[/bold red]: {e(link['stopped'])}\n"
+                          f"  once fixed: {e(link['start'])}")

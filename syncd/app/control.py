@@ -95,14 +95,29 @@ class Control:
             "webhooks": self.daemon.receiver_app.stats() if self.daemon.receiver_app else {},
             "connections": connections,
             "integrations": integrations,
+            "links": self._links().status() if self._links() is not None else {},
             "jobs": jobs,
             "ready": not not_ready,
             "not_ready": not_ready,
             "last_reload": self.daemon.last_reload,
         }
 
+    def _links(self):
+        actors = self.daemon.actors
+        return actors.links if actors is not None else None
+
+    def _link(self, name: str) -> bool:
+        """True when ``name`` is a link a connector runs (``CONNECTION:KEY``), not an
+        integration."""
+        links = self._links()
+        return (name not in self.daemon.current_config().integrations and links is not None
+                and name in links)
+
     def start_sync(self, integration: str, confirm: bool = False, dry_run: bool = False,
                    plan: int | None = None) -> dict[str, Any]:
+        if self._link(integration) and not dry_run and plan is None:
+            result = self._links().release(integration, "confirm" if confirm else "start")
+            return {"run_id": None, "integration": integration, **result}
         self._integration(integration)
         self.daemon.preflights.gate(integration)  # raises PreflightFailed naming the keys
         if dry_run or plan is not None:  # dryrun.py
@@ -117,6 +132,8 @@ class Control:
 
     def confirm(self, integration: str) -> dict[str, Any]:
         """A person confirms what the stop-and-confirm guard holds (``syncd confirm``)."""
+        if self._link(integration):
+            return self._links().release(integration, "confirm")
         self._integration(integration)
         return self.daemon.supervisor.coordinator(integration).confirm().get(
             timeout=ASK_TIMEOUT)
@@ -129,7 +146,7 @@ class Control:
         return {"run_id": run_id, "cancelling": True}
 
     def runs(self, integration: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        if integration:
+        if integration and not self._link(integration):
             self._integration(integration)
         return self.daemon.running()[1].runs(integration, limit)
 

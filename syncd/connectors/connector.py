@@ -141,6 +141,11 @@ class Connector:
     #: per-user Outlook link reads and writes the Tribe connection it names).
     peers: Mapping[str, tuple[str, Mapping[str, Any]]] = {}
 
+    #: The runs, guard and stops of links the connector runs itself
+    #: (:class:`syncd.engine.linkops.Links`), set by the daemon before ``start``; None
+    #: outside a daemon.
+    links: Any = None
+
     def ensure_webhook(self, url: str) -> str | None:
         """Webhook sources (:attr:`Capability.PARSE_WEBHOOKS`) may register the receiver's
         ``url`` with the partner here (called once at start); returns the partner's id of

@@ -26,6 +26,11 @@ changed                   changed, to different values                conflict: 
   there; a change on the side that cannot pass it on stays unsynced until the other side
   changes the field.
 - ``None`` and ``""`` are the same value ("empty").
+- A field a side's mapping does not hold (the answer did not name it) is **unknown**, never
+  empty: nothing is written for it either way and its status is kept, so an odd read (an
+  answer with fields missing) never empties the other side.
+- :func:`over_share`: the guard of a two-way round, which holds a round that would change
+  more than a share of one side's items at once (an odd read with explicit empty values).
 
 Which pairs exist, creating one on the other side, and never deleting are the caller's
 (e.g. :mod:`syncd_ms365.link`); this module only compares values.
@@ -36,6 +41,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from syncd.engine.rules import guard_limit
 
 
 def _norm(value: Any) -> Any:
@@ -81,9 +88,13 @@ def decide(left: Mapping[str, Any], right: Mapping[str, Any], status: Mapping[st
     new_status: dict[str, Any] = {}
     conflicts: list[Conflict] = []
     for name in fields:
-        a, b = _norm(left.get(name)), _norm(right.get(name))
         known = name in status
         s = _norm(status.get(name))
+        if name not in left or name not in right:  # unknown on a side: nothing to compare
+            if known:
+                new_status[name] = s
+            continue
+        a, b = _norm(left[name]), _norm(right[name])
         if a == b:
             new_status[name] = a
             continue
@@ -105,3 +116,17 @@ def decide(left: Mapping[str, Any], right: Mapping[str, Any], status: Mapping[st
         elif known:
             new_status[name] = s  # a change that may not pass: keep the old agreement
     return Decision(to_left, to_right, new_status, tuple(conflicts))
+
+
+def over_share(changes: Mapping[str, int], totals: Mapping[str, int], share: float
+               ) -> str | None:
+    """Why a round that would update ``changes[side]`` of the ``totals[side]`` items a link
+    holds on each side must wait for a person (None: it may go). The limit per side is
+    :func:`syncd.engine.rules.guard_limit` (``share`` of the items, at least its minimum)."""
+    for side in sorted(changes):
+        limit = guard_limit(share, totals.get(side, 0))
+        if limit is not None and changes[side] > limit:
+            return (f"{changes[side]} of {totals.get(side, 0)} {side} items would change in "
+                    f"one round, more than {share:.0%} (limit {limit}): an odd read? "
+                    f"Check both sides, then confirm")
+    return None

@@ -6,15 +6,46 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncd.engine.twoway import decide
+from syncd.engine.twoway import decide, over_share
 
 F = ("givenName", "surname", "email")
 
 
 def test_first_sync_takes_the_left_side():
-    d = decide({"givenName": "Jan", "surname": "Dijk"}, {}, {}, F)
+    empty = dict.fromkeys(F)  # the right side holds the fields, empty
+    d = decide({"givenName": "Jan", "surname": "Dijk", "email": None}, empty, {}, F)
     assert d.to_right == {"givenName": "Jan", "surname": "Dijk"} and d.to_left == {}
     assert d.status == {"givenName": "Jan", "surname": "Dijk", "email": None}
+
+
+def test_a_field_missing_from_a_side_is_unknown_never_empty():
+    status = {"givenName": "Jan", "surname": "Dijk", "email": "j@x.nl"}
+    # the right side's answer lacks surname and email (an odd read): nothing is written
+    # either way for them, and what both sides agreed on is kept
+    d = decide(status, {"givenName": "Jan"}, status, F)
+    assert d.empty and d.status == status
+    # a change of a known field still goes; the unknown ones stay untouched
+    d = decide(status, {"givenName": "Johan"}, status, F)
+    assert d.to_left == {"givenName": "Johan"} and d.to_right == {}
+    assert d.status == dict(status, givenName="Johan")
+    # the left side (the CRM) lacking a field never empties the right side either
+    d = decide({"givenName": "Jan"}, dict(status, email="new@x.nl"), status, F)
+    assert d.to_right == {} and d.to_left == {}
+    # an explicit empty value is a value: it goes
+    d = decide(dict(status, email=None), status, status, F)
+    assert d.to_right == {"email": None}
+    # never synced and unknown on one side: nothing, and no status for it
+    d = decide({"givenName": "Jan"}, {}, {}, F)
+    assert d.empty and d.status == {}
+
+
+def test_over_share_holds_a_round_that_changes_too_much_at_once():
+    assert over_share({"outlook": 10, "tribe": 0}, {"outlook": 12, "tribe": 12}, 0.1) is None
+    why = over_share({"outlook": 11, "tribe": 0}, {"outlook": 12, "tribe": 12}, 0.1)
+    assert why is not None and "11 of 12 outlook" in why
+    assert over_share({"tribe": 20}, {"tribe": 200}, 0.1) is None
+    assert "21 of 200 tribe" in (over_share({"tribe": 21}, {"tribe": 200}, 0.1) or "")
+    assert over_share({"outlook": 500}, {"outlook": 500}, 1.0) is None  # 1: off
 
 
 def test_a_change_on_one_side_goes_to_the_other():

@@ -185,3 +185,40 @@ def test_switch_merge_on_email(graph, anna):
     merged = anna.post(base, json=new).json()
     assert merged["jobTitle"] is None  # the answer is the card as created ...
     assert anna.get(f"{base}/{merged['id']}").json()["jobTitle"] == "Baker"  # ... then merged
+
+
+def test_read_only_switch_refuses_the_mailboxs_writes_only(graph, identity, anna):
+    base = f"{graph.url}/v1.0/me/contacts"
+    created = anna.post(base, json={"surname": "Before"}).json()
+    graph.read_only = {ANNA}  # also settable: POST /_emulator/settings {"read_only": [...]}
+    refused = anna.post(base, json={"surname": "After"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "ErrorAccessDenied"
+    assert anna.patch(f"{base}/{created['id']}", json={"surname": "X"}).status_code == 403
+    assert anna.delete(f"{base}/{created['id']}").status_code == 403
+    assert anna.get(f"{base}/{created['id']}").json()["surname"] == "Before"  # reads go on
+    bob = session(delegated_token(identity, "bob@contoso.example"))
+    assert bob.post(base, json={"surname": "Bob's"}).status_code == 201
+    graph.read_only = set()
+    assert anna.post(base, json={"surname": "After"}).status_code == 201
+
+
+def test_omit_fields_switch_leaves_properties_out_of_every_read(graph, anna):
+    base = f"{graph.url}/v1.0/me/contacts"
+    created = anna.post(base, json={"surname": "Kept", "jobTitle": "Buyer",
+                                    "givenName": "Ann"}).json()
+    assert requests_settings(graph, {"omit_fields": ["surname", "jobTitle"]}) == 200
+    one = anna.get(f"{base}/{created['id']}").json()
+    listed = anna.get(base).json()["value"][0]
+    assert "surname" not in one and "jobTitle" not in one and one["givenName"] == "Ann"
+    assert "surname" not in listed and listed["givenName"] == "Ann"
+    folder = one["parentFolderId"]
+    delta = anna.get(f"{graph.url}/v1.0/me/contactFolders/{folder}/contacts/delta").json()
+    assert delta["value"] and all("surname" not in row for row in delta["value"])
+    graph.omit_fields = set()
+    assert anna.get(f"{base}/{created['id']}").json()["surname"] == "Kept"
+
+
+def requests_settings(graph, body) -> int:
+    import requests
+
+    return requests.post(f"{graph.url}/_emulator/settings", json=body, timeout=5).status_code
