@@ -52,6 +52,7 @@ from syncd.connectors.httpclient import (
     parse_retry_after,
     transport_errors,
 )
+from syncd.connectors.lanes import LanePools, realtime_workers
 from syncd.connectors.pooled import PooledClient
 from syncd.engagement import (
     EngagementBatch,
@@ -172,6 +173,8 @@ __all__ = [
     # the shared HTTP client
     "HttpClient",
     "PooledClient",
+    "LanePools",
+    "realtime_workers",
     "Auth",
     "ClientCredentials",
     "StaticToken",

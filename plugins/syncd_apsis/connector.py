@@ -43,6 +43,7 @@ from syncd.plugin import (
     Connector,
     ConsentChange,
     EngagementBatch,
+    LanePools,
     Profile,
     ProfileState,
     RemoteError,
@@ -53,6 +54,7 @@ from syncd.plugin import (
     WriteResult,
     carry_context,
     for_records,
+    realtime_workers,
 )
 from syncd_apsis import definitions
 from syncd_apsis.bulk import BulkWrites
@@ -78,6 +80,10 @@ class ApsisConnector(BulkWrites, Connector):
     DEFINITIONS_RETRY: ClassVar[float] = 60.0
     id_attribute = "com.apsis1.attributes.crmid"
     options = OPTIONS
+    #: Thread-safe (a bulk and a real-time lane): the client, its budgets (account and per
+    #: key), holds and token are shared under locks, as are the definitions, the counts and
+    #: the export readers' state; each lane writes and reads through its own worker pool.
+    two_lanes = True
 
     def __init__(self, name: str, config: Mapping[str, Any]):
         defaults = {o.name: o.default for o in self.options if not o.required}
@@ -90,7 +96,7 @@ class ApsisConnector(BulkWrites, Connector):
         self.channels = {"email": self.config["email_channel"],
                          "sms": self.config["sms_channel"]}
         self._client: ApsisClient | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._pools: LanePools | None = None
         self._versions: dict[str, str] | None = None  # discriminator -> version id
         #: unknown name -> when it last made us reload the definitions
         self._refreshed_for: dict[str, float] = {}
@@ -135,12 +141,13 @@ class ApsisConnector(BulkWrites, Connector):
                 requests_per_second=float(c["requests_per_second"]),
                 per_profile_per_second=float(c["per_profile_per_second"]),
                 timeout=float(c["timeout"]), max_attempts=int(c["max_attempts"]),
-                pool_size=concurrency + 2, name=self.name,
+                pool_size=concurrency + realtime_workers(concurrency) + 2,  # both lanes
+                name=self.name,
                 # not an option: tests shorten the back-off between retries
                 backoff=float(c.get("backoff", 0.5)),
                 token_file=self.token_file(),
             )
-            self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"apsis-{self.name}")
+            self._pools = LanePools(concurrency, f"apsis-{self.name}")
 
     def token_file(self) -> str | None:
         """Where the access token outlives a restart: ``{state_dir}/apsis-tokens/NAME.json``
@@ -152,12 +159,18 @@ class ApsisConnector(BulkWrites, Connector):
 
     def stop(self) -> None:
         with self._start_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+            if self._pools is not None:
+                self._pools.shutdown()
+                self._pools = None
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+    @property
+    def _pool(self) -> ThreadPoolExecutor | None:
+        """The worker pool of the lane the caller runs in (None before ``start``)."""
+        pools = self._pools
+        return pools.get() if pools is not None else None
 
     @property
     def client(self) -> ApsisClient:

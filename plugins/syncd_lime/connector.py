@@ -63,6 +63,11 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
                               Capability.WRITE_RESPONSES, Capability.CREATE_TASKS})
     options = OPTIONS
     emulator = "syncd_lime.emulator:LimeEmulator"
+    #: Thread-safe (a bulk and a real-time lane): the shared HttpClient (budget, holds,
+    #: key), the consent types, the company cache and the counts are under locks; the
+    #: fallback flags (``_relation_ranges``, ``_id_ranges``, the client's ``sends_next``)
+    #: only ever turn one way; each lane reads through its own worker pool.
+    two_lanes = True
 
     def __init__(self, name: str, config: Mapping[str, Any]):
         super().__init__(name, config)

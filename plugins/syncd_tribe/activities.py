@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -85,11 +84,10 @@ def iso_now() -> str:
 
 
 class Activities:
-    """Needs ``client``, ``opts``, ``_fetch``, ``_pool``, ``choose_contact``, ``log``."""
+    """Needs ``client``, ``opts``, ``_fetch``, ``pool_map``, ``choose_contact``, ``log``."""
 
     client: TribeClient
     opts: dict[str, Any]
-    _pool: ThreadPoolExecutor | None
     log: FilteringBoundLogger
 
     if TYPE_CHECKING:
@@ -97,6 +95,8 @@ class Activities:
                    ) -> list[dict[str, Any]]: ...
 
         def choose_contact(self, contacts: list[dict[str, Any]]) -> dict[str, Any] | None: ...
+
+        def pool_map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]: ...
 
     # -- lookups ---------------------------------------------------------------------------------
 
@@ -145,10 +145,7 @@ class Activities:
                     "Description": _description(event), nav: {"ID": target}}
             return self._create_once(set_name, body, event.dedupe)
 
-        if self._pool is not None and len(events) > 1:
-            results = list(self._pool.map(one, events))
-        else:
-            results = [one(e) for e in events]
+        results = self.pool_map(one, events)  # the lane's pool
         self._summaries(events, results)
         return results
 

@@ -84,6 +84,10 @@ class TribeConnector(Activities, Groups, Labels, PooledClient[TribeClient], Conn
                               Capability.WRITE_RESPONSES, Capability.CREATE_TASKS})
     options = OPTIONS
     emulator = "syncd_tribe.emulator:TribeEmulator"
+    #: Thread-safe (a bulk and a real-time lane): the client is stateless over the shared
+    #: HttpClient (budget, holds, token under locks), the label ids are under their lock,
+    #: ``needs`` is only replaced; each lane fetches through its own worker pool.
+    two_lanes = True
 
     def __init__(self, name: str, config: Mapping[str, Any]):
         super().__init__(name, config)

@@ -21,6 +21,7 @@ from syncd.config.needs import needs
 from syncd.connectors.capabilities import Capability, WebhookSource
 from syncd.connectors.connection import ConnectionActor, typed_proxy
 from syncd.connectors.connector import Connector
+from syncd.connectors.lanes import BULK, REALTIME, LaneState
 from syncd.connectors.plugins import Registry
 from syncd.engine.coordinator import Coordinator
 from syncd.engine.ledgerstore import StoreLedger
@@ -65,8 +66,10 @@ class Actors:
         self.links = LinkRegistry(store)
 
     def start_connection(self, name: str, supervise: bool = False) -> None:
-        """Start a connection's actor. It raises when the start fails, unless ``supervise``:
-        then the failure is recorded and the main loop retries, as for a crashed actor."""
+        """Start a connection's actor, or its two lanes' when its connector has them
+        (:mod:`syncd.connectors.lanes`). It raises when the start fails, unless
+        ``supervise``: then the failure is recorded and the main loop retries, as for a
+        crashed actor."""
         conn_cfg = self.config.connections[name]
         cls = connector_class(self.registry, conn_cfg.kind)
 
@@ -85,12 +88,24 @@ class Actors:
                 failures.append(exc)
                 self.supervisor.actor_failed(actor, exc)
 
-            ref = ConnectionActor.start(connector, on_failure=failed)
+            states = {BULK: LaneState(BULK)}
+            ref = ConnectionActor.start(connector, on_failure=failed, state=states[BULK])
             pinged(ref, self.ask_timeout, failures)
+            realtime = None
+            if cls.two_lanes:  # a second actor on the same connector: it only calls it
+                states[REALTIME] = LaneState(REALTIME)
+                realtime = ConnectionActor.start(connector, on_failure=failed, lane=REALTIME,
+                                                 owner=False, state=states[REALTIME])
+                try:
+                    pinged(realtime, self.ask_timeout, failures)
+                except BaseException:
+                    ref.stop(block=False)
+                    raise
+            sup.realtime, sup.lanes = realtime, states
             return ref
 
-        self.supervisor.first_start(Supervised(name, "connection", start, config=conn_cfg),
-                                    supervise)
+        sup = Supervised(name, "connection", start, config=conn_cfg)
+        self.supervisor.first_start(sup, supervise)
 
     def start_coordinator(self, integration: IntegrationConfig, supervise: bool = False
                           ) -> None:
@@ -102,7 +117,8 @@ class Actors:
             caps = {role: connector_class(self.registry, self.config.connections[
                 getattr(current, role)].kind).capabilities for role in ("source", "destination")}
             ref = Coordinator.start(current, self.rules(current), self.store,
-                                    self.supervisor.connection, progress=progress,
+                                    self.supervisor.connection,
+                                    realtime=self.supervisor.realtime, progress=progress,
                                     on_failure=self.supervisor.actor_failed, capabilities=caps,
                                     timers=self.scheduler.timers(name))
             pinged(ref, self.ask_timeout)
@@ -122,9 +138,9 @@ class Actors:
     def tell_needs(self) -> None:
         """Tell every running connection what the integrations use of it now."""
         for name, sup in list(self.supervisor.connections.items()):
-            if sup.ref is not None and sup.ref.is_alive():
-                typed_proxy(sup.ref).set_needs(self.needs_of(name)).get(
-                    timeout=self.ask_timeout)
+            ref = sup.realtime or sup.ref  # one connector: the lane less likely busy
+            if ref is not None and ref.is_alive():
+                typed_proxy(ref).set_needs(self.needs_of(name)).get(timeout=self.ask_timeout)
 
     def rules(self, integration: IntegrationConfig) -> Rules:
         dest_kind = self.config.connections[integration.destination].kind

@@ -3,9 +3,10 @@
 Per integration: its state, the queue (events pending or waiting to be tried again) and the
 lag of the oldest one, dead letters, the guard's count against its limit (HELD while it
 holds), the last run, the next job, the preflight, and a running full sync's progress with
-an ETA. Per connection: its state, its health (the last preflight check) and its use of the
+an ETA. Per connection: its state, its health (the last preflight check), its use of the
 rate budget (requests a second over the last minute, seconds waited on the budget and on
-Retry-After). Then what stops readiness, what the last reload changed, the preflight's
+Retry-After) and its lanes (bulk and real-time: the call in flight and for how long, the
+calls queued; :mod:`syncd.connectors.lanes`). Then what stops readiness, what the last reload changed, the preflight's
 problems, the guard's holds and the jobs.
 """
 
@@ -76,6 +77,18 @@ def use_cell(c: dict[str, Any]) -> str:
     return cell + (f", waited {', '.join(waits)}" if waits else "")
 
 
+def lanes_cell(c: dict[str, Any]) -> str:
+    """Per lane (bulk, real-time): the call in flight and for how long, or idle; the
+    messages queued; a lane whose actor died."""
+    parts = []
+    for lane, v in (c.get("lanes") or {}).items():
+        busy = f"{v['call']} {duration(v.get('for_s'))}" if v.get("call") else "idle"
+        queued = f", {v['queued']} queued" if v.get("queued") else ""
+        dead = "" if v.get("alive", True) else " DEAD"
+        parts.append(f"{lane}: {busy}{queued}{dead}")
+    return "; ".join(parts) or "-"
+
+
 def next_job(i: dict[str, Any]) -> str:
     jobs = sorted((j for j in i.get("next_jobs") or [] if j.get("next_run")),
                   key=lambda j: j["next_run"])
@@ -99,11 +112,12 @@ def print_status(status: dict[str, Any], console: Console | None = None) -> None
     for line in status.get("not_ready") or []:
         console.print(f"  not ready: {e(line)}")
     _reload(console, status)
-    table = Table("connection", "kind", "state", "health", "requests (last min)", "restarts",
-                  "last failure")
+    table = Table("connection", "kind", "state", "health", "requests (last min)", "lanes",
+                  "restarts", "last failure")
     for name, c in status["connections"].items():
         table.add_row(e(name), e(c["kind"]), e(c["state"]), e(c.get("health", "-")),
-                      e(use_cell(c)), e(c["restarts"]), e(c["last_failure"] or ""))
+                      e(use_cell(c)), e(lanes_cell(c)), e(c["restarts"]),
+                      e(c["last_failure"] or ""))
     console.print(table)
     for name, c in status["connections"].items():
         # messages a connector received and discarded by its rules (e.g. a Lime consent

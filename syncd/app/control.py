@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from syncd.app import glance
 from syncd.app.health import readiness
+from syncd.connectors.lanes import REALTIME
 from syncd.engine import dryrun
 from syncd.engine.coordinator import Progress
 from syncd.engine.explain import story as explain_story
@@ -80,10 +81,12 @@ class Control:
                 "last_failure": sup.last_failure if sup else None,
                 **glance.connection(self.daemon, name),
             }
+            if sup:  # each lane's call in flight and queue, read without asking it
+                connections[name]["lanes"] = sup.lanes_view()
             if sup and sup.alive():
-                try:
+                try:  # the real-time lane when it has one: the bulk lane may be in an import
                     connections[name]["stats"] = self.daemon.supervisor.connection(
-                        name).stats().get(timeout=2)
+                        name, REALTIME).stats().get(timeout=2)
                 except Exception:
                     pass
         return {

@@ -323,13 +323,13 @@ class Daemon:
                 server.stop(timeout=max(0.5, min(5.0, deadline - time.time())))
         # coordinators first (they call the connections), then the connections
         for sup in [*reversed(self.coordinators.values()), *reversed(self.connections.values())]:
-            if sup.ref is not None:
+            for ref in sup.refs():  # a real-time lane before the bulk lane owning the connector
                 try:
-                    sup.ref.stop(block=True, timeout=max(0.5, deadline - time.time()))
+                    ref.stop(block=True, timeout=max(0.5, deadline - time.time()))
                 except (pykka.Timeout, pykka.ActorDeadError):
                     log.warning("actor.stop_timeout", actor=sup.name)
         for ref in pykka.ActorRegistry.get_all():
-            if any(ref is s.ref for s in self.supervisor.all()):
+            if any(ref in s.refs() for s in self.supervisor.all()):
                 log.warning("actor.still_running", actor=str(ref))
                 ref.stop(block=False)
         if self.store is not None:

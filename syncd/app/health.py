@@ -2,11 +2,13 @@
 
 - ``/healthz`` (liveness): 200 while the process serves HTTP at all.
 - ``/readyz`` (readiness): 200 only when the state store takes a write, every enabled
-  integration's connections passed their last preflight (:mod:`syncd.app.daemon_preflight`, ``daemon.preflights``), no
-  integration is held by the guard or paused by fail-fast, and every coordinator runs;
-  otherwise 503 with the reasons (:func:`readiness`).
+  integration's connections run (both lanes of one that has two, :mod:`syncd.connectors.lanes`)
+  and passed their last preflight (:mod:`syncd.app.daemon_preflight`,
+  ``daemon.preflights``), no integration is held by the guard or paused by fail-fast, and
+  every coordinator runs; otherwise 503 with the reasons (:func:`readiness`).
 - The systemd watchdog is pinged only while :class:`Liveness` finds that the actors answer
-  (an outstanding ping is not older than :data:`ACTOR_HANG`) and the receiver answers its
+  (each lane of a connection is an actor of its own; an outstanding ping is not older than
+  :data:`ACTOR_HANG`) and the receiver answers its
   ``/healthz`` (within :data:`RECEIVER_HANG`). A supervised actor that died is not "hung":
   supervision restarts it; one that is alive but never answers is what the watchdog is for.
 
@@ -69,6 +71,10 @@ def readiness(daemon: Any) -> list[str]:
         sup = daemon.coordinators.get(name)
         if sup is None or not sup.alive():
             reasons.append(f"{name}: its coordinator is restarting")
+        for conn in dict.fromkeys((integration.source, integration.destination)):
+            csup = daemon.connections.get(conn)
+            if csup is not None and not csup.alive():  # either lane (a crash restarts both)
+                reasons.append(f"{name}: connection {conn} is restarting")
         pre = daemon.preflights.status(name)
         state = pre.get("state")
         if state in ("pending", "running"):
@@ -103,20 +109,21 @@ class Liveness:
 
     def probe(self) -> None:
         now = time.monotonic()
-        sups = {f"{s.kind}:{n}": s for group in (self.daemon.connections,
-                                                 self.daemon.coordinators)
-                for n, s in group.items()}
+        # every actor: a connection with two lanes has two (:mod:`syncd.connectors.lanes`)
+        actors = {f"{s.kind}:{n}" + ("" if lane == "bulk" else f" ({lane} lane)"): (s, ref)
+                  for group in (self.daemon.connections, self.daemon.coordinators)
+                  for n, s in group.items() for lane, ref in s.lane_refs().items()}
         for key in list(self._pings):
             ref, future, _ = self._pings[key]
-            sup = sups.get(key)
-            if sup is None or sup.ref is not ref or not sup.alive():
+            sup, now_ref = actors.get(key, (None, None))
+            if sup is None or now_ref is not ref or not sup.alive():
                 del self._pings[key]  # gone or restarted: supervision's business
             elif _done(future):
                 del self._pings[key]
-        for key, sup in sups.items():
+        for key, (sup, ref) in actors.items():
             if key not in self._pings and sup.alive():
                 try:
-                    self._pings[key] = (sup.ref, sup.proxy().ping(), now)
+                    self._pings[key] = (ref, ref.proxy().ping(), now)
                 except pykka.ActorDeadError:
                     pass
         if self._probing is None or not self._probing.is_alive():

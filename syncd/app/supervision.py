@@ -5,10 +5,16 @@ the main loop (:meth:`Supervisor.supervise`) after a back-off that doubles up to
 ``[daemon] restart_backoff_max``; its failures and restarts show in ``syncd status``. An
 actor whose first start fails may be handed to the same loop (``supervise=True``, as a
 reload's rollback does) instead of raising.
+
+A connection whose connector has two lanes (:mod:`syncd.connectors.lanes`) is one
+:class:`Supervised` with two actors, the bulk lane (``ref``) and the real-time lane
+(``realtime``): it is alive only while both are, and a death of either restarts both (the
+survivor is told to stop; a new connector instance serves the new pair).
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +25,7 @@ import pykka
 import structlog
 
 from syncd.connectors.connection import ConnectionProxy, typed_proxy
+from syncd.connectors.lanes import BULK, REALTIME, Lane, LaneState
 from syncd.engine.progress import Progress
 from syncd.exceptions import SyncdError
 
@@ -39,10 +46,41 @@ class Supervised:
     started_at: float = field(default_factory=time.time)
     #: The section it runs with (a ConnectionConfig or IntegrationConfig), for rollbacks.
     config: Any = None
+    #: A connection's real-time lane, a second actor on the same connector (None: the
+    #: connection has one lane, ``ref``; so has every coordinator).
+    realtime: pykka.ActorRef[Any] | None = None
+    #: A connection's lanes' states by lane (``syncd status``), set by its start.
+    lanes: dict[Lane, LaneState] = field(default_factory=dict)
     _proxy: tuple[Any, Any] = (None, None)
 
+    def refs(self) -> list[pykka.ActorRef[Any]]:
+        """Its actors, in the order they stop: a real-time lane before the bulk lane that
+        owns the connector."""
+        return [r for r in (self.realtime, self.ref) if r is not None]
+
+    def lane_refs(self) -> dict[Lane, pykka.ActorRef[Any]]:
+        """Its actors by lane (a coordinator's is its "bulk")."""
+        out: dict[Lane, pykka.ActorRef[Any]] = {}
+        if self.ref is not None:
+            out[BULK] = self.ref
+        if self.realtime is not None:
+            out[REALTIME] = self.realtime
+        return out
+
     def alive(self) -> bool:
-        return self.ref is not None and self.ref.is_alive()
+        return self.ref is not None and all(r.is_alive() for r in self.refs())
+
+    def lanes_view(self) -> dict[str, dict[str, Any]]:
+        """Per lane: the call it runs and for how long, the messages queued for it, the
+        calls it ran, whether its actor lives (read without asking the actors)."""
+        out: dict[str, dict[str, Any]] = {}
+        for lane, ref in self.lane_refs().items():
+            state = self.lanes.get(lane)
+            if state is not None:
+                inbox = ref.actor_inbox  # a ThreadingActor's is a queue.Queue
+                queued = inbox.qsize() if isinstance(inbox, queue.Queue) else 0
+                out[lane] = {**state.view(queued), "alive": ref.is_alive()}
+        return out
 
     def proxy(self) -> pykka.ActorProxy[Any]:
         """The actor's proxy, made once per actor (making one costs about 0.1 ms, too much
@@ -107,6 +145,9 @@ class Supervisor:
                 log.error("actor.died", actor=sup.name, kind=sup.kind, restart_in=delay,
                           reason=sup.last_failure)
                 continue
+            for ref in sup.refs():  # a lane that survived its pair: it stops when free
+                if ref.is_alive():
+                    ref.stop(block=False)
             try:
                 sup.ref = sup.start()
                 sup.restarts += 1
@@ -126,21 +167,28 @@ class Supervisor:
         """Stop one actor (a coordinator's running full sync is cancelled first)."""
         if sup is None or sup.ref is None:
             return
-        try:
-            if sup.kind == "coordinator" and sup.name in self._progress:
-                self._progress[sup.name].request_cancel()
-            sup.ref.stop(block=True, timeout=timeout)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            pass
+        if sup.kind == "coordinator" and sup.name in self._progress:
+            self._progress[sup.name].request_cancel()
+        for ref in sup.refs():  # the real-time lane first: the bulk lane owns the connector
+            try:
+                ref.stop(block=True, timeout=timeout)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
 
     # -- asking them -------------------------------------------------------------------------
 
-    def connection(self, name: str) -> ConnectionProxy:
-        """The typed proxy of connection ``name``; raises while it restarts."""
+    def connection(self, name: str, lane: Lane = BULK) -> ConnectionProxy:
+        """The typed proxy of connection ``name``'s ``lane`` (the bulk lane when it has one
+        lane); raises while it restarts."""
         sup = self.connections[name]
-        if sup.ref is None or not sup.ref.is_alive():
+        ref = sup.realtime if lane == REALTIME and sup.realtime is not None else sup.ref
+        if ref is None or not sup.alive():
             raise pykka.ActorDeadError(f"connection {name} is restarting")
-        return typed_proxy(sup.ref)
+        return typed_proxy(ref)
+
+    def realtime(self, name: str) -> ConnectionProxy:
+        """The typed proxy of connection ``name``'s real-time lane (:meth:`connection`)."""
+        return self.connection(name, REALTIME)
 
     def coordinator(self, name: str) -> pykka.ActorProxy[Any]:
         """The proxy of integration ``name``'s coordinator; raises KeyError for an unknown

@@ -3,7 +3,10 @@ API is :class:`syncd.connectors.connector.Connector` with the protocols of :mod:
 the actor is :class:`ConnectionActor`, the typed proxy is :class:`ConnectionProxy`).
 
 The actor owns the connector instance, so the connector's HTTP session, auth and budgets
-are used from one thread. The core calls it only through :class:`ConnectionProxy`, whose
+are used from one thread; a connector that declares
+:attr:`~syncd.connectors.connector.Connector.two_lanes` is served by two actors instead, a
+bulk and a real-time lane on the same instance (:mod:`syncd.connectors.lanes`: the first
+starts and stops the connector, the second only calls it). The core calls it only through :class:`ConnectionProxy`, whose
 methods are typed with :func:`pykka.typing.proxy_method`: every call names a method, none
 a string. A call of a capability the connector does not declare fails with
 :class:`~syncd.connectors.capabilities.CapabilityMissing` in the future, naming the connection.
@@ -35,6 +38,7 @@ from syncd.connectors.capabilities import (
     SchemaChecker,
 )
 from syncd.connectors.connector import Connector
+from syncd.connectors.lanes import BULK, Lane, LaneState, running_in
 from syncd.engagement import (
     EngagementBatch,
     EngagementEvent,
@@ -61,6 +65,18 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def _in_lane(method: Callable[Concatenate[ConnectionActor, P], R]
+             ) -> Callable[Concatenate[ConnectionActor, P], R]:
+    """A call the lane's state shows while it runs (``syncd status``), run in the lane (the
+    connector's :func:`syncd.connectors.lanes.current`)."""
+    @wraps(method)
+    def run(self: ConnectionActor, *args: P.args, **kwargs: P.kwargs) -> R:
+        with running_in(self.lane), self.state.running(method.__name__):
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 def _recorded(method: Callable[Concatenate[ConnectionActor, P], R]
               ) -> Callable[Concatenate[ConnectionActor, P], R]:
     """A capability made for records: the HTTP calls its connector marks for them are kept
@@ -77,12 +93,21 @@ class ConnectionActor(pykka.ThreadingActor):
     """Runs one connection: owns the connector and calls it in the actor's thread."""
 
     def __init__(self, connector: Connector, on_failure: Callable[[str, BaseException], None]
-                 | None = None):
+                 | None = None, *, lane: Lane = BULK, owner: bool = True,
+                 state: LaneState | None = None):
         super().__init__()
         self.connector = connector
         self._on_failure_cb = on_failure
+        #: Which lane this actor is (:mod:`syncd.connectors.lanes`).
+        self.lane: Lane = lane
+        #: Whether it starts and stops the connector (a second lane only calls it).
+        self.owner = owner
+        #: What it is doing, readable without asking it.
+        self.state = state or LaneState(lane)
 
     def on_start(self) -> None:
+        if not self.owner:
+            return
         try:
             self.connector.start()
         except Exception as exc:  # pykka calls no on_failure for this: tell whoever started it
@@ -92,13 +117,15 @@ class ConnectionActor(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         calls.forget(self.actor_urn)
+        if not self.owner:
+            return
         try:
             self.connector.stop()
         except Exception:  # stopping must go on
             log.exception("connection.stop_failed", connection=self.connector.name)
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        log.error("connection.crashed", connection=self.connector.name,
+        log.error("connection.crashed", connection=self.connector.name, lane=self.lane,
                   error=f"{exception_type.__name__}: {exception_value}")
         if self._on_failure_cb is not None:
             self._on_failure_cb(self.connector.name, exception_value)
@@ -116,6 +143,7 @@ class ConnectionActor(pykka.ThreadingActor):
     def ping(self) -> str:
         return self.connector.name
 
+    @_in_lane
     def check(self) -> dict[str, Any]:
         return self.connector.check()
 
@@ -127,70 +155,85 @@ class ConnectionActor(pykka.ThreadingActor):
 
     # -- capabilities: each checks the declaration, then calls the protocol's method ---------
 
+    @_in_lane
     def read_page(self, cursor: str | None, page_size: int, since: str | None = None) -> Page:
         reader = cast(RecordReader, self._require(Capability.READ_RECORDS))
         return reader.read_page(cursor, page_size, since=since)
 
+    @_in_lane
     @_recorded
     def read_records(self, events: Sequence[Event]) -> list[Record]:
         reader = cast(RecordReader, self._require(Capability.READ_RECORDS))
         return reader.read_records(list(events))
 
+    @_in_lane
     def ensure_webhook(self, url: str) -> str | None:
         """Register the receiver's URL with the partner (:meth:`Connector.ensure_webhook`)."""
         return self._require(Capability.PARSE_WEBHOOKS).ensure_webhook(url)
 
+    @_in_lane
     @_recorded
     def write_profiles(self, profiles: Sequence[Profile], known: Iterable[str]
                        ) -> list[WriteResult]:
         writer = cast(ProfileWriter, self._require(Capability.WRITE_PROFILES))
         return writer.write_profiles(list(profiles), set(known))
 
+    @_in_lane
     @_recorded
     def delete_profiles(self, keys: Sequence[str]) -> list[WriteResult]:
         deleter = cast(ProfileDeleter, self._require(Capability.DELETE_PROFILES))
         return deleter.delete_profiles(list(keys))
 
+    @_in_lane
     def read_profiles(self, keys: Sequence[str]) -> list[ProfileState]:
         reader = cast(ProfileReader, self._require(Capability.READ_PROFILES))
         return list(reader.read_profiles(list(keys)))
 
+    @_in_lane
     def read_consent_changes(self, cursor: str | None
                              ) -> tuple[list[ConsentChange], str | None]:
         reader = cast(ConsentChangeReader, self._require(Capability.READ_CONSENT_CHANGES))
         changes, nxt = reader.read_consent_changes(cursor)
         return list(changes), nxt
 
+    @_in_lane
     @_recorded
     def write_consents(self, record_id: str, labels: dict[str, bool]) -> WriteResult:
         writer = cast(ConsentWriter, self._require(Capability.WRITE_CONSENTS))
         return writer.write_consents(record_id, labels)
 
+    @_in_lane
     def read_group(self, name: str) -> list[str]:
         return list(cast(GroupReader, self._require(Capability.READ_GROUPS)).read_group(name))
 
+    @_in_lane
     @_recorded
     def bulk_write(self, profiles: Sequence[Profile]) -> list[WriteResult]:
         writer = cast(BulkWriter, self._require(Capability.BULK_WRITE))
         return writer.bulk_write(list(profiles))
 
+    @_in_lane
     @_recorded
     def read_record(self, record_id: str) -> Record | None:
         return cast(DirectReader, self._require(Capability.READ_RECORD)).read_record(record_id)
 
+    @_in_lane
     def check_schema(self, needs: SchemaNeeds) -> list[SchemaProblem]:
         checker = cast(SchemaChecker, self._require(Capability.CHECK_SCHEMA))
         return list(checker.check_schema(needs))
 
+    @_in_lane
     def read_engagement(self, cursor: str | None) -> EngagementBatch:
         reader = cast(EngagementReader, self._require(Capability.READ_RESPONSES))
         return reader.read_engagement(cursor)
 
+    @_in_lane
     def write_engagement(self, events: Sequence[EngagementEvent], uncertain: frozenset[str]
                          ) -> list[WriteResult]:
         writer = cast(EngagementWriter, self._require(Capability.WRITE_RESPONSES))
         return list(writer.write_engagement(list(events), frozenset(uncertain)))
 
+    @_in_lane
     def create_task(self, task: TaskRequest) -> TaskResult:
         return cast(TaskCreator, self._require(Capability.CREATE_TASKS)).create_task(task)
 

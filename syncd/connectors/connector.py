@@ -15,6 +15,11 @@ connector instance, so the connector's HTTP session, auth and budgets are used f
 Methods are called with ``ask`` (``proxy.method(...)`` returns a future); a connector may use
 threads inside a call (e.g. to write a batch concurrently within its rate budget).
 
+A connector that sets :attr:`Connector.two_lanes` is called from two actors at once, a bulk
+and a real-time lane (:mod:`syncd.connectors.lanes`): it promises that any two of its
+methods may run at the same time in two threads, sharing its one client, budgets, holds and
+token. One that does not keeps a single lane: every call in turn.
+
 Webhook parsing is the exception: it runs in the receiver's threads, before anything is
 stored, through :meth:`Connector.webhook_parser`, which must be cheap and thread-safe.
 """
@@ -62,6 +67,12 @@ class Connector:
     #: tests that give none). A connector may keep small files of its own under it (e.g. an
     #: access token that must outlive a restart), named after its connection.
     state_dir: str | None = None
+    #: True: any two of its methods may run at once, in two threads (the connection's bulk
+    #: and real-time lanes, :mod:`syncd.connectors.lanes`), sharing one HTTP client, rate
+    #: budget, ``Retry-After`` holds and token: whatever its calls share is guarded, and a
+    #: worker pool it uses is per lane (:class:`~syncd.connectors.lanes.LanePools`). False:
+    #: one lane, every call in turn (``docs/plugins.md``, "Two lanes").
+    two_lanes: ClassVar[bool] = False
 
     def __init__(self, name: str, config: Mapping[str, Any]):
         #: The connection's name (the key under ``[connections]``).

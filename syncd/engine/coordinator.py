@@ -11,6 +11,8 @@
   and per-record errors are committed after every page, so an interrupted run can resume.
 - While a full sync runs, real-time events are accepted and stored but not applied; they
   are applied after it ends (seed 001), so that the end state matches the source.
+- Lanes (:mod:`syncd.engine.routing`): the real-time part calls the connections' real-time
+  lanes, all else their bulk lanes; the coordinator's own steps still run one at a time.
 
 The coordinator never ``.get()``s anything that can call it back: connection actors only
 answer.
@@ -38,6 +40,7 @@ from syncd.engine.progress import Progress as Progress
 from syncd.engine.progress import processed_before
 from syncd.engine.realtime import RealTime
 from syncd.engine.responses import ResponseData
+from syncd.engine.routing import LaneRouting
 from syncd.engine.store import Store
 from syncd.engine.timers import Timers, default_timers
 from syncd.engine.writes import BatchWriter
@@ -54,6 +57,7 @@ class Coordinator(pykka.ThreadingActor):
         store: Store,
         connection: Callable[[str], ConnectionProxy],
         *,
+        realtime: Callable[[str], ConnectionProxy] | None = None,
         progress: Progress | None = None,
         on_failure: Callable[[str, BaseException], None] | None = None,
         capabilities: dict[str, frozenset] | None = None,
@@ -65,8 +69,9 @@ class Coordinator(pykka.ThreadingActor):
         self.rules = rules
         self.store = store
         #: ``connection(name)`` returns the current proxy of a connection actor (it changes
-        #: when the daemon restarts a crashed one).
-        self._connection = connection
+        #: when the daemon restarts a crashed one); ``realtime(name)`` its real-time lane's.
+        #: ``realtime(name)``: a connection's real-time lane (None: one lane).
+        self.lanes = LaneRouting(connection, realtime)
         self.progress = progress or Progress()
         self._on_failure_cb = on_failure
         self._cursor: str | None = None
@@ -116,12 +121,12 @@ class Coordinator(pykka.ThreadingActor):
             self._on_failure_cb(self.name, exc_value)
 
     @property
-    def source(self) -> ConnectionProxy:
-        return self._connection(self.integration.source)
+    def source(self) -> ConnectionProxy:  # in the lane of the work running (routing.py)
+        return self.lanes.proxy(self.integration.source)
 
     @property
     def destination(self) -> ConnectionProxy:
-        return self._connection(self.integration.destination)
+        return self.lanes.proxy(self.integration.destination)
 
     # -- the public messages ---------------------------------------------------------------
 

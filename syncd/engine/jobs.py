@@ -20,6 +20,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from syncd.connectors.capabilities import Capability
+from syncd.connectors.lanes import REALTIME
 from syncd.engine import rules as R
 from syncd.engine.batch import overview_tags
 from syncd.records import Event
@@ -262,7 +263,8 @@ class Jobs:
                 self._note_destination_state(rows)
                 self.c.log.info("consent.optouts_read", count=len(rows))
             self.c.store.set_cursor(self.c.name, "consent_changes", nxt)
-            self._write_back_optouts(by_topic)
+            with self.c.lanes.using(REALTIME):  # a person's opt-out: not behind a full sync's pages
+                self._write_back_optouts(by_topic)
         finally:
             self.schedule_consent_poll()
 

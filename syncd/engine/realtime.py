@@ -2,7 +2,8 @@
 events the receiver stored in the inbox are read back from the source in batches, decided and
 written; failures are retried with back-off, and an event that fails for good becomes a dead
 letter with its reason. A batch the source refuses for good is split in halves, so that only
-the event that causes it becomes a dead letter. A retry waits on the coordinator's timer
+the event that causes it becomes a dead letter. Its read-backs and writes take the
+connections' real-time lanes (:mod:`syncd.connectors.lanes`). A retry waits on the coordinator's timer
 ``drain`` (:mod:`syncd.engine.timers`), which tells the coordinator its ``drain`` message.
 """
 
@@ -12,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from syncd import metrics
+from syncd.connectors.lanes import REALTIME
 from syncd.engine.attribution import dead_or_retry, events_answered
 from syncd.engine.failfast import FailedFast
 from syncd.engine.jobs import CALL_TIMEOUT
@@ -47,7 +49,8 @@ class RealTime:
         if c.progress.reloading.is_set():
             return  # a reload applies a new config: the events wait, then apply under it
         try:
-            busy = self._drain_batch()
+            with c.lanes.using(REALTIME):  # the connections' real-time lanes (lanes.py)
+                busy = self._drain_batch()
         except FailedFast as exc:
             c.failfast.pause(str(exc))
             return

@@ -12,6 +12,8 @@ documents it. This module gives them what they share, with no vendor in it:
   connection dropped mid-answer (status ``0``). Counted in ``stats()["applied_then_failed"]``;
 - Retry-After accounting: a client that sends a request before a ``Retry-After`` it was given
   has passed is counted as a violation (``stats()["retry_after_violations"]``);
+- gates (``gates``, Python only): a test holds chosen requests open before their handler
+  runs, until an event of its own (ordering by events, not by sleeps);
 - :class:`TokenIssuer`: expiring bearer tokens for OAuth token endpoints;
 - :class:`WebhookSender` (from :mod:`syncd.connectors.webhook_sender`): the webhooks a
   partner calls, delivered in order by a thread with bounded retries; the partner's plugin
@@ -126,6 +128,10 @@ class Emulator:
         #: Called with (request, status) after each answer outside ``/_emulator/``, from the
         #: serving thread: lets a test count what it needs (e.g. the pages of a full sync).
         self.observers: list = []
+        #: Called with each request outside ``/_emulator/`` before its handler runs (after
+        #: the faults and the Retry-After accounting), from the serving thread: lets a test
+        #: hold chosen requests open until an event (e.g. another request has landed).
+        self.gates: list = []
         self.router.add("GET", "/_emulator/stats", lambda r: self.stats())
         self.router.add("POST", "/_emulator/faults", self._set_faults)
         self.router.add("POST", "/_emulator/reset-stats", self._reset_stats_route)
@@ -340,6 +346,8 @@ class Emulator:
                 if self.faults.latency:
                     time.sleep(self.faults.latency)
                 self._inject(request)
+                for gate in list(self.gates):
+                    gate(request)
             handler, params = self.router.match(request.method, request.path)
             request.params = params
             result = handler(request)
