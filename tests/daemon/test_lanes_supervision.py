@@ -1,0 +1,114 @@
+"""Supervision of a connection with two lanes (syncd.connectors.lanes), the daemon in-process
+with the memory connector declaring two_lanes (real actors, SQLite file): both lanes are
+actors on one connector instance; the real-time path calls the real-time lanes and a full sync
+the bulk lanes; a dead real-time lane makes the connection not ready and restarts both lanes
+with a new instance; the watchdog pings each lane; syncd status shows each lane."""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+
+import pytest
+from rich.console import Console
+from test_daemon_inprocess import post_webhook, write_config
+
+from syncd import testing
+from syncd.app.cli_status import lanes_cell, print_status
+from syncd.app.daemon import Daemon
+from syncd.app.health import Liveness, readiness
+from syncd.records import Record
+from syncd.testing import WORLDS, MemoryConnector, World, memory_registry
+
+wait_for = partial(testing.wait_for, timeout=15.0)
+
+
+class TwoLaneMemory(MemoryConnector):
+    kind = "memory2"
+    two_lanes = True  # the memory world is under one lock
+
+
+@pytest.fixture
+def two_lanes(tmp_path):
+    world = World()
+    name = f"l-{id(world)}"
+    WORLDS[name] = world
+    for i in range(10):
+        world.put(Record(f"p{i:02d}", fields={"FirstName": f"n{i}"}, email=f"p{i}@x.nl"))
+    cfg = tmp_path / "syncd.toml"
+    write_config(cfg, name)
+    cfg.write_text(cfg.read_text().replace('kind = "memory"', 'kind = "memory2"'))
+    registry = memory_registry()
+    registry.connectors["memory2"] = TwoLaneMemory
+    daemon = Daemon(str(cfg), registry=registry, install_signals=False,
+                    configure_logging=False)
+    thread = threading.Thread(target=daemon.serve, daemon=True)
+    thread.start()
+    assert daemon.started.wait(15)
+    yield daemon, world
+    daemon.request_stop()
+    thread.join(15)
+    assert not thread.is_alive()
+    WORLDS.pop(name, None)
+
+
+def calls(daemon, connection):
+    return {lane: v["calls"] for lane, v in
+            daemon.control.status()["connections"][connection]["lanes"].items()}
+
+
+def test_two_actors_on_one_connector_each_serving_its_work(two_lanes):
+    daemon, world = two_lanes
+    sup = daemon.connections["mkt"]
+    assert sup.alive() and sup.realtime is not None and sup.realtime is not sup.ref
+    bulk, realtime = (r.proxy().connector.get(timeout=5) for r in (sup.ref, sup.realtime))
+    assert bulk is realtime  # one instance: one client, budget, holds
+    before = calls(daemon, "mkt")
+
+    world.update("p03", FirstName="changed")
+    assert post_webhook(daemon, ["p03"]).status_code == 200
+    assert wait_for(lambda: world.profiles.get("p03", {}).get("firstname") == "changed")
+    after = calls(daemon, "mkt")
+    assert after["realtime"] > before["realtime"] and after["bulk"] == before["bulk"]
+    assert calls(daemon, "crm")["realtime"] > 0  # the read-back
+
+    run_id = daemon.control.start_sync("main")["run_id"]
+    assert wait_for(lambda: daemon.control.run(run_id)["status"] == "completed")
+    assert calls(daemon, "mkt")["bulk"] > after["bulk"]
+    assert calls(daemon, "mkt")["realtime"] == after["realtime"]
+
+
+def test_a_dead_real_time_lane_restarts_both_lanes(two_lanes):
+    daemon, world = two_lanes
+    sup = daemon.connections["mkt"]
+    old_bulk, old_realtime = sup.ref, sup.realtime
+    liveness = Liveness(daemon)
+    liveness.probe()
+    assert {"connection:mkt", "connection:mkt (realtime lane)"} <= set(liveness._pings)
+
+    old_realtime.stop(block=True)
+    assert not sup.alive()
+    assert "main: connection mkt is restarting" in readiness(daemon)
+    assert wait_for(lambda: sup.alive() and sup.restarts == 1)
+    assert sup.ref is not old_bulk and sup.realtime is not old_realtime
+    assert wait_for(lambda: not old_bulk.is_alive())  # the survivor stopped
+    assert "main: connection mkt is restarting" not in readiness(daemon)
+
+    world.update("p04", FirstName="after restart")
+    assert post_webhook(daemon, ["p04"]).status_code == 200
+    assert wait_for(lambda: world.profiles.get("p04", {}).get("firstname") == "after restart")
+
+
+def test_status_shows_each_lane():
+    cell = lanes_cell({"lanes": {
+        "bulk": {"call": "bulk_write", "for_s": 75.0, "queued": 2, "calls": 9, "alive": True},
+        "realtime": {"call": None, "for_s": None, "queued": 0, "calls": 4, "alive": False}}})
+    assert cell == "bulk: bulk_write 1m15s, 2 queued; realtime: idle DEAD"
+    console = Console(record=True, width=250)
+    print_status({"pid": 1, "uptime": 1, "config": "c", "receiver": None, "ready": True,
+                  "connections": {"apsis": {"kind": "apsis", "state": "running",
+                                            "restarts": 0, "last_failure": None,
+                                            "lanes": {"bulk": {"call": "write_profiles",
+                                                               "for_s": 3.0, "queued": 0}}}},
+                  "integrations": {}}, console)
+    assert "bulk: write_profiles 3s" in console.export_text()
