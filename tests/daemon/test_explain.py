@@ -88,6 +88,8 @@ def test_three_stories_each_with_its_reason(daemon_world, capsys):
                                                                "Kind": "A"}))
     assert post_webhook(daemon, ["p01"]).status_code == 200
     assert wait_for(lambda: world.profiles["p01"].get("firstname") == "n1 again")
+    # the write lands before its answer is journaled; the event is marked done after that
+    assert wait_for(lambda: daemon.store.pending_count() == 0)
     screen = explain_screen(capsys, cfg, "p01")
     show(capsys, "opt-out kept", screen)
     last = screen[screen.rindex("decision"):]
