@@ -12,6 +12,8 @@
 - the daemon as a process (:mod:`syncd.testing.daemon`): :class:`DaemonProcess` runs
   ``syncd run``, waits for its admin endpoint, stops it with SIGTERM or kills it, keeps its
   log; :class:`ChildProcess` for any other program; :func:`syncd_cli` for other commands;
+- the daemon in this process (:mod:`syncd.testing.inprocess`): :class:`InProcessDaemon` and
+  the ``inprocess_daemons`` fixture; :func:`memory_webhook` signs a memory connector webhook;
 - the contract kit (:mod:`syncd.testing.contract`): one contract test class per capability
   and :class:`ConnectorContract` for every connector, which a connector's tests subclass
   with a ``harness`` fixture (a :class:`Harness` over the connector and its emulator).
@@ -60,6 +62,7 @@ from syncd.testing.daemon import (
     syncd_cli,
     wait_run,
 )
+from syncd.testing.inprocess import InProcessDaemon, inprocess_daemons, memory_webhook
 from syncd.testing.memory import WORLDS, MemoryConnector, World, sign, world
 from syncd.testing.receiver import WebhookReceiver
 
@@ -69,8 +72,9 @@ __all__ = [
     "WORLDS", "MemoryConnector", "World", "sign", "world", "wait_for", "wait_until",
     "free_port", "memory_registry", "run_job_to_end",
     "actors", "memory_world", "daemons", "DaemonProcess", "ChildProcess", "syncd_cli",
-    "daemon_processes", "plugin_path", "subprocess_env", "wait_run", "pytest_runtest_makereport",
-    "pytest_unconfigure", "Harness", "CONTRACTS", "assert_contracts_cover",
+    "daemon_processes", "plugin_path", "InProcessDaemon", "inprocess_daemons",
+    "memory_webhook", "subprocess_env", "wait_run",
+    "pytest_runtest_makereport", "pytest_unconfigure", "Harness", "CONTRACTS", "assert_contracts_cover",
     "ConnectorContract", "RecordReaderContract", "WebhookSourceContract",
     "ProfileWriterContract", "ProfileDeleterContract", "ConsentChangeReaderContract",
     "ConsentWriterContract", "GroupReaderContract", "BulkWriterContract",

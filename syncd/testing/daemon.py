@@ -186,8 +186,8 @@ class DaemonProcess(ChildProcess):
                  log_path: str | os.PathLike[str] | None = None, *,
                  command: Sequence[str] = SYNCD, pythonpath: str | None = None,
                  env: Mapping[str, str] | None = None):
-        self.config_path = str(config_path)
-        base = Path(self.config_path).resolve().parent
+        self.config_path = Path(config_path)
+        base = self.config_path.resolve().parent
         with open(self.config_path, "rb") as fh:
             raw = tomllib.load(fh)
         daemon, admin = raw.get("daemon", {}), raw.get("admin", {})
@@ -200,7 +200,7 @@ class DaemonProcess(ChildProcess):
         self.token_file = str(base / admin.get("token_file",
                                                os.path.join(self.state_dir, "admin.token")))
         self.receiver_port = int(raw.get("receiver", {}).get("port", 0))
-        super().__init__([*command, "run", "-c", self.config_path],
+        super().__init__([*command, "run", "-c", str(self.config_path)],
                          log_path or base / "syncd.log", pythonpath=pythonpath, env=env,
                          cwd=base)
         self._client: AdminClient | None = None

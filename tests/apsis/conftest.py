@@ -6,18 +6,9 @@ from syncd_apsis.emulator import ApsisEmulator
 
 
 @pytest.fixture
-def make_emulator():
-    started = []
-
-    def make(**kwargs):
-        kwargs.setdefault("seed", 1)
-        emu = ApsisEmulator(**kwargs).start()
-        started.append(emu)
-        return emu
-
-    yield make
-    for emu in started:
-        emu.stop()
+def make_emulator(started):
+    """``make_emulator(**emulator kwargs)`` -> a started emulator (seed 1 by default)."""
+    return lambda **kwargs: started(ApsisEmulator(**{"seed": 1, **kwargs}))
 
 
 @pytest.fixture
@@ -26,19 +17,13 @@ def emu(make_emulator):
 
 
 @pytest.fixture
-def connect():
+def connect(started):
     """connect(emulator, **options) -> a started ApsisConnector; stopped after the test."""
-    made = []
 
     def make(emulator, **options):
         config = {**ApsisConnector.sandbox_config(emulator), "backoff": 0.02, **options}
         config.pop("kind")
-        conn = ApsisConnector("apsis", config)
-        conn.start()
-        made.append(conn)
-        return conn
+        return started(ApsisConnector("apsis", config))
 
-    yield make
-    for conn in made:
-        conn.stop()
+    return make
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from syncd.config.schema import Secret
@@ -25,7 +23,7 @@ from syncd.testing import (
     WebhookSourceContract,
     World,
     assert_contracts_cover,
-    sign,
+    memory_webhook,
 )
 
 SECRET = "memory-webhook-secret-0815"
@@ -48,8 +46,8 @@ class MemoryHarness(Harness):
         return "p-missing"
 
     def webhook(self, record_id: str) -> tuple[dict[str, str], bytes]:
-        body = json.dumps({"ids": [record_id]}).encode()
-        return {"X-Memory-Signature": sign(SECRET, body)}, body
+        body, headers = memory_webhook([record_id], SECRET)
+        return headers, body
 
     def labelled(self) -> tuple[str, str]:
         return "p-01", "Newsletter"

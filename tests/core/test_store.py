@@ -11,13 +11,6 @@ from syncd.engine.store import SCHEMA_VERSION, Store, StoreError
 from syncd.records import Event, Link
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(str(tmp_path / "syncd.db"))
-    yield s
-    s.close()
-
-
 def test_schema_version_and_wal(store):
     assert store.schema_version() == SCHEMA_VERSION
     mode = sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0]

@@ -5,7 +5,6 @@ what the account lacks, never stopping the start nor the receiver."""
 from __future__ import annotations
 
 import random
-import threading
 from functools import partial
 
 import pytest
@@ -17,8 +16,6 @@ from syncd_tribe.connector import TribeConnector
 from syncd_tribe.emulator import TribeEmulator
 
 from syncd import testing
-from syncd.app.admin import AdminClient
-from syncd.app.daemon import Daemon
 from syncd.app.sandbox import INTEGRATION, _free_port, build_config
 from syncd.exceptions import AdminError
 
@@ -49,9 +46,7 @@ def accounts():
 
 
 @pytest.fixture
-def start(tmp_path):
-    started = []
-
+def start(tmp_path, inprocess_daemons):
     def run(tribe, apsis, *, attribute="companyname", apsis_options=None):
         rules = TribeConnector.sandbox_rules()
         rules["fields"] = {**rules["fields"], "Contact.Organization.Name": attribute}
@@ -60,19 +55,10 @@ def start(tmp_path):
                               destination, rules, _free_port(), _free_port())
         path = tmp_path / "syncd.toml"
         path.write_bytes(tomli_w.dumps(config).encode())
-        daemon = Daemon(str(path), install_signals=False, configure_logging=False)
-        thread = threading.Thread(target=daemon.serve, daemon=True)
-        thread.start()
-        started.append((daemon, thread))
-        assert daemon.started.wait(30), "the daemon did not start"
-        token = (tmp_path / "state" / "admin.token").read_text().strip()
-        client = AdminClient("127.0.0.1", daemon.admin.port, token, timeout=60.0)
-        return daemon, client, path, config
+        d = inprocess_daemons(path).start(30)
+        return d.daemon, d.client, path, config
 
-    yield run
-    for daemon, thread in started:
-        daemon.request_stop()
-        thread.join(30)
+    return run
 
 
 def preflight_of(client) -> dict:

@@ -4,118 +4,8 @@ datagram socket standing in for systemd's notify socket."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
-import tempfile
-import threading
-from functools import partial
-
 import pykka
-import pytest
-import requests
-
-from syncd import testing
-from syncd.app.admin import AdminClient
-from syncd.app.daemon import Daemon
-from syncd.config.schema import Option
-from syncd.records import Record
-from syncd.testing import WORLDS, MemoryConnector, World, memory_registry, sign
-
-wait_for = partial(testing.wait_for, timeout=15.0)
-
-SECRET = "memory-webhook-secret"
-GATE = threading.Event()  # a held connection start waits for it
-HELD = threading.Event()  # set when a start is being held
-
-
-class GatedConnector(MemoryConnector):
-    """The memory connector whose start can hang (``start = "hold"``) or fail."""
-
-    kind = "gated"
-    options = (*MemoryConnector.options,
-               Option("start", str, "ok", "ok, hold (until GATE) or fail",
-                      choices=("ok", "hold", "fail")))
-
-    def start(self) -> None:
-        if self.config["start"] == "fail":
-            raise RuntimeError("the partner refused the connection")
-        if self.config["start"] == "hold":
-            HELD.set()
-            GATE.wait(60)
-
-
-def write_config(path, world: str, start: str = "ok") -> None:
-    path.write_text(f"""
-[daemon]
-state_dir = "state"
-stop_timeout = 5.0
-
-[receiver]
-port = 0
-
-[admin]
-port = 0
-
-[connections.crm]
-kind = "gated"
-world = "{world}"
-webhook_secret = "{SECRET}"
-start = "{start}"
-
-[connections.mkt]
-kind = "memory"
-world = "{world}"
-
-[integrations.main]
-source = "crm"
-destination = "mkt"
-
-[integrations.main.fields]
-FirstName = "firstname"
-""")
-
-
-@pytest.fixture
-def make_daemon(tmp_path):
-    GATE.clear()
-    HELD.clear()
-    started: list[tuple[Daemon, threading.Thread]] = []
-    world = World()
-    name = f"reload-{id(world)}"
-    WORLDS[name] = world
-    for i in range(5):
-        world.put(Record(f"p{i}", fields={"FirstName": f"n{i}"}, email=f"p{i}@x.nl"))
-    cfg = tmp_path / "syncd.toml"
-    write_config(cfg, name)
-
-    def make(ask_timeout: float = 30.0):
-        registry = memory_registry()
-        registry.connectors["gated"] = GatedConnector
-        daemon = Daemon(str(cfg), registry=registry, install_signals=False,
-                        configure_logging=False)
-        daemon.ask_timeout = ask_timeout
-        thread = threading.Thread(target=daemon.serve, daemon=True)
-        thread.start()
-        assert daemon.started.wait(15)
-        started.append((daemon, thread))
-        token = open(tmp_path / "state" / "admin.token").read().strip()
-        return daemon, thread, AdminClient("127.0.0.1", daemon.admin.port, token)
-
-    yield make, world, cfg, name
-    GATE.set()
-    for daemon, thread in started:
-        daemon.request_stop()
-        thread.join(15)
-        assert not thread.is_alive()
-    WORLDS.pop(name, None)
-
-
-def post_webhook(daemon, ids):
-    body = json.dumps({"ids": ids}).encode()
-    return requests.post(f"{daemon.receiver.url}/webhooks/crm", data=body,
-                         headers={"X-Memory-Signature": sign(SECRET, body)}, timeout=5)
+from daemon_support import GATE, HELD, post_webhook, receive_until, wait_for, write_gated_config
 
 
 def assert_serving_on(daemon, thread, world, config, record="p1"):
@@ -139,7 +29,7 @@ def test_a_reload_whose_apply_times_out_rolls_back(make_daemon):
     daemon, thread, client = make(ask_timeout=1.0)
     old = daemon.config
     actors = live_actors()
-    write_config(cfg, name, start="hold")  # valid, but crm's new actor never answers
+    write_gated_config(cfg, name, start="hold")  # valid, but crm's new actor never answers
     result = client.reload()
     assert result["ok"] is False
     assert "Timeout" in result["errors"][0] and "rolled back" in result["errors"][0]
@@ -156,14 +46,14 @@ def test_a_sighup_reload_whose_apply_raises_rolls_back(make_daemon):
     make, world, cfg, name = make_daemon
     daemon, thread, client = make()
     old = daemon.config
-    write_config(cfg, name, start="fail")
+    write_gated_config(cfg, name, start="fail")
     daemon.request_reload()  # what SIGHUP does
     assert wait_for(lambda: daemon.last_reload is not None)
     assert daemon.last_reload["ok"] is False
     assert "the partner refused the connection" in daemon.last_reload["errors"][0]
     assert_serving_on(daemon, thread, world, old, record="p2")
     # the next good reload applies
-    write_config(cfg, name, start="ok")
+    write_gated_config(cfg, name, start="ok")
     cfg.write_text(cfg.read_text().replace('FirstName = "firstname"',
                                            'FirstName = "first_name"'))
     assert client.reload()["ok"] is True
@@ -171,35 +61,11 @@ def test_a_sighup_reload_whose_apply_raises_rolls_back(make_daemon):
     assert client.status()["reload_errors"] == []
 
 
-@pytest.fixture
-def notify_socket(monkeypatch):
-    directory = tempfile.mkdtemp(prefix="sdn-")
-    path = os.path.join(directory, "notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(10)
-    monkeypatch.setenv("NOTIFY_SOCKET", path)
-    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # ping every 0.1 s
-    monkeypatch.delenv("WATCHDOG_PID", raising=False)
-    yield sock
-    sock.close()
-    shutil.rmtree(directory)
-
-
-def receive_until(sock, wanted: str) -> list[str]:
-    seen = []
-    while True:
-        message = sock.recv(4096).decode()
-        seen.append(message)
-        if message.startswith(wanted):
-            return seen
-
-
 def test_watchdog_pings_go_on_during_a_slow_reload(make_daemon, notify_socket):
     make, world, cfg, name = make_daemon
     daemon, thread, client = make()
     receive_until(notify_socket, "READY=1")
-    write_config(cfg, name, start="hold")
+    write_gated_config(cfg, name, start="hold")
     daemon.request_reload()
     receive_until(notify_socket, "RELOADING=1")
     assert HELD.wait(10)  # the reload is stuck in crm's start

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from functools import partial
 
-from test_daemon_inprocess import CONSENT, running, write_config  # noqa: F401
+from daemon_support import CONSENT, write_config
 
 from syncd import testing
 from syncd.app import cli
@@ -21,7 +21,7 @@ def ended(client, run_id):
     return client.run(run_id)
 
 
-def test_dry_run_then_its_plan(running, capsys):  # noqa: F811
+def test_dry_run_then_its_plan(running, capsys):
     daemon, client, world, cfg, name = running
     for i in range(20):
         world.set_label(f"p{i:02d}", "Newsletter", True)
@@ -72,7 +72,7 @@ def test_dry_run_then_its_plan(running, capsys):  # noqa: F811
     assert world.consents["p03"][("news", "email")] is False
 
 
-def test_a_plan_must_be_a_completed_dry_run_of_that_integration(running):  # noqa: F811
+def test_a_plan_must_be_a_completed_dry_run_of_that_integration(running):
     daemon, client, world, cfg, name = running
     full = ended(client, client.start_sync("main")["run_id"])
     from syncd.exceptions import AdminError

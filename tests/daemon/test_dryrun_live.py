@@ -8,18 +8,14 @@ with the in-memory connector (real actors, SQLite file)."""
 from __future__ import annotations
 
 import copy
-import threading
 from functools import partial
 
 import pytest
-from test_daemon_inprocess import CONSENT, running, write_config  # noqa: F401
+from daemon_support import CONSENT, write_config
 
 from syncd import testing
-from syncd.app.admin import AdminClient
-from syncd.app.daemon import Daemon
 from syncd.connectors.capabilities import Capability
-from syncd.records import Record
-from syncd.testing import WORLDS, MemoryConnector, World, memory_registry
+from syncd.testing import MemoryConnector, memory_registry
 
 wait_for = partial(testing.wait_for, timeout=15.0)
 
@@ -37,7 +33,7 @@ def synced(client, world, cfg, name, settings=""):
     assert ended(client, client.start_sync("main")["run_id"])["status"] == "completed"
 
 
-def test_an_edit_in_the_destination_is_an_update_and_nothing_is_written(running):  # noqa: F811
+def test_an_edit_in_the_destination_is_an_update_and_nothing_is_written(running):
     daemon, client, world, cfg, name = running
     synced(client, world, cfg, name)
     with world.lock:
@@ -65,7 +61,7 @@ def test_an_edit_in_the_destination_is_an_update_and_nothing_is_written(running)
     assert {e["record_id"] for e in known["plan"]["entries"]} == {"p01"}  # p05 missed
 
 
-def test_an_opt_out_made_in_the_destination_is_kept(running):  # noqa: F811
+def test_an_opt_out_made_in_the_destination_is_kept(running):
     daemon, client, world, cfg, name = running
     synced(client, world, cfg, name)
     with world.lock:  # a person opts out in the destination; no consent poll has seen it
@@ -80,7 +76,7 @@ def test_an_opt_out_made_in_the_destination_is_kept(running):  # noqa: F811
     assert world.consents["p04"][("news", "email")] is False
 
 
-def test_a_plan_is_refused_per_record_whose_destination_moved(running, capsys):  # noqa: F811
+def test_a_plan_is_refused_per_record_whose_destination_moved(running, capsys):
     daemon, client, world, cfg, name = running
     synced(client, world, cfg, name)
     with world.lock:
@@ -107,28 +103,11 @@ class NoReads(MemoryConnector):
 
 
 @pytest.fixture
-def without_reads(tmp_path):
-    world = World()
-    name = f"nr-{id(world)}"
-    WORLDS[name] = world
-    for i in range(5):
-        world.put(Record(f"p{i:02d}", fields={"FirstName": f"n{i}"}, email=f"p{i}@x.nl"))
-    cfg = tmp_path / "syncd.toml"
-    write_config(cfg, name)
-    cfg.write_text(cfg.read_text().replace('[connections.mkt]\nkind = "memory"',
-                                           '[connections.mkt]\nkind = "memory-noread"'))
+def without_reads(memory_daemon):
     registry = memory_registry()
     registry.connectors["memory-noread"] = NoReads
-    daemon = Daemon(str(cfg), registry=registry, install_signals=False,
-                    configure_logging=False)
-    thread = threading.Thread(target=daemon.serve, daemon=True)
-    thread.start()
-    assert daemon.started.wait(15)
-    token = open(tmp_path / "state" / "admin.token").read().strip()
-    yield daemon, AdminClient("127.0.0.1", daemon.admin.port, token), world, cfg
-    daemon.request_stop()
-    thread.join(15)
-    WORLDS.pop(name, None)
+    d, world, cfg, _ = memory_daemon(records=5, registry=registry, mkt_kind="memory-noread")
+    return d.daemon, d.client, world, cfg
 
 
 def test_without_profile_reads_the_dry_run_says_so_and_decides_on_what_syncd_knows(

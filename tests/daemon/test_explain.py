@@ -5,52 +5,37 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import replace
 from functools import partial
 
 import pytest
-from test_daemon_inprocess import CONSENT, post_webhook, write_config
+from daemon_support import CONSENT, post_webhook
 
 from syncd import testing
 from syncd.app import cli
-from syncd.app.admin import AdminClient
-from syncd.app.daemon import Daemon
 from syncd.engine import explain
 from syncd.records import Record
-from syncd.testing import WORLDS, World, memory_registry
+from syncd.testing import memory_registry
 
 wait_for = partial(testing.wait_for, timeout=15.0)
 OLD = "2026-01-01T00:00:00+00:00"
 
 
 @pytest.fixture
-def daemon_world(tmp_path):
-    world = World()
-    name = f"x-{id(world)}"
-    WORLDS[name] = world
+def daemon_world(memory_world_config, inprocess_daemons):
+    world, cfg, name = memory_world_config(
+        0, settings="confirm_share = 0.1", extra=CONSENT.format(label="Newsletter")
+        + '[integrations.main.conditions]\nKind = "A"\n')
     for i in range(20):
         world.put(Record(f"p{i:02d}", fields={"FirstName": f"n{i}", "Kind": "A"},
                          email=f"p{i}@x.nl", labels=frozenset({"Newsletter"}),
                          label_times={"Newsletter": OLD}))
     world.put(Record("b01", fields={"FirstName": "bee", "Kind": "B"}, email="b@x.nl"))
-    cfg = tmp_path / "syncd.toml"
-    write_config(cfg, name, settings="confirm_share = 0.1",
-                 extra=CONSENT.format(label="Newsletter")
-                 + '[integrations.main.conditions]\nKind = "A"\n')
-    daemon = Daemon(str(cfg), registry=memory_registry(), install_signals=False,
-                    configure_logging=False)
-    thread = threading.Thread(target=daemon.serve, daemon=True)
-    thread.start()
-    assert daemon.started.wait(15)
-    token = (tmp_path / "state" / "admin.token").read_text().strip()
+    d = inprocess_daemons(cfg, memory_registry()).start()
     # the CLI finds the daemon through the config: name the port it picked
     cfg.write_text(cfg.read_text().replace("[admin]\nport = 0",
-                                           f"[admin]\nport = {daemon.admin.port}"))
-    yield daemon, AdminClient("127.0.0.1", daemon.admin.port, token), world, cfg
-    daemon.request_stop()
-    thread.join(15)
-    WORLDS.pop(name, None)
+                                           f"[admin]\nport = {d.daemon.admin.port}"))
+    return d.daemon, d.client, world, cfg
 
 
 def explain_screen(capsys, cfg, record: str, *flags: str) -> str:

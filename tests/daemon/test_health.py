@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pykka
 import requests
-from test_daemon_inprocess import running  # noqa: F401  (the fixture)
-from test_daemon_reload import make_daemon, notify_socket, receive_until  # noqa: F401
+from daemon_support import receive_until
 
 from syncd import testing
 from syncd.app.health import Liveness, readiness, store_writable
 from syncd.app.supervision import Supervised
+from syncd.testing import free_port
 
 wait_for = partial(testing.wait_for, timeout=15.0)
 
@@ -59,7 +59,7 @@ def test_store_not_writable_is_named(tmp_path):
     assert "not writable" in store_writable(str(tmp_path / "gone" / "syncd.db"))
 
 
-def test_readyz_follows_fail_fast_and_the_guard(running):  # noqa: F811
+def test_readyz_follows_fail_fast_and_the_guard(running):
     daemon, client, world, cfg, name = running
     base = f"http://127.0.0.1:{daemon.admin.port}"
     assert wait_for(lambda: requests.get(base + "/readyz", timeout=5).status_code == 200)
@@ -79,7 +79,7 @@ def test_readyz_follows_fail_fast_and_the_guard(running):  # noqa: F811
     assert requests.get(base + "/healthz", timeout=5).json() == {"status": "ok"}
 
 
-def test_the_watchdog_is_withheld_while_an_actor_hangs(make_daemon, notify_socket):  # noqa: F811
+def test_the_watchdog_is_withheld_while_an_actor_hangs(make_daemon, notify_socket):
     """The daemon's main loop pings WATCHDOG=1 only while its actors answer: a connection
     stuck in a write (and the coordinator waiting on it) stops the pings; they resume once
     it answers again."""
@@ -124,37 +124,14 @@ def _drain(sock) -> list[str]:
         return out
 
 
-def test_metrics_port_serves_metrics_and_health_only(tmp_path):
-    import socket
-
-    from test_daemon_inprocess import write_config
-
-    from syncd.app.daemon import Daemon
-    from syncd.testing import WORLDS, World, memory_registry
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    name = f"m-{id(tmp_path)}"
-    WORLDS[name] = World()
-    cfg = tmp_path / "syncd.toml"
-    write_config(cfg, name)
-    cfg.write_text(cfg.read_text().replace("[admin]\nport = 0",
-                                           f"[admin]\nport = 0\nmetrics_port = {port}"))
-    daemon = Daemon(str(cfg), registry=memory_registry(), install_signals=False,
-                    configure_logging=False)
-    thread = threading.Thread(target=daemon.serve, daemon=True)
-    thread.start()
-    try:
-        assert daemon.started.wait(15)
-        base = f"http://127.0.0.1:{port}"
-        metrics = requests.get(base + "/metrics", timeout=5)
-        assert metrics.status_code == 200 and "syncd_inbox_depth" in metrics.text
-        assert requests.get(base + "/healthz", timeout=5).status_code == 200
-        assert requests.get(base + "/status", timeout=5).status_code == 404  # no admin here
-        assert requests.post(base + "/metrics", timeout=5).status_code == 405
-    finally:
-        daemon.request_stop()
-        thread.join(15)
-        WORLDS.pop(name, None)
-    assert not thread.is_alive()
+def test_metrics_port_serves_metrics_and_health_only(memory_daemon):
+    port = free_port()
+    d, *_ = memory_daemon(records=0, admin=f"metrics_port = {port}")
+    base = f"http://127.0.0.1:{port}"
+    metrics = requests.get(base + "/metrics", timeout=5)
+    assert metrics.status_code == 200 and "syncd_inbox_depth" in metrics.text
+    assert requests.get(base + "/healthz", timeout=5).status_code == 200
+    assert requests.get(base + "/status", timeout=5).status_code == 404  # no admin here
+    assert requests.post(base + "/metrics", timeout=5).status_code == 405
+    d.stop()
+    assert not d.thread.is_alive()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from functools import partial
 
-from test_daemon_inprocess import SECRET, post_webhook, running, write_config  # noqa: F401
+from daemon_support import SECRET, post_webhook, write_config
 
 from syncd import testing
 
@@ -26,7 +26,7 @@ def config(cfg, name, fields: str, restart: bool) -> None:
         cfg.write_text(text)
 
 
-def test_reloads_under_steady_webhooks_lose_nothing(running):  # noqa: F811
+def test_reloads_under_steady_webhooks_lose_nothing(running):
     daemon, client, world, cfg, name = running
     statuses: list[int] = []
     posted: dict[str, str] = {}
@@ -87,7 +87,7 @@ def test_reloads_under_steady_webhooks_lose_nothing(running):  # noqa: F811
     assert status["last_reload"]["ok"] and status["integrations"]["main"]["dead_letters"] == 0
 
 
-def test_an_event_arriving_during_a_reload_is_applied_under_the_new_config(running):  # noqa: F811
+def test_an_event_arriving_during_a_reload_is_applied_under_the_new_config(running):
     daemon, client, world, cfg, name = running
     original = daemon.actors.set_rules
     seen = {}

@@ -9,8 +9,8 @@ import threading
 import time
 from functools import partial
 
+from daemon_support import post_webhook, write_config
 from rich.console import Console
-from test_daemon_inprocess import post_webhook, running, write_config  # noqa: F401
 
 from syncd import testing
 from syncd.app import cli_status, glance
@@ -24,7 +24,7 @@ def screen(status) -> str:
     return console.export_text()
 
 
-def test_status_during_a_full_sync(running, capsys):  # noqa: F811
+def test_status_during_a_full_sync(running, capsys):
     daemon, client, world, cfg, name = running
     assert wait_for(lambda: client.status()["ready"])
     gate = threading.Event()
@@ -56,7 +56,7 @@ def test_status_during_a_full_sync(running, capsys):  # noqa: F811
     assert world.profiles["p03"]["firstname"] == "queued meanwhile"
 
 
-def test_status_lists_what_a_reload_changed(running):  # noqa: F811
+def test_status_lists_what_a_reload_changed(running):
     daemon, client, world, cfg, name = running
     write_config(cfg, name, settings="batch_size = 50")
     assert client.reload()["ok"] is True

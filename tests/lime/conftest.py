@@ -29,14 +29,10 @@ def lime_config(emulator: LimeEmulator, **overrides) -> dict:
 
 
 @pytest.fixture
-def emulator():
+def emulator(started):
     emu = LimeEmulator(seed=1, delivery_backoff=0.02, delivery_attempts=4)
     emu.seed(SEEDED, seed=1)
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
+    return started(emu)
 
 
 @pytest.fixture(params=list(PAGING))
@@ -48,20 +44,11 @@ def paging(request, emulator):
 
 
 @pytest.fixture
-def make_connector(emulator):
+def make_connector(emulator, started):
+    """``make_connector(**option overrides)`` -> a started connector (stopped after the test)."""
     from syncd_lime.connector import LimeConnector
 
-    made = []
-
-    def make(**overrides):
-        connector = LimeConnector("crm", lime_config(emulator, **overrides))
-        connector.start()
-        made.append(connector)
-        return connector
-
-    yield make
-    for connector in made:
-        connector.stop()
+    return lambda **overrides: started(LimeConnector("crm", lime_config(emulator, **overrides)))
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 
 import pytest
 import requests
@@ -26,9 +25,7 @@ from syncd_lime.emulator import LimeEmulator
 from syncd_tribe.connector import TribeConnector
 from syncd_tribe.emulator import TribeEmulator
 
-from syncd.app.daemon import Daemon
 from syncd.app.sandbox import INTEGRATION, _free_port, build_config, compare
-from syncd.connectors import plugins
 from syncd.testing import wait_for
 
 TRIBE, LIME = INTEGRATION, f"{INTEGRATION}-lime"
@@ -36,7 +33,7 @@ TOPIC = "com.apsis1.topics.newsletter"
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, inprocess_daemons):
     tribe = TribeEmulator(seed=1, delivery_backoff=0.02)
     tribe.seed(400, seed=1)
     lime = LimeEmulator(seed=2, delivery_backoff=0.02)
@@ -54,18 +51,13 @@ def world(tmp_path):
     path = os.path.join(tmp_path, "syncd.toml")
     with open(path, "wb") as fh:
         tomli_w.dump(config, fh)
-    daemon = Daemon(path, registry=plugins.load(), install_signals=False,
-                    configure_logging=False)
-    thread = threading.Thread(target=daemon.serve, name="daemon", daemon=True)
-    thread.start()
+    running = inprocess_daemons(path)
     try:
-        assert wait_for(lambda: daemon.started.is_set() or daemon.stopped.is_set(), 30)
-        assert daemon.started.is_set()
+        daemon = running.start(30).daemon
         assert wait_for(lambda: tribe.webhooks() and lime.webhooks(), 10)
         yield daemon, tribe, lime, apsis
     finally:
-        daemon.request_stop()
-        thread.join(30)
+        running.stop(30)  # before the emulators it talks to
         for emu in (tribe, lime, apsis):
             emu.stop()
 

@@ -5,15 +5,7 @@ from __future__ import annotations
 import pytest
 from receiver_support import MAX_BODY, Notified, hmac_parser
 
-from syncd.engine.store import Store
 from syncd.web.receiver import Route, WebhookApp, start_receiver
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(str(tmp_path / "syncd.db"))
-    yield s
-    s.close()
 
 
 @pytest.fixture

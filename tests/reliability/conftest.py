@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from reliability_support import quiet_logs, start_daemon, stop_daemon
+from reliability_support import quiet_logs, start_daemon
 
 
 @pytest.fixture
@@ -13,7 +13,20 @@ def quiet():
 
 
 @pytest.fixture
-def running(tmp_path, quiet):
-    r = start_daemon(tmp_path)
-    yield r
-    stop_daemon(r)
+def start(tmp_path, quiet):
+    """``start(**config_text kwargs)`` -> a started :class:`reliability_support.Running` in
+    ``tmp_path``; every one is stopped after the test."""
+    made = []
+
+    def make(**config):
+        made.append(start_daemon(tmp_path, **config))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.stop()
+
+
+@pytest.fixture
+def running(start):
+    return start()

@@ -4,28 +4,24 @@ connector (through ``syncd.testing``'s launcher), signed webhooks, polling with 
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 import structlog
 
 from syncd import testing
-from syncd.app.admin import AdminClient
-from syncd.app.daemon import Daemon
 from syncd.records import Record
 from syncd.testing import (
     WORLDS,
     DaemonProcess,
+    InProcessDaemon,
     World,
     free_port,
     memory_registry,
+    memory_webhook,
     plugin_path,
-    sign,
 )
 
 HERE = str(Path(__file__).parent)
@@ -96,40 +92,33 @@ FirstName = "firstname"
 
 
 def signed_body(ids, secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps({"ids": list(ids)}).encode()
-    return body, {"X-Memory-Signature": sign(secret, body)}
+    return memory_webhook(ids, secret)
 
 
-@dataclass
-class Running:
-    daemon: Daemon
-    thread: threading.Thread
-    world: World
-    world_name: str
-    config_path: Path
-    state_dir: Path
-    client: AdminClient
-    session: requests.Session
+class Running(InProcessDaemon):
+    """The daemon in-process on the memory world ``world_name`` (``world``)."""
 
-    @property
-    def url(self) -> str:
-        return self.daemon.receiver.url
+    def __init__(self, config_path: Path, world_name: str):
+        super().__init__(config_path, memory_registry())
+        self.world_name, self.world = world_name, WORLDS[world_name]
 
-    @property
-    def db_path(self) -> str:
-        return str(self.state_dir / "syncd.db")
-
-    def post(self, ids, secret: str = SECRET, connection: str = "crm",
+    def send(self, ids, secret: str = SECRET, connection: str = "crm",
              timeout: float = 10) -> requests.Response:
-        body, headers = signed_body(ids, secret)
-        return self.session.post(f"{self.url}/webhooks/{connection}", data=body,
-                                 headers=headers, timeout=timeout)
+        """A signed webhook naming ``ids``."""
+        return self.post(connection, *signed_body(ids, secret), timeout=timeout)
 
     def applied(self, record_id: str, value: str) -> bool:
         return self.world.profiles.get(record_id, {}).get("firstname") == value
 
+    def stop(self, timeout: float = 20.0) -> None:
+        try:
+            super().stop(timeout)
+        finally:
+            WORLDS.pop(self.world_name, None)
+
 
 def start_daemon(tmp_path: Path, *, records: int = 10, **config) -> Running:
+    """Started; ``stop()`` it (the ``start`` fixture of conftest.py does)."""
     world = World()
     name = f"reliability-{uuid.uuid4().hex}"
     WORLDS[name] = world
@@ -137,30 +126,7 @@ def start_daemon(tmp_path: Path, *, records: int = 10, **config) -> Running:
         world.put(Record(f"p{i:02d}", fields={"FirstName": f"n{i}"}, email=f"p{i}@x.nl"))
     cfg = tmp_path / "syncd.toml"
     cfg.write_text(config_text(name, **config))
-    daemon = Daemon(str(cfg), registry=memory_registry(), install_signals=False,
-                    configure_logging=False)
-    thread = threading.Thread(target=daemon.serve, daemon=True, name="daemon-under-test")
-    thread.start()
-    if not daemon.started.wait(20):
-        daemon.request_stop()
-        thread.join(10)
-        WORLDS.pop(name, None)
-        raise RuntimeError("the daemon did not start")
-    state = tmp_path / "state"
-    token = (state / "admin.token").read_text().strip()
-    session = requests.Session()
-    session.trust_env = False
-    return Running(daemon, thread, world, name, cfg, state,
-                   AdminClient("127.0.0.1", daemon.admin.port, token), session)
-
-
-def stop_daemon(running: Running, timeout: float = 20.0) -> None:
-    running.session.close()
-    running.client.session.close()
-    running.daemon.request_stop()
-    running.thread.join(timeout)
-    WORLDS.pop(running.world_name, None)
-    assert not running.thread.is_alive(), "the daemon did not stop"
+    return Running(cfg, name).start()
 
 
 class quiet_logs:

@@ -433,7 +433,7 @@ def test_a_reload_onto_a_broken_config_keeps_the_running_one(running):
         # and it still applies webhooks
         value_ = f"after bad reload {seen['n']}"
         r.world.update("p01", FirstName=value_)
-        resp = r.post(["p01"])
+        resp = r.send(["p01"])
         assert resp.status_code == 200, resp.text
         assert wait_for(lambda: r.applied("p01", value_), timeout=10)
 

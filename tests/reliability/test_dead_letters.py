@@ -10,28 +10,26 @@ import json
 import subprocess
 
 import pytest
-from reliability_support import start_daemon, stop_daemon, wait_for
+from reliability_support import wait_for
 
 from syncd.testing import MemoryConnector, free_port, syncd_cli
 
 REASON = "rejected by the destination: invalid e-mail address"
 
 
-def start_with_cli_port(tmp_path, **config):
+def start_with_cli_port(start, **config):
     # the CLI reads [admin] port from the file, so it must be a real port, not 0
     for _ in range(5):
         try:
-            return start_daemon(tmp_path, admin_port=free_port(), **config)
-        except RuntimeError:  # the port was taken in between: try another
+            return start(admin_port=free_port(), **config)
+        except AssertionError:  # the port was taken in between: try another
             continue
     raise RuntimeError("no free admin port")
 
 
 @pytest.fixture
-def daemon(tmp_path, quiet):
-    r = start_with_cli_port(tmp_path)
-    yield r
-    stop_daemon(r)
+def daemon(start):
+    return start_with_cli_port(start)
 
 
 def cli(r, *args: str) -> subprocess.CompletedProcess:
@@ -49,7 +47,7 @@ def fail_for_good(r, record_id: str, value: str) -> dict:
     dead letter; return that dead letter."""
     r.world.fail_keys[record_id] = REASON
     r.world.update(record_id, FirstName=value)
-    assert r.post([record_id]).status_code == 200
+    assert r.send([record_id]).status_code == 200
     assert wait_for(lambda: any(e["record_id"] == record_id for e in dead(r)))
     letter = next(e for e in dead(r) if e["record_id"] == record_id)
     assert letter["error"] == REASON and letter["integration"] == "main"
@@ -97,7 +95,7 @@ def test_retry_by_id_replays_only_that_event(daemon):
     assert dead(r) == []
 
 
-def test_an_event_whose_retries_run_out_is_a_dead_letter(tmp_path, quiet, monkeypatch):
+def test_an_event_whose_retries_run_out_is_a_dead_letter(start, monkeypatch):
     """A retryable failure (reading the record back fails) with max_attempts = 2: retried
     once after its back-off, then kept as a dead letter with the reason."""
     broken = {"p07"}
@@ -109,28 +107,24 @@ def test_an_event_whose_retries_run_out_is_a_dead_letter(tmp_path, quiet, monkey
         return read_records(self, events)
 
     monkeypatch.setattr(MemoryConnector, "read_records", flaky)
-    r = start_with_cli_port(tmp_path, max_attempts=2)
-    try:
-        r.world.update("p07", FirstName="finally")
-        assert r.post(["p07"]).status_code == 200
-        assert wait_for(lambda: dead(r), timeout=20)  # first attempt, 1 s back-off, second
-        [letter] = dead(r)
-        assert letter["record_id"] == "p07" and letter["attempts"] == 2
-        assert "crm unreachable" in letter["error"] and "reading back from crm" in \
-            letter["error"]
-        listed = cli(r, "events", "list", "--failed").stdout
-        assert "p07" in listed and "2 attempts" in listed and "crm unreachable" in listed
+    r = start_with_cli_port(start, max_attempts=2)
+    r.world.update("p07", FirstName="finally")
+    assert r.send(["p07"]).status_code == 200
+    assert wait_for(lambda: dead(r), timeout=20)  # first attempt, 1 s back-off, second
+    [letter] = dead(r)
+    assert letter["record_id"] == "p07" and letter["attempts"] == 2
+    assert "crm unreachable" in letter["error"] and "reading back from crm" in \
+        letter["error"]
+    listed = cli(r, "events", "list", "--failed").stdout
+    assert "p07" in listed and "2 attempts" in listed and "crm unreachable" in listed
 
-        broken.clear()
-        assert "1 event(s) queued again" in cli(r, "events", "retry", str(letter["id"])).stdout
-        assert wait_for(lambda: r.applied("p07", "finally"))
-        assert dead(r) == []
-    finally:
-        stop_daemon(r)
+    broken.clear()
+    assert "1 event(s) queued again" in cli(r, "events", "retry", str(letter["id"])).stdout
+    assert wait_for(lambda: r.applied("p07", "finally"))
+    assert dead(r) == []
 
 
-def test_events_list_shows_what_waits_and_failed_ones_only_with_the_flag(tmp_path, quiet,
-                                                                          monkeypatch):
+def test_events_list_shows_what_waits_and_failed_ones_only_with_the_flag(start, monkeypatch):
     """`syncd events list` lists every event not applied yet (one waiting for its next
     attempt, a dead letter); `--failed` only the dead letters."""
     read_records = MemoryConnector.read_records
@@ -141,21 +135,18 @@ def test_events_list_shows_what_waits_and_failed_ones_only_with_the_flag(tmp_pat
         return read_records(self, events)
 
     monkeypatch.setattr(MemoryConnector, "read_records", flaky)
-    r = start_with_cli_port(tmp_path, max_attempts=8)
-    try:
-        letter = fail_for_good(r, "p09", "never")
-        r.world.update("p08", FirstName="later")
-        assert r.post(["p08"]).status_code == 200
-        assert wait_for(lambda: any(e["record_id"] == "p08" and e["attempts"] >= 1
-                                    for e in r.client.events(failed=False)))
-        listed = cli(r, "events", "list").stdout
-        assert "p08 waiting" in listed and "crm unreachable" in listed, listed
-        assert "p09 failed for good" in listed, listed
-        failed = cli(r, "events", "list", "--failed").stdout
-        assert "p09" in failed and "p08" not in failed, failed
-        as_json = json.loads(cli(r, "events", "list", "--json").stdout)
-        assert {e["record_id"]: e["status"] for e in as_json} == {"p08": "pending",
-                                                                   "p09": "dead"}
-        assert [e["id"] for e in dead(r)] == [letter["id"]]  # listing changed nothing
-    finally:
-        stop_daemon(r)
+    r = start_with_cli_port(start, max_attempts=8)
+    letter = fail_for_good(r, "p09", "never")
+    r.world.update("p08", FirstName="later")
+    assert r.send(["p08"]).status_code == 200
+    assert wait_for(lambda: any(e["record_id"] == "p08" and e["attempts"] >= 1
+                                for e in r.client.events(failed=False)))
+    listed = cli(r, "events", "list").stdout
+    assert "p08 waiting" in listed and "crm unreachable" in listed, listed
+    assert "p09 failed for good" in listed, listed
+    failed = cli(r, "events", "list", "--failed").stdout
+    assert "p09" in failed and "p08" not in failed, failed
+    as_json = json.loads(cli(r, "events", "list", "--json").stdout)
+    assert {e["record_id"]: e["status"] for e in as_json} == {"p08": "pending",
+                                                               "p09": "dead"}
+    assert [e["id"] for e in dead(r)] == [letter["id"]]  # listing changed nothing

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from reliability_support import signed_body, start_daemon, stop_daemon, wait_for
+from reliability_support import signed_body, wait_for
 
 import syncd.app.daemon
 from syncd.engine.store import Store, StoreError
@@ -19,14 +19,13 @@ SHORT_TIMEOUT = 0.5
 
 
 @pytest.fixture
-def short_timeout_daemon(tmp_path, quiet, monkeypatch):
+def short_timeout_daemon(monkeypatch, start):
     """The daemon with its store's busy timeout cut from 5 s to 0.5 s (Daemon._start builds
     ``Store(path)`` with the default; the 5 s variant is test_the_real_busy_timeout...)."""
     monkeypatch.setattr(syncd.app.daemon, "Store", functools.partial(Store, timeout=SHORT_TIMEOUT))
-    r = start_daemon(tmp_path)
+    r = start()
     assert r.daemon.store.timeout == SHORT_TIMEOUT
-    yield r
-    stop_daemon(r)
+    return r
 
 
 class ExclusiveLock:
@@ -65,8 +64,7 @@ def deliver_while_locked(r, record_id: str, value: str, timeout: float):
     lock = ExclusiveLock(r.db_path)
     try:
         started = time.monotonic()
-        resp = r.session.post(f"{r.url}/webhooks/crm", data=body, headers=headers,
-                              timeout=timeout)
+        resp = r.post("crm", body, headers, timeout=timeout)
         took = time.monotonic() - started
         assert lock.rows_for(record_id) == 0  # nothing half-written behind the lock
     finally:
@@ -84,7 +82,7 @@ def assert_refused_then_accepted(r, resp, body, headers, record_id, value):
     assert stats["accepted"] == 0 and stats["rejected"].get(503) == 1, stats
 
     # the sender retries the very same delivery once the store works again
-    again = r.session.post(f"{r.url}/webhooks/crm", data=body, headers=headers, timeout=10)
+    again = r.post("crm", body, headers, timeout=10)
     assert again.status_code == 200 and again.json() == {"accepted": 1}, again.text
     assert wait_for(lambda: r.applied(record_id, value))
     assert inbox_count(r.db_path, record_id) == 1
@@ -106,22 +104,18 @@ def test_a_lock_released_within_the_busy_timeout_costs_only_latency(short_timeou
     body, headers = signed_body(["p03"])
     lock = ExclusiveLock(r.db_path)
     threading.Timer(SHORT_TIMEOUT / 5, lock.release).start()
-    resp = r.session.post(f"{r.url}/webhooks/crm", data=body, headers=headers, timeout=10)
+    resp = r.post("crm", body, headers, timeout=10)
     assert resp.status_code == 200, resp.text
     assert wait_for(lambda: r.applied("p03", "briefly locked"))
 
 
-def test_the_real_busy_timeout_then_503(tmp_path, quiet):
+def test_the_real_busy_timeout_then_503(start):
     """The unpatched store (busy timeout 5 s): a sender waits about that long, then 503."""
-    r = start_daemon(tmp_path)
-    try:
-        assert r.daemon.store.timeout == 5.0
-        resp, took, body, headers = deliver_while_locked(r, "p04", "after a long lock",
-                                                         timeout=30)
-        assert 4.5 <= took < 20, took
-        assert_refused_then_accepted(r, resp, body, headers, "p04", "after a long lock")
-    finally:
-        stop_daemon(r)
+    r = start()
+    assert r.daemon.store.timeout == 5.0
+    resp, took, body, headers = deliver_while_locked(r, "p04", "after a long lock", timeout=30)
+    assert 4.5 <= took < 20, took
+    assert_refused_then_accepted(r, resp, body, headers, "p04", "after a long lock")
 
 
 @pytest.mark.parametrize("message", ["database or disk is full", "disk I/O error",
@@ -138,7 +132,7 @@ def test_a_store_that_cannot_write_gets_503_and_the_retry_is_applied(running, mo
         raise StoreError(message)
 
     monkeypatch.setattr(r.daemon.store, "enqueue", failing_enqueue)
-    resp = r.session.post(f"{r.url}/webhooks/crm", data=body, headers=headers, timeout=10)
+    resp = r.post("crm", body, headers, timeout=10)
     assert len(calls) == 1 and [e.record_id for _, _, e in calls[0]] == ["p05"]
     monkeypatch.undo()
     assert_refused_then_accepted(r, resp, body, headers, "p05", message)

@@ -7,12 +7,24 @@ from responses_support import start_world
 
 
 @pytest.fixture
-def world(tmp_path):
-    w, thread = start_world(tmp_path)
-    try:
-        yield w
-    finally:
-        w.daemon.request_stop()
-        thread.join(20)
-        w.tribe.stop()
-        w.apsis.stop()
+def start(tmp_path, inprocess_daemons):
+    """``start(integration=None, persons=40, apsis_kwargs=None)`` -> a World (emulators and the
+    daemon, a full sync done); the daemon, then the emulators, are stopped after the test."""
+    emulators: list = []
+    made: list = []
+
+    def daemons(path):
+        made.append(inprocess_daemons(path))
+        return made[-1]
+
+    yield lambda *args, **kwargs: start_world(tmp_path, daemons, *args, emulators=emulators,
+                                              **kwargs)
+    for daemon in made:  # before the emulators it talks to
+        daemon.stop()
+    for emu in emulators:
+        emu.stop()
+
+
+@pytest.fixture
+def world(start):
+    return start()

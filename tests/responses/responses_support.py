@@ -1,10 +1,9 @@
 """Helpers of the response-data and task tests: the Tribe and APSIS emulators on loopback,
-the real daemon in-process (receiver, admin endpoint, actors, SQLite file) with a full sync
-done, so that APSIS profiles carry their Tribe ids."""
+the real daemon in-process (receiver, admin endpoint, actors, SQLite file; ``syncd.testing``'s
+``inprocess_daemons``) with a full sync done, so that APSIS profiles carry their Tribe ids."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,6 @@ from syncd_tribe.emulator import TribeEmulator
 
 from syncd.app.admin import AdminClient
 from syncd.app.daemon import Daemon
-from syncd.connectors import plugins
 from syncd.testing import wait_for
 
 NAME = "resp"
@@ -68,23 +66,22 @@ def config(tmp_path, tribe, apsis, integration: dict[str, Any] | None = None
             "integrations": {NAME: rules}}
 
 
-def start_world(tmp_path, integration: dict[str, Any] | None = None, persons: int = 40,
-                apsis_kwargs: dict[str, Any] | None = None):
+def start_world(tmp_path, daemons, integration: dict[str, Any] | None = None,
+                persons: int = 40, apsis_kwargs: dict[str, Any] | None = None,
+                emulators: list | None = None):
+    """The emulators (appended to ``emulators`` as they start) and the daemon (made by
+    ``daemons``, ``syncd.testing``'s ``inprocess_daemons``), a full sync done: the World."""
     tribe = TribeEmulator(seed=3, threads=8)
     tribe.seed(persons, seed=3)
     apsis = ApsisEmulator(seed=4, threads=8, **(apsis_kwargs or {}))
     apsis.configure_exports(export_delay=0.05, duplicate_rate=0.0, zero_time_rate=0.0)
-    tribe.start()
-    apsis.start()
+    for emu in (tribe, apsis):
+        emu.start()
+        (emulators if emulators is not None else []).append(emu)
     path = tmp_path / "syncd.toml"
     path.write_bytes(tomli_w.dumps(config(tmp_path, tribe, apsis, integration)).encode())
-    daemon = Daemon(str(path), registry=plugins.load(), install_signals=False,
-                    configure_logging=False)
-    thread = threading.Thread(target=daemon.serve, daemon=True)
-    thread.start()
-    assert daemon.started.wait(20)
-    token = (tmp_path / "state" / "admin.token").read_text().strip()
-    admin = AdminClient("127.0.0.1", daemon.admin.port, token)
+    running = daemons(path).start()
+    daemon, admin = running.daemon, running.client
     run_id = admin.start_sync(NAME)["run_id"]
     assert wait_for(lambda: admin.run(run_id)["status"] != "running", 60)
     assert admin.run(run_id)["status"] == "completed", admin.run(run_id)
@@ -92,4 +89,4 @@ def start_world(tmp_path, integration: dict[str, Any] | None = None, persons: in
 
     synced = [p["ID"] for p in tribe.persons() if apsis.audience.find(CRM_ID, p["ID"])]
     assert len(synced) >= 5
-    return World(tribe, apsis, daemon, admin, synced), thread
+    return World(tribe, apsis, daemon, admin, synced)

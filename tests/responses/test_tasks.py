@@ -118,21 +118,11 @@ def test_bad_calls_get_a_clear_4xx_and_are_recorded(world):
     assert status == 422 and "no person or contact" in body["error"]
 
 
-def test_fallback_employee_and_secret_never_in_answers(tmp_path):
-    from responses_support import start_world
-
-    world, thread = start_world(tmp_path, {"task_assignee_rule": "none",
-                                           "task_fallback_employee":
-                                               "00000000-0000-4000-8000-000000000004"})
-    try:
-        status, body = send(url(world), TASK_SECRET,
-                            {"idempotency_key": "fb-1", "contact": world.synced[0]})
-        assert status == 201, body
-        assert world.tribe.tasks()[0]["Assignee"]["ID"] == \
-            "00000000-0000-4000-8000-000000000004"
-        assert TASK_SECRET not in str(world.admin.status())
-    finally:
-        world.daemon.request_stop()
-        thread.join(20)
-        world.tribe.stop()
-        world.apsis.stop()
+def test_fallback_employee_and_secret_never_in_answers(start):
+    world = start({"task_assignee_rule": "none",
+                   "task_fallback_employee": "00000000-0000-4000-8000-000000000004"})
+    status, body = send(url(world), TASK_SECRET,
+                        {"idempotency_key": "fb-1", "contact": world.synced[0]})
+    assert status == 201, body
+    assert world.tribe.tasks()[0]["Assignee"]["ID"] == "00000000-0000-4000-8000-000000000004"
+    assert TASK_SECRET not in str(world.admin.status())

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import tempfile
 import time
 import uuid
 
@@ -14,42 +12,28 @@ import pytest
 from syncd.app import systemd
 
 
-@pytest.fixture
-def listener(monkeypatch):
-    """A datagram socket at a short path (AF_UNIX paths are limited to 108 bytes)."""
-    directory = tempfile.mkdtemp(prefix="sdn-")
-    path = os.path.join(directory, "notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(5)
-    monkeypatch.setenv("NOTIFY_SOCKET", path)
-    yield sock
-    sock.close()
-    shutil.rmtree(directory)
-
-
 def receive(sock: socket.socket) -> str:
     return sock.recv(4096).decode()
 
 
-def test_ready_stopping_watchdog_and_status(listener):
+def test_ready_stopping_watchdog_and_status(notify_socket):
     assert systemd.ready() is True
-    assert receive(listener) == "READY=1"
+    assert receive(notify_socket) == "READY=1"
     assert systemd.watchdog() is True
-    assert receive(listener) == "WATCHDOG=1"
+    assert receive(notify_socket) == "WATCHDOG=1"
     assert systemd.status("2 integrations\nrunning") is True
-    assert receive(listener) == "STATUS=2 integrations running"
+    assert receive(notify_socket) == "STATUS=2 integrations running"
     assert systemd.stopping() is True
-    assert receive(listener) == "STOPPING=1"
+    assert receive(notify_socket) == "STOPPING=1"
     assert systemd.notify("ERRNO=5") is True
-    assert receive(listener) == "ERRNO=5"
+    assert receive(notify_socket) == "ERRNO=5"
 
 
-def test_reloading_sends_the_monotonic_time(listener):
+def test_reloading_sends_the_monotonic_time(notify_socket):
     before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
     assert systemd.reloading() is True
     after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-    first, second = receive(listener).split("\n")
+    first, second = receive(notify_socket).split("\n")
     assert first == "RELOADING=1"
     key, _, value = second.partition("=")
     assert key == "MONOTONIC_USEC"

@@ -28,14 +28,10 @@ def tribe_config(emulator: TribeEmulator, **overrides) -> dict:
 
 
 @pytest.fixture
-def emulator():
+def emulator(started):
     emu = TribeEmulator(seed=1, delivery_backoff=0.02, delivery_attempts=4)
     emu.seed(SEEDED, seed=1)
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
+    return started(emu)
 
 
 @pytest.fixture(params=list(PAGING))
@@ -47,18 +43,9 @@ def paging(request, emulator):
 
 
 @pytest.fixture
-def make_connector(emulator):
-    made = []
-
-    def make(**overrides) -> TribeConnector:
-        connector = TribeConnector("crm", tribe_config(emulator, **overrides))
-        connector.start()
-        made.append(connector)
-        return connector
-
-    yield make
-    for connector in made:
-        connector.stop()
+def make_connector(emulator, started):
+    """``make_connector(**option overrides)`` -> a started connector (stopped after the test)."""
+    return lambda **overrides: started(TribeConnector("crm", tribe_config(emulator, **overrides)))
 
 
 @pytest.fixture
