@@ -45,6 +45,7 @@ def two_lanes(tmp_path):
     thread = threading.Thread(target=daemon.serve, daemon=True)
     thread.start()
     assert daemon.started.wait(15)
+    daemon.cfg_path = cfg  # for the reload test
     yield daemon, world
     daemon.request_stop()
     thread.join(15)
@@ -97,6 +98,25 @@ def test_a_dead_real_time_lane_restarts_both_lanes(two_lanes):
     world.update("p04", FirstName="after restart")
     assert post_webhook(daemon, ["p04"]).status_code == 200
     assert wait_for(lambda: world.profiles.get("p04", {}).get("firstname") == "after restart")
+
+
+def test_a_reload_that_changes_the_connection_restarts_both_lanes(two_lanes):
+    daemon, world = two_lanes
+    old = daemon.connections["mkt"]
+    old_refs = (old.ref, old.realtime)
+    cfg = daemon.cfg_path
+    cfg.write_text(cfg.read_text().replace('[connections.mkt]\nkind = "memory2"',
+                                           '[connections.mkt]\nkind = "memory2"\n'
+                                           'webhook_secret = "changed"'))
+    result = daemon.control.reload()
+    assert result["ok"] is True and "mkt" in result["changes"]["connections_restarted"]
+    new = daemon.connections["mkt"]
+    assert new.alive() and new.realtime is not None
+    assert new.ref not in old_refs and new.realtime not in old_refs
+    assert not any(r.is_alive() for r in old_refs)
+    world.update("p05", FirstName="after reload")
+    assert post_webhook(daemon, ["p05"]).status_code == 200
+    assert wait_for(lambda: world.profiles.get("p05", {}).get("firstname") == "after reload")
 
 
 def test_status_shows_each_lane():
