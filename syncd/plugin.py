@@ -18,7 +18,7 @@ from __future__ import annotations
 from syncd.config.needs import connection_key
 from syncd.config.schema import REQUIRED, Option, Secret
 from syncd.config.sections import toml_key
-from syncd.connectors.calls import carry_context, for_records
+from syncd.connectors.calls import carry_context, for_records, report_call
 from syncd.connectors.capabilities import (
     PROTOCOLS,
     BulkWriter,
@@ -185,6 +185,7 @@ __all__ = [
     # marking the HTTP calls made for records (syncd explain shows them)
     "for_records",
     "carry_context",
+    "report_call",
     # emulators of the partner's API (real HTTP servers on loopback)
     "Emulator",
     "Faults",

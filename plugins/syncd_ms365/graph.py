@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-from syncd.plugin import RemoteError
+from syncd.plugin import RemoteError, report_call
 from syncd_ms365.http_client import PinnedSession
 
 BATCH_MAX = 20
@@ -114,11 +114,17 @@ class GraphClient:
             with gate.slots:
                 gate.clear_to_send(cost)
                 self.counts["requests"] += 1
+                began = time.monotonic()
                 try:
                     answer = self.session.request(method, url, headers=headers, **kwargs)
                 except requests.RequestException as exc:
                     error: Exception = exc
                     answer = None
+            # syncd explain: the attempt, when made for records (for_records)
+            report_call(method, url, None if answer is None else answer.status_code,
+                        round((time.monotonic() - began) * 1000), attempt=attempt,
+                        error=type(error).__name__ if answer is None else
+                        (_error_text(answer) if answer.status_code >= 400 else None))
             kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
             if answer is None:
                 if attempt == self.max_attempts or not idempotent:
@@ -198,6 +204,14 @@ def _template(path: str) -> str:
     """The request path without ids or query (what a message may name)."""
     parts = path.split("?")[0].split("/")
     return "/".join("{id}" if len(p) > 40 or "@" in p else p for p in parts)
+
+
+def _error_text(answer: requests.Response) -> str | None:
+    try:
+        err = answer.json().get("error") or {}
+        return f"{err.get('code', '')}: {err.get('message', '')}".strip(": ") or None
+    except (ValueError, AttributeError):
+        return answer.reason or None
 
 
 def _error(method: str, path: str, answer: requests.Response) -> RemoteError:

@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from syncd.plugin import RemoteError, decide
+from syncd.plugin import RemoteError, decide, for_records
 from syncd_ms365.graph import DeltaExpired, _template
 from syncd_ms365.mailbox import FIELDS, Mailbox, from_outlook, to_outlook
 from syncd_ms365.pairs import Pairs
@@ -88,37 +88,43 @@ class UserLink:
         for rel in rels:
             if not rel.sees(self.employee):
                 continue  # former, or no longer the user's: never delete
-            pair = self.pairs.get(self.user, rel.key)
-            if pair is not None and pair.state == "creating":
-                found = self.mailbox.find(self.user, rel.key)
-                if found is not None:  # created before a crash lost the bookkeeping
-                    self.counts["adopted"] += 1
-                    self.pairs.put(self.user, rel.key, state="linked", remote=found["id"])
-                    self._compare(rel, found, {})
-                    continue
-            if pair is None or pair.state != "linked":
-                creates.append(rel)
-                continue
-            if from_outlook(to_outlook(rel.fields)) == {f: pair.status.get(f) for f in FIELDS}:
-                if self.round is not None:
-                    self.round.run.count("outlook", "unchanged")
-                continue  # Tribe unchanged since the last agreement: Outlook's come by delta
-            current = self.mailbox.get(self.user, pair.remote or "")
-            if current is None:  # deleted in Outlook: back after a change in Tribe
-                self.counts["unlinked"] += 1
-                creates.append(rel)
-                continue
-            self._compare(rel, current, pair.status)
+            with for_records([rel.key]):  # syncd explain LINK RECORD shows its calls
+                if self._tribe_one(rel):
+                    creates.append(rel)
         if creates and self.round is not None:
             self.round.creates += creates
         elif creates:
             self._create(creates, None)
 
+    def _tribe_one(self, rel) -> bool:
+        """Compare one relationship with its contact; True when it must be created."""
+        pair = self.pairs.get(self.user, rel.key)
+        if pair is not None and pair.state == "creating":
+            found = self.mailbox.find(self.user, rel.key)
+            if found is not None:  # created before a crash lost the bookkeeping
+                self.counts["adopted"] += 1
+                self.pairs.put(self.user, rel.key, state="linked", remote=found["id"])
+                self._compare(rel, found, {})
+                return False
+        if pair is None or pair.state != "linked":
+            return True
+        if from_outlook(to_outlook(rel.fields)) == {f: pair.status.get(f) for f in FIELDS}:
+            if self.round is not None:
+                self.round.run.count("outlook", "unchanged")
+            return False  # Tribe unchanged since the last agreement: Outlook's come by delta
+        current = self.mailbox.get(self.user, pair.remote or "")
+        if current is None:  # deleted in Outlook: back after a change in Tribe
+            self.counts["unlinked"] += 1
+            return True
+        self._compare(rel, current, pair.status)
+        return False
+
     def _create(self, rels: list, round_: Round | None) -> None:
         self.pairs.creating(self.user, [r.key for r in rels])
         items = [self.mailbox.create_item(self.user, r.fields, r.key) for r in rels]
         try:
-            results = self.mailbox.write(self.user, items)
+            with for_records([r.key for r in rels]):  # one call for several: stored once
+                results = self.mailbox.write(self.user, items)
         except RemoteError as exc:
             if exc.status is not None:
                 raise
@@ -186,6 +192,11 @@ class UserLink:
 
     def _apply(self, rel, contact: dict[str, Any], d, old: dict[str, Any],
                round_: Round | None) -> None:
+        with for_records([rel.key]):
+            self._write(rel, contact, d, old, round_)
+
+    def _write(self, rel, contact: dict[str, Any], d, old: dict[str, Any],
+               round_: Round | None) -> None:
         status = dict(d.status)
         if d.to_right:
             if round_ is None:
@@ -228,15 +239,19 @@ class UserLink:
                 self.pairs.put(self.user, pair.key, state="unlinked", remote=None)
                 self.log.info("ms365.unlinked", key=pair.key)
                 continue
-            contact = row if "lastModifiedDateTime" in row else \
-                self.mailbox.get(self.user, row["id"])
-            if contact is None or (from_outlook(contact) == {
-                    f: pair.status.get(f) for f in FIELDS} and not pair.held):
-                continue  # syncd's own write, or nothing of the synced fields changed
-            rel = self.people.get(pair.key)
-            if rel is None:
-                continue
-            self._compare(rel, contact, pair.status)
+            with for_records([pair.key]):  # syncd explain LINK RECORD shows its calls
+                self._outlook_one(row, pair)
+
+    def _outlook_one(self, row: dict[str, Any], pair) -> None:
+        contact = row if "lastModifiedDateTime" in row else \
+            self.mailbox.get(self.user, row["id"])
+        if contact is None or (from_outlook(contact) == {
+                f: pair.status.get(f) for f in FIELDS} and not pair.held):
+            return  # syncd's own write, or nothing of the synced fields changed
+        rel = self.people.get(pair.key)
+        if rel is None:
+            return
+        self._compare(rel, contact, pair.status)
 
     def catch_up(self) -> None:
         """A delta round from the stored link (after a notification or any gap); a 410 or

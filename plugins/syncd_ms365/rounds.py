@@ -33,6 +33,9 @@ FIXES = {403: "the app may no longer write this mailbox's contacts (permission r
               "`syncd sync start {link}`"}
 
 
+SIDES = {"outlook": "Outlook", "tribe": "Tribe"}
+
+
 class Held(SyncdError):
     """The guard holds the round: nothing was written."""
 
@@ -73,6 +76,7 @@ class Round:
     def observe(self, side: str, key: str, result: WriteResult) -> None:
         """Count a write and feed the probe; raise :class:`LinkStopped` when it trips."""
         self.run.count(side, result.outcome)
+        self.run.answered(key, f"write to {SIDES.get(side, side)}", result)  # syncd explain
         if result.outcome == "failed":
             self.run.error(key, f"{side}: {result.reason}", result.retryable)
         tripped = self.probe.observe([result])

@@ -85,8 +85,9 @@ class LinkRunner:
         link.begin(Round(user, self.ops.name(user), run, self.window, self.share,
                          confirmed=user in self.confirmed))
         try:
-            work(link)
-            link.commit()
+            with run.recording():  # the calls made for records, for syncd explain
+                work(link)
+                link.commit()
         except Held as exc:
             link.abandon()
             self.ops.hold(user, str(exc), [])

@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("explain", cmd_explain, "tell one contact's story: events, each decision and why "
             "(conditions, mappings, consents, the guard), the destination's answers")
-    p.add_argument("integration")
+    p.add_argument("integration", help="an integration, or a link a connector runs "
+                   "(CONNECTION:KEY, e.g. a user's Outlook link outlook:anna@example.com)")
     p.add_argument("record", help="the record's id in the source")
     p.add_argument("--json", action="store_true")
 

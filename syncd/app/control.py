@@ -184,8 +184,10 @@ class Control:
         return {"requeued": count}
 
     def explain(self, integration: str, record: str) -> dict[str, Any]:
-        """One record's story (``syncd explain``, :mod:`syncd.engine.explain`)."""
-        self._integration(integration)
+        """One record's story (``syncd explain``, :mod:`syncd.engine.explain`): of an
+        integration, or of a link a connector runs (``CONNECTION:KEY``)."""
+        if not self._link(integration):
+            self._integration(integration)
         return explain_story(self.daemon.running()[1], integration, record)
 
     def run_responses(self, integration: str) -> dict[str, Any]:

@@ -89,6 +89,19 @@ def carry_context(fn: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
+def report_call(method: str, path: str, status: int | None, ms: int, *, attempt: int = 1,
+                waited: float = 0.0, retry_after: float | None = None,
+                error: str | None = None) -> None:
+    """For a connector whose HTTP client is its own (not :class:`syncd.plugin.HttpClient`):
+    report one attempt of a request made inside :func:`for_records`, so ``syncd explain``
+    shows it. ``path`` as sent (the host and credentials in the query are removed here);
+    never a header or a body. Nothing is kept outside a ``for_records``."""
+    if not wanted():
+        return
+    report(Exchange(method, redact(path), status, int(ms), attempt, round(waited, 3),
+                    retry_after, truncate(error), time.time()))
+
+
 # -- what the HTTP client uses ----------------------------------------------------------------
 
 
@@ -159,6 +172,11 @@ class CallBuffer:
                     else:
                         self._by_record.pop(rid, None)
 
+    def waiting(self) -> list[str]:
+        """The records whose calls nobody took yet."""
+        with self._lock:
+            return list(self._by_record)
+
     def take(self, ids: Iterable[str]) -> list[tuple[Exchange, tuple[str, ...]]]:
         """The calls made for any of ``ids`` (oldest first), each with every record it was
         for; they are not given again for these ids."""
@@ -202,9 +220,11 @@ def recording(owner: str) -> Iterator[None]:
 
 
 def take(connection: Any, ids: Iterable[str]) -> list[tuple[Exchange, tuple[str, ...]]]:
-    """What :meth:`CallBuffer.take` gives from the buffer of a connection proxy's actor
-    (nothing for anything else, e.g. a test's stand-in)."""
-    owner = getattr(getattr(connection, "actor_ref", None), "actor_urn", None)
+    """What :meth:`CallBuffer.take` gives from the buffer of a connection proxy's actor, or
+    of the buffer named ``connection`` when it is a string (a link's run); nothing for
+    anything else, e.g. a test's stand-in."""
+    owner = connection if isinstance(connection, str) else \
+        getattr(getattr(connection, "actor_ref", None), "actor_urn", None)
     if not isinstance(owner, str):
         return []
     with _buffers_lock:

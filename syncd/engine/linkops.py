@@ -11,6 +11,10 @@ the connector's, e.g. a user's e-mail address) and then works with the core's co
 - the guard (:func:`syncd.engine.twoway.over_share` decides): :meth:`Links.hold` keeps a
   round that would change too much, ``syncd status`` shows it, ``syncd confirm LINK``
   releases it (the connector's ``on_release`` is called with ``"confirm"``);
+- ``syncd explain LINK RECORD``: the HTTP calls a round makes inside
+  :func:`syncd.plugin.for_records` (:meth:`LinkRun.recording` keeps them) are journaled
+  with each write's answer (:meth:`LinkRun.answered`), or as a comparison that changed
+  nothing, under the link's name;
 - fail-fast: :meth:`Links.stop` stops one link with one error (the connector uses
   :class:`syncd.engine.failfast.FailFast`), shown by ``syncd status``;
   ``syncd sync start LINK`` starts it again (``on_release`` with ``"start"``).
@@ -21,15 +25,19 @@ The hold lives in the store's guard tables (it outlives a restart); a stop lives
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
 
+from syncd.connectors import calls as C
+from syncd.engine.explain import Journal
 from syncd.engine.runstore import COUNTERS
 from syncd.engine.store import Store
+from syncd.records import WriteResult
 
 log = structlog.get_logger("syncd.links")
 
@@ -46,6 +54,37 @@ class LinkRun:
         self.counts: Counter[str] = Counter()
         self.errors: list[tuple[str, str, bool]] = []
         self.status: str | None = None
+        #: the buffer of the calls made for records in this run (:meth:`recording`)
+        self.owner = f"link:{link}:{self.id}"
+        self._journal: Journal | None = None
+        self._answers: list[tuple[str, str, WriteResult]] = []
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """Keep the calls made inside :func:`syncd.plugin.for_records` for the journal."""
+        with C.recording(self.owner):
+            yield
+
+    def journal(self) -> Journal:
+        if self._journal is None:
+            self._journal = Journal(self.store, self.link)
+        return self._journal
+
+    def answered(self, record_id: str, request: str, result: WriteResult) -> None:
+        """Journal a write's answer for ``syncd explain``, with the calls made for it (kept
+        when the run finishes, in one transaction)."""
+        self._answers.append((record_id, request, result))
+
+    def _journaled(self) -> None:
+        """The answers, with their calls; records whose calls no answer took are journaled
+        as compared (nothing written)."""
+        answered = {a[0] for a in self._answers}
+        waiting = [rid for rid in C.buffer(self.owner).waiting() if rid not in answered]
+        rows = self._answers + [(rid, "compare", WriteResult(rid, "unchanged"))
+                                for rid in waiting]
+        if rows:
+            self.journal().answered(rows, via=self.owner)
+        C.forget(self.owner)
 
     def count(self, side: str, outcome: str, n: int = 1) -> None:
         """``outcome`` is one of created, updated, unchanged, skipped, failed."""
@@ -60,6 +99,10 @@ class LinkRun:
         if self.status is not None:
             return
         self.status = status
+        try:
+            self._journaled()
+        except Exception as exc:  # the journal explains; it never stops a link
+            log.warning("link.journal_failed", link=self.link, error=str(exc))
         totals = Counter[str]()
         for name, n in self.counts.items():
             totals[name.split(".", 1)[1]] += n
@@ -197,6 +240,12 @@ class NoLinks(Links):
 
 class _NullRun:
     id = 0
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        yield
+
+    def answered(self, record_id: str, request: str, result: WriteResult) -> None: ...
 
     def count(self, side: str, outcome: str, n: int = 1) -> None: ...
     def error(self, key: str, reason: str, retryable: bool = False) -> None: ...

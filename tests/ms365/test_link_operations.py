@@ -184,3 +184,40 @@ def test_a_field_missing_from_tribes_answer_is_unknown_not_empty():
     assert rel.fields == {"surname": "Dijk", "birthday": None, "email": "", "jobTitle": "Buyer"}
     rel = people.from_person({"ID": "p2", "FirstName": "Petra"})
     assert rel.fields == {"givenName": "Petra"}
+
+
+def test_explain_shows_the_graph_and_tribe_calls_made_for_a_person(world, ops):
+    from syncd.engine.explain import story
+
+    make, registry, store = ops
+    world.employee(ANNA)
+    key = world.contact(manager=ANNA, LastName="Explained", Role="Buyer")
+    other = world.contact(manager=ANNA, LastName="Other")
+    connector = make()
+    link(world, connector, ANNA)
+    name = "outlook-ops:" + ANNA
+
+    def answers(record):
+        return [e["data"] for e in story(store, name, record)["entries"]
+                if e["kind"] == "answer"]
+
+    assert wait_for(lambda: any(a["request"] == "write to Outlook" for a in answers(key)),
+                    timeout=30)
+    (created,) = [a for a in answers(key) if a["request"] == "write to Outlook"]
+    assert created["outcome"] == "created"
+    assert [(c["method"], c["path"], c["status"]) for c in created["calls"]] == [
+        ("POST", "/v1.0/$batch", 200)]  # the batch that created both: marked for both
+    assert [c["path"] for a in answers(other) for c in a.get("calls", ())] == ["/v1.0/$batch"]
+    # an Outlook edit: the contact read and the Tribe write, for this person only
+    contact = world.outlook_by_key(ANNA)[key]
+    world.patch_outlook(ANNA, contact["id"], {"jobTitle": "Explained Buyer"})
+    connector.service.wake.set()
+    assert wait_for(lambda: any(a["request"] == "write to Tribe" for a in answers(key)),
+                    timeout=30)
+    (wrote,) = [a for a in answers(key) if a["request"] == "write to Tribe"]
+    calls = [(c["method"], c["path"].split("(")[0]) for c in wrote["calls"]]
+    assert ("PUT", f"/v1/odata/{CONTACTS}") in calls and wrote["outcome"] == "updated"
+    assert ("GET", f"/v1/odata/{CONTACTS}") in calls  # the relationship read for the compare
+    assert not any(a["request"] == "write to Tribe" for a in answers(other))
+    text = "\n".join(str(c) for a in answers(key) for c in a.get("calls", ()))
+    assert "Bearer" not in text and "token" not in text.lower().replace("deltatoken=***", "")
