@@ -6,19 +6,16 @@ with a new instance; the watchdog pings each lane; syncd status shows each lane.
 
 from __future__ import annotations
 
-import threading
 from functools import partial
 
 import pytest
+from daemon_support import post_webhook
 from rich.console import Console
-from test_daemon_inprocess import post_webhook, write_config
 
 from syncd import testing
 from syncd.app.cli_status import lanes_cell, print_status
-from syncd.app.daemon import Daemon
 from syncd.app.health import Liveness, readiness
-from syncd.records import Record
-from syncd.testing import WORLDS, MemoryConnector, World, memory_registry
+from syncd.testing import MemoryConnector, memory_registry
 
 wait_for = partial(testing.wait_for, timeout=15.0)
 
@@ -29,28 +26,14 @@ class TwoLaneMemory(MemoryConnector):
 
 
 @pytest.fixture
-def two_lanes(tmp_path):
-    world = World()
-    name = f"l-{id(world)}"
-    WORLDS[name] = world
-    for i in range(10):
-        world.put(Record(f"p{i:02d}", fields={"FirstName": f"n{i}"}, email=f"p{i}@x.nl"))
-    cfg = tmp_path / "syncd.toml"
-    write_config(cfg, name)
-    cfg.write_text(cfg.read_text().replace('kind = "memory"', 'kind = "memory2"'))
+def two_lanes(memory_daemon):
+    """(daemon, world) of a started daemon whose connections are TwoLaneMemory (10 records);
+    ``daemon.cfg_path`` is its config."""
     registry = memory_registry()
     registry.connectors["memory2"] = TwoLaneMemory
-    daemon = Daemon(str(cfg), registry=registry, install_signals=False,
-                    configure_logging=False)
-    thread = threading.Thread(target=daemon.serve, daemon=True)
-    thread.start()
-    assert daemon.started.wait(15)
-    daemon.cfg_path = cfg  # for the reload test
-    yield daemon, world
-    daemon.request_stop()
-    thread.join(15)
-    assert not thread.is_alive()
-    WORLDS.pop(name, None)
+    d, world, cfg, _ = memory_daemon(10, registry, crm_kind="memory2", mkt_kind="memory2")
+    d.daemon.cfg_path = cfg  # for the reload test
+    return d.daemon, world
 
 
 def calls(daemon, connection):

@@ -28,7 +28,6 @@ from syncd_tribe.emulator import TribeEmulator
 
 from syncd.app.daemon import Daemon
 from syncd.app.sandbox import INTEGRATION, _free_port, build_config
-from syncd.connectors import plugins
 from syncd.testing import wait_for
 
 TRIBE, LIME = INTEGRATION, f"{INTEGRATION}-lime"
@@ -77,10 +76,10 @@ def profile_key(path: str) -> str | None:
 
 
 @pytest.fixture
-def two_crms(tmp_path) -> Iterator[Callable[..., tuple]]:
+def two_crms(tmp_path, inprocess_daemons) -> Iterator[Callable[..., tuple]]:
     """``start(apsis_rps=.., tribe_rules={..}, apsis_options={..})`` -> (daemon, tribe, lime,
     apsis): Tribe (300 persons) and Lime (40) into one APSIS connection, a daemon running."""
-    made: list[tuple[Daemon, threading.Thread, list]] = []
+    made: list[tuple[Any, list]] = []
 
     def start(apsis_rps: float = 1000.0, tribe_rules: dict | None = None,
               apsis_options: dict | None = None) -> tuple:
@@ -104,23 +103,18 @@ def two_crms(tmp_path) -> Iterator[Callable[..., tuple]]:
         path = os.path.join(tmp_path, "syncd.toml")
         with open(path, "wb") as fh:
             tomli_w.dump(config, fh)
-        daemon = Daemon(path, registry=plugins.load(), install_signals=False,
-                        configure_logging=False)
-        thread = threading.Thread(target=daemon.serve, name="daemon", daemon=True)
-        thread.start()
-        made.append((daemon, thread, emus))
-        assert wait_for(lambda: daemon.started.is_set() or daemon.stopped.is_set(), 30)
-        assert daemon.started.is_set()
+        running = inprocess_daemons(path)
+        made.append((running, emus))
+        daemon = running.start(30).daemon
         assert wait_for(lambda: tribe.webhooks() and lime.webhooks(), 10)
         return daemon, tribe, lime, apsis
 
     yield start
-    for daemon, thread, emus in made:
+    for running, emus in made:
         for emu in emus:
             for gate in getattr(emu, "gates", []):
                 gate.release()
-        daemon.request_stop()
-        thread.join(30)
+        running.stop(30)  # before the emulators it talks to
         for emu in emus:
             emu.stop()
 
