@@ -41,6 +41,9 @@ def _entry(kind: str, d: dict[str, Any]) -> list[str]:
     if kind == "guard":
         return [f"guard    held {d['held']} (not sent; the rest of the write went)",
                 f"         {d['reason'] or 'the guard holds'}"]
+    if kind == "writeback":
+        return [f"writeback opt-out {d.get('topic')}/{d.get('channel')}: {d['action']}",
+                f"         {d['reason']}"]
     if kind == "answer":
         line = f"answer   {d['request']}: {d['outcome']}"
         if d.get("status"):

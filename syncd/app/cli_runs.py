@@ -117,6 +117,8 @@ def cmd_events_list(args) -> int:
         print("no failed events" if args.failed else "no events waiting to be applied")
     for e in events:
         state = "failed for good" if e.get("status") == "dead" else "waiting"
+        if e.get("topics"):  # a write-back of the destination's opt-outs (writeback.py)
+            state += f" ({', '.join(e['topics'])})"
         print(f"#{e['id']} {e['integration']} {e['kind']} {e['record_id']} {state} "
               f"(received {_fmt_time(e['received_at'])}, {e['attempts']} attempts)"
               + (f": {e['error']}" if e["error"] else ""))

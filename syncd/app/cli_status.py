@@ -150,6 +150,10 @@ def print_status(status: dict[str, Any], console: Console | None = None) -> None
     console.print(table)
     print_preflight(console, status, e)
     for name, i in status["integrations"].items():
+        if i.get("write_backs"):
+            console.print(f"{e(name)}: {i['write_backs']} opt-out write-back(s) to the source "
+                          f"pending (waiting, held or failing; `syncd events list` says why)")
+    for name, i in status["integrations"].items():
         r = i.get("responses")
         if r:
             lag = "?" if r.get("export_lag") is None else f"{r['export_lag']:.0f} s"

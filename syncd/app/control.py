@@ -16,6 +16,7 @@ from syncd.engine.coordinator import Progress
 from syncd.engine.explain import story as explain_story
 from syncd.engine.guard import guard_status
 from syncd.engine.responses import responses_status
+from syncd.engine.writeback import write_back_events
 from syncd.exceptions import NeedsConfirmation
 from syncd.web.tasks import task_events
 
@@ -165,7 +166,8 @@ class Control:
 
     def events(self, failed: bool = True, integration: str | None = None) -> list[dict[str, Any]]:
         """The dead letters (``failed``), or every event not applied yet: pending ones, those
-        waiting to be tried again, and the dead letters."""
+        waiting to be tried again, the dead letters, and the opt-outs not yet written back
+        to the source."""
         if integration:
             self._integration(integration)
         store = self.daemon.running()[1]
@@ -174,7 +176,8 @@ class Control:
                  "record_id": i.event.record_id, "kind": i.event.kind, "status": i.status,
                  "received_at": i.received_at, "attempts": i.attempts,
                  "error": i.last_error} for i in items] + \
-            task_events(store, integration, failed)  # refused automation calls
+            task_events(store, integration, failed) + \
+            ([] if failed else write_back_events(store, integration))  # writeback.py
 
     def retry_events(self, ids: list[int] | None = None,
                      integration: str | None = None) -> dict[str, Any]:

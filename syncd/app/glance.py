@@ -18,6 +18,8 @@ def integration(daemon: Any, name: str, oldest: dict[str, float], not_ready: lis
     counts = daemon.store.inbox_counts().get(name, {})
     out: dict[str, Any] = {
         "queue": counts.get("pending", 0) + counts.get("retry", 0),
+        # opt-outs of the destination not yet written back to the source (waiting or held)
+        "write_backs": daemon.store.unwritten_count(name),
         "oldest_pending_age": now - oldest[name] if name in oldest else None,
         "next_jobs": [{"id": j["id"], "kind": j["kind"], "next_run": j.get("next_run")}
                       for j in jobs if j.get("integration") == name],

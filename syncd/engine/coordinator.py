@@ -145,8 +145,10 @@ class Coordinator(pykka.ThreadingActor):
         self.realtime.schedule()
 
     def drain(self) -> None:
-        """Apply a batch of the inbox (:meth:`syncd.engine.realtime.RealTime.drain`)."""
+        """Apply a batch of the inbox (:meth:`syncd.engine.realtime.RealTime.drain`); then
+        write-backs that waited for a change now applied are decided again."""
         self.realtime.drain()
+        self.jobs.write_backs.after_drain()
 
     def start_full_sync(self, resume: dict[str, Any] | None = None, confirm: bool = False
                         ) -> int:

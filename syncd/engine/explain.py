@@ -10,6 +10,8 @@ The coordinator writes a bounded journal into the state store (table ``journal``
   delete) and the attributes, consents and tags the write sends.
 - ``guard``: consent changes or a delete held by the stop-and-confirm guard, with its
   reason.
+- ``writeback``: an opt-out of the destination checked against the source before it is
+  written back: written, kept (a newer opt-in in the source), waiting or done, and why.
 - ``answer``: the destination's answer to the write or delete (outcome, reason, status,
   the request as a path template), and the source's to a read-back; each with the HTTP
   calls the connector made for the record (``calls``: method, path as sent without
@@ -161,6 +163,11 @@ class Journal:
     def held(self, items: Sequence[tuple[str, str]], reason: str | None) -> None:
         """``(record_id, what)`` held by the guard."""
         self._add([(rid, "guard", {"held": what, "reason": reason}) for rid, what in items])
+
+    def write_back(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """``(record_id, check)``: a pending write-back checked against the source
+        (:mod:`syncd.engine.writeback`): written back, kept, waiting or done, and why."""
+        self._add([(rid, "writeback", data) for rid, data in items])
 
     def _calls(self, via: Any, keys: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
         """The HTTP calls the connection ``via`` made for ``keys`` (the connector's key ->

@@ -23,6 +23,7 @@ from syncd.connectors.capabilities import Capability
 from syncd.connectors.lanes import REALTIME
 from syncd.engine import rules as R
 from syncd.engine.batch import overview_tags
+from syncd.engine.writeback import WriteBacks
 from syncd.records import Event
 
 if TYPE_CHECKING:
@@ -63,11 +64,14 @@ class Jobs:
         self._job: Generator[None, None, None] | None = None
         self._job_name = ""
         self._job_queue: tuple[tuple[str, dict[str, Any]], ...] = ()
+        #: The write-back of destination opt-outs, newest wins (:mod:`syncd.engine.writeback`).
+        self.write_backs = WriteBacks(coordinator)
 
     def run_job(self, job: str, params: dict[str, Any] | None = None) -> None:
         """A scheduled or on-demand job. Told, not asked: it guards itself. A paged job
         (daily creation, overview import) only starts here: its pages follow as messages."""
         handlers = {"consent_changes": self._consent_changes,
+                    "write_backs": self._write_backs,
                     "responses": self.c.responses.start}
         try:
             if job in ("daily_creation", "overview"):
@@ -247,7 +251,8 @@ class Jobs:
     def _consent_changes(self, params: dict[str, Any]) -> None:
         """Read the opt-outs made in the destination since the last read, remember them (so
         no sync opts those profiles back in on old data) and remove the mapped labels in the
-        source. What could not be written back is tried again at the next poll."""
+        source, unless the source holds a newer opt-in (:mod:`syncd.engine.writeback`). What
+        could not be written back, or waits, is tried again at the next poll."""
         try:
             if not self.consent_write_back():
                 return
@@ -264,9 +269,17 @@ class Jobs:
                 self.c.log.info("consent.optouts_read", count=len(rows))
             self.c.store.set_cursor(self.c.name, "consent_changes", nxt)
             with self.c.lanes.using(REALTIME):  # a person's opt-out: not behind a full sync's pages
-                self._write_back_optouts(by_topic)
+                self.write_backs.run(by_topic)
         finally:
             self.schedule_consent_poll()
+
+    def _write_backs(self, params: dict[str, Any]) -> None:
+        """The pending write-backs decided again (after a change they waited for was
+        applied), without reading the destination's changes."""
+        if self.consent_write_back():
+            with self.c.lanes.using(REALTIME):
+                self.write_backs.run({(m.topic, m.channel): m.label
+                                      for m in self.c.rules.consents})
 
     def _drop_other_integrations(self, changes: list) -> list:
         """Several integrations may write into one destination account (a Tribe and a Lime
@@ -299,22 +312,3 @@ class Jobs:
                                              in rows])
         self.c.store.save_links(self.c.name, [(k, link.dest_key, None, link.state)
                                           for k, link in unknown.items()])
-
-    def _write_back_optouts(self, by_topic: dict[tuple[str, str], str]) -> None:
-        pending: dict[str, list[tuple[str, str, str]]] = {}
-        for key, topic, channel in self.c.store.unwritten_optouts(self.c.name):
-            pending.setdefault(key, []).append((key, topic, channel))
-        allowed = self.c.gate.write_backs(list(pending))
-        for key, rows in pending.items():
-            if key not in allowed:
-                continue  # held: stays unwritten until a person confirms
-            labels = {by_topic[(t, c)]: False for _, t, c in rows if (t, c) in by_topic}
-            result = self.c.source.write_consents(key, labels).get(timeout=CALL_TIMEOUT)
-            self.c.journal.answered([(key, f"opt-out written back to {self.c.integration.source}",
-                                      result)], via=self.c.source)  # explain.py
-            if result.outcome == "failed":
-                self.c.log.warning("consent.write_back_failed", record_id=key,
-                                 reason=result.reason)
-                continue
-            self.c.store.mark_optouts_written(self.c.name, rows)
-            self.c.log.info("consent.written_back", record_id=key, labels=sorted(labels))

@@ -127,6 +127,11 @@ class LinkTables:
                           "written_back=0 LIMIT ?", (integration, limit))
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def unwritten_count(self, integration: str) -> int:
+        """How many records have an opt-out not yet written back to the source."""
+        return self._read("SELECT count(DISTINCT key) FROM optouts WHERE integration=? AND "
+                          "written_back=0", (integration,))[0][0]
+
     def mark_optouts_written(self, integration: str, rows: Iterable[tuple[str, str, str]]) -> None:
         with self._tx() as conn:
             conn.executemany("UPDATE optouts SET written_back=1 WHERE integration=? AND key=? "
