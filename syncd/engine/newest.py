@@ -12,7 +12,8 @@ false``). It must never withdraw an opt-in the person gave in the source *after*
   a change of the record waiting in the inbox, not applied yet, means the source changed
   since: the write-back waits (:data:`WAIT`) until that change is applied, then is decided
   again; with nothing waiting the opt-out, the newest change syncd knows of, is written back;
-- the source no longer holds the opt-in (or the record): nothing to withdraw (:data:`DONE`);
+- the source no longer holds the opt-in: nothing newer, written back (idempotent); the
+  record is gone from the source: nothing to withdraw (:data:`DONE`);
 - the record could not be read whole: it waits (:data:`WAIT`), never guessed.
 """
 
@@ -52,9 +53,9 @@ def check_write_back(label: str, opted_out_at: str, record: Record | None, *,
     if record.error:
         return WriteBackCheck(WAIT, f"the record could not be read whole ({record.error}): "
                                     f"decided again at the next consent poll")
-    if label not in record.labels:
-        return WriteBackCheck(DONE, f"the source holds no opt-in '{label}': nothing to "
-                                    f"withdraw")
+    if label not in record.labels:  # written all the same: idempotent, as it always was
+        return WriteBackCheck(WRITE, f"the source holds no opt-in '{label}' now: nothing "
+                                     f"newer than the opt-out")
     given = record.label_times.get(label)
     if given:
         if _after(given, opted_out_at):

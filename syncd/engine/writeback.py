@@ -10,7 +10,7 @@ record as it is *now* (a direct read, READ_RECORD) before anything is withdrawn,
   time), or the record could not be read: it stays pending, decided again when the
   coordinator has drained that change (:meth:`WriteBacks.after_drain`) and at every consent
   poll. Never dropped;
-- done: the source holds no opt-in to withdraw.
+- done: the record is gone from the source: nothing to withdraw.
 
 Each check is journaled for ``syncd explain`` (kind ``writeback``); the pending write-backs
 show in ``syncd status`` and ``syncd events list`` (:func:`write_back_events`).
