@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import json
 import re
-import threading
 from functools import partial
 
 import pytest
@@ -22,8 +21,6 @@ from syncd_tribe.emulator import TribeEmulator
 
 from syncd import testing
 from syncd.app import cli
-from syncd.app.admin import AdminClient
-from syncd.app.daemon import Daemon
 from syncd.app.sandbox import INTEGRATION, _free_port, build_config
 
 wait_for = partial(testing.wait_for, timeout=30.0)
@@ -51,9 +48,7 @@ def accounts():
 
 
 @pytest.fixture
-def start(tmp_path):
-    started = []
-
+def start(tmp_path, inprocess_daemons):
     def run(tribe, apsis, **integration):
         rules = {k: v for k, v in TribeConnector.sandbox_rules().items()
                  if k != "response_events"}  # no response-data job calling APSIS meanwhile
@@ -63,18 +58,10 @@ def start(tmp_path):
                               destination, rules, _free_port(), _free_port())
         path = tmp_path / "syncd.toml"
         path.write_bytes(tomli_w.dumps(config).encode())
-        daemon = Daemon(str(path), install_signals=False, configure_logging=False)
-        thread = threading.Thread(target=daemon.serve, daemon=True)
-        thread.start()
-        started.append((daemon, thread))
-        assert daemon.started.wait(30), "the daemon did not start"
-        token = (tmp_path / "state" / "admin.token").read_text().strip()
-        return daemon, AdminClient("127.0.0.1", daemon.admin.port, token, timeout=60.0), path
+        d = inprocess_daemons(path).start(30)
+        return d.daemon, d.client, path
 
-    yield run
-    for daemon, thread in started:
-        daemon.request_stop()
-        thread.join(30)
+    return run
 
 
 def full_sync(client) -> None:

@@ -14,7 +14,6 @@ coordinator, its SQLite file) syncing Tribe to APSIS One:
 
 from __future__ import annotations
 
-import threading
 import time
 from functools import partial
 
@@ -25,8 +24,6 @@ from syncd_apsis.connector import ApsisConnector
 
 from syncd import testing
 from syncd.app import cli
-from syncd.app.admin import AdminClient
-from syncd.app.daemon import Daemon
 from syncd.connectors import plugins
 from syncd.connectors.capabilities import Capability
 
@@ -51,25 +48,14 @@ def config(tmp_path, emulators, kind="apsis", **integration):
 
 
 @pytest.fixture
-def daemon_in_process():
-    started = []
-
+def daemon_in_process(inprocess_daemons):
     def start(path):
         registry = plugins.load()
         registry.connectors["apsis-noread"] = ApsisWithoutReads
-        daemon = Daemon(path, registry=registry, install_signals=False,
-                        configure_logging=False)
-        thread = threading.Thread(target=daemon.serve, daemon=True)
-        thread.start()
-        assert daemon.started.wait(30)
-        started.append((daemon, thread))
-        token = open(f"{daemon.config.daemon.state_dir}/admin.token").read().strip()
-        return daemon, AdminClient("127.0.0.1", daemon.admin.port, token, timeout=30)
+        d = inprocess_daemons(path, registry).start(30)
+        return d.daemon, d.client
 
-    yield start
-    for daemon, thread in started:
-        daemon.request_stop()
-        thread.join(30)
+    return start
 
 
 def ended(client, run_id):

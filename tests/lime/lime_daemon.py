@@ -3,7 +3,6 @@ state directory (the Lime daemon tests share it)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,8 +15,7 @@ from syncd_lime.connector import LimeConnector
 
 from syncd.app.daemon import Daemon
 from syncd.app.sandbox import _free_port
-from syncd.connectors import plugins
-from syncd.testing import wait_for
+from syncd.testing import InProcessDaemon, wait_for
 
 
 def lime_config(state_dir: str, apsis: Any, limes: dict[str, tuple[Any, dict[str, Any]]]
@@ -52,18 +50,11 @@ def write_config(path: str, config: dict[str, Any]) -> str:
 @contextmanager
 def running(path: str) -> Iterator[Daemon]:
     """The daemon of config ``path``, started and ready; stopped on leaving."""
-    daemon = Daemon(path, registry=plugins.load(), install_signals=False,
-                    configure_logging=False)
-    thread = threading.Thread(target=daemon.serve, name="daemon", daemon=True)
-    thread.start()
+    d = InProcessDaemon(path).start(30)
     try:
-        assert wait_for(lambda: daemon.started.is_set() or daemon.stopped.is_set(), 30)
-        assert daemon.started.is_set()
-        yield daemon
+        yield d.daemon
     finally:
-        daemon.request_stop()
-        thread.join(30)
-        assert not thread.is_alive()
+        d.stop(30)
 
 
 def scrape(daemon: Daemon) -> dict[tuple[str, tuple], float]:

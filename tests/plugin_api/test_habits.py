@@ -86,8 +86,10 @@ def dotted(node: ast.expr) -> str:
 
 
 def own_launches(sources: dict[str, str]) -> list[str]:
-    """Places in test code that start a process by themselves (``Popen`` and its kin), or run
-    ``syncd run`` with any helper, instead of through ``syncd.testing``'s launcher."""
+    """Places in test code that start a process by themselves (``Popen`` and its kin), run
+    ``syncd run`` with any helper, or build the daemon (``Daemon(...)``) to run it on a
+    thread, instead of through ``syncd.testing``'s launchers (``DaemonProcess``,
+    ``InProcessDaemon``)."""
     found = []
     for name, text in sources.items():
         for node in ast.walk(ast.parse(text)):
@@ -96,13 +98,14 @@ def own_launches(sources: dict[str, str]) -> list[str]:
             func = dotted(node.func)
             words = [c.value for arg in node.args for c in ast.walk(arg)
                      if isinstance(c, ast.Constant) and isinstance(c.value, str)]
-            if SPAWNS.search(func) or (RUNS.search(func) and "run" in words and (
+            if SPAWNS.search(func) or func.split(".")[-1] == "Daemon" or (
+                    RUNS.search(func) and "run" in words and (
                     func.endswith("syncd_cli") or any("syncd" in w for w in words))):
                 found.append(f"{name}:{node.lineno}: {func}")
     return sorted(found)
 
 
-def test_no_test_starts_a_process_but_through_the_shared_launcher():
+def test_no_test_starts_a_process_or_a_daemon_but_through_the_shared_launchers():
     paths = [*(ROOT / "tests").rglob("*.py"), *(ROOT / "examples").glob("*/tests/**/*.py")]
     assert own_launches({str(p.relative_to(ROOT)): p.read_text() for p in paths}) == []
 
@@ -117,11 +120,16 @@ def test_a_test_that_starts_the_daemon_by_itself_fails_the_check():
         "tests/x/test_run.py": "import subprocess\n"
         "def test_y(cfg):\n    subprocess.run(['syncd', 'run', '-c', cfg], timeout=5)\n"
         "def test_z(cfg):\n    syncd_cli('run', '-c', cfg)\n",
+        "tests/x/test_thread.py": "from syncd.app.daemon import Daemon\n"
+        "def test_t(cfg):\n    d = Daemon(cfg, install_signals=False)\n"
+        "    threading.Thread(target=d.serve).start()\n",
         "tests/x/test_ok.py": "import subprocess\n"
-        "def test_ok(daemons, cfg, venv):\n    daemons(cfg).start().wait_ready()\n"
+        "def test_ok(daemons, inprocess_daemons, cfg, venv):\n"
+        "    daemons(cfg).start().wait_ready()\n    inprocess_daemons(cfg).start()\n"
         "    syncd_cli('status', '-c', cfg)\n"
         "    subprocess.run([sys.executable, '-m', 'venv', venv], check=True)\n",
     }
     assert own_launches(dummy) == [
         "tests/x/test_popen.py:3: subprocess.Popen", "tests/x/test_run.py:3: subprocess.run",
-        "tests/x/test_run.py:5: syncd_cli", "tests/x/x_support.py:3: Popen"]
+        "tests/x/test_run.py:5: syncd_cli", "tests/x/test_thread.py:3: Daemon",
+        "tests/x/x_support.py:3: Popen"]
