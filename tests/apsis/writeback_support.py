@@ -189,9 +189,10 @@ class Sync:
         state = self.apsis.consents(self.side.key).get((TOPIC, self.apsis.channel_discriminators[0]))
         return None if state is None else state == "opt-in"
 
-    def optin_synced(self) -> None:
-        """The person opted in in the CRM, and that synced to APSIS."""
-        self.side.opt(True)
+    def optin_synced(self) -> dt.datetime | None:
+        """The person opted in in the CRM, and that synced to APSIS; when it was given."""
+        when = self.side.opt(True)
         self.arrive()
         self.deliver()
         assert self.apsis_opted_in() is True
+        return when
