@@ -19,15 +19,30 @@ false``). It must never withdraw an opt-in the person gave in the source *after*
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
-from syncd.engine.rules import _after
 from syncd.records import Event, Record
 
 WRITE = "write"
 KEEP = "keep"
 WAIT = "wait"
 DONE = "done"
+
+
+def _when(text: str) -> dt.datetime | None:
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def newer(a: str | None, b: str | None) -> bool:
+    """True when ISO time ``a`` is strictly later than ``b``; an unknown or unreadable time
+    is never newer (the opt-out then stands: never an opt-in kept on a guess)."""
+    first, second = _when(a or ""), _when(b or "")
+    return first is not None and second is not None and first > second
 
 
 @dataclass(frozen=True)
@@ -58,7 +73,7 @@ def check_write_back(label: str, opted_out_at: str, record: Record | None, *,
                                      f"newer than the opt-out")
     given = record.label_times.get(label)
     if given:
-        if _after(given, opted_out_at):
+        if newer(given, opted_out_at):
             return WriteBackCheck(KEEP, f"the opt-in '{label}' given in the source at {given} "
                                         f"is newer than the opt-out at {opted_out_at}: it "
                                         f"wins, nothing is written back")
