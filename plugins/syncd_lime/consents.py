@@ -4,7 +4,8 @@ A person's consents are ``consent`` objects (names: the ``consent_*`` options), 
 consent type (``consenttype``, named by its ``title``) and ``approved`` (yes/no). The newest
 consent per type wins (by its ``date``, then ``_timestamp``, then ``_id``); a type whose
 newest consent is approved is a label of the record (``Record.labels``, the name consent
-mappings use), with that consent's date in ``Record.label_times``.
+mappings use), with when that consent was given in ``Record.label_times`` (its date, or the
+property ``consent_time_property`` names; ``none``: no time).
 
 Strict reading: a consent whose ``approved`` is missing or not yes/no, or whose consent type
 is unknown even after the types were read again, makes the record's consents unknown:
@@ -198,7 +199,7 @@ class Consents:
         """The titles of the consent types whose newest consent is approved, and when each
         was given. :class:`ConsentDataError` when a consent cannot be read."""
         approved = self.opts["consent_approved_property"]
-        date = self.opts["consent_date_property"]
+        date = self.opts.get("consent_time_property") or self.opts["consent_date_property"]
         labels: set[str] = set()
         times: dict[str, str] = {}
         for tid, consent in self.newest_by_type(consents).items():
@@ -216,7 +217,7 @@ class Consents:
                     f"the person's consents are unknown")
             if value:
                 labels.add(title)
-                stamp = _iso(_when(consent.get(date)))
+                stamp = _iso(_when(consent.get(date))) if date != "none" else None
                 if stamp:
                     times[title] = stamp
         return frozenset(labels), times

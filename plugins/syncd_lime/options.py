@@ -52,6 +52,13 @@ OPTIONS: tuple[Option, ...] = (
            "consents are never deleted)."),
     Option("consent_date_property", str, "date",
            "The consent's date: the newest consent per type wins."),
+    Option("consent_time_property", str, "",
+           "When an approved consent was given (Record.label_times: an opt-in given after an "
+           "unsubscribe in APSIS is kept, not withdrawn). \"\": consent_date_property. "
+           "Whether the consent add-on sets the date again when a consent is re-approved is "
+           "not documented: \"_timestamp\" (the last change of the consent, any change) if "
+           "it does not; \"none\": no time (a change of the person waiting in the inbox then "
+           "holds the write-back until it is applied)."),
     Option("consent_person_relation", str, "person", "The consent's relation to its person."),
     Option("consent_type_relation", str, "consenttype",
            "The consent's relation to its consent type."),

@@ -111,12 +111,18 @@ def test_an_unsubscribe_with_nothing_newer_in_the_crm_is_written_back(tmp_path, 
     assert "is not newer than the opt-out" in checks(sync)[0][1]
 
 
+@pytest.mark.parametrize("crm", ["tribe", "lime"])
 def test_without_a_crm_time_a_change_waiting_in_the_inbox_holds_the_write_back(
-        tmp_path, apsis, tribe):
-    """Tribe with labels read straight (``Labels``, no label links): no label times. The
-    change waiting in the inbox holds the write-back, which shows as pending, until it is
-    applied; then it is decided again (and, with still no time, written back)."""
-    side = TribeSide(tribe, labels_nav="Labels", label_link_label_nav="")
+        tmp_path, apsis, request, crm):
+    """No opt-in times: Tribe with labels read straight (``Labels``, no label links), Lime
+    with ``consent_time_property = "none"`` (its webhook names the consent, and the person in
+    its data). The change waiting in the inbox holds the write-back, which shows as pending,
+    until it is applied; then it is decided again (and, with still no time, written back)."""
+    if crm == "tribe":
+        side = TribeSide(request.getfixturevalue("tribe"), labels_nav="Labels",
+                         label_link_label_nav="")
+    else:
+        side = LimeSide(request.getfixturevalue("lime"), consent_time_property="none")
     sync = Sync(tmp_path, apsis, side)
     sync.optin_synced()
     row = sync.unsubscribe()
