@@ -38,14 +38,17 @@ def waiting_changes(store: Any, integration: str, keys: Iterable[str]) -> set[st
     """The ``keys`` whose record has a change in the inbox not applied yet (pending or
     waiting to be tried again)."""
     wanted = {k.casefold(): k for k in keys}
-    if not wanted:
-        return set()
-    rows = store._read("SELECT record_id, data FROM inbox WHERE integration=? AND "
-                       "status='pending'", (integration,))
     out: set[str] = set()
-    for record_id, data in rows:
-        event = Event(record_id, data=json.loads(data) if data else {})
-        out.update(key for folded, key in wanted.items() if N.concerns(event, folded))
+    folded = sorted(wanted)
+    for start in range(0, len(folded), 500):  # only the events that may name them
+        chunk = folded[start:start + 500]
+        rows = store._read(
+            f"SELECT record_id, data FROM inbox WHERE integration=? AND status='pending' AND "
+            f"(lower(record_id) IN ({','.join('?' * len(chunk))}) OR data LIKE "
+            f"'%\"person\"%')", (integration, *chunk))
+        for record_id, data in rows:
+            event = Event(record_id, data=json.loads(data) if data else {})
+            out.update(wanted[k] for k in chunk if N.concerns(event, k))
     return out
 
 

@@ -66,3 +66,22 @@ def test_which_events_are_changes_of_a_record():
     assert not concerns(Event("consent:7", entity="consent", data={"person": 1002}), "1001")
     assert not concerns(Event("company:3", entity="company"), "1001")
     assert not concerns(Event("abc-2"), "abc-1")
+
+
+def test_waiting_changes_are_the_pending_events_of_the_records(tmp_path):
+    from syncd.engine.store import Store
+    from syncd.engine.writeback import waiting_changes
+
+    store = Store(str(tmp_path / "s.db"))
+    ids = store.enqueue([("i", "crm", Event("ABC-1")),
+                         ("i", "crm", Event("consent:7", entity="consent",
+                                            data={"event": "consent.new", "person": 1001})),
+                         ("i", "crm", Event("company:3", entity="company")),
+                         ("other", "crm", Event("p9")),
+                         ("i", "crm", Event("p9"))])
+    keys = ["abc-1", "1001", "p9", "p4"]
+    assert waiting_changes(store, "i", keys) == {"abc-1", "1001", "p9"}
+    store.mark_done([ids[4]])  # applied: no longer waits
+    assert waiting_changes(store, "i", keys) == {"abc-1", "1001"}
+    assert waiting_changes(store, "i", []) == set()
+    store.close()
