@@ -53,6 +53,7 @@ from syncd.connectors.httpclient import (
     transport_errors,
 )
 from syncd.connectors.lanes import LanePools, realtime_workers
+from syncd.connectors.ledger import Ledger
 from syncd.connectors.pooled import PooledClient
 from syncd.engagement import (
     EngagementBatch,
@@ -134,6 +135,8 @@ __all__ = [
     "BulkWriter",
     "DirectReader",
     "CapabilityMissing",
+    # what a connector remembers across restarts (Connector.ledger)
+    "Ledger",
     # connection options
     "Option",
     "REQUIRED",

@@ -36,7 +36,7 @@ from syncd.plugin import (
     SyncdError,
     for_records,
 )
-from syncd_lime import schema, webhooks
+from syncd_lime import keys, schema, webhooks
 from syncd_lime.client import LimeClient
 from syncd_lime.companies import Companies
 from syncd_lime.consents import ConsentDataError, Consents, relation_id
@@ -78,6 +78,7 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
         self._relation_ranges = True  # False once Lime refused min-/max- on a relation
         self._init_companies()
         self._hook: tuple[str, str] | None = None  # (url, subscription id) once ensured
+        self._keys: keys.Keys | None = None  # once started (the ledger is set by then)
 
     def __repr__(self) -> str:
         return f"LimeConnector({self.name!r}, base_url={self.opts['base_url']!r})"
@@ -86,6 +87,29 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
 
     def make_client(self) -> LimeClient:
         return LimeClient(self.opts, name=self.name)
+
+    def start(self) -> None:
+        super().start()
+        self._keys = keys.Keys(keys.prefix_of(self.opts), self.ledger)
+        self._keys.remember()
+
+    @property
+    def keys(self) -> keys.Keys:
+        """The persons' keys (:mod:`syncd_lime.keys`)."""
+        if self._keys is None:
+            self._keys = keys.Keys(keys.prefix_of(self.opts), self.ledger)
+        return self._keys
+
+    def person_id(self, key: str) -> int | None:
+        """The Lime id of person ``key`` (a record id, a profile key); None: not one of
+        this connection's keys."""
+        return self.keys.person_id(key)
+
+    @classmethod
+    def key_space(cls, name: str, config: Mapping[str, Any]) -> tuple[str, str]:
+        """Lime ids are unique only per instance: keys are the prefix and the id."""
+        opts = resolve_options(config)
+        return keys.prefix_of(opts), keys.instance_of(opts["base_url"])
 
     def check(self) -> dict[str, Any]:
         self.client.http.get("api/v1/")
@@ -169,14 +193,18 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
         return Page(tuple(self._records(rows)), nxt.encode() if nxt is not None else None)
 
     def read_record(self, record_id: str) -> Record | None:
-        """One person read by its id: ``None`` only when Lime answers 404."""
+        """One person read by its key: ``None`` only when Lime answers 404."""
+        pid = self.person_id(record_id)
+        if pid is None:
+            raise SyncdError(f"{record_id!r} is not a key of Lime connection {self.name} "
+                             f"(its keys are {self.keys.prefix!r} and a person id)")
         with for_records([record_id]):
-            person = self.client.get(self.opts["person_limetype"], record_id)
+            person = self.client.get(self.opts["person_limetype"], pid)
         return None if person is None else self._records([person])[0]
 
     def read_records(self, events: list[Event]) -> list[Record]:
         """Read back what events name: persons; a company's persons; a consent's person."""
-        wanted: dict[str, None] = {}
+        wanted: dict[int, None] = {}
         for event in events:
             if event.entity == webhooks.COMPANY:
                 cid = int(event.record_id.partition(":")[2])
@@ -184,20 +212,24 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
                 for person in self.client.iterate(self.opts["person_limetype"], page_size=200,
                                                   filters=[(self.opts["company_relation"],
                                                             cid)]):
-                    wanted[str(person["_id"])] = None
+                    wanted[int(person["_id"])] = None
             elif event.entity == webhooks.CONSENT:
                 pid = self._consent_person(event)
                 if pid is not None:
-                    wanted[pid] = None
+                    wanted[int(pid)] = None
+            elif (person_id := self.person_id(event.record_id)) is not None:
+                wanted[person_id] = None
             else:
-                wanted[event.record_id] = None
-        ids = list(wanted)
-        def read(pid: str) -> dict[str, Any] | None:
-            with for_records([pid]):  # syncd explain shows these calls
+                self.log.warning("lime.event_unknown_key", record_id=event.record_id)
+        key_of = self.keys.keys(wanted)
+        ids = [key_of[i] for i in wanted]
+
+        def read(pid: int) -> dict[str, Any] | None:
+            with for_records([key_of[pid]]):  # syncd explain shows these calls
                 return self.client.get(self.opts["person_limetype"], pid)
 
-        found = self.pool_map(read, ids)
-        records = {r.id: r for r in self._records([p for p in found if p is not None])}
+        found = self.pool_map(read, list(wanted))
+        records = {r.id: r for r in self._records([p for p in found if p is not None], key_of)}
         return [records.get(i) or Record(i, deleted=True) for i in ids]
 
     def _consent_person(self, event: Event) -> str | None:
@@ -225,7 +257,11 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
                          fix="give the consent a person and a consent type in Lime; a full "
                              "sync repairs what was missed", **context)
 
-    def _records(self, persons: Sequence[Mapping[str, Any]]) -> list[Record]:
+    def _records(self, persons: Sequence[Mapping[str, Any]],
+                 key_of: Mapping[int, str] | None = None) -> list[Record]:
+        """The records of ``persons``, each under its key (``key_of``, else looked up)."""
+        if key_of is None:
+            key_of = self.keys.keys(int(p["_id"]) for p in persons)
         rel = self.opts["company_relation"]
         companies: dict[int, dict[str, Any] | None] = {}
         if self._needs_company():
@@ -233,13 +269,15 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
                                               if (c := relation_id(p.get(rel))) is not None})
         consents: dict[int, list[dict[str, Any]]] | None = None
         if self._needs_consents():
-            consents = self.consents_for([int(p["_id"]) for p in persons])
+            consents = self.consents_for([int(p["_id"]) for p in persons], key_of)
         return [self.to_record(p, companies.get(relation_id(p.get(rel)) or -1),
-                               None if consents is None else consents[int(p["_id"])])
+                               None if consents is None else consents[int(p["_id"])],
+                               record_key=key_of[int(p["_id"])])
                 for p in persons]
 
     def to_record(self, person: Mapping[str, Any], company: Mapping[str, Any] | None,
-                  consents: list[dict[str, Any]] | None) -> Record:
+                  consents: list[dict[str, Any]] | None, record_key: str | None = None
+                  ) -> Record:
         fields = {k: v for k, v in person.items() if not k.startswith("_") and _scalar(v)}
         prefix = self._company_prefix()
         for key, value in (company or {}).items():
@@ -255,7 +293,9 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
                 labels, times = self.consent_labels(consents)
             except ConsentDataError as exc:  # never "no consent": that opts everyone out
                 error = str(exc)
-        return Record(id=str(person["_id"]), fields=fields, email=email, labels=labels,
+        rid = record_key if record_key is not None else self.keys.key(int(person["_id"]))
+        return Record(id=rid,
+                      fields=fields, email=email, labels=labels,
                       label_times=times, modified_at=person.get("_timestamp"), error=error)
 
     # -- overviews ---------------------------------------------------------------------------
@@ -267,8 +307,9 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
             known = ", ".join(sorted(groups)) or "none"
             raise ValueError(f"no group {name!r} in this connection's groups option (known: "
                              f"{known}); add it as a Lime filter on persons")
-        return [str(p["_id"]) for p in self.client.iterate(
+        ids = [int(p["_id"]) for p in self.client.iterate(
             self.opts["person_limetype"], page_size=500, filters=group_filters(groups[name]))]
+        return list(self.keys.keys(ids).values())
 
     # -- webhooks ----------------------------------------------------------------------------
 
@@ -280,7 +321,7 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
             {webhooks.PERSON: opts["person_limetype"], webhooks.COMPANY: opts["company_limetype"],
              webhooks.CONSENT: opts["consent_limetype"]},
             {"person": opts["consent_person_relation"], "type": opts["consent_type_relation"]},
-            connection=name)
+            connection=name, key_prefix=keys.prefix_of(opts))
 
     def wanted_events(self) -> list[str]:
         """The person's events; the company's that change mapped company fields; the

@@ -89,6 +89,8 @@ class Consents:
     if TYPE_CHECKING:
         def pool_map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]: ...
 
+        def person_id(self, key: str) -> int | None: ...
+
     TYPES_RETRY = 30.0
 
     # -- consent types -----------------------------------------------------------------------
@@ -136,8 +138,13 @@ class Consents:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def consents_for(self, person_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-        """The consents of these persons, by person id (every person has an entry)."""
+    def consents_for(self, person_ids: list[int], key_of: Mapping[int, str] | None = None
+                     ) -> dict[int, list[dict[str, Any]]]:
+        """The consents of these persons, by person id (every person has an entry); the
+        calls are marked for the persons' keys (``key_of``, for syncd explain)."""
+        def keys(ids: list[int]) -> list[Any]:
+            return [key_of.get(i, i) for i in ids] if key_of else list(ids)
+
         rel = self.opts["consent_person_relation"]
         kind = self.opts["consent_limetype"]
         out: dict[int, list[dict[str, Any]]] = {p: [] for p in person_ids}
@@ -147,7 +154,7 @@ class Consents:
         if self._relation_ranges and len(person_ids) > 2 \
                 and high - low + 1 <= RANGE_DENSITY * len(person_ids):
             try:
-                with for_records(person_ids):  # one read for many (syncd explain)
+                with for_records(keys(person_ids)):  # one read for many (syncd explain)
                     rows = list(self.client.iterate(
                         kind, page_size=500, filters=[(f"min-{rel}", low),
                                                       (f"max-{rel}", high)]))
@@ -165,7 +172,7 @@ class Consents:
                 return out
 
         def one(pid: int) -> list[dict[str, Any]]:
-            with for_records([pid]):
+            with for_records(keys([pid])):
                 return [dict(r) for r in self.client.iterate(kind, page_size=200,
                                                             filters=[(rel, pid)])]
 
@@ -231,11 +238,10 @@ class Consents:
         rid = str(record_id)
         if not labels:
             return WriteResult(rid, "unchanged")
-        try:
-            pid = int(rid)
-        except ValueError:
-            return WriteResult(rid, "failed", f"{rid!r} is not a Lime person id",
-                               retryable=False)
+        pid = self.person_id(rid)  # the key syncd gave the person (syncd_lime.keys)
+        if pid is None:
+            return WriteResult(rid, "failed", f"{rid!r} is not a person key of this Lime "
+                               "connection", retryable=False)
         try:
             ids = self.type_ids(labels)
             with for_records([rid]):  # syncd explain shows these calls

@@ -122,6 +122,8 @@ class Engagement:
     if TYPE_CHECKING:
         def pool_map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]: ...
 
+        def person_id(self, key: str) -> int | None: ...
+
     def _by_external_id(self, limetype: str, external_id: str) -> str | None:
         prop = self.opts["external_id_property"]
         data = self.client.list(limetype, limit=1, filters=[(prop, external_id)])
@@ -153,10 +155,10 @@ class Engagement:
                          ) -> list[WriteResult]:
         o = self.opts
         limetype = o["history_limetype"]
-        ids = sorted({e.key for e in events})
+        ids = sorted({e.key for e in events})  # persons' keys (syncd_lime.keys)
         exists = dict(zip(ids, self.pool_map(
-            lambda pid: pid.isdigit() and self.client.get("person", pid) is not None, ids),
-            strict=True))
+            lambda key: (pid := self.person_id(key)) is not None
+            and self.client.get("person", pid) is not None, ids), strict=True))
 
         def one(event: EngagementEvent) -> WriteResult:
             if not exists.get(event.key):
@@ -168,7 +170,7 @@ class Engagement:
                     return WriteResult(event.dedupe, "unchanged", remote_id=found)
             values = {o["history_note_property"]: activity_subject(event, o["history_note"]),
                       o["history_date_property"]: event.at,
-                      o["history_person_relation"]: int(event.key),
+                      o["history_person_relation"]: self.person_id(event.key),
                       o["external_id_property"]: external}
             if o["history_type_property"]:
                 values[o["history_type_property"]] = event.type
@@ -185,8 +187,8 @@ class Engagement:
         found = self._by_external_id(limetype, external)
         if found is not None:
             return TaskResult("exists", task_id=found)
-        person = self.client.get("person", task.record_id) if task.record_id.isdigit() \
-            else None
+        pid = self.person_id(task.record_id)
+        person = self.client.get("person", pid) if pid is not None else None
         if person is None:
             return TaskResult("unknown_record", reason=f"no person {task.record_id} in Lime")
         manager = None
@@ -206,7 +208,7 @@ class Engagement:
         values = {o["todo_subject_property"]: task.subject,
                   o["todo_description_property"]: task.description,
                   o["todo_due_property"]: task.due,
-                  o["todo_person_relation"]: int(task.record_id),
+                  o["todo_person_relation"]: pid,
                   o["todo_coworker_relation"]: int(assignee),
                   o["external_id_property"]: external}
         result = self._create_once(limetype, values, task.idempotency_key)

@@ -18,6 +18,14 @@ OPTIONS: tuple[Option, ...] = (
                                 "https://instance.lime-crm.com/instance-name)."),
     Option("api_key", Secret, doc="The API key of a Lime API user (LISA > Databases > "
                                   "Security > Users; it inherits that user's policies)."),
+    Option("key_prefix", str, None,
+           "What a person's key in the destination (APSIS' crm-id keyspace, and the crm-id "
+           "attribute) starts with, before its Lime id: Lime ids are unique only within one "
+           "instance. Not set: derived from base_url (host and application path, e.g. "
+           "\"acme.lime-crm.com-acme-app:\"); \"\": the plain id. A person keeps the key it "
+           "was first written with (persons synced before keep their plain ids), so changing "
+           "it duplicates no profile; two connections to different instances into one "
+           "destination must not have prefixes that could give one key."),
     Option("webhook_secret", Secret, None,
            "The secret syncd registers its webhook subscription with; Lime signs each "
            "delivery with it (X-Lime-Signature: sha256=<hex HMAC-SHA256 of the body>)."),

@@ -48,10 +48,11 @@ def _id(value: Any) -> str | None:
 
 
 def event_of(envelope: Mapping[str, Any], limetypes: Mapping[str, str],
-             relations: Mapping[str, str] | None = None) -> list[Event]:
+             relations: Mapping[str, str] | None = None, key_prefix: str = "") -> list[Event]:
     """The event of one delivery (``limetypes``: role -> the configured limetype name, e.g.
     ``{"person": "person", "company": "company", "consent": "consent"}``; ``relations``:
-    the consent's ``person`` and ``type`` relation names); [] for any other limetype."""
+    the consent's ``person`` and ``type`` relation names; a person's event names it by its
+    key, ``key_prefix`` and its id, :mod:`syncd_lime.keys`); [] for any other limetype."""
     relations = relations or {}
     name = envelope.get("event")
     body = envelope.get("body")
@@ -72,7 +73,7 @@ def event_of(envelope: Mapping[str, Any], limetypes: Mapping[str, str],
     kind = KINDS.get(what, what)
     data: dict[str, Any] = {"event": name}
     if role == PERSON:
-        return [Event(record_id=oid, kind=kind, entity=PERSON, data=data)]
+        return [Event(record_id=f"{key_prefix}{oid}", kind=kind, entity=PERSON, data=data)]
     if role == CONSENT:  # the message's person and type: a hint for a consent gone since
         data.update(person=_id(values.get(relations.get("person", "person"))),
                     consenttype=_id(values.get(relations.get("type", "consenttype"))))
@@ -80,8 +81,8 @@ def event_of(envelope: Mapping[str, Any], limetypes: Mapping[str, str],
 
 
 def make_parser(secret: Any, limetypes: Mapping[str, str],
-                relations: Mapping[str, str] | None = None, connection: str = "lime"
-                ) -> Callable[[Mapping[str, str], bytes], list[Event]]:
+                relations: Mapping[str, str] | None = None, connection: str = "lime",
+                key_prefix: str = "") -> Callable[[Mapping[str, str], bytes], list[Event]]:
     """A ``(headers, raw_body) -> events`` function that checks the signature first."""
     key = _text(secret)
     header = HEADER.lower()
@@ -105,6 +106,7 @@ def make_parser(secret: Any, limetypes: Mapping[str, str],
         items = data if isinstance(data, list) else [data]
         if not all(isinstance(i, Mapping) for i in items):
             raise WebhookRejected(400, "body is not a Lime webhook envelope")
-        return [e for item in items for e in event_of(item, limetypes, relations)]
+        return [e for item in items for e in event_of(item, limetypes, relations,
+                                                        key_prefix)]
 
     return parse

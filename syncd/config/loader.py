@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from syncd.config.integrations import _integrations
+from syncd.config.keyspaces import key_problems
 from syncd.config.model import (
     AdminConfig,
     Config,
@@ -131,6 +132,7 @@ def _build(raw: dict[str, Any], path: str, registry: ConnectorRegistry, problems
         integrations=integrations,
     )
     _needs_problems(config, registry, classes, problems)
+    key_problems(config, classes, problems)  # keyspaces.py: keys that could collide
     return None if problems.count() else config
 
 

@@ -110,6 +110,16 @@ class Connector:
         return []
 
     @classmethod
+    def key_space(cls, name: str, config: Mapping[str, Any]) -> tuple[str, str] | None:
+        """Sources whose record ids are integers unique only within the partner's
+        instance: ``(prefix, instance)``, a record's id (its profile key in the
+        destination) being ``prefix`` and the partner's id, ``instance`` naming the
+        partner's system (e.g. its URL). None (the default): ids unique everywhere (GUIDs).
+        The config check refuses two connections of different instances into one
+        destination whose prefixes could give one key (:mod:`syncd.config.keyspaces`)."""
+        return None
+
+    @classmethod
     def validate_needs(cls, name: str, config: Mapping[str, Any], needs: SchemaNeeds
                        ) -> list[SchemaProblem]:
         """Offline checks of the connection's options against what the enabled

@@ -23,7 +23,9 @@ def lime_config(emulator: LimeEmulator, **overrides) -> dict:
     from syncd_lime.connector import LimeConnector
 
     config = LimeConnector.sandbox_config(emulator)
-    config.update({"requests_per_second": 0.0, "max_attempts": 4})
+    # plain Lime ids as record ids, so that these tests name persons as Lime does; the keys
+    # under each key_prefix setting: test_lime_contract.py, test_lime_keys.py
+    config.update({"requests_per_second": 0.0, "max_attempts": 4, "key_prefix": ""})
     config.update(overrides)
     return config
 

@@ -28,22 +28,32 @@ KEY = 'integrations.demo.fields."company.name"'
 
 
 class LimeHarness(Harness):
+    """Record ids are the persons' keys: the connection's key prefix and the Lime id."""
+
     page_size = 7
 
+    def key(self, person_id: object) -> str:
+        return f"{self.connector.keys.prefix}{person_id}"
+
+    def pid(self, record_id: str) -> int:
+        pid = self.connector.person_id(record_id)
+        assert pid is not None, record_id
+        return pid
+
     def source_ids(self) -> list[str]:
-        return [str(p) for p in self.emulator.store.objects["person"]]
+        return [self.key(p) for p in self.emulator.store.objects["person"]]
 
     def delete_record(self, record_id: str) -> None:
         self.emulator.api_session().delete(
-            f"{self.emulator.url}/api/v1/limeobject/person/{record_id}/",
+            f"{self.emulator.url}/api/v1/limeobject/person/{self.pid(record_id)}/",
             timeout=10).raise_for_status()
 
     def missing_id(self) -> str:
-        return "999999"
+        return self.key(999999)
 
     def webhook(self, record_id: str) -> tuple[dict[str, str], bytes]:
         body = json.dumps({"event": "person.update", "body": {
-            "id": int(record_id), "limetype": "person", "values": {},
+            "id": self.pid(record_id), "limetype": "person", "values": {},
             "original_values": {}}}).encode()
         return {"X-Lime-Signature": sign(self.emulator.webhook_secret, body)}, body
 
@@ -52,7 +62,7 @@ class LimeHarness(Harness):
 
     def labels(self, record_id: str) -> set[str]:
         newest: dict[int, dict] = {}
-        for c in self.emulator.consents_of(int(record_id)):
+        for c in self.emulator.consents_of(self.pid(record_id)):
             t = c["consenttype"]
             if t is not None and (t not in newest or c["date"] >= newest[t]["date"]):
                 newest[t] = c
@@ -60,13 +70,13 @@ class LimeHarness(Harness):
 
     def labelled(self) -> tuple[str, str]:
         for pid in sorted(self.emulator.store.objects["person"]):
-            labels = self.labels(str(pid))
+            labels = self.labels(self.key(pid))
             if labels:
-                return str(pid), sorted(labels)[0]
+                return self.key(pid), sorted(labels)[0]
         raise AssertionError("no person with an approved consent")
 
     def group(self) -> tuple[str, list[str]]:
-        return "Contract", [str(p) for p, o in self.emulator.store.objects["person"].items()
+        return "Contract", [self.key(p) for p, o in self.emulator.store.objects["person"].items()
                             if o["customertype"] == "A"]
 
     def employee(self) -> str | None:
@@ -83,9 +93,10 @@ class LimeHarness(Harness):
 class TestLimeContract(ConnectorContract, RecordReaderContract, WebhookSourceContract,
                        DirectReaderContract, ConsentWriterContract, GroupReaderContract,
                        SchemaCheckerContract, EngagementWriterContract, TaskCreatorContract):
-    @pytest.fixture
-    def harness(self, emulator, paging):
+    @pytest.fixture(params=[None, "", "acme:"], ids=["derived", "plain", "acme"])
+    def harness(self, request, emulator, paging):
         config = {**LimeConnector.sandbox_config(emulator), "requests_per_second": 0.0,
+                  "key_prefix": request.param,
                   "max_attempts": 4, "groups": {"Contract": "customertype=A"},
                   "api_key": Secret(emulator.api_key),
                   "webhook_secret": Secret(emulator.webhook_secret)}

@@ -72,10 +72,13 @@ def test_two_crms_into_one_apsis_account(world):
     # 1. Tribe's full sync runs; a Lime change arrives meanwhile and is not starved
     tribe_run = daemon.control.start_sync(TRIBE)["run_id"]
     pid = lime_person(lime)
+    # a Lime person's profile key: the connection's key prefix (derived from its base_url)
+    prefix = LimeConnector.key_space("crm-lime", daemon.config.connections["crm-lime"].options)[0]
+    assert prefix and not prefix.isdigit()
     lime.api_session().put(f"{lime.url}/api/v1/limeobject/person/{pid}/",
                            json={"firstname": "Realtime"}, timeout=10).raise_for_status()
     firstname = "com.apsis1.attributes.firstname"
-    assert wait_for(lambda: apsis.snapshot().get(str(pid), {}).get(firstname) == "Realtime",
+    assert wait_for(lambda: apsis.snapshot().get(f"{prefix}{pid}", {}).get(firstname) == "Realtime",
                     60)
     assert daemon.progress[TRIBE].state == "full_sync", \
         "the Lime event waited for Tribe's whole full sync"
@@ -104,14 +107,14 @@ def test_two_crms_into_one_apsis_account(world):
     types = {t["title"]: t["_id"] for t in lime.store.objects["consenttype"].values()}
     opted = next(k for k in sorted(lime_keys) if any(
         c["approved"] and c["consenttype"] == types["Newsletter"]
-        for c in lime.consents_of(int(k))))
+        for c in lime.consents_of(int(k.removeprefix(prefix)))))
     consents_before = len(lime.store.objects["consent"])
     apsis.unsubscribe(opted, TOPIC)
 
     def written_back() -> bool:
         for name in (TRIBE, LIME):
             daemon.supervisor.coordinator(name).run_job("consent_changes", {}).get(timeout=60)
-        newest = max((c for c in lime.consents_of(int(opted))
+        newest = max((c for c in lime.consents_of(int(opted.removeprefix(prefix)))
                       if c["consenttype"] == types["Newsletter"]), key=lambda c: c["date"])
         return newest["approved"] is False
 

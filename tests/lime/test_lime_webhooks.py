@@ -16,7 +16,17 @@ SECRET = "lime-whsec-1"
 
 
 def parser(**options):
-    return LimeConnector.webhook_parser("crm", {"webhook_secret": Secret(SECRET), **options})
+    return LimeConnector.webhook_parser("crm", {
+        "webhook_secret": Secret(SECRET), "base_url": "https://acme.lime-crm.com/acme-app",
+        "key_prefix": "", **options})
+
+
+@pytest.mark.parametrize("prefix,key", [(None, "acme.lime-crm.com-acme-app:1002"),
+                                        ("acme:", "acme:1002"), ("", "1002")])
+def test_a_person_event_names_the_person_by_its_key(prefix, key):
+    body = delivery("person.update", 1002, firstname="Ann")
+    [event] = parser(key_prefix=prefix)({"X-Lime-Signature": sign(SECRET, body)}, body)
+    assert event.record_id == key
 
 
 def delivery(event: str, oid: int, **values) -> bytes:
