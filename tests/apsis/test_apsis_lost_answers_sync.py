@@ -17,6 +17,7 @@ from syncd_apsis.connector import ApsisConnector
 from syncd_apsis.emulator import ApsisEmulator
 from syncd_lime.connector import LimeConnector
 from syncd_lime.emulator import LimeEmulator
+from syncd_lime.keys import derived_prefix
 from syncd_tribe.connector import TribeConnector
 from syncd_tribe.emulator import TribeEmulator
 
@@ -224,7 +225,7 @@ def test_lime_an_opt_in_whose_answer_was_lost_is_opted_out_when_the_crm_goes_bac
         tmp_path, apsis, lime, fault):
     sync = lime_sync(tmp_path, apsis, lime)
     pid = lime_person(lime)
-    key = str(pid)
+    key = f"{derived_prefix(lime.url)}{pid}"  # its key: the instance's prefix, the id
     sync.event(key)
     assert apsis.profile(key) is not None and not apsis.consents(key)
     set_lime_consent(lime, pid, True)
@@ -250,7 +251,7 @@ def test_lime_a_write_back_whose_answer_was_lost_never_withdraws_a_newer_consent
         "lime", "crm", "apsis", conditions=(Condition("customertype", "A"),),
         fields={"firstname": "firstname"}, consents=(NEWSLETTER,), max_attempts=1))
     pid = lime_person(lime)
-    key = str(pid)
+    key = f"{derived_prefix(lime.url)}{pid}"  # its key: the instance's prefix, the id
     set_lime_consent(lime, pid, True)
     sync.event(key)
     assert set(apsis.consents(key).values()) == {"opt-in"}

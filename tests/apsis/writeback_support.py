@@ -10,6 +10,7 @@ import uuid
 
 from syncd_apsis.connector import ApsisConnector
 from syncd_lime.connector import LimeConnector
+from syncd_lime.keys import derived_prefix
 from syncd_tribe.connector import TribeConnector
 
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
@@ -88,7 +89,7 @@ class LimeSide:
         self.kind = next(t["_id"] for t in emu.store.objects["consenttype"].values()
                          if t["title"] == "Newsletter")
         self.pid = person if person is not None else self._person()
-        self.key = str(self.pid)
+        self.key = f"{derived_prefix(emu.url)}{self.pid}"  # the instance's prefix, the id
         self.connector = LimeConnector("crm", {**LimeConnector.sandbox_config(emu), **options})
         self.integration = IntegrationConfig(
             "lime", "crm", "apsis", conditions=(Condition("customertype", "A"),),

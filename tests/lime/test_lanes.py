@@ -23,6 +23,7 @@ from syncd_apsis.connector import ApsisConnector
 from syncd_apsis.emulator import ApsisEmulator
 from syncd_lime.connector import LimeConnector
 from syncd_lime.emulator import LimeEmulator
+from syncd_lime.keys import derived_prefix
 from syncd_tribe.connector import TribeConnector
 from syncd_tribe.emulator import TribeEmulator
 
@@ -124,11 +125,16 @@ def lime_person(lime: LimeEmulator) -> int:
                 if o["customertype"] == "A" and o["email"])
 
 
+def lime_key(lime: LimeEmulator, pid: int | str) -> str:
+    """A Lime person's APSIS key: its connection's key prefix (derived from the URL)."""
+    return f"{derived_prefix(lime.url)}{pid}"
+
+
 def rename_in_lime(lime: LimeEmulator, name: str) -> str:
     pid = lime_person(lime)
     lime.api_session().put(f"{lime.url}/api/v1/limeobject/person/{pid}/",
                            json={"firstname": name}, timeout=10).raise_for_status()
-    return str(pid)
+    return lime_key(lime, pid)
 
 
 def tribe_ids(tribe: TribeEmulator) -> set[str]:
@@ -220,19 +226,19 @@ def test_a_webhook_of_the_same_crm_lands_while_a_dry_run_reads_are_held(two_crms
 def test_both_lanes_busy_never_send_before_a_retry_after_ran_out(two_crms):
     daemon, tribe, lime, apsis = two_crms()
     ids = tribe_ids(tribe)
-    lime_key = str(lime_person(lime))
-    both = Gate(ids | {lime_key})
+    held_key = lime_key(lime, lime_person(lime))
+    both = Gate(ids | {held_key})
     apsis.gates.append(both)
     run_id = daemon.control.start_sync(TRIBE)["run_id"]
     rename_in_lime(lime, "Held")
     # a Tribe batch and the Lime write are both in flight at APSIS: both lanes are busy
-    assert wait_for(lambda: both.holds(ids) and both.holds({lime_key}), 30)
+    assert wait_for(lambda: both.holds(ids) and both.holds({held_key}), 30)
     assert lanes(daemon)["bulk"]["call"] == "write_profiles"
     assert lanes(daemon)["realtime"]["call"] == "write_profiles"
     apsis.set_faults(fail_next=[429] * 6, retry_after=1.0)
     both.release()
     rename_in_lime(lime, "AfterHold")
-    assert wait_for(lambda: landed(apsis, lime_key, "AfterHold"), 60)
+    assert wait_for(lambda: landed(apsis, held_key, "AfterHold"), 60)
     run = run_ended(daemon, run_id)
     assert run["status"] == "completed" and run["failed"] == 0, run
     stats = apsis.stats()
@@ -253,7 +259,7 @@ def test_both_lanes_share_one_rate_budget(two_crms):
         for pid in people:
             session.put(f"{lime.url}/api/v1/limeobject/person/{pid}/",
                         json={"firstname": f"Busy{round_}"}, timeout=10).raise_for_status()
-    assert wait_for(lambda: all(landed(apsis, p, "Busy1") for p in people), 90)
+    assert wait_for(lambda: all(landed(apsis, lime_key(lime, p), "Busy1") for p in people), 90)
     run = run_ended(daemon, run_id)
     assert run["status"] == "completed" and run["failed"] == 0, run
     assert lanes(daemon)["realtime"]["calls"] > 0 and lanes(daemon)["bulk"]["calls"] > 0
