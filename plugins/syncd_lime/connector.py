@@ -241,7 +241,8 @@ class LimeConnector(Engagement, Companies, Consents, PooledClient[LimeClient], C
             person = relation_id(consent.get(self.opts["consent_person_relation"]))
             ctype = relation_id(consent.get(self.opts["consent_type_relation"]))
         else:  # gone (consents are not deleted by the add-on's rules): the message's word
-            person = relation_id(event.data.get("person"))
+            person = event.data.get("person")  # its keys, its Lime id last (webhooks.py)
+            person = relation_id(person[-1] if isinstance(person, list) else person)
             ctype = relation_id(event.data.get("consenttype"))
         if person is None or ctype is None:
             lacks = " or ".join(w for w, v in (("a person", person), ("a consent type", ctype))

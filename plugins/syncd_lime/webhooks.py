@@ -73,9 +73,14 @@ def event_of(envelope: Mapping[str, Any], limetypes: Mapping[str, str],
     kind = KINDS.get(what, what)
     data: dict[str, Any] = {"event": name}
     if role == PERSON:
+        if key_prefix:  # the keys the person may have (one written before key_prefix: its id)
+            data["person"] = [f"{key_prefix}{oid}", oid]
         return [Event(record_id=f"{key_prefix}{oid}", kind=kind, entity=PERSON, data=data)]
-    if role == CONSENT:  # the message's person and type: a hint for a consent gone since
-        data.update(person=_id(values.get(relations.get("person", "person"))),
+    if role == CONSENT:  # the message's person and type: a hint for a consent gone since;
+        # the person by the keys it may have, its Lime id last (syncd.engine.newest.concerns)
+        person = _id(values.get(relations.get("person", "person")))
+        data.update(person=[f"{key_prefix}{person}", person] if key_prefix and person
+                    else person,
                     consenttype=_id(values.get(relations.get("type", "consenttype"))))
     return [Event(record_id=f"{role}:{oid}", kind=kind, entity=role, data=data)]
 

@@ -91,8 +91,9 @@ def check_write_back(label: str, opted_out_at: str, record: Record | None, *,
 def concerns(event: Event, key: str) -> bool:
     """Whether a real-time event is a change of the record ``key``: it names the record
     (ids compare case-insensitively), or its data names it as ``person`` (a change of one of
-    its parts, e.g. a Lime consent)."""
+    its parts, e.g. a Lime consent; a list: each key the record may have)."""
     if event.record_id.casefold() == key.casefold():
         return True
     person = (event.data or {}).get("person")
-    return person is not None and str(person).casefold() == key.casefold()
+    names = person if isinstance(person, list) else [person]
+    return any(p is not None and str(p).casefold() == key.casefold() for p in names)

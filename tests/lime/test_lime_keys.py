@@ -244,3 +244,24 @@ def test_two_connections_to_one_instance_may_share_keys(tmp_path, apsis):
     path = config_of(tmp_path, apsis, {"east": {"base_url": A, "key_prefix": ""},
                                 "west": {"base_url": A + "/", "key_prefix": ""}})
     assert check(path, plugins.load()) == []
+
+
+@pytest.mark.parametrize("event,values", [("person.update", {}),
+                                          ("consent.new", {"person": 42, "consenttype": 7})])
+def test_an_event_names_every_key_its_person_may_have(event, values):
+    """A write-back waits for a pending change of its record (syncd.engine.newest): the
+    change must be found under the key the person was written with, plain or prefixed."""
+    import json
+
+    from syncd_lime.webhooks import sign
+
+    from syncd.engine.newest import concerns
+    from syncd.plugin import Secret
+
+    parse = LimeConnector.webhook_parser("crm", {
+        "webhook_secret": Secret("s"), "base_url": "https://a.lime-crm.com/app"})
+    body = json.dumps({"event": event, "body": {"id": 42 if event.startswith("person")
+                                                 else 9, "values": values}}).encode()
+    [parsed] = parse({"X-Lime-Signature": sign("s", body)}, body)
+    assert concerns(parsed, "a.lime-crm.com-app:42") and concerns(parsed, "42")
+    assert not concerns(parsed, "43") and not concerns(parsed, "b:42")
