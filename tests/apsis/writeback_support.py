@@ -6,11 +6,13 @@ changes made through the emulators, their webhooks put in the inbox (``arrive``)
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 from syncd_apsis.connector import ApsisConnector
 from syncd_lime.connector import LimeConnector
 from syncd_lime.keys import derived_prefix
+from syncd_lime.webhooks import sign
 from syncd_tribe.connector import TribeConnector
 
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
@@ -122,11 +124,15 @@ class LimeSide:
         return self.opt(True)
 
     def event(self) -> Event:
-        """Lime's consent webhook: names the consent, with its person in the data."""
+        """Lime's consent webhook, as the connector's parser reads it: names the consent,
+        with its person (by the keys it may have) in the data."""
         cid = self._last["_id"] if self._last else 0
-        return Event(f"consent:{cid}", kind="changed", entity="consent",
-                     data={"event": "consent.update", "person": self.pid,
-                           "consenttype": self.kind})
+        body = json.dumps({"event": "consent.update", "body": {
+            "id": cid, "limetype": "consent",
+            "values": {"person": self.pid, "consenttype": self.kind}}}).encode()
+        parse = LimeConnector.webhook_parser("crm", self.connector.config)
+        [event] = parse({"X-Lime-Signature": sign(self.emu.webhook_secret, body)}, body)
+        return event
 
 
 class Sync:
