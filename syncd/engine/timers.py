@@ -24,6 +24,7 @@ from typing import Protocol
 
 import pykka
 import structlog
+from apscheduler.executors.debug import DebugExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -104,11 +105,15 @@ _shared_lock = threading.Lock()
 
 def shared_scheduler() -> BackgroundScheduler:
     """The process's scheduler for actors started without the daemon's (started on first
-    use, its thread a daemon thread)."""
+    use, its thread a daemon thread). Its jobs run on that thread itself (a timer only
+    tells): with a pool, a timer coming due while the interpreter exits (non-daemon threads
+    still being joined) would be refused by the pool already shut down, and APScheduler would
+    print that error's traceback after everything else the process printed."""
     global _shared
     with _shared_lock:
         if _shared is None:
-            scheduler = BackgroundScheduler(timezone=UTC, daemon=True)
+            scheduler = BackgroundScheduler(timezone=UTC, daemon=True,
+                                            executors={"default": DebugExecutor()})
             scheduler.start()
             _shared = scheduler
         return _shared

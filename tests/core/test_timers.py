@@ -5,6 +5,8 @@ as messages to the coordinator, and stopping it (or a reload turning a poll off)
 The scheduler starts paused: a timer is seen in the job list before it can fire, and fires
 when the test resumes the scheduler."""
 
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 
@@ -169,3 +171,29 @@ def test_a_timer_of_a_stopped_actor_is_dropped_quietly(scheduler):
     SchedulerTimers(scheduler, "target").call_later("poke", 0.0, proxy.poke.defer)
     assert ran.wait(5)
     assert errors == []
+
+
+EXITING = """
+import subprocess
+import sys
+import threading
+from syncd.engine.timers import default_timers, shared_scheduler
+from syncd.testing import wait_for
+
+fired = threading.Event()
+default_timers("exiting").call_later("late", 0.3, fired.set)
+
+def linger():  # a non-daemon thread the exiting interpreter joins: alive when the timer is due
+    assert wait_for(lambda: not shared_scheduler().get_jobs(), timeout=20)
+    print("fired" if fired.is_set() else "not fired", flush=True)
+
+threading.Thread(target=linger).start()
+"""
+
+
+def test_a_shared_timer_due_while_the_process_exits_fires_and_prints_no_traceback():
+    # the main thread has returned (the pools of concurrent.futures are shut down) and the
+    # interpreter waits for a non-daemon thread when the timer comes due
+    done = subprocess.run([sys.executable, "-c", EXITING], capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "fired\n", "")
