@@ -9,10 +9,10 @@ is shown in ``syncd status`` (the connection's stats) and logged, and the others
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from syncd.plugin import Capability, Connector
+from syncd.plugin import Capability, Connector, Event
 from syncd_ms365.auth import Accounts
 from syncd_ms365.graph import GraphClient
 from syncd_ms365.mailbox import Mailbox
@@ -61,6 +61,18 @@ class Ms365Connector(Connector):
         if self.service is not None:
             self.service.set_url(url)
         return None
+
+    @classmethod
+    def follows(cls, name: str, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """The Tribe connection the link follows: its webhooks reach the link at once."""
+        tribe = config.get("tribe_connection")
+        return (tribe,) if tribe else ()
+
+    def peer_events(self, connection: str, events: Sequence[Event]) -> None:
+        """Tribe's webhook events: the relationships they name go to Outlook in a round of
+        their own, within seconds (the poll stays the fallback)."""
+        if self.service is not None and connection == self.config.get("tribe_connection"):
+            self.service.tribe_events([e.record_id for e in events])
 
     def _token(self, user: str, force_refresh: bool = False) -> str:
         assert self.accounts is not None

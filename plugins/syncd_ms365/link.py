@@ -53,6 +53,8 @@ class UserLink:
                        "unlinked": 0, "conflicts": 0, "adopted": 0}
         #: the round being planned (:mod:`.rounds`); None: each method writes at once
         self.round: Round | None = None
+        #: this round compares every relationship (after a person released the link)
+        self.full = False
 
     # -- a round: plan, guard, write -------------------------------------------------------
 

@@ -56,7 +56,9 @@ OPTIONS: tuple[Option, ...] = (
            "(seed 002); \"\": no link runs."),
     Option("poll_interval", float, 60.0,
            "Seconds between two rounds of the link: new users' initial sync, Tribe changes, "
-           "and a delta round per mailbox (a change notification starts one at once).",
+           "and a delta round per mailbox (a change notification starts one at once, and a "
+           "Tribe webhook, routed to the link too, sends what it names at once: the poll is "
+           "the fallback).",
            minimum=1),
     Option("confirm_share", float, 0.1,
            "The guard of each user's link: a round that would update more than this share "

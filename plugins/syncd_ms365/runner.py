@@ -82,23 +82,25 @@ class LinkRunner:
 
     def _round(self, user: str, link: UserLink, work, kind: str) -> None:
         run = self.ops.run(user, kind)
+        # a release during the round is for the next one (its wake is set)
+        confirmed, link.full = user in self.confirmed, user in self.full
         link.begin(Round(user, self.ops.name(user), run, self.window, self.share,
-                         confirmed=user in self.confirmed))
+                         confirmed=confirmed))
         try:
             with run.recording():  # the calls made for records, for syncd explain
                 work(link)
                 link.commit()
-        except Held as exc:
+        except Held as exc:  # the run first: what status shows as held has its run
             link.abandon()
-            self.ops.hold(user, str(exc), [])
-            self.problems[user] = f"held: {exc} (fix: syncd confirm {self.ops.name(user)})"
             run.finish("needs_confirmation", str(exc))
+            self.problems[user] = f"held: {exc} (fix: syncd confirm {self.ops.name(user)})"
+            self.ops.hold(user, str(exc), [])
             return
         except LinkStopped as exc:
             link.abandon()
-            self.ops.stop(user, str(exc))
-            self.problems[user] = str(exc)
             run.finish("failed", str(exc))
+            self.problems[user] = str(exc)
+            self.ops.stop(user, str(exc))
             return
         except ConsentRequired as exc:
             link.abandon()
@@ -110,8 +112,9 @@ class LinkRunner:
             link.abandon()
             run.finish("failed", f"{type(exc).__name__}: {exc}")
             raise
-        self.confirmed.discard(user)
-        if kind != "notification":
+        if confirmed:
+            self.confirmed.discard(user)
+        if link.full:
             self.full.discard(user)
         self.problems.pop(user, None)
         run.finish()
@@ -139,21 +142,26 @@ class LinkRunner:
         """Only the relationships Tribe changed since ``since`` (a round's cursor)."""
         self.poll(since, catch_up=False)
 
-    def poll(self, since: str | None, kind: str = "poll", catch_up: bool = True) -> None:
+    def poll(self, since: str | None, kind: str = "poll", catch_up: bool = True,
+             keys: list[str] | None = None) -> None:
         """One round per user: Tribe's relationships changed since ``since`` (None: all of
-        them; a user a person released reads all of them too), then a delta round."""
+        them) or, for a ``webhook`` round, those Tribe's webhooks named (``keys``); a user a
+        person released compares all of them. Then a delta round of each mailbox."""
         users = self.users()
-        changed = self.people.changed_since(since) if since is not None else None
-        everything = None
-        if changed is None or any(u in self.full for u in users):
-            everything = self.people.relationships()
+        if kind == "poll":
+            changed = self.people.changed_since(since) if since is not None else None
+        else:
+            changed = self.people.named(keys) if keys else []
+        everything: list | None = None
 
         def work(link: UserLink) -> None:
-            full = link.user in self.full
-            rels = everything if changed is None or full else changed
+            nonlocal everything
+            if (changed is None or link.full) and everything is None:
+                everything = self.people.relationships()
+            rels = everything if changed is None or link.full else changed
             if rels:
                 link.tribe_changed(rels)
-            if catch_up or full:
+            if catch_up or link.full:
                 link.catch_up()
 
         self._each(users, work, kind)

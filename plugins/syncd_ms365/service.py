@@ -1,5 +1,7 @@
 """The link running in the daemon: a thread of the ``ms365`` connection that, every
-``poll_interval`` seconds or at once when a change notification arrived, gives new users
+``poll_interval`` seconds (the fallback), at once when a change notification arrived, and
+at once for the relationships a Tribe webhook named (the daemon routes the Tribe
+connection's webhooks to the link: ``Ms365Connector.follows``/``peer_events``), gives new users
 their initial sync (and a subscription), compares Tribe's relationships with each user's
 Outlook (all of them in the first round, then those changed since: ``LastMutationDate``),
 and runs a delta round per mailbox (the catch-up after any gap). Subscriptions are
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
@@ -70,6 +73,11 @@ class LinkService:
         #: where the next round's read of Tribe starts (None: read everything)
         self.tribe_cursor: str | None = None
         self.runner.wake = self.wake.set
+        self._lock = threading.Lock()
+        #: relationships Tribe's webhooks named since the last round
+        self._pending: set[str] = set()
+        #: when the next poll is due (time.monotonic)
+        self._due = 0.0
 
     def start(self) -> None:
         self.scheduler.start()
@@ -96,18 +104,38 @@ class LinkService:
             int(config["renew_before"]), self.scheduler, on_gap=self.runner.notified)
         self.wake.set()
 
+    def tribe_events(self, keys: list[str]) -> None:
+        """Relationships Tribe's webhooks named (the connector's ``peer_events``, in the
+        connection's actor): a ``webhook`` round sends them to Outlook at once."""
+        with self._lock:
+            self._pending.update(keys)
+        self.wake.set()
+
+    def poll_now(self) -> None:
+        """The next round is a poll (Tribe since the cursor), now."""
+        self._due = 0.0
+        self.wake.set()
+
     def _loop(self) -> None:
-        kind = "poll"
         while not self._stop.is_set():
+            with self._lock:
+                keys, self._pending = sorted(self._pending), set()
+            if time.monotonic() >= self._due or self.tribe_cursor is None:
+                kind = "poll"  # the interval passed: Tribe since the cursor, the fallback
+            else:
+                kind = "webhook" if keys else "notification"
             try:
-                self.round(kind)
+                self.round(kind, keys)
             except Exception as exc:  # the next round tries again
                 log.error("ms365.round_failed", error=f"{type(exc).__name__}: {exc}")
-            woken = self.wake.wait(self.interval)
+            if kind == "poll":
+                self._due = time.monotonic() + self.interval
+            self.wake.wait(max(0.0, self._due - time.monotonic()))
             self.wake.clear()
-            kind = "notification" if woken else "poll"
 
-    def round(self, kind: str = "poll") -> None:
+    def round(self, kind: str = "poll", keys: list[str] | None = None) -> None:
+        """``poll``: Tribe since the cursor; ``webhook``: the relationships Tribe's webhooks
+        named (``keys``); ``notification`` (Graph's, a release): the mailboxes' delta only."""
         self.runner.sync_new_users()
         keeper = self.keeper
         if keeper is not None:
@@ -128,6 +156,10 @@ class LinkService:
         # Tribe: everything once (and after a restart), then what changed since the last
         # round began, reaching back OVERLAP seconds for clocks and late commits; then a
         # delta round per mailbox: one run per user
+        if kind != "poll":
+            self.runner.poll(None, kind, keys=keys)
+            self.rounds += 1
+            return
         started = datetime.now(timezone.utc)
         self.runner.poll(self.tribe_cursor, kind)
         self.tribe_cursor = (started - timedelta(seconds=OVERLAP)).strftime(

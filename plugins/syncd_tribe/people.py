@@ -123,6 +123,22 @@ class TribePeople:
                 out.setdefault(rel.key, rel)
         return list(out.values())
 
+    def named(self, ids: list[str]) -> list[Relationship]:
+        """The relationships webhooks named: a contact or private person by its id, and
+        the contacts of a person whose own fields changed (``Person/ID``)."""
+        out: dict[str, Relationship] = {}
+        for key in dict.fromkeys(ids):
+            rel = self.get(key)
+            if rel is not None:
+                out.setdefault(rel.key, rel)
+        persons = [k for k in dict.fromkeys(ids) if k not in out or out[k].kind == "private"]
+        for start in range(0, len(persons), 50):
+            chunk = persons[start:start + 50]
+            for row in self.client.iterate(self.contact_set, expand=self._expand(False),
+                                           filter=any_of("Person/ID", chunk)):
+                out.setdefault(row["ID"], self.from_contact(row))
+        return list(out.values())
+
     def get(self, key: str) -> Relationship | None:
         row = self.client.get(self.contact_set, key, expand=self._expand(False))
         if row is not None:

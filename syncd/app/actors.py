@@ -166,8 +166,12 @@ class Actors:
             disabled = tuple(i.name for i in config.integrations.values()
                              if i.source == name and not i.enabled)
             handshake = getattr(cls, "webhook_handshake", None)
+            followers = tuple(
+                other for other, c in config.connections.items() if other != name
+                and name in connector_class(self.registry, c.kind).follows(other, c.options))
             out[name] = Route(name, source.webhook_parser(name, conn.options), consumers,
-                              disabled, handshake(name, conn.options) if handshake else None)
+                              disabled, handshake(name, conn.options) if handshake else None,
+                              followers)
         return out
 
     def register_webhooks(self, config: Config, public_url: str) -> None:

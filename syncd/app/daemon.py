@@ -209,7 +209,8 @@ class Daemon:
                 actors.start_coordinator(integration)
         self._resume_interrupted(store)  # before any webhook: events wait for the resumed sync
         receiver_app = self.receiver_app = WebhookApp(
-            store=store, max_body=cfg.receiver.max_body_bytes, notify=self.supervisor.notify)
+            store=store, max_body=cfg.receiver.max_body_bytes, notify=self.supervisor.notify,
+            follow=self._follow)
         receiver_app.set_routes(actors.routes(cfg))
         receiver_app.router.add(  # tasks from automation flows: syncd/web/tasks.py
             "POST", "/tasks/{integration}", TaskEndpoint(store, resolver(self)).handle)
@@ -245,6 +246,16 @@ class Daemon:
         if sup is None or not sup.alive():
             raise SyncdError(f"integration {integration} is not running")  # Scheduler logs it
         sup.proxy().run_job.defer(job, params)
+
+    def _follow(self, connection: str, followers: tuple[str, ...], events: list) -> None:
+        """An accepted delivery's events for the connections that follow ``connection``
+        (receiver thread, after the answer): told in their real-time lane; never block."""
+        for name in followers:
+            try:
+                self.supervisor.realtime(name).peer_events(connection, events)  # not awaited
+            except Exception as exc:  # restarting: its own catch-up (a poll) finds them
+                log.warning("webhook.follower_unreachable", connection=name,
+                            error=f"{type(exc).__name__}: {exc}")
 
     def connection(self, name: str) -> ConnectionProxy:
         """The typed proxy of connection ``name`` (dry runs and tasks ask through it)."""

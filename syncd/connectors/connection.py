@@ -153,6 +153,10 @@ class ConnectionActor(pykka.ThreadingActor):
     def set_needs(self, needs: SchemaNeeds) -> None:
         self.connector.set_needs(needs)
 
+    def peer_events(self, connection: str, events: Sequence[Event]) -> None:
+        """A followed connection's webhook events (:meth:`Connector.follows`)."""
+        self.connector.peer_events(connection, events)
+
     # -- capabilities: each checks the declaration, then calls the protocol's method ---------
 
     @_in_lane
@@ -245,6 +249,7 @@ class ConnectionProxy(ActorMemberMixin, pykka.ActorProxy[ConnectionActor]):
     check = proxy_method(ConnectionActor.check)
     stats = proxy_method(ConnectionActor.stats)
     set_needs = proxy_method(ConnectionActor.set_needs)
+    peer_events = proxy_method(ConnectionActor.peer_events)
     read_page = proxy_method(ConnectionActor.read_page)
     read_records = proxy_method(ConnectionActor.read_records)
     ensure_webhook = proxy_method(ConnectionActor.ensure_webhook)

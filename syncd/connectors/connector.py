@@ -26,7 +26,7 @@ stored, through :meth:`Connector.webhook_parser`, which must be cheap and thread
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import structlog
@@ -40,7 +40,7 @@ from syncd.connectors.capabilities import (
     WebhookParser,
 )
 from syncd.connectors.ledger import Ledger
-from syncd.records import SchemaNeeds, SchemaProblem
+from syncd.records import Event, SchemaNeeds, SchemaProblem
 
 __all__ = ["Capability", "Connector", "PROTOCOLS", "REQUIRED_METHODS", "SchemaChecker",
            "WebhookParser", "missing_methods"]
@@ -166,6 +166,21 @@ class Connector:
     #: (:class:`syncd.engine.linkops.Links`), set by the daemon before ``start``; None
     #: outside a daemon.
     links: Any = None
+
+    @classmethod
+    def follows(cls, name: str, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """The other connections whose webhook events this connection wants too (a peer
+        it links itself, e.g. the Outlook link follows its Tribe connection): the receiver
+        hands each accepted delivery's events to :meth:`peer_events` as well, after its
+        integrations got them. Default: none."""
+        return ()
+
+    def peer_events(self, connection: str, events: Sequence[Event]) -> None:
+        """Events a followed connection's webhook delivered (see :meth:`follows`), called
+        in the connector's actor after the delivery was accepted. Not kept in the inbox: a
+        connector that follows a connection keeps its own catch-up (e.g. a poll) for
+        anything missed. Default: ignored."""
+        return None
 
     def ensure_webhook(self, url: str) -> str | None:
         """Webhook sources (:attr:`Capability.PARSE_WEBHOOKS`) may register the receiver's

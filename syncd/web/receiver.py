@@ -36,6 +36,7 @@ from syncd import metrics
 from syncd.connectors.connector import WebhookParser
 from syncd.engine.store import Store, StoreError
 from syncd.exceptions import WebhookRejected
+from syncd.records import Event
 from syncd.web.wsgi import HTTPError, Request, Router, ServerThread, respond
 
 log = structlog.get_logger("syncd.web.receiver")
@@ -92,6 +93,9 @@ class Route:
     #: is and nothing is queued (e.g. a subscription's validation handshake).
     handshake: Callable[[Mapping[str, list[str]], Mapping[str, str]],
                         tuple[int, str, str] | None] | None = None
+    #: Connections that follow this one (:meth:`Connector.follows`): an accepted delivery's
+    #: events are handed to them too (the app's ``follow`` callback), after the answer.
+    followers: tuple[str, ...] = ()
 
 
 class _Headers(dict):
@@ -134,14 +138,18 @@ class _Answer:
 
 class WebhookApp:
     """The receiver's WSGI app. ``notify`` is called with the names of the integrations that
-    got new events, after their commit; it must be quick (the daemon sends actor messages)."""
+    got new events, after their commit; ``follow(connection, followers, events)`` with a
+    route's followers and the events it accepted; both must be quick (the daemon sends
+    actor messages)."""
 
     def __init__(self, store: Store, max_body: int,
                  notify: Callable[[list[str]], None] | None = None,
-                 log_limiter: LogLimiter | None = None):
+                 log_limiter: LogLimiter | None = None,
+                 follow: Callable[[str, tuple[str, ...], list[Event]], None] | None = None):
         self.store = store
         self.max_body = max_body
         self.notify = notify
+        self.follow = follow
         #: Set on SIGTERM: new deliveries get 503 + Retry-After, running ones finish.
         self.draining = False
         self._routes: Mapping[str, Route] = MappingProxyType({})
@@ -248,7 +256,8 @@ class WebhookApp:
         except Exception as exc:  # a parser bug or a body it did not expect
             return self._reject(connection, 400, "malformed", "malformed webhook body",
                                 error=type(exc).__name__)
-        if events and not route.integrations and route.disabled:
+        follow = bool(events and route.followers and self.follow is not None)
+        if events and not route.integrations and route.disabled and not follow:
             return self._reject(connection, 503, "integrations_disabled",
                                 "every integration fed by this connection is disabled; "
                                 "deliver it again later", {"Retry-After": RETRY_AFTER_DISABLED},
@@ -261,17 +270,20 @@ class WebhookApp:
             except StoreError as exc:
                 return self._reject(connection, 503, "store_failed", "cannot store the event now",
                                     {"Retry-After": RETRY_AFTER}, error=str(exc))
-        accepted = len(events) if items else 0
+        accepted = len(events) if items or follow else 0
         self._count(200, accepted)
         for integration in route.integrations if items else ():
             metrics.EVENTS_RECEIVED.labels(integration).inc(len(events))
         log.info("webhook.accepted", connection=connection, status=200, count=accepted,
                  parsed=len(events))
-        after = None
+        calls: list[Callable[[], None]] = []
         if items and self.notify is not None:
-            names = list(route.integrations)
-            after = lambda: self.notify(names)  # noqa: E731
-        return 200, {"accepted": accepted}, {}, after
+            names, notify = list(route.integrations), self.notify
+            calls.append(lambda: notify(names))
+        if follow and self.follow is not None:
+            tell = self.follow
+            calls.append(lambda: tell(connection, route.followers, events))
+        return 200, {"accepted": accepted}, {}, (lambda: _each(calls)) if calls else None
 
     def _reject(self, connection: str, status: int, code: str, reason: str,
                 headers: dict[str, str] | None = None, **fields: str):
@@ -328,3 +340,12 @@ def start_receiver(app: WebhookApp, host: str = "127.0.0.1", port: int = 0,
     # waitress counts its listening socket and its wake-up trigger among the connections
     return ServerThread(app, host, port, threads=threads, name="receiver",
                         max_request_body_size=cap, connection_limit=connection_limit + 2).start()
+
+
+def _each(calls: list[Callable[[], None]]) -> None:
+    """Run every callback; one that raises stops none of the others."""
+    for call in calls:
+        try:
+            call()
+        except Exception as exc:
+            log.error("webhook.notify_failed", error=f"{type(exc).__name__}: {exc}")

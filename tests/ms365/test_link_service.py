@@ -93,6 +93,6 @@ def test_later_rounds_read_only_what_tribe_changed(world, service):
     world.client.update("Relation_Person", person, {"FirstName": "New"})  # the person only
     changed = {r.key for r in world.people.changed_since(since)}
     assert key in changed and untouched not in changed  # reached through its person
-    service.service.wake.set()
+    service.service.poll_now()
     assert wait_for(lambda: world.outlook_by_key(ANNA)[key]["givenName"] == "New",
                     timeout=20)
