@@ -8,6 +8,13 @@ import threading
 import time
 from collections.abc import Callable
 
+#: Header: the id of an attempt (unique in the process and, by its prefix, across processes).
+REQUEST_ID = "X-Syncd-Request"
+#: Header: the ids of the attempts whose Retry-After holds the request waited out ("-" for
+#: none): the holds its sender had recorded when it decided to send (read at the last check
+#: of the holds, right before the send).
+HELD_BY = "X-Syncd-Held-By"
+
 
 class RateBudget:
     """A token bucket shared by the threads of one connection: ``rate`` per second, ``burst``."""
@@ -81,26 +88,42 @@ class Holds:
     A hold of scope ``""`` (a 429 or 503 that names no narrower scope) holds *every* request
     of the account; a hold of another scope (an endpoint with a limit of its own, e.g. an
     export's 1 a minute) holds only the requests of that scope. A request of scope ``s``
-    waits for the holds of ``""`` and ``s``."""
+    waits for the holds of ``""`` and ``s``.
+
+    Each hold remembers ``by``, the id of the request whose answer began it: :meth:`wait`
+    returns the ids of the latest holds it waited out, so a request can tell the server which
+    ``Retry-After`` its sender knew of when it decided to send (see ``HELD_BY`` in
+    :mod:`syncd.connectors.httpclient`)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._until: dict[str, float] = {}
+        self._by: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def hold(self, seconds: float, scope: str = "") -> None:
+    def hold(self, seconds: float, scope: str = "", by: str = "") -> None:
         with self._lock:
             until = self._clock() + seconds
             if until > self._until.get(scope, 0.0):
                 self._until[scope] = until
+                self._by[scope] = by
+
+    def _remaining(self, scope: str) -> float:
+        until = max(self._until.get("", 0.0), self._until.get(scope, 0.0) if scope else 0.0)
+        return max(0.0, until - self._clock())
 
     def remaining(self, scope: str = "") -> float:
         """Seconds until a request of ``scope`` may leave (0 when it may now)."""
         with self._lock:
-            until = max(self._until.get("", 0.0), self._until.get(scope, 0.0) if scope else 0.0)
-            return max(0.0, until - self._clock())
+            return self._remaining(scope)
 
-    def wait(self, scope: str = "", sleep: Callable[[float], None] = time.sleep) -> None:
-        """Return once no hold covers ``scope`` (a hold taken while sleeping is waited too)."""
-        while (delay := self.remaining(scope)) > 0:
+    def wait(self, scope: str = "", sleep: Callable[[float], None] = time.sleep) -> list[str]:
+        """Return once no hold covers ``scope`` (a hold taken while sleeping is waited too):
+        the ids (``by``) of the latest holds of ``""`` and ``scope``, read under the same lock
+        as the check that found them over, so nothing recorded before the return is missed."""
+        while True:
+            with self._lock:
+                delay = self._remaining(scope)
+                if delay <= 0:
+                    return [b for s in dict.fromkeys(("", scope)) if (b := self._by.get(s))]
             sleep(delay)

@@ -7,7 +7,10 @@ A connector builds one :class:`HttpClient` per connection. The client
 - honours ``Retry-After`` globally: after a 429 or 503 that names a delay, *no* request of this
   account (from any thread, any client sharing its :class:`Holds`) leaves before the delay has
   passed, checked right before the bytes go out; a request of a narrower ``scope`` (an
-  endpoint with a limit of its own) holds only that scope;
+  endpoint with a limit of its own) holds only that scope. Each attempt carries an id
+  (``X-Syncd-Request``) and the ids of the requests whose ``Retry-After`` it waited out
+  (``X-Syncd-Held-By``, ``-`` for none), read at that last check: what its sender knew when
+  it decided to send, which the emulators judge instead of arrival times;
 - retries 429, 5xx, timeouts and connection errors with exponential back-off and jitter
   (tenacity), and refreshes the token once on a 401;
 - never logs a secret: headers and bodies are not logged, only method, path and status; a
@@ -22,8 +25,12 @@ A connector builds one :class:`HttpClient` per connection. The client
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import itertools
+import secrets
 import time
 from collections.abc import Callable
+from typing import Any
 
 import requests
 import structlog
@@ -39,6 +46,8 @@ from tenacity import (
 
 from syncd import metrics
 from syncd.connectors import calls
+from syncd.connectors.budgets import HELD_BY as HELD_BY
+from syncd.connectors.budgets import REQUEST_ID as REQUEST_ID
 from syncd.connectors.budgets import Holds as Holds
 from syncd.connectors.budgets import KeyedRateBudget as KeyedRateBudget
 from syncd.connectors.budgets import RateBudget as RateBudget
@@ -52,6 +61,34 @@ from syncd.exceptions import AuthError, RemoteError
 
 log = structlog.get_logger("syncd.connectors.httpclient")
 
+_ID_PREFIX = secrets.token_hex(3)
+_ids = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}-{next(_ids)}"
+
+
+#: The scope of the request :meth:`HttpClient.send_raw` is sending (for its adapter's gate).
+_sending_scope: contextvars.ContextVar[str] = contextvars.ContextVar("syncd_http_scope",
+                                                                    default="")
+
+
+class _HoldingAdapter(HTTPAdapter):
+    """The last check of the holds: in the adapter, once the request is prepared (body
+    encoded, proxies and settings merged), right before urllib3 writes it; sets
+    ``X-Syncd-Held-By`` from that check. It never blocks for a free connection
+    (``pool_block=False``: one more is opened), so no wait for a slot follows the check."""
+
+    def __init__(self, holds: Holds, sleep: Callable[[float], None], **kwargs):
+        super().__init__(pool_block=False, **kwargs)
+        self.holds, self.sleep = holds, sleep
+
+    def send(self, request: requests.PreparedRequest, *args: Any,
+             **kwargs: Any) -> requests.Response:
+        known = self.holds.wait(_sending_scope.get(), self.sleep)
+        request.headers[HELD_BY] = ",".join(known) or "-"
+        return super().send(request, *args, **kwargs)
 
 
 class _Retry(Exception):
@@ -96,7 +133,8 @@ class HttpClient:
         #: Retry-After holds; clients of one account share one (pass ``holds=``).
         self.holds = holds if holds is not None else Holds()
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        adapter = _HoldingAdapter(self.holds, sleep, pool_connections=4,
+                                  pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = user_agent
@@ -113,11 +151,11 @@ class HttpClient:
 
     # -- the gate that honours Retry-After for every thread of this account ------------------
 
-    def _wait_gate(self, scope: str = "") -> None:
-        self.holds.wait(scope, self._sleep)
+    def _wait_gate(self, scope: str = "") -> list[str]:
+        return self.holds.wait(scope, self._sleep)
 
-    def _hold(self, seconds: float, scope: str = "") -> None:
-        self.holds.hold(seconds, scope)
+    def _hold(self, seconds: float, scope: str = "", by: str = "") -> None:
+        self.holds.hold(seconds, scope, by)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -125,10 +163,11 @@ class HttpClient:
                  **kwargs) -> requests.Response:
         """One attempt: waits for the holds and the budget, sends, returns whatever came back.
 
-        The holds of ``scope`` (and the account's) are checked again right before the bytes
-        go out, after the budget and the token: a 429 that another thread received while
-        this one waited holds this request too. A 429 or 503 with ``Retry-After`` holds
-        ``scope`` ("" = every request of the account)."""
+        The holds of ``scope`` (and the account's) are checked again after the budget and the
+        token, and a last time by the session's adapter right before the bytes go out: a 429
+        that another thread received while this one waited or prepared holds this request
+        too. A 429 or 503 with ``Retry-After`` holds ``scope`` ("" = every request of the
+        account), recording this attempt's id as the hold's."""
         started = time.monotonic()
         self._wait_gate(scope)
         held = time.monotonic() - started
@@ -140,10 +179,12 @@ class HttpClient:
         if auth:
             headers.update(self.auth.headers(self))
         kwargs.setdefault("timeout", self.timeout)
+        request_id = headers[REQUEST_ID] = new_request_id()
         gate_from = time.monotonic()
-        self._wait_gate(scope)  # last check: nothing but the send follows
+        self._wait_gate(scope)  # the adapter checks once more, once the request is prepared
         sent = time.monotonic()
         self.requests_sent += 1
+        token = _sending_scope.set(scope)
         try:
             # a pre-signed URL (no auth) is a credential: an error names it by a placeholder
             with transport_errors(method, url if auth else "/{pre-signed URL}"):
@@ -151,11 +192,13 @@ class HttpClient:
         except BaseException:
             metrics.http_sent(self.name, "error", time.monotonic() - sent)
             raise
+        finally:
+            _sending_scope.reset(token)
         answered = time.monotonic()
         if response.status_code in (429, 503):  # the hold first: other threads wait on it
             delay = parse_retry_after(response.headers.get("Retry-After"))
             if delay is not None:
-                self._hold(delay, scope)
+                self._hold(delay, scope, request_id)
         metrics.http_sent(self.name, response.status_code, answered - sent)
         metrics.http_waited(self.name, "retry_after", held + sent - gate_from)
         return response

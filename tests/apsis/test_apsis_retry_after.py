@@ -3,20 +3,17 @@
 leave, in the client), whatever the 429 scope of the per-key limit (GAP switch
 ``key_429_scope``) and with or without the header (``send_retry_after``).
 
-The emulator runs in the test's process: with 8 writers and its own threads sharing the GIL on
-a busy machine, a request sent before a 429 can reach its handler up to ~70 ms after the 429
-left, so its grace for requests in flight is 150 ms here (Retry-After 0.4 s). The client-side
-count has no grace: a request that leaves after a 429 came back and before its Retry-After
-ran out is counted."""
-
-import threading
-import time
+Both counts are exact, with no grace for load: each request names the 429s whose hold its
+sender waited out (``X-Syncd-Held-By``), and is early iff it arrives (the emulator, by the
+time its 429 left) or leaves (the client, by when that 429 came back) before one of those
+Retry-After ends. A 429 it does not name was still in flight to the client when it was sent.
+A client that ignores the holds is counted (the last test here)."""
 
 import pytest
-import requests
 
-from syncd.connectors.httpclient import parse_retry_after
+from syncd.connectors.budgets import Holds
 from syncd.records import Consent, Profile
+from syncd.testing.holds import SentLog
 
 NEWSLETTER = "com.apsis1.topics.newsletter"
 
@@ -35,11 +32,10 @@ def test_eight_writers_never_send_before_a_retry_after(make_emulator, connect, k
     # the server allows 4 requests/s per key; syncd is told 40, so per-key 429s happen too
     emu = make_emulator(per_key_per_second=4, key_429_scope=key_429_scope,
                         send_retry_after=send_retry_after)
-    emu.retry_after_grace = 0.15
     conn = connect(emu, concurrency=8, per_profile_per_second=40, max_attempts=12,
                    backoff=0.1)
     conn.client.authenticate()
-    sent = ClientLog(monkeypatch)
+    sent = SentLog(monkeypatch, emu.url)
     emu.reset_stats()
     emu.set_faults(throttle_rate=0.05, retry_after=0.4, error_rate=0.10)
     results = conn.write_profiles(people(120), set())
@@ -48,37 +44,31 @@ def test_eight_writers_never_send_before_a_retry_after(make_emulator, connect, k
     stats = emu.stats()
     assert [r for r in results if r.outcome == "failed"] == []
     assert stats["by_status"].get("429", 0) >= 5, stats  # the faults and the key limit hit
-    assert sent.holds >= 3  # 429s with Retry-After came back
+    if send_retry_after:
+        assert len(sent.holds) >= 3  # 429s with Retry-After came back
+        assert any(k != "-" for k in sent.held_by)  # and were waited out, by name
+    assert None not in sent.held_by  # every request said what it knew: judged exactly
     assert sent.early == [], sent.early[:5]
-    assert stats["retry_after_violations"] == 0, stats
+    assert stats["retry_after_violations"] == 0, (stats, list(emu.retry_after_log)[:5])
 
 
-class ClientLog:
-    """Where requests leave the client: a request that starts after a 429 with Retry-After
-    came back, and before that Retry-After ran out, is early (no grace: measured where the
-    bytes leave)."""
-
-    def __init__(self, monkeypatch):
-        self.lock = threading.Lock()
-        self.until = 0.0
-        self.holds = 0
-        self.early: list[tuple[str, float]] = []
-        original = requests.Session.request
-
-        def request(session, method, url, **kwargs):
-            start = time.monotonic()
-            with self.lock:
-                if start < self.until:
-                    self.early.append((url, self.until - start))
-            response = original(session, method, url, **kwargs)
-            delay = parse_retry_after(response.headers.get("Retry-After"))
-            if response.status_code == 429 and delay and not url.endswith("/oauth/token"):
-                with self.lock:
-                    self.holds += 1
-                    self.until = max(self.until, time.monotonic() + delay - 0.005)
-            return response
-
-        monkeypatch.setattr(requests.Session, "request", request)
+def test_writers_that_ignore_retry_after_are_counted_at_both_ends(make_emulator, connect,
+                                                                   monkeypatch):
+    """The holds disabled (the check finds nothing to wait for): the requests the writers
+    send during a 429's Retry-After are counted by the emulator and by the client."""
+    emu = make_emulator()
+    conn = connect(emu, concurrency=8, max_attempts=12, backoff=0.1)
+    conn.client.authenticate()
+    sent = SentLog(monkeypatch, emu.url)
+    monkeypatch.setattr(Holds, "_remaining", lambda self, scope: 0.0)
+    emu.reset_stats()
+    emu.set_faults(fail_next=[429], retry_after=30)
+    conn.client.request("GET", "/audience/sections", ok=(429,))
+    results = conn.write_profiles(people(20), set())
+    assert [r for r in results if r.outcome == "failed"] == []
+    stats = emu.stats()
+    assert stats["retry_after_violations"] >= 20, stats  # every write, with no grace
+    assert len(sent.early) == stats["retry_after_violations"]
 
 
 def test_exports_and_imports_wait_for_a_hold_of_the_account(emu, connect):
