@@ -13,13 +13,13 @@ to every record as it comes).
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
 from syncd.engine.inflight import in_flight_keys, with_in_flight
+from syncd.engine.newest import newer
 from syncd.records import Consent, ConsentChange, Link, Profile, Record, Scalar
 
 
@@ -102,13 +102,10 @@ def expected_view(profile: Profile, email_attribute: str | None,
 
 
 def _after(a: str | None, b: str | None) -> bool:
-    """True when ISO time ``a`` is strictly later than ``b`` (unknown times are never later)."""
-    if not a or not b:
-        return False
-    try:
-        return dt.datetime.fromisoformat(a) > dt.datetime.fromisoformat(b)
-    except ValueError:
-        return a > b
+    """True when ISO time ``a`` is strictly later than ``b``: unknown or unreadable times
+    are never later (an opt-out is never overridden on a guess); one without an offset is
+    UTC (:func:`syncd.engine.newest.newer`)."""
+    return newer(a, b)
 
 
 def resolve_consents(rules: Rules, record: Record,

@@ -85,3 +85,17 @@ def test_waiting_changes_are_the_pending_events_of_the_records(tmp_path):
     assert waiting_changes(store, "i", keys) == {"abc-1", "1001"}
     assert waiting_changes(store, "i", []) == set()
     store.close()
+
+
+def test_an_unreadable_label_time_never_overrides_an_opt_out_in_a_sync():
+    from syncd.config.model import ConsentMapping
+    from syncd.engine.rules import Rules, resolve_consents
+
+    rules = Rules(consents=(ConsentMapping("Newsletter", "news", "email"),))
+    optouts = {("news", "email"): OUT}
+    garbled = record({"Newsletter": "zz-not-a-time"})
+    (consent,), overridden = resolve_consents(rules, garbled, optouts)
+    assert consent.opted_in is False and overridden == ()
+    later = record({"Newsletter": "2026-11-30T10:00:01"})  # no offset: UTC
+    (consent,), overridden = resolve_consents(rules, later, optouts)
+    assert consent.opted_in is True and overridden == (("news", "email"),)
