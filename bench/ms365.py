@@ -37,11 +37,15 @@ def main(argv=None) -> dict:
     from syncd_ms365.emulator_identity import IdentityEmulator
     from syncd_ms365.link import UserLink
     from syncd_ms365.pairs import Pairs
+    from syncd_ms365.rounds import Round
     from syncd_tribe.client import TribeClient
     from syncd_tribe.connector import TribeConnector
     from syncd_tribe.emulator import TribeEmulator
     from syncd_tribe.options import resolve_options
     from syncd_tribe.people import TribePeople
+
+    from syncd.engine.linkops import LinkRegistry, Links
+    from syncd.engine.store import Store
 
     parser = argparse.ArgumentParser(prog="python -m bench ms365")
     parser.add_argument("--contacts", type=int, default=5000)
@@ -70,11 +74,21 @@ def main(argv=None) -> dict:
                              "Relationship_Person_Contact_Standard")
         link = UserLink(user, employee, people, connector.mailbox,
                         Pairs(str(state / "pairs.sqlite3")))
+        # as the daemon runs it: a round with its run, guard, fail-fast and journal
+        store = Store(str(state / "syncd.db"))
+        links = Links(LinkRegistry(store), "outlook")
         graph.reset_stats()
         spent_before = graph.spent_total
         started = time.monotonic()
-        link.initial_sync()
+        run = links.run(user, "initial_sync")
+        link.begin(Round(user, links.name(user), run, 20, 0.1))
+        with run.recording():
+            link.initial_sync()
+            link.commit()
+        run.finish()
         seconds = time.monotonic() - started
+        journaled = store._read("SELECT count(*) FROM journal")[0][0]
+        store.close()
         stats = graph.stats()
         created = len(graph.store.mailbox(identity.users[user]).contacts)
         graph_requests = graph.spent_total - spent_before  # each request of a batch counts
@@ -92,6 +106,8 @@ def main(argv=None) -> dict:
          graph_requests <= 10000),
         ("ms365", "HTTP requests / 429 answers", f"{stats['requests']} / "
          f"{stats['by_status'].get('429', 0)}", "-", None),
+        ("ms365", "journal entries (syncd explain)", journaled, f"= {args.contacts}",
+         journaled == args.contacts),
         ("ms365", "per-item 429 in batches", link.mailbox.graph.counts["throttled"], "-",
          None),
     ]

@@ -224,3 +224,27 @@ def test_explain_shows_the_graph_and_tribe_calls_made_for_a_person(world, ops):
     assert not any(a["request"] == "write to Tribe" for a in answers(other))
     text = "\n".join(str(c) for a in answers(key) for c in a.get("calls", ()))
     assert "Bearer" not in text and "token" not in text.lower().replace("deltatoken=***", "")
+
+
+def test_syncd_status_prints_a_held_and_a_stopped_link(world, ops):
+    from rich.console import Console
+
+    from syncd.app.cli_status import print_status
+
+    _make, registry, _store = ops
+    held, stopped = Links(registry, "outlook"), "outlook:bob@contoso.example"
+    held.register("anna@contoso.example", lambda action: None)
+    held.register("bob@contoso.example", lambda action: None)
+    with held.run("anna@contoso.example", "poll") as run:
+        run.count("outlook", "updated", 2)
+    held.hold("anna@contoso.example", "12 of 12 outlook items would change", [])
+    held.stop("bob@contoso.example", "stopped: the first 3 writes all failed with 403")
+    console = Console(record=True, width=250)
+    print_status({"pid": 1, "uptime": 1, "config": "c", "receiver": None, "ready": True,
+                  "connections": {}, "integrations": {}, "links": registry.status()}, console)
+    text = console.export_text()
+    assert "HELD" in text and "STOPPED" in text
+    assert "12 of 12 outlook items would change" in text
+    assert "to let it go: syncd confirm outlook:anna@contoso.example" in text
+    assert "once fixed: syncd sync start " + stopped in text
+    assert "#1 poll completed" in text
