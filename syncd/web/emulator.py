@@ -10,15 +10,10 @@ documents it. This module gives them what they share, with no vendor in it:
   HEAD) that the handler ran and committed, whose answer is then lost: a 5xx instead of it,
   a hang of ``hang_seconds`` then 504 (a client with a shorter timeout sees a timeout), or a
   connection dropped mid-answer (status ``0``). Counted in ``stats()["applied_then_failed"]``;
-- Retry-After accounting: a client that sends a request before a ``Retry-After`` it was given
-  has passed is counted as a violation (``stats()["retry_after_violations"]``, each one in
-  ``retry_after_log``). A request that says which Retry-After its sender knew of when it
-  decided to send (``X-Syncd-Held-By``: the ``X-Syncd-Request`` ids of the requests answered
-  429, ``-`` for none; syncd's client sends it) is judged exactly: a violation iff it arrives
-  before one of those Retry-After ends (by this server's clock: when the 429 left plus its
-  delay), whatever the load; a 429 it does not name had not reached its sender, it was in
-  flight. A request without it is judged by time: one arriving from ``retry_after_grace``
-  (50 ms) after the 429 left until the Retry-After ends is a violation;
+- Retry-After accounting (:mod:`syncd.web.retry_after`): a request sent before a
+  ``Retry-After`` its client was given has passed is counted as a violation
+  (``stats()["retry_after_violations"]``), judged by the 429s it says its sender knew of
+  (``X-Syncd-Held-By``) or, without that header, by time with a grace;
 - gates (``gates``, Python only): a test holds chosen requests open before their handler
   runs, until an event of its own (ordering by events, not by sleeps);
 - :class:`TokenIssuer`: expiring bearer tokens for OAuth token endpoints;
@@ -45,23 +40,20 @@ from collections import deque
 from dataclasses import asdict
 from typing import Any, Self
 
-from syncd.connectors.budgets import HELD_BY, REQUEST_ID
 from syncd.connectors.webhook_sender import WebhookDelivery as WebhookDelivery
 from syncd.connectors.webhook_sender import WebhookSender as WebhookSender
 from syncd.web.emulator_parts import Faults as Faults
 from syncd.web.emulator_parts import TokenIssuer as TokenIssuer
+from syncd.web.retry_after import RetryAfterAccounting
 from syncd.web.wsgi import HTTPError, Request, Router, ServerThread, respond
 
 
-class Emulator:
+class Emulator(RetryAfterAccounting):
     """Base class of partner emulators. Subclasses add routes in ``setup_routes``."""
 
     kind = ""
     #: Paths (prefixes) where faults are never injected (e.g. health checks).
     fault_free_prefixes: tuple[str, ...] = ("/_emulator/",)
-    #: Seconds after a 429 during which a request that does not say which Retry-After its
-    #: sender knew of (no ``X-Syncd-Held-By``) is taken as sent before it (in flight).
-    retry_after_grace: float = 0.05
     #: The partner's webhooks, for an emulator whose partner calls them (set it in
     #: ``__init__``): started before the server, stopped after it.
     sender: WebhookSender | None = None
@@ -79,16 +71,9 @@ class Emulator:
         self._server: ServerThread | None = None
         self._stats_lock = threading.Lock()
         #: (scope, client) -> (when a Retry-After was given, until when it holds)
-        self._not_before: dict[tuple[str, str], tuple[float, float]] = {}
-        #: X-Syncd-Request id of a request answered 429 -> (scope, client, until when it holds)
-        #: (an id names one request of one client: the client it was given to is not checked)
-        self._given: dict[str, tuple[str, str, float]] = {}
-        #: each violation: (request id or "", scope, seconds before the Retry-After ended,
-        #: "known" (judged by X-Syncd-Held-By) or "time" (by the grace))
-        self.retry_after_log: deque[tuple[str, str, float, str]] = deque(maxlen=1000)
         self.requests: deque[tuple[float, str, str, int]] = deque(maxlen=10_000)
         self.counts: dict[str, int] = {}
-        self.retry_after_violations = 0
+        self.init_retry_after()
         self.applied_then_failed = 0
         #: Called with (request, status) after each answer outside ``/_emulator/``, from the
         #: serving thread: lets a test count what it needs (e.g. the pages of a full sync).
@@ -236,46 +221,6 @@ class Emulator:
         self.remember_retry_after(request, retry_after, scope)
         body, ctype = self.error_body(429, "Too Many Requests")
         return HTTPError(429, body, {"Retry-After": retry_after_header(retry_after)}, ctype)
-
-    def remember_retry_after(self, request: Request, seconds: float, scope: str = "") -> None:
-        """This client was told to wait ``seconds``; ``scope`` names a limit that holds only
-        some requests (e.g. one endpoint's), "" the whole API."""
-        now = time.monotonic()
-        client = self.client_of(request)
-        request_id = request.header(REQUEST_ID)
-        with self._stats_lock:
-            _, until = self._not_before.get((scope, client), (0.0, 0.0))
-            self._not_before[(scope, client)] = (now, max(until, now + seconds))
-            if request_id:
-                self._given[request_id] = (scope, client, now + seconds)
-                if len(self._given) > 10_000:
-                    del self._given[next(iter(self._given))]
-
-    def check_retry_after(self, request: Request, scope: str = "") -> bool:
-        """Count (and return True for) a request sent before a Retry-After of ``scope`` ran
-        out. A request with ``X-Syncd-Held-By`` is judged by the 429s it names (those its
-        sender knew of when it decided to send): early iff it arrives before one of them
-        ends (1 ms for the header's millisecond rounding). One without it is judged by time:
-        those arriving within ``retry_after_grace`` of the 429 are taken as in flight."""
-        now = time.monotonic()
-        client = self.client_of(request)
-        known = request.header(HELD_BY)
-        with self._stats_lock:
-            if known is not None:
-                for request_id in filter(None, (k.strip() for k in known.split(","))):
-                    given = self._given.get(request_id)
-                    if given and given[0] == scope and now < given[2] - 0.001:
-                        return self._violation(request, scope, given[2] - now, "known")
-                return False
-            issued, until = self._not_before.get((scope, client), (0.0, 0.0))
-            if issued + self.retry_after_grace < now < until - 0.01:
-                return self._violation(request, scope, until - now, "time")
-        return False
-
-    def _violation(self, request: Request, scope: str, early: float, how: str) -> bool:
-        self.retry_after_violations += 1
-        self.retry_after_log.append((request.header(REQUEST_ID) or "", scope, early, how))
-        return True
 
     def _inject(self, request: Request) -> None:
         f = self.faults
