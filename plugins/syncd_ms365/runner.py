@@ -12,9 +12,10 @@ shown in :meth:`LinkRunner.status` (and so ``syncd status``), and the others go 
 
 Each user's round is operated as the core operates an integration's runs
 (``connector.links``, :mod:`.rounds`): a run in ``syncd runs CONNECTION:USER`` (kind
-``initial_sync``, ``poll`` or ``notification``), the guard (a held user waits for
-``syncd confirm CONNECTION:USER``, then compares everything once) and fail-fast (a stopped
-user waits for ``syncd sync start CONNECTION:USER`` or a restart).
+``initial_sync``, ``poll``, ``webhook`` or ``notification``; a round that found no change
+and wrote, failed and held nothing is only counted, in ``syncd status``), the guard (a held
+user waits for ``syncd confirm CONNECTION:USER``, then compares everything once) and
+fail-fast (a stopped user waits for ``syncd sync start CONNECTION:USER`` or a restart).
 """
 
 from __future__ import annotations

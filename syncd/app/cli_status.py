@@ -202,14 +202,16 @@ def _links(console: Console, status: dict[str, Any]) -> None:
     links = status.get("links") or {}
     if not links:
         return
-    table = Table("link", "state", "last run", "created", "updated", "failed")
+    table = Table("link", "state", "last run", "created", "updated", "failed", "quiet rounds")
     for name, link in links.items():
         last = link.get("last_run") or {}
         state = "HELD" if link.get("held_since") else "STOPPED" if link.get("stopped") \
             else "running"
         run = f"#{last['id']} {last['kind']} {last['status']}" if last else "-"
+        quiet = f"{link['quiet_rounds']} since, last {fmt_time(link['last_quiet'])[5:16]}" \
+            if link.get("last_quiet") else "-"  # rounds that changed nothing: not runs
         table.add_row(e(name), e(state), e(run), e(last.get("created", "-")),
-                      e(last.get("updated", "-")), e(last.get("failed", "-")))
+                      e(last.get("updated", "-")), e(last.get("failed", "-")), e(quiet))
     console.print(table)
     for name, link in links.items():
         if link.get("held_since"):

@@ -8,6 +8,11 @@ the connector's, e.g. a user's e-mail address) and then works with the core's co
 
 - each round of a link is a run (:meth:`Links.run` → :class:`LinkRun`), with counts per
   side and outcome, so ``syncd runs LINK``, ``syncd runs show RUN`` and ``/metrics`` show it;
+  a *quiet* round (not an initial sync; it completed, read no change on either side, wrote,
+  failed and held nothing: a poll every ``poll_interval`` that found nothing) is not kept as
+  a run: the link keeps, in memory, when its last quiet round ended and how many passed since
+  its last kept run (``syncd status``), and ``/metrics`` counts it as a run with status
+  ``quiet`` (``syncd_runs``), so liveness stays visible;
 - the guard (:func:`syncd.engine.twoway.over_share` decides): :meth:`Links.hold` keeps a
   round that would change too much, ``syncd status`` shows it, ``syncd confirm LINK``
   releases it (the connector's ``on_release`` is called with ``"confirm"``);
@@ -27,12 +32,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
 
+from syncd import metrics
 from syncd.connectors import calls as C
 from syncd.engine.explain import Journal
 from syncd.engine.runstore import COUNTERS
@@ -48,8 +55,10 @@ HOLD_WINDOW = 10 * 365 * 86400.0
 class LinkRun:
     """One round of a link, a row of ``syncd runs``: count what it did per side."""
 
-    def __init__(self, store: Store, link: str, kind: str):
-        self.store, self.link, self.kind = store, link, kind
+    def __init__(self, store: Store, link: str, kind: str,
+                 registry: LinkRegistry | None = None):
+        self.store, self.link, self.kind, self.registry = store, link, kind, registry
+        self.started_at = time.time()
         self.id = store.start_run(link, kind)
         self.counts: Counter[str] = Counter()
         self.errors: list[tuple[str, str, bool]] = []
@@ -95,10 +104,30 @@ class LinkRun:
     def error(self, key: str, reason: str, retryable: bool = False) -> None:
         self.errors.append((key, reason, retryable))
 
+    def quiet(self) -> bool:
+        """A completed round (not an initial sync) that read no change on either side and
+        wrote, failed and held nothing: only records compared unchanged, no call made for a
+        record, no answer."""
+        return (self.status == "completed" and self.kind != "initial_sync"
+                and not self.errors and not self._answers
+                and all(k.endswith(".unchanged") for k, n in self.counts.items() if n)
+                and not C.buffer(self.owner).waiting())
+
     def finish(self, status: str = "completed", error: str | None = None) -> None:
         if self.status is not None:
             return
         self.status = status
+        if self.quiet():  # not kept: counted in /metrics and in the link's status
+            C.forget(self.owner)
+            self.store.drop_run(self.id)
+            now = time.time()
+            metrics.run_finished({"integration": self.link, "kind": self.kind,
+                                  "started_at": self.started_at}, "quiet", now)
+            if self.registry is not None:
+                self.registry.quiet(self.link, now)
+            return
+        if self.registry is not None:
+            self.registry.kept(self.link)
         try:
             self._journaled()
         except Exception as exc:  # the journal explains; it never stops a link
@@ -130,6 +159,19 @@ class LinkRegistry:
         self.lock = threading.Lock()
         self.releases: dict[str, Callable[[str], None]] = {}
         self.stopped: dict[str, str] = {}
+        #: per link: when its last quiet round ended, how many since its last kept run
+        self.quiet_rounds: dict[str, tuple[float, int]] = {}
+
+    def quiet(self, name: str, at: float) -> None:
+        with self.lock:
+            self.quiet_rounds[name] = (at, self.quiet_rounds.get(name, (0.0, 0))[1] + 1)
+
+    def kept(self, name: str) -> None:
+        """A round of the link is kept as a run: its quiet rounds count from 0 again."""
+        with self.lock:
+            last = self.quiet_rounds.get(name)
+            if last is not None:
+                self.quiet_rounds[name] = (last[0], 0)
 
     def __contains__(self, name: object) -> bool:
         with self.lock:
@@ -159,7 +201,10 @@ class LinkRegistry:
         for name in self.names():
             state = self.store.guard_state(name, HOLD_WINDOW)
             latest = self.store.runs(name, 1)
+            with self.lock:
+                quiet_at, quiet = self.quiet_rounds.get(name, (None, 0))
             out[name] = {"last_run": latest[0] if latest else None,
+                         "last_quiet": quiet_at, "quiet_rounds": quiet,
                          "held_since": state["held_since"], "held": state["reason"],
                          "stopped": self.stopped.get(name),
                          "confirm": f"syncd confirm {name}" if state["held_since"] else None,
@@ -186,7 +231,7 @@ class Links:
         return name
 
     def run(self, key: str, kind: str) -> LinkRun:
-        return LinkRun(self.registry.store, self.name(key), kind)
+        return LinkRun(self.registry.store, self.name(key), kind, self.registry)
 
     def held(self, key: str) -> str | None:
         """Why the guard holds the link (None: it does not)."""

@@ -54,6 +54,12 @@ class RunTables:
                                (status, now, error, run_id)).fetchone()
         metrics.run_finished(run and dict(run), status, now)
 
+    def drop_run(self, run_id: int) -> None:
+        """Forget a run not worth keeping (a link's quiet round), with its errors."""
+        with self._tx() as conn:
+            conn.execute("DELETE FROM run_errors WHERE run_id=?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
+
     def interrupt_running(self) -> list[dict[str, Any]]:
         """Mark runs left 'running' by a stopped process as 'interrupted'; return them."""
         with self._tx() as conn:

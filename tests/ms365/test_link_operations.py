@@ -39,7 +39,7 @@ def ops(world, tmp_path):
         options.update(authority=world.identity.authority, client_id=CLIENT_ID,
                        ca_bundle=world.identity.ca_bundle,
                        graph_url=f"{world.graph_emu.url}/v1.0", tribe_connection="crm",
-                       poll_interval=3600.0, fail_fast=3, **overrides)
+                       **{"poll_interval": 3600.0, "fail_fast": 3, **overrides})
         connector = Ms365Connector("outlook-ops", options)
         connector.state_dir = str(tmp_path / "ops")
         connector.peers = {"crm": ("tribe", TribeConnector.sandbox_config(world.tribe_emu))}
