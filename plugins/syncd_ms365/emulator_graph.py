@@ -51,14 +51,9 @@ from urllib.parse import quote
 
 from syncd.plugin import Emulator, HTTPError, Request, Router
 from syncd_ms365.emulator_graph_batch import run_batch
-from syncd_ms365.emulator_graph_store import EXT, GraphStore, graph_error
+from syncd_ms365.emulator_graph_contacts import add_routes, omit
+from syncd_ms365.emulator_graph_store import GraphStore, graph_error
 from syncd_ms365.emulator_graph_subs import Subscriptions
-
-ANY_EXT = re.compile(r"^singleValueExtendedProperties/any\(\s*(\w+)\s*:\s*\1/id eq '([^']*)'"
-                     r"\s+and\s+\1/value eq '((?:[^']|'')*)'\s*\)$", re.I)
-ANY_MAIL = re.compile(r"^emailAddresses/any\(\s*(\w+)\s*:\s*\1/address eq '((?:[^']|'')*)'"
-                      r"\s*\)$", re.I)
-EXPAND_EXT = re.compile(r"^singleValueExtendedProperties\(\$filter=(.*)\)$")
 
 
 class GraphEmulator(Emulator):
@@ -134,11 +129,7 @@ class GraphEmulator(Emulator):
 
     def setup_routes(self, router: Router) -> None:
         for base in ("/v1.0/me", "/v1.0/users/{uid}"):
-            router.add("GET", base + "/contacts", self._list)
-            router.add("POST", base + "/contacts", self._create)
-            router.add("GET", base + "/contacts/{cid}", self._get)
-            router.add("PATCH", base + "/contacts/{cid}", self._update)
-            router.add("DELETE", base + "/contacts/{cid}", self._delete)
+            add_routes(self, router, base)  # :mod:`.emulator_graph_contacts`
             router.add("GET", base + "/contactFolders/{fid}/contacts/delta", self._delta_page)
         subs = self.subscriptions
         router.add("POST", "/v1.0/subscriptions",
@@ -263,95 +254,6 @@ class GraphEmulator(Emulator):
         finally:
             self._slot(request, oid, take=False)
 
-    # -- contacts --------------------------------------------------------------------------
-
-    def _expand_ids(self, request: Request) -> set[str] | None:
-        expand = request.arg("$expand")
-        if not expand:
-            return None
-        match = EXPAND_EXT.match(expand.strip())
-        if not match:
-            raise graph_error(400, "BadRequest", f"Could not find a property named "
-                              f"'{expand}' to expand.")
-        return set(re.findall(r"id eq '([^']*)'", match.group(1)))
-
-    def _omit(self, contact: dict[str, Any]) -> dict[str, Any]:
-        if not self.omit_fields:
-            return contact
-        return {k: v for k, v in contact.items() if k not in self.omit_fields}
-
-    def _writable(self, oid: str) -> str:
-        if self.read_only and (oid in self.read_only or any(
-                self.oid_of(u) == oid for u in self.read_only)):
-            raise graph_error(403, "ErrorAccessDenied", "Access is denied. Check "
-                              "credentials and try again.")
-        return oid
-
-    def _select(self, request: Request, contact: dict[str, Any]) -> dict[str, Any]:
-        select = request.arg("$select")
-        contact = self._omit(contact)
-        if not select:
-            return contact
-        keep = {s.strip() for s in select.split(",")} | {"id", "@odata.etag", EXT, "@removed"}
-        return {k: v for k, v in contact.items() if k in keep}
-
-    def _matches(self, request: Request):
-        text = (request.arg("$filter") or "").strip()
-        if not text:
-            return lambda c: True
-        ext = ANY_EXT.match(text)
-        if ext:
-            pid, value = ext.group(2), ext.group(3).replace("''", "'").lower()
-            return lambda c: str(c.get("_ext", {}).get(pid, "")).lower() == value
-        mail = ANY_MAIL.match(text)
-        if mail:
-            address = mail.group(2).replace("''", "'").lower()
-            return lambda c: any((e.get("address") or "").lower() == address
-                                 for e in c.get("emailAddresses") or [])
-        raise graph_error(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one "
-                          "or more invalid nodes.")
-
-    def _list(self, request: Request):
-        def work(oid):
-            top = int(request.arg("$top") or 10)
-            skip = int(request.arg("$skip") or 0)
-            if not 0 < top <= 1000:
-                raise graph_error(400, "ErrorInvalidArgument", "$top must be 1..1000.")
-            keep, expand = self._matches(request), self._expand_ids(request)
-            with self.store.lock:
-                rows = [c for c in self.store.mailbox(oid).contacts.values() if keep(c)]
-            page = rows[skip:skip + top]
-            body: dict[str, Any] = {"value": [
-                self._select(request, self.store.public(c, expand)) for c in page]}
-            if skip + top < len(rows):
-                query = request.query_string
-                query = re.sub(r"(^|&)\$skip=\d+", "", query).lstrip("&")
-                body["@odata.nextLink"] = (f"{self.url}{request.path}?{query}"
-                                           f"{'&' if query else ''}$skip={skip + top}")
-            return body
-        return self._run(request, work)
-
-    def _create(self, request: Request):
-        return self._run(request, lambda oid: (201, self.store.create(
-            self._writable(oid), request.json(), merge_on_email=self.merge_on_email)))
-
-    def _get(self, request: Request):
-        def work(oid):
-            contact = self.store.get(oid, request.params["cid"])
-            return self._select(request, self.store.public(contact, self._expand_ids(request)))
-        return self._run(request, work)
-
-    def _update(self, request: Request):
-        return self._run(request, lambda oid: self.store.update(
-            self._writable(oid), request.params["cid"], request.json()))
-
-    def _delete(self, request: Request):
-        def delete(oid: str) -> tuple[int, None]:
-            self.store.delete(self._writable(oid), request.params["cid"])
-            return 204, None
-
-        return self._run(request, delete)
-
     # -- delta -----------------------------------------------------------------------------
 
     def _delta_page(self, request: Request):
@@ -392,7 +294,7 @@ class GraphEmulator(Emulator):
                     if contact is None:
                         rows.append({"id": cid, "@removed": {"reason": "deleted"}})
                     else:
-                        row = self._omit(self.store.public(contact))
+                        row = omit(self, self.store.public(contact))
                         if select:
                             keep = {s.strip() for s in select.split(",")} | {"id"}
                             row = {k: v for k, v in row.items() if k in keep}
