@@ -33,7 +33,9 @@ the same e-mail, a change syncd then sees; off by default), ``allow_http_loopbac
 want https notification URLs; on by default for loopback receivers in tests and the sandbox),
 ``delta_max_page`` (the largest page a delta honours, 1000), ``throttle_retry_after``
 (seconds, 1), ``notifications`` (False: changes are not notified, a gap), and
-``subscriptions.handshake_timeout`` (10 s as documented; tests shorten it).
+``subscriptions.handshake_timeout`` (10 s as documented; tests shorten it), ``read_only``
+(mailboxes whose writes are answered 403, as a revoked or read-only permission is) and
+``omit_fields`` (properties left out of every read: an answer missing a field).
 Control: ``POST /_emulator/expire-delta`` (every delta and skip token answers 410
 ``SyncStateNotFound``), ``POST /_emulator/lifecycle`` ``{"subscription", "event"}``,
 ``POST /_emulator/clock`` ``{"offset"}`` (seconds added to the subscriptions' clock).
