@@ -1,6 +1,7 @@
 """Fixtures of the APSIS One tests: a real emulator on port 0 and connectors pointed at it."""
 
 import pytest
+from crm_support import crm_emulator
 from syncd_apsis.connector import ApsisConnector
 from syncd_apsis.emulator import ApsisEmulator
 
@@ -27,3 +28,17 @@ def connect(started):
 
     return make
 
+
+
+@pytest.fixture
+def tribe():
+    """A started Tribe emulator (seed 1, 20 contacts, each webhook delivered once)."""
+    with crm_emulator("tribe") as emu:
+        yield emu
+
+
+@pytest.fixture
+def lime():
+    """A started Lime emulator (seed 2, 20 contacts, each webhook delivered once)."""
+    with crm_emulator("lime") as emu:
+        yield emu

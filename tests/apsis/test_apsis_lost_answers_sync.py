@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pykka
 import pytest
+from crm_support import apsis_emulator
 from syncd_apsis.connector import ApsisConnector
 from syncd_apsis.emulator import ApsisEmulator
 from syncd_lime.connector import LimeConnector
-from syncd_lime.emulator import LimeEmulator
 from syncd_lime.keys import derived_prefix
 from syncd_tribe.connector import TribeConnector
-from syncd_tribe.emulator import TribeEmulator
 
 from syncd.config.model import Condition, ConsentMapping, IntegrationConfig
 from syncd.connectors.connection import ConnectionActor
@@ -73,28 +71,8 @@ class Sync:
 
 @pytest.fixture
 def apsis():
-    emu = ApsisEmulator(seed=3).start()
-    yield emu
-    pykka.ActorRegistry.stop_all(block=True, timeout=10)  # before the emulators go
-    emu.stop()
-
-
-@pytest.fixture
-def tribe():
-    emu = TribeEmulator(seed=1, delivery_attempts=1)
-    emu.seed(20, seed=1)
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
-def lime():
-    emu = LimeEmulator(seed=2, delivery_attempts=1)
-    emu.seed(20, seed=2)
-    emu.start()
-    yield emu
-    emu.stop()
+    with apsis_emulator(seed=3) as emu:
+        yield emu
 
 
 # -- Tribe ---------------------------------------------------------------------------------

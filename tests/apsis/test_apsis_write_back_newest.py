@@ -10,11 +10,8 @@ coordinator to apply it, and runs the consent poll."""
 
 from __future__ import annotations
 
-import pykka
 import pytest
-from syncd_apsis.emulator import ApsisEmulator
-from syncd_lime.emulator import LimeEmulator
-from syncd_tribe.emulator import TribeEmulator
+from crm_support import apsis_emulator
 from writeback_support import LimeSide, Sync, TribeSide
 
 from syncd.engine.explain import story
@@ -29,29 +26,8 @@ ORDERS = ["poll_first", "in_inbox", "applied_first"]
 
 @pytest.fixture
 def apsis():
-    emu = ApsisEmulator(seed=3).start()
-    emu.configure_exports(export_delay=0)
-    yield emu
-    pykka.ActorRegistry.stop_all(block=True, timeout=10)  # before the emulators go
-    emu.stop()
-
-
-@pytest.fixture
-def tribe():
-    emu = TribeEmulator(seed=1, delivery_attempts=1)
-    emu.seed(20, seed=1)
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
-def lime():
-    emu = LimeEmulator(seed=2, delivery_attempts=1)
-    emu.seed(20, seed=2)
-    emu.start()
-    yield emu
-    emu.stop()
+    with apsis_emulator(seed=3, exports=True) as emu:
+        yield emu
 
 
 @pytest.fixture(params=["tribe", "lime"])

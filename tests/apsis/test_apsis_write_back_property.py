@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pykka
 import pytest
+from crm_support import apsis_emulator, crm_emulator
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from syncd_apsis.emulator import ApsisEmulator
-from syncd_lime.emulator import LimeEmulator
-from syncd_tribe.emulator import TribeEmulator
 from writeback_support import LimeSide, Sync, TribeSide
 
 pytestmark = pytest.mark.usefixtures("actors")
@@ -30,28 +27,21 @@ STEPS = st.lists(st.sampled_from(["crm_in", "crm_out", "apsis_out", "deliver", "
 @pytest.fixture(scope="module")
 def apsis():
     # one profile and a new connection (a token) in every example: no pacing here
-    emu = ApsisEmulator(seed=5, per_key_per_second=1000.0, token_limit_per_minute=1000).start()
-    emu.configure_exports(export_delay=0)
-    yield emu
-    emu.stop()
+    with apsis_emulator(seed=5, per_key_per_second=1000.0, token_limit_per_minute=1000,
+                        exports=True) as emu:
+        yield emu
 
 
 @pytest.fixture(scope="module")
 def tribe():
-    emu = TribeEmulator(seed=1, delivery_attempts=1)
-    emu.seed(20, seed=1)
-    emu.start()
-    yield emu
-    emu.stop()
+    with crm_emulator("tribe") as emu:
+        yield emu
 
 
 @pytest.fixture(scope="module")
 def lime():
-    emu = LimeEmulator(seed=2, delivery_attempts=1)
-    emu.seed(20, seed=2)
-    emu.start()
-    yield emu
-    emu.stop()
+    with crm_emulator("lime") as emu:
+        yield emu
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +124,3 @@ def test_tribe_ends_with_the_newest_change(tmp_path, apsis, tribe, tribe_person,
 @example(steps=["apsis_out", "crm_in", "deliver", "poll"])
 def test_lime_ends_with_the_newest_change(tmp_path, apsis, lime, lime_person, steps):
     run(tmp_path, apsis, LimeSide(lime, lime_person), steps)
-
-
-def teardown_module() -> None:
-    pykka.ActorRegistry.stop_all(block=True, timeout=10)
